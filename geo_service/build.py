@@ -1,0 +1,373 @@
+"""Catalog → validated canonical layers → a new build directory → the ``current`` pointer.
+
+A build is atomic: everything is written into a private staging folder, flushed to disk, renamed
+to ``<build-id>/`` and only then is the ``current`` symlink replaced (``rename(2)`` is atomic).
+A build that fails, or is killed at any point, leaves the previous build current and untouched;
+a failed build keeps its problem report in ``failed-<build-id>/`` so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo_service import __version__
+from geo_service.catalog import SourceCatalog, file_digest, load_catalog
+from geo_service.errors import BuildError
+from geo_service.ingest.base import ProgressFn
+from geo_service.ingest.problems import COLUMNS
+from geo_service.ingest.validate import SourceResult, validate_source
+from geo_service.schemas import SCHEMAS, Kind
+from geo_service.settings import BuildSettings
+from geo_service.store.files import CURRENT, read_build_catalog
+
+STAGING_PREFIX = ".staging-"
+FAILED_PREFIX = "failed-"
+REJECTS_FILE = "rejects.csv"
+CATALOG_FILE = "catalog.json"
+
+
+class Reporter:
+    """Progress and messages of a build; the CLI draws them with rich, tests stay quiet."""
+
+    def task(self, label: str, total: int) -> ProgressFn:
+        """Start a task; the returned function is called with (done, total)."""
+        return lambda done, total: None
+
+    def log(self, message: str) -> None:
+        """Say something the user should read."""
+
+
+@dataclass
+class BuildResult:
+    """What a successful build wrote."""
+
+    build_id: str
+    path: Path
+    catalog: dict[str, Any]
+    sources: list[SourceResult] = field(default_factory=list)
+    skipped: bool = False
+
+
+def input_digest(catalog: SourceCatalog, settings: BuildSettings, strict: bool) -> str:
+    """Fingerprint of everything a build depends on: sources, catalog, parameters, code."""
+    h = hashlib.sha256()
+    h.update(catalog.digest().encode())
+    h.update(json.dumps(_parameters(catalog, settings, strict), sort_keys=True).encode())
+    h.update(__version__.encode())
+    return h.hexdigest()
+
+
+def _parameters(catalog: SourceCatalog, settings: BuildSettings, strict: bool) -> dict[str, Any]:
+    risk = catalog.path.parent / "risk.toml"
+    return {
+        "strict": strict,
+        "max_reject_share": settings.max_reject_share,
+        "outside_country_tolerance_km": catalog.reference.outside_country_tolerance_km,
+        "risk_toml_sha256": hashlib.sha256(risk.read_bytes()).hexdigest()
+        if risk.exists()
+        else None,
+    }
+
+
+def build(
+    settings: BuildSettings | None = None,
+    *,
+    catalog_path: Path | None = None,
+    strict: bool = False,
+    if_needed: bool = False,
+    reporter: Reporter | None = None,
+    today: dt.date | None = None,
+) -> BuildResult:
+    """Build every layer of the catalog and make it current.
+
+    With ``if_needed``, nothing is done when the current build was made from the same inputs.
+    Raises :class:`BuildError` (the previous build stays current) when a source cannot be read,
+    when its rejected share exceeds the limit, or, with ``strict``, on any rejected or cleared value.
+    """
+    settings = settings or BuildSettings()
+    reporter = reporter or Reporter()
+    catalog = load_catalog(catalog_path or settings.catalog)
+    build_dir = settings.build_dir
+    build_dir.mkdir(parents=True, exist_ok=True)
+    digest = input_digest(catalog, settings, strict)
+
+    with _lock(build_dir):
+        if if_needed:
+            try:
+                current = read_build_catalog(build_dir)
+            except Exception:  # no build, or an unreadable one: build anew
+                current = None
+            if current is not None and current.get("input_digest") == digest:
+                reporter.log(f"current build {current['build_id']} is up to date")
+                return BuildResult(
+                    current["build_id"], build_dir / current["build_id"], current, skipped=True
+                )
+        _clean_staging(build_dir)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        build_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + digest[:8]
+        staging = build_dir / f"{STAGING_PREFIX}{build_id}-{os.getpid()}"
+        staging.mkdir()
+        try:
+            result = _build_into(
+                staging, build_id, now, catalog, settings, strict, digest, reporter, today
+            )
+        except BaseException as exc:
+            _keep_failed(staging, build_dir, build_id, exc)
+            raise
+        final = build_dir / build_id
+        if final.exists():  # the same inputs built twice within a second
+            shutil.rmtree(final)
+        _fsync_tree(staging)
+        os.rename(staging, final)
+        _fsync_dir(build_dir)
+        _swap_current(build_dir, build_id)
+        _prune(build_dir, settings.keep_builds)
+        result.path = final
+        reporter.log(f"build {build_id} is current ({final})")
+        return result
+
+
+def _build_into(
+    staging: Path,
+    build_id: str,
+    now: dt.datetime,
+    catalog: SourceCatalog,
+    settings: BuildSettings,
+    strict: bool,
+    digest: str,
+    reporter: Reporter,
+    today: dt.date | None,
+) -> BuildResult:
+    results: list[SourceResult] = []
+    for entry in catalog.sources:
+        size = entry.path.stat().st_size if entry.path.exists() else 0
+        progress = reporter.task(f"reading + validating {entry.key}", size)
+        result = validate_source(entry, catalog.reference, progress, today=today)
+        results.append(result)
+        for note in result.notes:
+            reporter.log(note)
+
+    layers: dict[Kind, gpd.GeoDataFrame] = {}
+    for kind in Kind:
+        parts = [r for r in results if r.kind == kind]
+        if parts:
+            layers[kind] = _combine(kind, parts)
+
+    problems = pd.concat([r.problems for r in results], ignore_index=True)
+    problems.to_csv(staging / REJECTS_FILE, index=False, columns=COLUMNS)
+    _check_thresholds(results, catalog, settings, strict)
+
+    write = reporter.task("writing layers", len(layers))
+    layer_meta: dict[str, Any] = {}
+    for i, (kind, gdf) in enumerate(layers.items(), 1):
+        path = staging / f"{kind.value}.parquet"
+        gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=True)
+        layer_meta[kind.value] = _layer_metadata(
+            kind, gdf, path.name, [r.key for r in results if r.kind == kind]
+        )
+        write(i, len(layers))
+
+    meta = {
+        "build_id": build_id,
+        "created": now.isoformat().replace("+00:00", "Z"),
+        "code_version": __version__,
+        "input_digest": digest,
+        "parameters": _parameters(catalog, settings, strict),
+        "parameter_hash": hashlib.sha256(
+            json.dumps(_parameters(catalog, settings, strict), sort_keys=True).encode()
+        ).hexdigest(),
+        "layers": layer_meta,
+        "sources": {
+            r.key: {
+                **next(e for e in catalog.sources if e.key == r.key).provenance(),
+                "sha256": file_digest(r.path),
+                "counts": r.counts,
+                "reject_share": round(r.reject_share, 6),
+            }
+            for r in results
+        },
+        "rejects": {"file": REJECTS_FILE, "rows": int(len(problems))},
+    }
+    (staging / CATALOG_FILE).write_text(
+        json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    return BuildResult(build_id, staging, meta, results)
+
+
+def _combine(kind: Kind, parts: list[SourceResult]) -> gpd.GeoDataFrame:
+    """One layer from several sources; an id seen in an earlier source rejects the later row."""
+    schema = SCHEMAS[kind]
+    frames = []
+    seen: set[str] = set()
+    for part in parts:
+        ids = part.layer[schema.id_field]
+        dup = ids.isin(seen).to_numpy()
+        if dup.any():
+            idx = np.flatnonzero(dup)
+            extra = pd.DataFrame(
+                {
+                    "source": part.key,
+                    "file": part.path.name,
+                    "record": -1,
+                    "position": -1,
+                    "field": schema.id_field,
+                    "target": schema.id_field,
+                    "value": ids.iloc[idx].to_numpy(),
+                    "reason": "duplicate id: an earlier source in the catalog has it",
+                    "action": "rejected",
+                    "message": part.path.name
+                    + ", field '"
+                    + schema.id_field
+                    + "': duplicate id '"
+                    + ids.iloc[idx].astype(str)
+                    + "' already given by an earlier source",
+                }
+            )
+            part.problems = pd.concat([part.problems, extra[COLUMNS]], ignore_index=True)
+            part.counts["rejected"] += int(dup.sum())
+            part.counts["kept"] -= int(dup.sum())
+            part.layer = part.layer.loc[~dup].reset_index(drop=True)
+        seen.update(part.layer[schema.id_field].tolist())
+        frames.append(part.layer)
+    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return gpd.GeoDataFrame(combined, geometry="geometry", crs="EPSG:4326")
+
+
+def _check_thresholds(
+    results: list[SourceResult], catalog: SourceCatalog, settings: BuildSettings, strict: bool
+) -> None:
+    failures: list[str] = []
+    for r in results:
+        entry = next(e for e in catalog.sources if e.key == r.key)
+        limit = (
+            entry.max_reject_share
+            if entry.max_reject_share is not None
+            else settings.max_reject_share
+        )
+        bad = r.problems[
+            r.problems["action"].isin(["rejected", "cleared"] if strict else ["rejected"])
+        ]
+        if strict and len(bad):
+            failures.append(f"{r.key}: {len(bad)} problem(s) and --strict allows none")
+        elif r.reject_share > limit:
+            failures.append(
+                f"{r.key}: {r.counts['rejected']} of {r.counts['read'] - r.counts['filtered']} rows "
+                f"rejected ({r.reject_share:.1%}), above the limit of {limit:.1%}"
+            )
+        if failures and failures[-1].startswith(r.key):
+            for message in bad["message"].head(5):
+                failures.append(f"  {message}")
+            if len(bad) > 5:
+                failures.append(f"  … and {len(bad) - 5} more")
+    if failures:
+        raise BuildError("build refused, the current build is unchanged:\n" + "\n".join(failures))
+
+
+def _layer_metadata(
+    kind: Kind, gdf: gpd.GeoDataFrame, filename: str, sources: list[str]
+) -> dict[str, Any]:
+    schema = SCHEMAS[kind]
+    bounds = [round(float(v), 6) for v in gdf.total_bounds] if len(gdf) else None
+    time_extent = None
+    if schema.date_field and len(gdf) and gdf[schema.date_field].notna().any():
+        col = gdf[schema.date_field]
+        time_extent = [col.min().date().isoformat(), col.max().date().isoformat()]
+    return {
+        "id": kind.value,
+        "title": schema.title,
+        "kind": kind.value,
+        "file": filename,
+        "count": int(len(gdf)),
+        "bounds": bounds,
+        "time_extent": time_extent,
+        "geometry_types": sorted(gdf.geom_type.dropna().unique().tolist()),
+        "id_field": schema.id_field,
+        "fields": {c: str(t) for c, t in gdf.dtypes.items() if c != "geometry"},
+        "sources": sources,
+        "sensitivity": {str(k): int(v) for k, v in gdf["sensitivity"].value_counts().items()},
+    }
+
+
+@contextmanager
+def _lock(build_dir: Path) -> Iterator[None]:
+    with (build_dir / ".lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise BuildError(f"another build is running in {build_dir}") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _clean_staging(build_dir: Path) -> None:
+    """Remove what killed builds left behind (we hold the lock, so none is still running)."""
+    for p in build_dir.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _keep_failed(staging: Path, build_dir: Path, build_id: str, exc: BaseException) -> None:
+    target = build_dir / f"{FAILED_PREFIX}{build_id}"
+    try:
+        (staging / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+        for p in staging.glob("*.parquet"):
+            p.unlink()
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(staging, target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    failed = sorted(build_dir.glob(f"{FAILED_PREFIX}*"))
+    for old in failed[:-3]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap_current(build_dir: Path, build_id: str) -> None:
+    tmp = build_dir / f".{CURRENT}.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(build_id, tmp)
+    os.replace(tmp, build_dir / CURRENT)
+    _fsync_dir(build_dir)
+
+
+def _prune(build_dir: Path, keep: int) -> None:
+    current = os.readlink(build_dir / CURRENT)
+    builds = sorted(
+        p
+        for p in build_dir.iterdir()
+        if p.is_dir() and not p.is_symlink() and (p / CATALOG_FILE).exists() and p.name != current
+    )
+    for old in builds[: max(0, len(builds) - (keep - 1))]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in path.iterdir():
+        if p.is_file():
+            with p.open("rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

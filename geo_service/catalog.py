@@ -1,0 +1,288 @@
+"""The source catalog (``layers/sources.toml``) as typed models.
+
+A new publisher in a format we already read is one entry here and nothing else: its kind, its
+file, the adapter, how its fields map onto the canonical schema, and its licence. The models
+are parsed once, with errors that name the entry and the key, so nothing downstream has to
+second-guess a dict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from geo_service.errors import CatalogError
+from geo_service.schemas import SCHEMAS, SENSITIVITIES, Kind
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_SPECIAL_MAPPING_KEYS = {"lon", "lat", "wkt", "keep", "source_id", "sensitivity"}
+
+
+class FieldRule(BaseModel):
+    """How one canonical field is made from a publisher's columns.
+
+    Exactly one of ``field`` (a column), ``fields`` (the first non-empty of several columns),
+    ``template`` (columns formatted into text, ``"{side_a} vs {side_b}"``) or ``value`` (a
+    constant) says where the value comes from; ``map`` then translates publisher codes,
+    ``null_if`` lists values meaning "unknown", ``format`` parses publisher date formats
+    (strptime syntax) and ``scale`` converts units.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str | None = None
+    fields: list[str] | None = None
+    template: str | None = None
+    value: str | int | float | bool | None = None
+    map: dict[str, str | int | float | None] | None = None
+    null_if: list[str] = Field(default_factory=list)
+    format: str | None = None
+    scale: float | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldRule:
+        given = [
+            k for k in ("field", "fields", "template", "value") if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'field', 'fields', 'template' or 'value'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.fields is not None and not self.fields:
+            raise ValueError("'fields' must name at least one column")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """Publisher columns this rule reads."""
+        if self.field is not None:
+            return [self.field]
+        if self.fields is not None:
+            return list(self.fields)
+        if self.template is not None:
+            return re.findall(r"{([^{}:!]+)", self.template)
+        return []
+
+    def label(self) -> str:
+        """The publisher field(s) to name in a message about this value."""
+        cols = self.columns
+        return "+".join(cols) if cols else "(constant)"
+
+
+class Mapping(BaseModel):
+    """Publisher fields → canonical fields, for one source.
+
+    Canonical fields not named here are taken from a column of the same name when the file has
+    one. ``lon``/``lat`` (or ``wkt``) name the geometry columns of a CSV; when absent they are
+    detected from common names. ``keep`` lists publisher columns carried into the layer as
+    they are, beside the canonical ones.
+    """
+
+    rules: dict[str, FieldRule] = Field(default_factory=dict)
+    lon: str | None = None
+    lat: str | None = None
+    wkt: str | None = None
+    keep: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any], kind: Kind, where: str) -> Mapping:
+        """Build a mapping from its TOML table, rejecting keys that are not canonical fields."""
+        schema = SCHEMAS[kind]
+        allowed = set(schema.field_names) | _SPECIAL_MAPPING_KEYS
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise CatalogError(
+                f"{where}: unknown mapping key(s) {', '.join(unknown)}; the {kind} schema has "
+                f"{', '.join(schema.field_names)} (plus lon, lat, wkt, keep, source_id, sensitivity)"
+            )
+        rules: dict[str, FieldRule] = {}
+        for name, spec in raw.items():
+            if name in {"lon", "lat", "wkt", "keep"}:
+                continue
+            try:
+                rules[name] = FieldRule(field=spec) if isinstance(spec, str) else FieldRule(**spec)
+            except (ValidationError, TypeError) as exc:
+                raise CatalogError(f"{where}.{name}: {_first_error(exc)}") from exc
+        try:
+            return cls(
+                rules=rules,
+                lon=raw.get("lon"),
+                lat=raw.get("lat"),
+                wkt=raw.get("wkt"),
+                keep=raw.get("keep", []),
+            )
+        except ValidationError as exc:
+            raise CatalogError(f"{where}: {_first_error(exc)}") from exc
+
+
+class Coverage(BaseModel):
+    """The area a source covers: outside it, absence of evidence is "no data", not zero."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    countries: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+class SourceEntry(BaseModel):
+    """One dataset of the catalog."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    key: str
+    kind: Kind
+    title: str
+    path: Path
+    adapter: str | None = None
+    layer: str | None = None
+    crs: str | None = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    publisher: str
+    licence: str
+    licence_url: str | None = None
+    attribution: str
+    url: str | None = None
+    sensitivity: str = "public"
+    retrieved: dt.date
+    coverage: Coverage = Field(default_factory=Coverage)
+    where: dict[str, list[str]] = Field(default_factory=dict)
+    max_reject_share: float | None = Field(None, ge=0.0, le=1.0)
+    notes: str = ""
+    mapping: Mapping = Field(default_factory=Mapping)
+
+    @field_validator("key")
+    @classmethod
+    def _key_shape(cls, v: str) -> str:
+        if not _KEY.match(v):
+            raise ValueError(
+                "source keys are lower-case letters, digits and '_' (e.g. ucdp_ged_caf)"
+            )
+        return v
+
+    @field_validator("sensitivity")
+    @classmethod
+    def _sensitivity(cls, v: str) -> str:
+        if v not in SENSITIVITIES:
+            raise ValueError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}")
+        return v
+
+    def provenance(self) -> dict[str, Any]:
+        """Licence, attribution and origin, as recorded in every build's catalog.json."""
+        return {
+            "title": self.title,
+            "kind": str(self.kind),
+            "publisher": self.publisher,
+            "licence": self.licence,
+            "licence_url": self.licence_url,
+            "attribution": self.attribution,
+            "url": self.url,
+            "retrieved": self.retrieved.isoformat(),
+            "sensitivity": self.sensitivity,
+            "coverage": self.coverage.model_dump(),
+            "path": self.path.name,
+        }
+
+
+class Reference(BaseModel):
+    """Reference layers used while validating (country outlines for the lon/lat checks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    countries: list[Path] = Field(default_factory=list)
+    country_field: str = "ADM0_A3"
+    #: A point this far outside its declared country is flagged (borders are generalised).
+    outside_country_tolerance_km: float = 10.0
+
+
+class SourceCatalog(BaseModel):
+    """All datasets a build reads, in catalog order."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    path: Path
+    sources: list[SourceEntry]
+    reference: Reference = Field(default_factory=Reference)
+
+    def by_kind(self, kind: Kind) -> list[SourceEntry]:
+        """Entries of one kind, in catalog order."""
+        return [s for s in self.sources if s.kind == kind]
+
+    def digest(self) -> str:
+        """SHA-256 of the catalog file and every file it names: a build's input fingerprint."""
+        h = hashlib.sha256()
+        h.update(self.path.read_bytes())
+        for p in [s.path for s in self.sources] + list(self.reference.countries):
+            h.update(str(p.name).encode())
+            h.update(file_digest(p).encode())
+        return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (``missing`` when it cannot be read)."""
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return "missing"
+    return h.hexdigest()
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        return f"{loc}: {msg}" if loc else msg
+    return str(exc)
+
+
+def load_catalog(path: Path) -> SourceCatalog:
+    """Parse ``sources.toml``; paths in it are relative to the catalog file's folder."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CatalogError("source catalog not found", path=path) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"not valid TOML: {exc}", path=path) from exc
+    base = path.parent
+    entries: list[SourceEntry] = []
+    for key, body in (raw.get("sources") or {}).items():
+        if not isinstance(body, dict):
+            raise CatalogError(f"[sources.{key}] must be a table", path=path)
+        body = dict(body)
+        where = f"[sources.{key}]"
+        try:
+            kind = Kind(body.get("kind"))
+        except ValueError as exc:
+            raise CatalogError(
+                f"{where} kind must be one of {', '.join(k.value for k in Kind)}, "
+                f"got {body.get('kind')!r}",
+                path=path,
+            ) from exc
+        mapping = Mapping.parse(body.pop("mapping", {}) or {}, kind, f"{where}.mapping")
+        if "path" in body:
+            body["path"] = base / body["path"]
+        try:
+            entries.append(SourceEntry(key=key, mapping=mapping, **body))
+        except ValidationError as exc:
+            raise CatalogError(f"{where} {_first_error(exc)}", path=path) from exc
+    if not entries:
+        raise CatalogError("no [sources.*] entries", path=path)
+    ref_raw = dict(raw.get("reference") or {})
+    ref_raw["countries"] = [base / p for p in ref_raw.get("countries", [])]
+    try:
+        reference = Reference(**ref_raw)
+    except ValidationError as exc:
+        raise CatalogError(f"[reference] {_first_error(exc)}", path=path) from exc
+    return SourceCatalog(path=path, sources=entries, reference=reference)

@@ -1,0 +1,297 @@
+"""``riskmap``: build, check, describe and serve the risk layers.
+
+Exit codes: 0 success; 1 the data has problems (a refused build, rejected rows in
+``validate``); 2 nothing could be done (a missing or unreadable file, a bad catalog, no build).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from geo_service.build import Reporter, build
+from geo_service.catalog import Mapping, SourceEntry, load_catalog
+from geo_service.errors import BuildError, CatalogError, NoBuildError, RiskMapError, SourceError
+from geo_service.ingest.base import ProgressFn
+from geo_service.ingest.validate import SourceResult, validate_source
+from geo_service.schemas import Kind
+from geo_service.settings import ApiSettings, BuildSettings
+from geo_service.store.files import read_build_catalog
+
+app = typer.Typer(
+    name="riskmap",
+    help="Build risk layers for communities affected by diamond mining from public evidence, "
+    "check source files, and serve the layers over HTTP.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class RichReporter(Reporter):
+    """Progress bars on stderr, one per task."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def task(self, label: str, total: int) -> ProgressFn:
+        """A bar that fills as the task reports (done, total)."""
+        task_id = self.progress.add_task(label, total=max(total, 1))
+
+        def update(done: int, total: int) -> None:
+            self.progress.update(task_id, completed=done, total=max(total, 1))
+
+        return update
+
+    def log(self, message: str) -> None:
+        """Print above the bars."""
+        self.progress.console.print(message)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _fail(exc: Exception, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command("build")
+def build_cmd(
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Source catalog to build from [default: layers/sources.toml]."),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Refuse the build on any rejected row or cleared value."),
+    ] = False,
+    if_needed: Annotated[
+        bool,
+        typer.Option("--if-needed", help="Do nothing when the current build has the same inputs."),
+    ] = False,
+    build_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where builds go [default: layers/build, or RISKMAP_BUILD_DIR]."),
+    ] = None,
+) -> None:
+    """Read, validate and write every source of the catalog as a new build, then make it current.
+
+    The previous build stays current if anything fails. Problems found go to rejects.csv in the
+    build folder (in failed-<build-id>/ when the build is refused).
+    """
+    settings = BuildSettings()
+    if build_dir is not None:
+        settings = settings.model_copy(update={"build_dir": build_dir})
+    try:
+        with _progress() as progress:
+            result = build(
+                settings,
+                catalog_path=catalog,
+                strict=strict,
+                if_needed=if_needed,
+                reporter=RichReporter(progress),
+            )
+    except BuildError as exc:
+        raise _fail(exc, 1) from exc
+    except RiskMapError as exc:
+        raise _fail(exc, 2) from exc
+    if result.skipped:
+        return
+    _print_sources(result.sources)
+    out.print(f"build [bold]{result.build_id}[/] written to {result.path}")
+
+
+def _print_sources(results: list[SourceResult]) -> None:
+    table = Table(title="Sources")
+    for col in (
+        "source",
+        "kind",
+        "read",
+        "filtered",
+        "kept",
+        "rejected",
+        "cleared",
+        "repaired",
+        "flagged",
+    ):
+        table.add_column(col, justify="left" if col in ("source", "kind") else "right")
+    for r in results:
+        c = r.counts
+        table.add_row(
+            r.key,
+            r.kind.value,
+            *(
+                str(c[k])
+                for k in ("read", "filtered", "kept", "rejected", "cleared", "repaired", "flagged")
+            ),
+        )
+    out.print(table)
+
+
+@app.command("validate")
+def validate_cmd(
+    path: Annotated[Path, typer.Argument(help="The file to check.")],
+    kind: Annotated[Kind, typer.Option(help="Which canonical schema the file should fit.")],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file with a mapping table (as [sources.<key>.mapping] in the catalog)."
+        ),
+    ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(help="CRS of the coordinates when the file has none, e.g. EPSG:4326."),
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="Format, when the suffix does not tell.")
+    ] = None,
+    layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage or KML file.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
+    rejects: Annotated[
+        Path | None, typer.Option(help="Write every problem to this CSV file.")
+    ] = None,
+    show: Annotated[int, typer.Option(help="How many problems to print.")] = 20,
+) -> None:
+    """Check one file against a kind's schema and report every problem; builds nothing.
+
+    Exits 0 when every row is usable, 1 when some rows would be rejected, 2 when the file
+    cannot be read at all.
+    """
+    try:
+        raw_mapping = tomllib.loads(mapping.read_text(encoding="utf-8")) if mapping else {}
+        entry = SourceEntry(
+            key="file",
+            kind=kind,
+            title=path.name,
+            path=path,
+            adapter=adapter,
+            layer=layer,
+            crs=crs,
+            encoding=encoding,
+            publisher="(not in the catalog)",
+            licence="(unknown)",
+            attribution="(unknown)",
+            retrieved=dt.date.today(),
+            mapping=Mapping.parse(raw_mapping, kind, str(mapping or "mapping")),
+        )
+        project = BuildSettings().catalog
+        reference = load_catalog(project).reference if project.exists() else None
+        size = path.stat().st_size if path.exists() else 0
+        with _progress() as progress:
+            task = RichReporter(progress).task(f"reading + validating {path.name}", size)
+            result = validate_source(entry, reference, task)
+    except (SourceError, CatalogError, tomllib.TOMLDecodeError, OSError) as exc:
+        raise _fail(exc, 2) from exc
+    _print_sources([result])
+    problems = result.problems
+    for message, action in zip(
+        problems["message"].head(show), problems["action"].head(show), strict=True
+    ):
+        colour = {"rejected": "red", "cleared": "yellow", "flagged": "cyan", "repaired": "green"}[
+            action
+        ]
+        out.print(f"[{colour}]{action:>8}[/] {message}", highlight=False)
+    if len(problems) > show:
+        out.print(f"… and {len(problems) - show} more (use --rejects FILE to write them all)")
+    if rejects is not None:
+        problems.to_csv(rejects, index=False)
+        out.print(f"problems written to {rejects}")
+    if result.counts["rejected"]:
+        raise typer.Exit(1)
+
+
+@app.command("layers")
+def layers_cmd(
+    build_dir: Annotated[
+        Path | None, typer.Option(help="Builds folder [default: layers/build].")
+    ] = None,
+) -> None:
+    """Describe the current build: its layers, their extents, sources and licences."""
+    settings = BuildSettings()
+    try:
+        catalog = read_build_catalog(build_dir or settings.build_dir)
+    except NoBuildError as exc:
+        raise _fail(exc, 2) from exc
+    out.print(
+        f"build [bold]{catalog['build_id']}[/], made {catalog['created']} by version "
+        f"{catalog['code_version']}"
+    )
+    table = Table(title="Layers")
+    for col in ("layer", "features", "geometry", "bounds (W, S, E, N)", "time", "sources"):
+        table.add_column(col)
+    for layer in catalog["layers"].values():
+        bounds = ", ".join(f"{v:.2f}" for v in layer["bounds"]) if layer["bounds"] else "—"
+        time = " … ".join(layer["time_extent"]) if layer["time_extent"] else "—"
+        table.add_row(
+            layer["id"],
+            str(layer["count"]),
+            ", ".join(layer["geometry_types"]),
+            bounds,
+            time,
+            ", ".join(layer["sources"]),
+        )
+    out.print(table)
+    src = Table(title="Sources and licences")
+    for col in ("source", "publisher", "licence", "coverage", "kept", "rejected"):
+        src.add_column(col)
+    for key, s in catalog["sources"].items():
+        src.add_row(
+            key,
+            s["publisher"],
+            s["licence"],
+            ", ".join(s["coverage"]["countries"]) or "—",
+            str(s["counts"]["kept"]),
+            str(s["counts"]["rejected"]),
+        )
+    out.print(src)
+    out.print(
+        f"problems: {catalog['rejects']['rows']} (see {catalog['rejects']['file']} in the build folder)"
+    )
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Interface to listen on [default: 127.0.0.1, or RISKMAP_HOST]."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000, or RISKMAP_PORT].")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the current build over HTTP (a new build is picked up without a restart)."""
+    import uvicorn
+
+    settings = ApiSettings()
+    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = settings.model_copy(update=update)
+    out.print(f"serving {settings.build_dir} on http://{settings.host}:{settings.port}")
+    uvicorn.run(
+        "geo_service.api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,513 @@
+"""A source file → its rows in the canonical schema, plus every problem found on the way.
+
+Nothing is silently dropped: a row that cannot be used is *rejected* with the file, line or
+feature number, publisher field and what was expected; an optional value that is wrong is
+*cleared*; an invalid shape is *repaired* when the repair keeps its shape; a probable mistake
+(swapped lon/lat, a point outside its country) is *flagged* and kept as published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_service.catalog import FieldRule, Reference, SourceEntry
+from geo_service.errors import SourceError
+from geo_service.ingest import ReadOptions, adapter_for
+from geo_service.ingest.base import ProgressFn, RawTable
+from geo_service.ingest.countries import country_shapes, resolve_countries
+from geo_service.ingest.geometry import (
+    check_geometries,
+    from_wkt,
+    points_from_columns,
+    resolve_crs,
+    to_wgs84,
+)
+from geo_service.ingest.mapping import apply_rule, as_text, check_columns, needed_columns
+from geo_service.ingest.problems import COLUMNS, Problems, got
+from geo_service.schemas import COMMON_FIELDS, SCHEMAS, SENSITIVITIES, FieldSpec, Kind
+
+_URL = r"^https?://[^\s/$.?#][^\s]*$"
+
+
+@dataclass
+class SourceResult:
+    """What one source contributed to a build: its valid rows and its problems."""
+
+    key: str
+    kind: Kind
+    path: Path
+    layer: gpd.GeoDataFrame
+    problems: pd.DataFrame
+    counts: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reject_share(self) -> float:
+        """Rejected rows over rows considered (after the catalog's row filter)."""
+        considered = self.counts["read"] - self.counts["filtered"]
+        return self.counts["rejected"] / considered if considered else 0.0
+
+
+def read_source(entry: SourceEntry, progress: ProgressFn | None = None) -> RawTable:
+    """Read only the columns the entry's mapping needs."""
+    adapter = adapter_for(entry.path, entry.adapter)
+    opts = ReadOptions(
+        path=entry.path,
+        layer=entry.layer,
+        encoding=entry.encoding,
+        delimiter=entry.delimiter,
+        lon=entry.mapping.lon,
+        lat=entry.mapping.lat,
+        wkt=entry.mapping.wkt,
+    )
+    header = adapter.columns(opts)
+    check_columns(entry.mapping, header, entry.where, entry.path)
+    cols = needed_columns(entry.mapping, SCHEMAS[entry.kind], header, entry.where)
+    return adapter.read(opts, cols, progress)
+
+
+def validate_source(
+    entry: SourceEntry,
+    reference: Reference | None = None,
+    progress: ProgressFn | None = None,
+    today: dt.date | None = None,
+) -> SourceResult:
+    """Read and validate one catalog entry."""
+    raw = read_source(entry, progress)
+    return validate_table(raw, entry, reference, today=today)
+
+
+def validate_table(
+    raw: RawTable,
+    entry: SourceEntry,
+    reference: Reference | None = None,
+    today: dt.date | None = None,
+) -> SourceResult:
+    """Map and validate a table that an adapter read."""
+    schema = SCHEMAS[entry.kind]
+    n_read = len(raw)
+    data, records, geometry = raw.data, raw.records, raw.geometry
+
+    keep = np.ones(n_read, dtype=bool)
+    for column, allowed in entry.where.items():
+        keep &= as_text(data[column]).isin([str(a) for a in allowed]).to_numpy()
+    n_filtered = int((~keep).sum())
+    if n_filtered:
+        data = data.loc[keep].reset_index(drop=True)
+        records = records[keep]
+        geometry = geometry[keep] if geometry is not None else None
+
+    problems = Problems()
+    crs = resolve_crs(raw.crs, entry.crs, raw.path)
+    if raw.lonlat is not None:
+        lon_name, lat_name = raw.lonlat
+        lon = _numbers(data[lon_name], lon_name, "", problems, "rejected")
+        lat = _numbers(data[lat_name], lat_name, "", problems, "rejected")
+        geoms = points_from_columns(lon, lat, raw.lonlat, crs, problems)
+        geom_field = f"{lon_name}/{lat_name}"
+    elif raw.wkt is not None:
+        geoms = from_wkt(as_text(data[raw.wkt]), raw.wkt, problems)
+        geom_field = raw.wkt
+    else:
+        geoms = geometry if geometry is not None else np.full(len(data), None, dtype=object)
+        geom_field = "geometry"
+    geoms = to_wgs84(geoms, crs)
+    geoms = check_geometries(geoms, schema.geometry_types, problems, geom_field)
+
+    out: dict[str, pd.Series] = {}
+    for spec in schema.fields:
+        if spec.name == schema.id_field or spec.name == "footprint":
+            continue
+        rule = _rule_for(entry, spec.name, data)
+        if rule is None:
+            out[spec.name] = _empty(spec, len(data))
+            if spec.required:
+                problems.add(
+                    np.arange(len(data)),
+                    spec.name,
+                    None,
+                    f"missing {spec.name}: the file has no such column and the mapping names none",
+                    "rejected",
+                    spec.name,
+                )
+            continue
+        values = apply_rule(rule, data)
+        out[spec.name] = _convert(values, spec, rule, problems, today or dt.date.today())
+
+    source_id = _source_id(entry, data, records, problems)
+    id_rule = entry.mapping.rules.get(schema.id_field)
+    if id_rule is not None:
+        ids = as_text(apply_rule(id_rule, data))
+        missing = np.flatnonzero(ids.isna().to_numpy())
+        problems.add(
+            missing,
+            id_rule.label(),
+            None,
+            f"missing {schema.id_field}",
+            "rejected",
+            schema.id_field,
+        )
+    else:
+        ids = (entry.key + ":" + source_id.fillna("")).where(source_id.notna(), None)
+    out = {schema.id_field: ids, **out}
+
+    if entry.kind == Kind.concessions:
+        _footprints(geoms, out, problems)
+
+    sensitivity = _sensitivity(entry, data, problems)
+    flags = _country_flags(geoms, out["country"], reference, problems)
+
+    rejected = problems.rows("rejected")
+    alive = np.ones(len(data), dtype=bool)
+    alive[rejected] = False
+    _duplicates(out[schema.id_field], alive, records, raw, schema.id_field, id_rule, problems)
+    rejected = problems.rows("rejected")
+    alive[rejected] = False
+
+    columns = {
+        name: out[name]
+        for name in [
+            schema.id_field,
+            *[f.name for f in schema.fields if f.name in out and f.name != schema.id_field],
+        ]
+    }
+    columns["source"] = pd.Series([entry.key] * len(data), dtype="str")
+    columns["source_id"] = source_id
+    columns["sensitivity"] = sensitivity
+    columns["qa_flags"] = flags
+    for col in entry.mapping.keep:
+        if col in columns:
+            raise SourceError(f"keep names '{col}', which is a canonical field", path=raw.path)
+        columns[col] = as_text(data[col])
+    frame = pd.DataFrame({k: pd.Series(v).reset_index(drop=True) for k, v in columns.items()})
+    layer = gpd.GeoDataFrame(
+        frame.loc[alive].reset_index(drop=True),
+        geometry=gpd.GeoSeries(geoms[alive], crs="EPSG:4326").reset_index(drop=True),
+        crs="EPSG:4326",
+    )
+    layer = _tidy_types(layer, entry.kind)
+
+    table = _problem_table(problems, raw, records, entry.key)
+    counts = {
+        "read": n_read,
+        "filtered": n_filtered,
+        "rejected": int((~alive).sum()),
+        "kept": int(alive.sum()),
+        "cleared": int((table["action"] == "cleared").sum()),
+        "repaired": int((table["action"] == "repaired").sum()),
+        "flagged": int((table["action"] == "flagged").sum()),
+    }
+    return SourceResult(entry.key, entry.kind, raw.path, layer, table, counts, list(raw.notes))
+
+
+def _rule_for(entry: SourceEntry, name: str, data: pd.DataFrame) -> FieldRule | None:
+    rule = entry.mapping.rules.get(name)
+    if rule is None and name in data.columns:
+        rule = FieldRule(field=name)
+    return rule
+
+
+def _numbers(
+    values: pd.Series, label: str, target: str, problems: Problems, action: str
+) -> pd.Series:
+    """Floats; text that is not a number is recorded (missing values are not, here)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64")
+    text = as_text(values)
+    nums = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = np.flatnonzero((text.notna() & nums.isna()).to_numpy())
+    problems.add(
+        bad, label, text.iloc[bad], got(text.iloc[bad]).radd("expected a number, "), action, target
+    )
+    return nums
+
+
+def _convert(
+    values: pd.Series, spec: FieldSpec, rule: FieldRule, problems: Problems, today: dt.date
+) -> pd.Series:
+    """Typed values of one field; wrong values are rejected (required) or cleared (optional)."""
+    label = rule.label()
+    action = "rejected" if spec.required else "cleared"
+    text = as_text(values) if spec.type not in ("int", "float", "date") else None
+
+    def report(mask: np.ndarray, shown: pd.Series, reason: str | pd.Series) -> None:
+        idx = np.flatnonzero(mask)
+        if idx.size:
+            r = reason if isinstance(reason, str) else reason.iloc[idx]
+            problems.add(idx, label, shown.iloc[idx], r, action, spec.name)
+
+    if spec.type in ("int", "float"):
+        shown = as_text(values)
+        nums = _numbers(values, label, spec.name, Problems(), action)
+        if rule.scale is not None:
+            nums = nums * rule.scale
+        not_number = shown.notna() & nums.isna()
+        report(not_number.to_numpy(), shown, got(shown).radd(f"expected {spec.expectation()}, "))
+        bad = np.zeros(len(nums), dtype=bool)
+        arr = nums.to_numpy()
+        with np.errstate(invalid="ignore"):
+            if spec.type == "int":
+                bad |= np.isfinite(arr) & (np.mod(arr, 1) != 0)
+            if spec.min is not None:
+                bad |= (arr <= spec.min) if spec.min_exclusive else (arr < spec.min)
+            if spec.max is not None:
+                bad |= arr > spec.max
+        report(bad, shown, got(shown).radd(f"expected {spec.expectation()}, "))
+        nums = nums.where(~bad & ~not_number.to_numpy())
+        missing = nums.isna().to_numpy() & ~bad & ~not_number.to_numpy()
+        if spec.required:
+            report(missing, shown, f"missing {spec.name}")
+        if spec.type == "int":
+            return nums.round().astype("Int64")
+        return nums
+
+    if spec.type == "date":
+        shown = as_text(values)
+        dates = _dates(values, rule.format)
+        unparsed = (shown.notna() & dates.isna()).to_numpy()
+        fmt = f" in the format {rule.format}" if rule.format else ""
+        report(unparsed, shown, got(shown).radd(f"expected {spec.expectation()}{fmt}, "))
+        bad = np.zeros(len(dates), dtype=bool)
+        if spec.not_future:
+            bad = (dates > pd.Timestamp(today)).to_numpy()
+            report(bad, shown, got(shown).radd("date is in the future, "))
+        dates = dates.where(~bad)
+        if spec.required:
+            report((dates.isna().to_numpy() & ~unparsed & ~bad), shown, f"missing {spec.name}")
+        return dates
+
+    assert text is not None
+    if spec.type == "country":
+        codes = resolve_countries(text)
+        bad = (text.notna() & codes.isna()).to_numpy()
+        report(bad, text, got(text).radd(f"expected {spec.expectation()}, "))
+        out = codes
+    elif spec.type == "enum":
+        lowered = text.str.lower()
+        bad = (lowered.notna() & ~lowered.isin(spec.choices)).to_numpy()
+        report(bad, text, got(text).radd(f"expected {spec.expectation()}, "))
+        out = lowered.where(~bad, None)
+    elif spec.type == "url":
+        bad = (text.notna() & ~text.str.match(_URL).fillna(False).astype(bool)).to_numpy()
+        report(bad, text, got(text).radd(f"expected {spec.expectation()}, "))
+        out = text.where(~bad, None)
+    else:
+        out = text
+        bad = np.zeros(len(text), dtype=bool)
+    if spec.required:
+        report(out.isna().to_numpy() & ~bad, text, f"missing {spec.name}")
+    return out
+
+
+def _empty(spec: FieldSpec, n: int) -> pd.Series:
+    """An all-missing column of the field's type, so every build has the same schema."""
+    dtype = {"int": "Int64", "float": "float64", "date": "datetime64[ms]"}.get(spec.type, "object")
+    return (
+        pd.Series([None] * n, dtype=dtype)
+        if dtype != "object"
+        else pd.Series([None] * n, dtype="object")
+    )
+
+
+def _dates(values: pd.Series, fmt: str | None) -> pd.Series:
+    """Dates at day resolution, UTC-naive; values that do not parse become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        parsed = values
+    else:
+        text = as_text(values)
+        parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.dt.floor("D").astype("datetime64[ms]")
+
+
+def _source_id(
+    entry: SourceEntry, data: pd.DataFrame, records: np.ndarray, problems: Problems
+) -> pd.Series:
+    rule = entry.mapping.rules.get("source_id")
+    if rule is None and "source_id" in data.columns:
+        rule = FieldRule(field="source_id")
+    if rule is None:
+        # No publisher id: the record number stands in (stable only while the file is unchanged).
+        return pd.Series(records.astype(str), dtype="str")
+    ids = as_text(apply_rule(rule, data))
+    problems.add(
+        np.flatnonzero(ids.isna().to_numpy()),
+        rule.label(),
+        None,
+        "missing source_id",
+        "rejected",
+        "source_id",
+    )
+    return ids
+
+
+def _sensitivity(entry: SourceEntry, data: pd.DataFrame, problems: Problems) -> pd.Series:
+    rule = entry.mapping.rules.get("sensitivity")
+    if rule is None:
+        return pd.Series([entry.sensitivity] * len(data), dtype="str")
+    text = as_text(apply_rule(rule, data)).str.lower().fillna(entry.sensitivity)
+    bad = np.flatnonzero(~text.isin(SENSITIVITIES).to_numpy())
+    # An unknown sensitivity is never guessed to be public: the row is refused.
+    problems.add(
+        bad,
+        rule.label(),
+        text.iloc[bad],
+        got(text.iloc[bad]).radd("expected public or restricted, "),
+        "rejected",
+        "sensitivity",
+    )
+    return text
+
+
+def _footprints(geoms: np.ndarray, out: dict[str, pd.Series], problems: Problems) -> None:
+    types = np.asarray(shapely.get_type_id(geoms))
+    is_point = types == 0
+    footprint = np.where(is_point, "site", np.where(types >= 0, "polygon", None))
+    radius = out["footprint_radius_m"].to_numpy(dtype="float64", na_value=np.nan)
+    need = np.flatnonzero(is_point & np.isnan(radius))
+    problems.add(
+        need,
+        "footprint_radius_m",
+        None,
+        "a site point stands for a footprint: give footprint_radius_m in the mapping",
+        "rejected",
+        "footprint_radius_m",
+    )
+    out["footprint"] = pd.Series(footprint, dtype="object")
+    out["footprint_radius_m"] = pd.Series(np.where(is_point, radius, np.nan))
+
+
+def _country_flags(
+    geoms: np.ndarray, countries: pd.Series, reference: Reference | None, problems: Problems
+) -> pd.Series:
+    flags = np.full(len(geoms), None, dtype=object)
+    if reference is None or not reference.countries:
+        return pd.Series(flags, dtype="object")
+    shapes = country_shapes(
+        tuple(reference.countries), reference.country_field, reference.outside_country_tolerance_km
+    )
+    is_point = np.asarray(shapely.get_type_id(geoms)) == 0
+    codes = countries.to_numpy(dtype=object)
+    x = np.full(len(geoms), np.nan)
+    y = np.full(len(geoms), np.nan)
+    x[is_point] = shapely.get_x(geoms[is_point])
+    y[is_point] = shapely.get_y(geoms[is_point])
+    tol = reference.outside_country_tolerance_km
+    for code in pd.unique(codes[is_point]):
+        if not isinstance(code, str) or code not in shapes:
+            continue
+        idx = np.flatnonzero(is_point & (codes == code))
+        outside = idx[~shapes.inside(code, x[idx], y[idx])]
+        if outside.size == 0:
+            continue
+        swapped = shapes.inside(code, y[outside], x[outside])
+        where = [f"{xx:.5f}, {yy:.5f}" for xx, yy in zip(x[outside], y[outside], strict=True)]
+        sw = outside[swapped]
+        problems.add(
+            sw,
+            "geometry",
+            np.asarray(where, dtype=object)[swapped],
+            f"longitude and latitude look swapped: swapped, the point lies in {code}; "
+            "as published it does not",
+            "flagged",
+        )
+        flags[sw] = "probable_lonlat_swap"
+        far = outside[~swapped]
+        problems.add(
+            far,
+            "geometry",
+            np.asarray(where, dtype=object)[~swapped],
+            f"lies more than {tol:g} km outside its declared country {code}",
+            "flagged",
+        )
+        flags[far] = "outside_declared_country"
+    return pd.Series(flags, dtype="object")
+
+
+def _duplicates(
+    ids: pd.Series,
+    alive: np.ndarray,
+    records: np.ndarray,
+    raw: RawTable,
+    id_field: str,
+    id_rule: FieldRule | None,
+    problems: Problems,
+) -> None:
+    values = ids.to_numpy(dtype=object)
+    live = np.flatnonzero(alive & pd.notna(values))
+    dup_mask = pd.Series(values[live]).duplicated(keep="first").to_numpy()
+    if not dup_mask.any():
+        return
+    dups = live[dup_mask]
+    first_pos = pd.Series(live, index=values[live]).groupby(level=0).first()
+    firsts = first_pos.loc[values[dups]].to_numpy()
+    where = raw.positions(records[firsts])
+    reasons = pd.Series(
+        [
+            f"duplicate id '{v}' (first on {raw.record_word} {p})"
+            for v, p in zip(values[dups], where, strict=True)
+        ]
+    )
+    label = id_rule.label() if id_rule is not None else "source_id"
+    problems.add(dups, label, values[dups], reasons, "rejected", id_field)
+
+
+def _tidy_types(layer: gpd.GeoDataFrame, kind: Kind) -> gpd.GeoDataFrame:
+    for spec in SCHEMAS[kind].fields:
+        if spec.type in ("str", "country", "enum", "url") and spec.name in layer:
+            layer[spec.name] = (
+                layer[spec.name].astype("str").where(layer[spec.name].notna(), None).astype("str")
+            )
+    for col in COMMON_FIELDS:
+        if col in layer:
+            layer[col] = layer[col].astype("str")
+    return layer
+
+
+def _problem_table(
+    problems: Problems, raw: RawTable, records: np.ndarray, key: str
+) -> pd.DataFrame:
+    frame = problems.frame()
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series([], dtype="str") for c in COLUMNS}).astype(
+            {"record": "int64", "position": "int64"}
+        )
+    recs = records[frame["index"].to_numpy()]
+    pos = raw.positions(recs)
+    target = frame["target"].fillna("")
+    arrow = np.where((target != "") & (target != frame["field"]), " → " + target, "")
+    message = (
+        raw.path.name
+        + ", "
+        + raw.record_word
+        + " "
+        + pd.Series(pos).astype(str)
+        + ", field '"
+        + frame["field"]
+        + "'"
+        + arrow
+        + ": "
+        + frame["reason"]
+    )
+    return pd.DataFrame(
+        {
+            "source": key,
+            "file": raw.path.name,
+            "record": recs,
+            "position": pos,
+            "field": frame["field"],
+            "target": target,
+            "value": frame["value"],
+            "reason": frame["reason"],
+            "action": frame["action"],
+            "message": message,
+        }
+    )[COLUMNS]

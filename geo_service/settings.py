@@ -1,0 +1,41 @@
+"""Settings, split by concern, read from the environment with the ``RISKMAP_`` prefix.
+
+Paths default to the layout of the repository (``layers/`` under the working directory), so
+``make run`` from the project root needs no configuration; a deployment points them elsewhere
+with ``RISKMAP_CATALOG`` and ``RISKMAP_BUILD_DIR``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BuildSettings(BaseSettings):
+    """Where the source catalog and the builds live, and how tolerant a build is."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKMAP_", extra="ignore")
+
+    catalog: Path = Path("layers/sources.toml")
+    build_dir: Path = Path("layers/build")
+    max_reject_share: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="A source whose share of rejected rows exceeds this fails the build.",
+    )
+    keep_builds: int = Field(
+        3, ge=1, description="Completed builds kept on disk, current included."
+    )
+
+
+class ApiSettings(BaseSettings):
+    """How the service listens and which build it serves."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKMAP_", extra="ignore")
+
+    build_dir: Path = Path("layers/build")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)

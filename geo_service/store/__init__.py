@@ -1,0 +1,1 @@
+"""Reading builds: the embedded file store (GeoParquet on local disk)."""

@@ -1,0 +1,51 @@
+"""The embedded store: a build folder of GeoParquet layers and its ``catalog.json``.
+
+``current`` is a symlink to the build being served; reading it once per request is one
+``readlink(2)``, so a server notices a new build without restarting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+
+from geo_service.errors import NoBuildError
+
+CURRENT = "current"
+
+
+def current_build_id(build_dir: Path) -> str:
+    """The id of the current build, or :class:`NoBuildError`."""
+    try:
+        return os.readlink(Path(build_dir) / CURRENT)
+    except FileNotFoundError as exc:
+        raise NoBuildError(
+            f"no current build in {build_dir}: run 'riskmap build' (or 'make run')"
+        ) from exc
+
+
+def read_build_catalog(build_dir: Path, build_id: str | None = None) -> dict[str, Any]:
+    """``catalog.json`` of a build (the current one by default)."""
+    build_id = build_id or current_build_id(build_dir)
+    path = Path(build_dir) / build_id / "catalog.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise NoBuildError(f"build {build_id} has no catalog.json at {path}") from exc
+
+
+def load_layer(build_dir: Path, layer_id: str, build_id: str | None = None) -> gpd.GeoDataFrame:
+    """One layer of a build as a GeoDataFrame (EPSG:4326)."""
+    catalog = read_build_catalog(build_dir, build_id)
+    try:
+        meta = catalog["layers"][layer_id]
+    except KeyError as exc:
+        known = ", ".join(catalog["layers"]) or "(none)"
+        raise KeyError(
+            f"build {catalog['build_id']} has no layer '{layer_id}'; it has {known}"
+        ) from exc
+    return gpd.read_parquet(Path(build_dir) / catalog["build_id"] / meta["file"])

@@ -17,7 +17,6 @@ import pycountry
 import pyogrio
 import shapely
 from pyproj import CRS, Transformer
-from shapely.ops import transform
 
 #: Spellings publishers use that pycountry's names do not cover.
 ALIASES = {
@@ -99,11 +98,15 @@ def _grow(geom: shapely.Geometry, metres: float) -> shapely.Geometry:
     """
     c = geom.centroid
     local = CRS.from_proj4(f"+proj=aeqd +lat_0={c.y} +lon_0={c.x} +datum=WGS84 +units=m")
-    fwd = Transformer.from_crs("EPSG:4326", local, always_xy=True).transform
-    back = Transformer.from_crs(local, "EPSG:4326", always_xy=True).transform
+    fwd = Transformer.from_crs("EPSG:4326", local, always_xy=True)
+    back = Transformer.from_crs(local, "EPSG:4326", always_xy=True)
     parts = []
     for part in shapely.get_parts(geom):
-        grown = transform(back, transform(fwd, part).buffer(metres, quad_segs=4))
+        projected = shapely.transform(part, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+        grown = shapely.transform(
+            projected.buffer(metres, quad_segs=4),
+            lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])),
+        )
         minx, _, maxx, _ = grown.bounds
         parts.append(grown if maxx - minx < 180 and grown.is_valid else part)
     return shapely.union_all(parts)

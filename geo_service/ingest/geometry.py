@@ -16,7 +16,7 @@ from geo_service.ingest.problems import Problems, got
 
 WGS84 = CRS.from_epsg(4326)
 
-#: A repair keeps the shape when no vertex moves further than this share of the feature's size.
+#: A repair keeps the shape when its area differs from the published one by at most this share.
 REPAIR_TOLERANCE = 0.01
 
 
@@ -67,17 +67,26 @@ def to_wgs84(geoms: np.ndarray, crs: CRS) -> np.ndarray:
 
 
 def points_from_columns(
-    lon: pd.Series, lat: pd.Series, names: tuple[str, str], crs: CRS, problems: Problems
+    lon: pd.Series,
+    lat: pd.Series,
+    names: tuple[str, str],
+    crs: CRS,
+    problems: Problems,
+    given: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
-    """Points from coordinate columns; unusable coordinates are recorded as rejects."""
+    """Points from coordinate columns; unusable coordinates are recorded as rejects.
+
+    ``given`` says which rows had any text in each column, so a value that is not a number
+    (already reported) is not reported again as missing.
+    """
     x = lon.to_numpy(dtype="float64", na_value=np.nan)
     y = lat.to_numpy(dtype="float64", na_value=np.nan)
     geographic = crs.is_geographic
-    for values, name, word, limit in (
-        (x, names[0], "longitude", 180.0),
-        (y, names[1], "latitude", 90.0),
+    for values, has, name, word, limit in (
+        (x, given[0], names[0], "longitude", 180.0),
+        (y, given[1], names[1], "latitude", 90.0),
     ):
-        missing = np.isnan(values)
+        missing = np.isnan(values) & ~has
         problems.add(np.flatnonzero(missing), name, None, f"missing {word}", "rejected")
         if geographic:
             out = ~missing & (np.abs(values) > limit)
@@ -114,7 +123,9 @@ def check_geometries(
     present = ~shapely.is_missing(geoms)
     geoms[present] = shapely.force_2d(geoms[present])
     missing = np.flatnonzero(~present | shapely.is_empty(geoms))
-    problems.add(missing, field, None, "missing or empty geometry", "rejected")
+    # Rows whose coordinates were already refused need no second message.
+    unreported = np.setdiff1d(missing, problems.rows("rejected"))
+    problems.add(unreported, field, None, "missing or empty geometry", "rejected")
     geoms[missing] = None
 
     types = np.asarray(shapely.get_type_id(geoms))
@@ -206,10 +217,12 @@ def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry | None:
 
 
 def _keeps_shape(original: shapely.Geometry, repaired: shapely.Geometry) -> bool:
-    """No vertex of either outline lies further than 1 % of the feature's size from the other."""
-    minx, miny, maxx, maxy = original.bounds
-    size = max(maxx - minx, maxy - miny)
-    if size == 0:
-        return shapely.equals(original, repaired)
-    distance = shapely.hausdorff_distance(original.boundary, repaired.boundary)
-    return bool(distance <= REPAIR_TOLERANCE * size)
+    """The repaired area matches the area the published rings enclose, within 1 %.
+
+    For an invalid polygon GEOS still sums the rings' signed areas: a tiny self-crossing barely
+    changes it, while scrambled or figure-of-eight rings give an area unlike any repair.
+    """
+    intended = original.area
+    if intended == 0:
+        return False
+    return bool(abs(repaired.area - intended) <= REPAIR_TOLERANCE * intended)

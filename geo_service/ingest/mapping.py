@@ -57,13 +57,12 @@ def needed_columns(
     return list(dict.fromkeys(cols))
 
 
-def check_columns(mapping: Mapping, header: list[str], where: dict, path: object) -> None:
-    """Every column the mapping names must exist: one clear error instead of empty layers."""
-    named = (
-        [c for rule in mapping.rules.values() for c in rule.columns]
-        + list(mapping.keep)
-        + list(where)
-    )
+def check_columns(
+    mapping: Mapping, schema: KindSchema, header: list[str], where: dict, path: object
+) -> None:
+    """Every column the mapping names, and every required field, must be in the file."""
+    named = [c for rule in mapping.rules.values() for c in rule.columns]
+    named += list(mapping.keep) + list(where)
     missing = [c for c in dict.fromkeys(named) if c not in header]
     if missing:
         raise SourceError(
@@ -71,6 +70,15 @@ def check_columns(mapping: Mapping, header: list[str], where: dict, path: object
             f"its columns are {', '.join(header)}",
             path=str(path),
         )
+    for spec in schema.fields:
+        if spec.required and spec.name != schema.id_field and spec.name not in mapping.rules:
+            if spec.name not in header:
+                raise SourceError(
+                    f"has no column for the required field '{spec.name}' and the mapping names "
+                    f"none; its columns are {', '.join(header)}",
+                    path=str(path),
+                    field=spec.name,
+                )
 
 
 def apply_rule(rule: FieldRule, data: pd.DataFrame) -> pd.Series:

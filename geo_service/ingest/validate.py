@@ -68,7 +68,7 @@ def read_source(entry: SourceEntry, progress: ProgressFn | None = None) -> RawTa
         wkt=entry.mapping.wkt,
     )
     header = adapter.columns(opts)
-    check_columns(entry.mapping, header, entry.where, entry.path)
+    check_columns(entry.mapping, SCHEMAS[entry.kind], header, entry.where, entry.path)
     cols = needed_columns(entry.mapping, SCHEMAS[entry.kind], header, entry.where)
     return adapter.read(opts, cols, progress)
 
@@ -110,7 +110,8 @@ def validate_table(
         lon_name, lat_name = raw.lonlat
         lon = _numbers(data[lon_name], lon_name, "", problems, "rejected")
         lat = _numbers(data[lat_name], lat_name, "", problems, "rejected")
-        geoms = points_from_columns(lon, lat, raw.lonlat, crs, problems)
+        given = (data[lon_name].notna().to_numpy(), data[lat_name].notna().to_numpy())
+        geoms = points_from_columns(lon, lat, raw.lonlat, crs, problems, given)
         geom_field = f"{lon_name}/{lat_name}"
     elif raw.wkt is not None:
         geoms = from_wkt(as_text(data[raw.wkt]), raw.wkt, problems)
@@ -127,16 +128,14 @@ def validate_table(
             continue
         rule = _rule_for(entry, spec.name, data)
         if rule is None:
-            out[spec.name] = _empty(spec, len(data))
             if spec.required:
-                problems.add(
-                    np.arange(len(data)),
-                    spec.name,
-                    None,
-                    f"missing {spec.name}: the file has no such column and the mapping names none",
-                    "rejected",
-                    spec.name,
+                raise SourceError(
+                    f"has no column for the required field '{spec.name}' and the mapping names "
+                    f"none; its columns are {', '.join(map(str, raw.data.columns))}",
+                    path=raw.path,
+                    field=spec.name,
                 )
+            out[spec.name] = _empty(spec, len(data))
             continue
         values = apply_rule(rule, data)
         out[spec.name] = _convert(values, spec, rule, problems, today or dt.date.today())

@@ -54,7 +54,7 @@ class RichReporter(Reporter):
 
     def log(self, message: str) -> None:
         """Print above the bars."""
-        self.progress.console.print(message)
+        self.progress.console.print(message, soft_wrap=True, highlight=False)
 
 
 def _progress() -> Progress:
@@ -69,7 +69,7 @@ def _progress() -> Progress:
 
 
 def _fail(exc: Exception, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -132,7 +132,9 @@ def _print_sources(results: list[SourceResult]) -> None:
         "repaired",
         "flagged",
     ):
-        table.add_column(col, justify="left" if col in ("source", "kind") else "right")
+        table.add_column(
+            col, justify="left" if col in ("source", "kind") else "right", no_wrap=True
+        )
     for r in results:
         c = r.counts
         table.add_row(
@@ -208,7 +210,7 @@ def validate_cmd(
         colour = {"rejected": "red", "cleared": "yellow", "flagged": "cyan", "repaired": "green"}[
             action
         ]
-        out.print(f"[{colour}]{action:>8}[/] {message}", highlight=False)
+        out.print(f"[{colour}]{action:>8}[/] {message}", highlight=False, soft_wrap=True)
     if len(problems) > show:
         out.print(f"… and {len(problems) - show} more (use --rejects FILE to write them all)")
     if rejects is not None:
@@ -236,7 +238,7 @@ def layers_cmd(
     )
     table = Table(title="Layers")
     for col in ("layer", "features", "geometry", "bounds (W, S, E, N)", "time", "sources"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("layer", "features"))
     for layer in catalog["layers"].values():
         bounds = ", ".join(f"{v:.2f}" for v in layer["bounds"]) if layer["bounds"] else "—"
         time = " … ".join(layer["time_extent"]) if layer["time_extent"] else "—"
@@ -251,7 +253,7 @@ def layers_cmd(
     out.print(table)
     src = Table(title="Sources and licences")
     for col in ("source", "publisher", "licence", "coverage", "kept", "rejected"):
-        src.add_column(col)
+        src.add_column(col, no_wrap=col in ("source", "kept", "rejected"))
     for key, s in catalog["sources"].items():
         src.add_row(
             key,

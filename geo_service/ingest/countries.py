@@ -102,7 +102,9 @@ def _grow(geom: shapely.Geometry, metres: float) -> shapely.Geometry:
     back = Transformer.from_crs(local, "EPSG:4326", always_xy=True)
     parts = []
     for part in shapely.get_parts(geom):
-        projected = shapely.transform(part, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+        projected = shapely.transform(
+            part, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1]))
+        )
         grown = shapely.transform(
             projected.buffer(metres, quad_segs=4),
             lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])),

@@ -18,7 +18,6 @@ from tests.helpers import (
     COUNTRIES,
     COUNTRY_POLYGONS_AS_CONCESSIONS,
     GEONAMES_CSV,
-    UCDP_CSV,
     entry,
     read_text_csv,
 )
@@ -70,7 +69,14 @@ def test_registry_names_every_format() -> None:
 def test_csv_with_detected_lon_lat_columns(catalog, communities) -> None:
     # The GeoNames file names its columns latitude/longitude; the mapping does not say so.
     result = validate_source(
-        entry(None, None, GEONAMES_CSV, kind=Kind.communities, mapping=COMMUNITY_MAPPING, crs="EPSG:4326"),
+        entry(
+            None,
+            None,
+            GEONAMES_CSV,
+            kind=Kind.communities,
+            mapping=COMMUNITY_MAPPING,
+            crs="EPSG:4326",
+        ),
         catalog.reference,
     )
     assert result.counts["read"] == 6206
@@ -79,9 +85,17 @@ def test_csv_with_detected_lon_lat_columns(catalog, communities) -> None:
 
 
 def test_csv_with_named_lon_lat_columns(catalog) -> None:
-    result = validate_source(next(e for e in catalog.sources if e.key == "ucdp_ged_caf"), catalog.reference)
+    result = validate_source(
+        next(e for e in catalog.sources if e.key == "ucdp_ged_caf"), catalog.reference
+    )
     assert result.counts == {
-        "read": 1848, "filtered": 0, "rejected": 0, "kept": 1848, "cleared": 0, "repaired": 0, "flagged": 0,
+        "read": 1848,
+        "filtered": 0,
+        "rejected": 0,
+        "kept": 1848,
+        "cleared": 0,
+        "repaired": 0,
+        "flagged": 0,
     }
     row = result.layer.set_index("source_id").loc["36210"]
     assert row["incident_id"] == "ucdp_ged_caf:36210"
@@ -96,8 +110,15 @@ def test_csv_wkt_polygons(tmp_path, catalog, countries) -> None:
     frame["wkt"] = countries.geometry.to_wkt(rounding_precision=-1)
     frame.to_csv(path, index=False)
     result = validate_source(
-        entry(None, None, path, kind=Kind.concessions, mapping=COUNTRY_POLYGONS_AS_CONCESSIONS,
-              adapter="csv_wkt", crs="EPSG:4326"),
+        entry(
+            None,
+            None,
+            path,
+            kind=Kind.concessions,
+            mapping=COUNTRY_POLYGONS_AS_CONCESSIONS,
+            adapter="csv_wkt",
+            crs="EPSG:4326",
+        ),
         catalog.reference,
     )
     assert result.counts["rejected"] == 0
@@ -109,7 +130,9 @@ def test_csv_wkt_polygons(tmp_path, catalog, countries) -> None:
     assert caf.geometry.equals_exact(original, 1e-9)
 
 
-@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shapefile", "shapefile_zip", "kml", "geoparquet"])
+@pytest.mark.parametrize(
+    "fmt", ["geojson", "gpkg", "shapefile", "shapefile_zip", "kml", "geoparquet"]
+)
 def test_vector_formats_read_communities(tmp_path, catalog, communities, fmt) -> None:
     mapping = dict(COMMUNITY_MAPPING)
     data = communities
@@ -120,7 +143,9 @@ def test_vector_formats_read_communities(tmp_path, catalog, communities, fmt) ->
     elif fmt == "gpkg":
         path = tmp_path / "context.gpkg"
         pyogrio.write_dataframe(data, path, layer="communities", driver="GPKG")
-        pyogrio.write_dataframe(pyogrio.read_dataframe(COUNTRIES), path, layer="countries", driver="GPKG", append=True)
+        pyogrio.write_dataframe(
+            pyogrio.read_dataframe(COUNTRIES), path, layer="countries", driver="GPKG", append=True
+        )
         layer = "communities"
     elif fmt.startswith("shapefile"):
         path = tmp_path / "communities.shp"
@@ -143,7 +168,8 @@ def test_vector_formats_read_communities(tmp_path, catalog, communities, fmt) ->
         path = tmp_path / "communities.parquet"
         data.to_parquet(path)
     result = validate_source(
-        entry(None, None, path, kind=Kind.communities, mapping=mapping, layer=layer), catalog.reference
+        entry(None, None, path, kind=Kind.communities, mapping=mapping, layer=layer),
+        catalog.reference,
     )
     _check_communities(result, communities)
     assert result.layer.crs.to_epsg() == 4326
@@ -155,9 +181,13 @@ def test_geopackage_layer_must_be_named_when_several(tmp_path, catalog, communit
     pyogrio.write_dataframe(communities, path, layer="other", driver="GPKG", append=True)
     with pytest.raises(SourceError, match=r"has 2 layers \(communities, other\); name one"):
         validate_source(entry(None, None, path, kind=Kind.communities, mapping=COMMUNITY_MAPPING))
-    with pytest.raises(SourceError, match="has no layer 'villages'; its layers are communities, other"):
+    with pytest.raises(
+        SourceError, match="has no layer 'villages'; its layers are communities, other"
+    ):
         validate_source(
-            entry(None, None, path, kind=Kind.communities, mapping=COMMUNITY_MAPPING, layer="villages")
+            entry(
+                None, None, path, kind=Kind.communities, mapping=COMMUNITY_MAPPING, layer="villages"
+            )
         )
 
 
@@ -170,7 +200,9 @@ def test_polygon_concessions_from_real_polygon_files(tmp_path, catalog, countrie
     mapping = dict(COUNTRY_POLYGONS_AS_CONCESSIONS)
     if fmt == "shapefile":
         mapping["holder"] = "SOVEREIGNT"  # 10 characters: fits a DBF name
-    result = validate_source(entry(None, None, path, kind=Kind.concessions, mapping=mapping), catalog.reference)
+    result = validate_source(
+        entry(None, None, path, kind=Kind.concessions, mapping=mapping), catalog.reference
+    )
     assert result.counts["rejected"] == 0
     assert len(result.layer) == len(countries)
     assert set(result.layer.geom_type) <= {"Polygon", "MultiPolygon"}

@@ -41,7 +41,9 @@ def ucdp_with(tmp_path, ucdp: pd.DataFrame, edits: dict[int, dict[str, str]], ro
 
 
 def check(catalog, path, key="ucdp_ged_caf", **kw):
-    return validate_source(entry(catalog, key, path, **kw), catalog.reference, today=dt.date(2026, 11, 23))
+    return validate_source(
+        entry(catalog, key, path, **kw), catalog.reference, today=dt.date(2026, 11, 23)
+    )
 
 
 def problem(result, **match) -> pd.Series:
@@ -92,7 +94,9 @@ def test_required_fields(tmp_path, ucdp, catalog) -> None:
 
 def test_required_column_absent_is_one_clear_error(tmp_path, ucdp, catalog) -> None:
     path = write_text_csv(ucdp.head(5).drop(columns=["date_start"]), tmp_path / "ucdp.csv")
-    with pytest.raises(SourceError, match="column\\(s\\) date_start named in the mapping are not in the file"):
+    with pytest.raises(
+        SourceError, match="column\\(s\\) date_start named in the mapping are not in the file"
+    ):
         check(catalog, path)
     mapping = {"lon": "longitude", "lat": "latitude", "source_id": "id", "country": "country"}
     with pytest.raises(SourceError, match="no column for the required field 'date'"):
@@ -100,9 +104,14 @@ def test_required_column_absent_is_one_clear_error(tmp_path, ucdp, catalog) -> N
 
 
 def test_types(tmp_path, ucdp, catalog) -> None:
-    path = ucdp_with(tmp_path, ucdp, {5: {"best": "three"}, 6: {"best": "2.5"}, 7: {"longitude": "26,49"}})
+    path = ucdp_with(
+        tmp_path, ucdp, {5: {"best": "three"}, 6: {"best": "2.5"}, 7: {"longitude": "26,49"}}
+    )
     result = check(catalog, path)
-    assert problem(result, field="best", value="three")["reason"] == "expected a whole number >= 0, got 'three'"
+    assert (
+        problem(result, field="best", value="three")["reason"]
+        == "expected a whole number >= 0, got 'three'"
+    )
     assert problem(result, field="best", value="2.5")["action"] == "cleared"
     lon = problem(result, field="longitude")
     assert (lon["action"], lon["reason"]) == ("rejected", "expected a number, got '26,49'")
@@ -120,7 +129,9 @@ def test_dates_in_publisher_format_and_in_the_future(tmp_path, ucdp, catalog) ->
     raw["date"] = {"field": "date_start", "format": "%d/%m/%Y"}
     raw.update(lon="longitude", lat="latitude")
     result = check(catalog, path, mapping=raw)
-    assert problem(result, field="date_start")["reason"] == "date is in the future, got '12/05/2031'"
+    assert (
+        problem(result, field="date_start")["reason"] == "date is in the future, got '12/05/2031'"
+    )
     assert str(result.layer.set_index("source_id").loc["36210", "date"].date()) == "2009-02-20"
     # Without the format the same values are not ISO dates: named, with the expected form.
     bad = check(catalog, path)
@@ -129,10 +140,17 @@ def test_dates_in_publisher_format_and_in_the_future(tmp_path, ucdp, catalog) ->
 
 
 def test_coordinate_ranges(tmp_path, ucdp, catalog) -> None:
-    path = ucdp_with(tmp_path, ucdp, {1: {"latitude": "95.3"}, 2: {"longitude": "200"}, 3: {"best": "-3"}})
+    path = ucdp_with(
+        tmp_path, ucdp, {1: {"latitude": "95.3"}, 2: {"longitude": "200"}, 3: {"best": "-3"}}
+    )
     result = check(catalog, path)
-    assert problem(result, field="latitude")["reason"] == "latitude out of range −90..90: got '95.3'"
-    assert problem(result, field="longitude")["reason"] == "longitude out of range −180..180: got '200.0'"
+    assert (
+        problem(result, field="latitude")["reason"] == "latitude out of range −90..90: got '95.3'"
+    )
+    assert (
+        problem(result, field="longitude")["reason"]
+        == "longitude out of range −180..180: got '200.0'"
+    )
     fat = problem(result, field="best")
     assert (fat["action"], fat["reason"]) == ("cleared", "expected a whole number >= 0, got '-3'")
     assert result.counts["rejected"] == 2
@@ -140,11 +158,15 @@ def test_coordinate_ranges(tmp_path, ucdp, catalog) -> None:
 
 def test_real_negative_dam_height_is_cleared(catalog) -> None:
     # The ANM register really holds a dam 703 m below ground.
-    result = validate_source(next(e for e in catalog.sources if e.key == "anm_sigbm_brazil"), catalog.reference)
+    result = validate_source(
+        next(e for e in catalog.sources if e.key == "anm_sigbm_brazil"), catalog.reference
+    )
     p = problem(result, value="-703.0")
     assert p["target"] == "height_m" and p["action"] == "cleared"
     assert p["reason"] == "expected a number > 0, got '-703.0'"
-    dam = result.layer.set_index("source_id").loc[str(read_text_csv(ANM_CSV).iloc[p["record"] - 1]["source_id"])]
+    dam = result.layer.set_index("source_id").loc[
+        str(read_text_csv(ANM_CSV).iloc[p["record"] - 1]["source_id"])
+    ]
     assert pd.isna(dam["height_m"]) and dam["name"]
 
 
@@ -152,10 +174,18 @@ def test_enum_country_and_url(tmp_path, ucdp, catalog) -> None:
     path = ucdp_with(tmp_path, ucdp, {1: {"where_prec": "9"}, 2: {"country": "Centrafrique"}})
     result = check(catalog, path)
     prec = problem(result, field="where_prec")
-    assert prec["action"] == "cleared" and prec["reason"].startswith("expected one of exact, near, admin2")
+    assert prec["action"] == "cleared" and prec["reason"].startswith(
+        "expected one of exact, near, admin2"
+    )
     assert problem(result, field="country")["action"] == "rejected"
-    raw = {"lon": "longitude", "lat": "latitude", "source_id": "id", "date": "date_start",
-           "country": "country", "source_url": "source_article"}
+    raw = {
+        "lon": "longitude",
+        "lat": "latitude",
+        "source_id": "id",
+        "date": "date_start",
+        "country": "country",
+        "source_url": "source_article",
+    }
     res = check(catalog, path, mapping=raw)
     url = res.problems[res.problems["field"] == "source_article"]
     articles = ucdp.head(60)["source_article"]
@@ -170,11 +200,17 @@ def test_enum_country_and_url(tmp_path, ucdp, catalog) -> None:
 
 def test_natural_earth_codes_that_are_not_iso_are_rejected(catalog) -> None:
     result = validate_source(
-        entry(None, None, COUNTRIES, kind=Kind.concessions, mapping=COUNTRY_POLYGONS_AS_CONCESSIONS),
+        entry(
+            None, None, COUNTRIES, kind=Kind.concessions, mapping=COUNTRY_POLYGONS_AS_CONCESSIONS
+        ),
         catalog.reference,
     )
     rejected = result.problems[result.problems["action"] == "rejected"]
-    assert sorted(rejected["value"]) == ["SAH", "SDS", "SOL"]  # Western Sahara, South Sudan, Somaliland
+    assert sorted(rejected["value"]) == [
+        "SAH",
+        "SDS",
+        "SOL",
+    ]  # Western Sahara, South Sudan, Somaliland
 
 
 def test_crs_missing_declared_and_reprojected(tmp_path, ucdp, catalog) -> None:
@@ -187,11 +223,19 @@ def test_crs_missing_declared_and_reprojected(tmp_path, ucdp, catalog) -> None:
     gpkg = tmp_path / "utm.gpkg"
     pyogrio.write_dataframe(utm[["source_id", "date", "country", "geometry"]], gpkg, driver="GPKG")
     mapping = {"source_id": "source_id", "date": "date", "country": "country"}
-    back = validate_source(entry(None, None, gpkg, kind=Kind.incidents, mapping=mapping), catalog.reference)
+    back = validate_source(
+        entry(None, None, gpkg, kind=Kind.incidents, mapping=mapping), catalog.reference
+    )
     assert back.counts["rejected"] == 0
-    assert np.allclose(shapely.get_coordinates(back.layer.geometry), shapely.get_coordinates(wgs.geometry), atol=1e-7)
+    assert np.allclose(
+        shapely.get_coordinates(back.layer.geometry),
+        shapely.get_coordinates(wgs.geometry),
+        atol=1e-7,
+    )
     with pytest.raises(SourceError, match="differs from the declared crs"):
-        validate_source(entry(None, None, gpkg, kind=Kind.incidents, mapping=mapping, crs="EPSG:4326"))
+        validate_source(
+            entry(None, None, gpkg, kind=Kind.incidents, mapping=mapping, crs="EPSG:4326")
+        )
 
 
 def test_swapped_lon_lat_is_flagged(tmp_path, ucdp, catalog) -> None:
@@ -212,7 +256,10 @@ def test_point_outside_declared_country_is_flagged(catalog) -> None:
     usgs = next(e for e in catalog.sources if e.key == "usgs_africa_diamond_facilities")
     result = validate_source(usgs, catalog.reference)
     flagged = result.problems[result.problems["action"] == "flagged"]
-    assert len(flagged) == 2 and flagged["reason"].str.contains("outside its declared country NAM").all()
+    assert (
+        len(flagged) == 2
+        and flagged["reason"].str.contains("outside its declared country NAM").all()
+    )
 
 
 def _country_file(tmp_path, geometry) -> object:
@@ -233,12 +280,20 @@ def test_invalid_polygon_repaired_when_shape_kept(tmp_path, catalog) -> None:
     path = _country_file(tmp_path, small_bowtie)
     assert not shapely.is_valid(pyogrio.read_dataframe(path).geometry.iloc[0])
     result = validate_source(
-        entry(None, None, path, kind=Kind.concessions, mapping=COUNTRY_POLYGONS_AS_CONCESSIONS), catalog.reference
+        entry(None, None, path, kind=Kind.concessions, mapping=COUNTRY_POLYGONS_AS_CONCESSIONS),
+        catalog.reference,
     )
     p = problem(result, action="repaired")
     assert "Self-intersection" in p["reason"]
     geom = result.layer.geometry.iloc[0]
-    assert geom.is_valid and abs(geom.area - pyogrio.read_dataframe(COUNTRIES).set_index("ADM0_A3").loc["CAF"].geometry.area) < 0.01
+    assert (
+        geom.is_valid
+        and abs(
+            geom.area
+            - pyogrio.read_dataframe(COUNTRIES).set_index("ADM0_A3").loc["CAF"].geometry.area
+        )
+        < 0.01
+    )
 
 
 def test_invalid_polygon_rejected_when_repair_changes_shape(tmp_path, catalog) -> None:
@@ -249,7 +304,8 @@ def test_invalid_polygon_rejected_when_repair_changes_shape(tmp_path, catalog) -
 
     path = _country_file(tmp_path, scrambled)
     result = validate_source(
-        entry(None, None, path, kind=Kind.concessions, mapping=COUNTRY_POLYGONS_AS_CONCESSIONS), catalog.reference
+        entry(None, None, path, kind=Kind.concessions, mapping=COUNTRY_POLYGONS_AS_CONCESSIONS),
+        catalog.reference,
     )
     p = problem(result, action="rejected")
     assert p["reason"].endswith("cannot be repaired without changing its shape")
@@ -257,12 +313,20 @@ def test_invalid_polygon_rejected_when_repair_changes_shape(tmp_path, catalog) -
 
 
 def test_wrong_geometry_type(tmp_path, catalog) -> None:
-    rivers = pyogrio.read_dataframe(COUNTRIES.parent / "ne_10m_rivers_lake_centerlines_africa.geojson").head(3)
+    rivers = pyogrio.read_dataframe(
+        COUNTRIES.parent / "ne_10m_rivers_lake_centerlines_africa.geojson"
+    ).head(3)
     rivers["country"] = "COD"
     path = tmp_path / "rivers.geojson"
     pyogrio.write_dataframe(rivers, path, driver="GeoJSON")
     result = validate_source(
-        entry(None, None, path, kind=Kind.communities, mapping={"source_id": "rivernum", "name": "name"}),
+        entry(
+            None,
+            None,
+            path,
+            kind=Kind.communities,
+            mapping={"source_id": "rivernum", "name": "name"},
+        ),
         catalog.reference,
     )
     assert result.counts["rejected"] == 3
@@ -274,7 +338,10 @@ def test_duplicate_ids(tmp_path, ucdp, catalog) -> None:
     result = check(catalog, path)
     p = problem(result, action="rejected")
     first_line = record_start_lines(path)[2]
-    assert p["reason"] == f"duplicate id 'ucdp_ged_caf:{ucdp.loc[2, 'id']}' (first on line {first_line})"
+    assert (
+        p["reason"]
+        == f"duplicate id 'ucdp_ged_caf:{ucdp.loc[2, 'id']}' (first on line {first_line})"
+    )
     assert p["position"] == record_start_lines(path)[9]
 
 
@@ -288,14 +355,21 @@ def test_unknown_sensitivity_is_refused_not_published(tmp_path, ucdp, catalog) -
     raw = {k: v.model_dump(exclude_defaults=True) for k, v in base.rules.items()}
     raw.update(lon="longitude", lat="latitude", sensitivity="sensitivity")
     result = check(catalog, path, mapping=raw)
-    assert problem(result, field="sensitivity")["reason"] == "expected public or restricted, got 'secret'"
+    assert (
+        problem(result, field="sensitivity")["reason"]
+        == "expected public or restricted, got 'secret'"
+    )
     assert result.layer["sensitivity"].value_counts().to_dict() == {"public": 8, "restricted": 1}
 
 
 def test_row_filter_counts(catalog) -> None:
     anm = next(e for e in catalog.sources if e.key == "anm_sigbm_brazil")
     result = validate_source(anm, catalog.reference)
-    assert result.counts["read"] == 918 and result.counts["filtered"] == 314 and result.counts["kept"] == 604
+    assert (
+        result.counts["read"] == 918
+        and result.counts["filtered"] == 314
+        and result.counts["kept"] == 604
+    )
 
 
 def test_malformed_and_empty_csv(tmp_path, ucdp, catalog) -> None:
@@ -316,13 +390,15 @@ def test_malformed_and_empty_csv(tmp_path, ucdp, catalog) -> None:
 
 def test_latin1_csv_needs_its_encoding(tmp_path, catalog) -> None:
     frame = read_text_csv(GEONAMES_CSV).drop(columns=["alternatenames"])
-    accented = frame["name"].map(lambda n: not n.isascii() and n.encode("latin-1", "ignore").decode("latin-1") == n)
+    accented = frame["name"].map(
+        lambda n: not n.isascii() and n.encode("latin-1", "ignore").decode("latin-1") == n
+    )
     frame = frame[accented].head(25)
     assert len(frame) == 25
     path = tmp_path / "latin1.csv"
     frame.to_csv(path, index=False, encoding="latin-1")
     mapping = {"source_id": "geonameid", "country": "country_iso3"}
-    with pytest.raises(SourceError, match="not valid utf-8.*encoding = \"latin-1\""):
+    with pytest.raises(SourceError, match='not valid utf-8.*encoding = "latin-1"'):
         check(catalog, path, key="geonames_africa", mapping=mapping)
     ok = check(catalog, path, key="geonames_africa", encoding="latin-1", mapping=mapping)
     assert ok.counts["rejected"] == 0

@@ -1,0 +1,105 @@
+"""The minimal service: /health and /collections from a real build, in-process and live."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from geo_service.api.app import create_app
+from geo_service.build import build
+from geo_service.settings import ApiSettings, BuildSettings
+from tests.conftest import CATALOG
+
+
+@pytest.fixture(scope="module")
+def client(built, build_dir) -> TestClient:
+    return TestClient(create_app(ApiSettings(build_dir=build_dir)))
+
+
+def test_health_names_the_build(client, built) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json()["build_id"] == built.build_id
+    assert r.headers["x-build-id"] == built.build_id
+
+
+def test_collections_list_the_build_layers(client, built) -> None:
+    r = client.get("/collections")
+    assert r.status_code == 200 and r.headers["x-build-id"] == built.build_id
+    body = r.json()
+    by_id = {c["id"]: c for c in body["collections"]}
+    assert set(by_id) == {"concessions", "communities", "tailings_dams", "incidents"}
+    incidents = by_id["incidents"]
+    assert incidents["title"] == "Incidents" and incidents["count"] == 1848
+    assert incidents["license"] == "CC BY 4.0"
+    assert "UCDP" in incidents["attribution"]
+    assert incidents["extent"]["temporal"]["interval"] == [
+        ["1991-08-08T00:00:00Z", "2022-12-30T00:00:00Z"]
+    ]
+    assert incidents["extent"]["spatial"]["bbox"][0] == pytest.approx(
+        [14.609, 3.189, 27.196, 10.465], abs=1e-3
+    )
+    assert incidents["build_id"] == built.build_id
+    assert by_id["communities"]["license"] == "CC BY 4.0"
+    assert {s["coverage"]["countries"][0] for s in by_id["communities"]["sources"]} == {
+        "SLE",
+        "BRA",
+    }
+    assert (
+        by_id["tailings_dams"]["sources"][0]["publisher"] == "Agência Nacional de Mineração (ANM)"
+    )
+    assert "extent" in by_id["concessions"] and "temporal" not in by_id["concessions"]["extent"]
+
+
+def test_no_build_answers_503_with_a_hint(tmp_path) -> None:
+    client = TestClient(create_app(ApiSettings(build_dir=tmp_path)))
+    r = client.get("/collections")
+    assert r.status_code == 503
+    assert "run 'riskmap build'" in r.json()["description"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_server_picks_up_a_new_build_without_restart(tmp_path, built, build_dir) -> None:
+    builds = tmp_path / "build"
+    shutil.copytree(build_dir, builds, symlinks=True)
+    port = _free_port()
+    riskmap = Path(sys.executable).with_name("riskmap")
+    env = {**os.environ, "RISKMAP_BUILD_DIR": str(builds)}
+    proc = subprocess.Popen(
+        [str(riskmap), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):  # at most ~20 s
+            try:
+                r = httpx.get(f"{url}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("server did not answer within 20 s")
+        assert r.status_code == 200 and r.json()["build_id"] == built.build_id
+        time.sleep(1.1)
+        new = build(BuildSettings(build_dir=builds), catalog_path=CATALOG)
+        r = httpx.get(f"{url}/collections", timeout=5)
+        assert r.headers["x-build-id"] == new.build_id != built.build_id
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

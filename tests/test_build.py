@@ -1,0 +1,216 @@
+"""Builds from the bundled real data: contents, provenance, refusal, and atomicity under kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from geo_service.build import build
+from geo_service.catalog import file_digest
+from geo_service.errors import BuildError, SourceError
+from geo_service.settings import BuildSettings
+from geo_service.store.files import current_build_id, load_layer, read_build_catalog
+from tests.conftest import CATALOG, LAYERS
+from tests.helpers import read_text_csv, write_text_csv
+
+
+def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
+    meta = read_build_catalog(build_dir)
+    assert meta["build_id"] == built.build_id == current_build_id(build_dir)
+    counts = {k: v["count"] for k, v in meta["layers"].items()}
+    assert counts == {
+        "concessions": 65,
+        "communities": 12095,
+        "tailings_dams": 604,
+        "incidents": 1848,
+    }
+    assert meta["layers"]["incidents"]["time_extent"] == ["1991-08-08", "2022-12-30"]
+    assert meta["layers"]["incidents"]["bounds"] == pytest.approx(
+        [14.609, 3.189, 27.196, 10.465], abs=1e-3
+    )
+    for key, source in meta["sources"].items():
+        assert source["licence"] and source["attribution"] and source["retrieved"], key
+        assert source["sha256"] == file_digest(
+            next(p for p in (LAYERS / "sources").rglob(source["path"]))
+        )
+    assert meta["sources"]["ucdp_ged_caf"]["licence"] == "CC BY 4.0"
+    assert meta["code_version"] and len(meta["parameter_hash"]) == 64
+    incidents = load_layer(build_dir, "incidents")
+    assert isinstance(incidents, gpd.GeoDataFrame) and incidents.crs.to_epsg() == 4326
+    assert incidents["incident_id"].is_unique
+    # The sum of UCDP's best estimates, as documented by the publisher.
+    assert int(incidents["fatalities"].sum()) == 14948
+    rejects = pd.read_csv(build_dir / built.build_id / "rejects.csv")
+    assert {"source", "file", "position", "field", "reason", "action", "message"} <= set(
+        rejects.columns
+    )
+    assert "-703.0" in rejects["value"].astype(str).tolist()
+
+
+def test_site_points_carry_their_footprint(built, build_dir) -> None:
+    sites = load_layer(build_dir, "concessions").set_index("source_id")
+    catoca = sites.loc["AGO035"]
+    assert catoca["name"] == "Catoca Kimberlite Mine" and catoca["footprint"] == "site"
+    assert catoca["footprint_radius_m"] == 2000.0 and catoca["country"] == "AGO"
+    assert set(sites["footprint_radius_m"]) == {2000.0, 10000.0}
+
+
+def test_if_needed_skips_same_inputs_and_rebuilds_changed(tmp_path) -> None:
+    layers = tmp_path / "layers"
+    shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
+    settings = BuildSettings(build_dir=layers / "build", catalog=layers / "sources.toml")
+    first = build(settings)
+    again = build(settings, if_needed=True)
+    assert again.skipped and again.build_id == first.build_id
+    ucdp = layers / "sources" / "ucdp_ged_v23_1_caf" / "ucdp_ged_v23_1_caf.csv"
+    write_text_csv(read_text_csv(ucdp).head(100), ucdp)
+    time.sleep(1.1)  # build ids have one-second resolution
+    changed = build(settings, if_needed=True)
+    assert not changed.skipped and changed.build_id != first.build_id
+    assert read_build_catalog(settings.build_dir)["layers"]["incidents"]["count"] == 100
+
+
+def _copy_layers(tmp_path: Path) -> tuple[Path, BuildSettings]:
+    layers = tmp_path / "layers"
+    shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
+    return layers, BuildSettings(build_dir=layers / "build", catalog=layers / "sources.toml")
+
+
+def _snapshot(build_dir: Path) -> dict[str, str]:
+    current = build_dir / current_build_id(build_dir)
+    return {p.name: file_digest(p) for p in sorted(current.iterdir())}
+
+
+def test_refused_build_keeps_previous_current_and_its_report(tmp_path) -> None:
+    layers, settings = _copy_layers(tmp_path)
+    first = build(settings)
+    before = _snapshot(settings.build_dir)
+    ucdp = layers / "sources" / "ucdp_ged_v23_1_caf" / "ucdp_ged_v23_1_caf.csv"
+    frame = read_text_csv(ucdp)
+    frame.loc[: len(frame) // 10, "date_start"] = (
+        "sometime in 2010"  # 10 % of rows: above the 5 % limit
+    )
+    write_text_csv(frame, ucdp)
+    time.sleep(1.1)
+    with pytest.raises(
+        BuildError,
+        match=r"ucdp_ged_caf: 185 of 1848 rows rejected \(10.0%\), above the limit of 5.0%",
+    ):
+        build(settings)
+    assert current_build_id(settings.build_dir) == first.build_id
+    assert _snapshot(settings.build_dir) == before
+    failed = list(settings.build_dir.glob("failed-*"))
+    assert len(failed) == 1
+    report = pd.read_csv(failed[0] / "rejects.csv")
+    assert (report["field"] == "date_start").sum() == 185
+    assert "BuildError" in (failed[0] / "error.txt").read_text()
+    # The same data passes when the catalog allows that share.
+    catalog = (layers / "sources.toml").read_text()
+    (layers / "sources.toml").write_text(
+        catalog.replace(
+            "[sources.ucdp_ged_caf]\n", "[sources.ucdp_ged_caf]\nmax_reject_share = 0.2\n"
+        )
+    )
+    assert build(settings).catalog["layers"]["incidents"]["count"] == 1848 - 185
+
+
+def test_strict_refuses_any_reject_or_cleared_value(tmp_path) -> None:
+    _, settings = _copy_layers(tmp_path)
+    with pytest.raises(
+        BuildError, match="anm_sigbm_brazil: 6 problem\\(s\\) and --strict allows none"
+    ):
+        build(settings, strict=True)
+    assert not (settings.build_dir / "current").exists()
+
+
+def test_unreadable_source_fails_cleanly(tmp_path) -> None:
+    layers, settings = _copy_layers(tmp_path)
+    first = build(settings)
+    (layers / "sources" / "ucdp_ged_v23_1_caf" / "ucdp_ged_v23_1_caf.csv").unlink()
+    with pytest.raises(SourceError, match="ucdp_ged_v23_1_caf.csv: file not found"):
+        build(settings)
+    assert current_build_id(settings.build_dir) == first.build_id
+
+
+_DRIVER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    import geopandas as gpd
+    from geo_service.build import build
+    from geo_service.settings import BuildSettings
+
+    where = sys.argv[3]
+    if where == "first-layer":
+        original = gpd.GeoDataFrame.to_parquet
+        def slow(self, path, *a, **k):
+            original(self, path, *a, **k)
+            print("PAUSED", flush=True)
+            time.sleep(120)
+        gpd.GeoDataFrame.to_parquet = slow
+    else:  # everything written, about to rename the staging folder
+        original_rename = os.rename
+        def slow_rename(src, dst):
+            print("PAUSED", flush=True)
+            time.sleep(120)
+            original_rename(src, dst)
+        os.rename = slow_rename
+    build(BuildSettings(build_dir=Path(sys.argv[1])), catalog_path=Path(sys.argv[2]))
+    """
+)
+
+
+@pytest.mark.parametrize("where", ["first-layer", "before-rename"])
+def test_build_killed_half_way_leaves_previous_build_current(tmp_path, where) -> None:
+    settings = BuildSettings(build_dir=tmp_path / "build")
+    first = build(settings, catalog_path=CATALOG)
+    before = _snapshot(settings.build_dir)
+    time.sleep(1.1)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, str(settings.build_dir), str(CATALOG), where],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # blocks until the build pauses (or dies)
+        assert line.strip() == "PAUSED", line
+        staging = list(settings.build_dir.glob(".staging-*"))
+        assert len(staging) == 1 and any(staging[0].iterdir())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert current_build_id(settings.build_dir) == first.build_id
+    assert _snapshot(settings.build_dir) == before
+    assert (
+        json.loads((settings.build_dir / first.build_id / "catalog.json").read_text())["build_id"]
+        == first.build_id
+    )
+    # The next build clears what the killed one left and becomes current.
+    time.sleep(1.1)
+    second = build(settings, catalog_path=CATALOG)
+    assert current_build_id(settings.build_dir) == second.build_id != first.build_id
+    assert not list(settings.build_dir.glob(".staging-*"))
+
+
+def test_old_builds_are_pruned(tmp_path) -> None:
+    settings = BuildSettings(build_dir=tmp_path / "build", keep_builds=2)
+    ids = []
+    for _ in range(3):
+        ids.append(build(settings, catalog_path=CATALOG).build_id)
+        time.sleep(1.1)
+    kept = sorted(p.name for p in settings.build_dir.iterdir() if p.is_dir() and not p.is_symlink())
+    assert kept == ids[1:]

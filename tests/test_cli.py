@@ -1,0 +1,123 @@
+"""The riskmap command as a user runs it: exit codes, messages, progress, help."""
+
+from __future__ import annotations
+
+import tomllib
+
+from typer.testing import CliRunner
+
+from geo_service.cli import app
+from tests.conftest import CATALOG
+from tests.helpers import UCDP_CSV, read_text_csv, write_text_csv
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+def _ucdp_mapping(tmp_path):
+    raw = tomllib.loads(CATALOG.read_text())["sources"]["ucdp_ged_caf"]["mapping"]
+    lines = []
+    for key, value in raw.items():
+        lines.append(f"{key} = {_toml(value)}")
+    path = tmp_path / "ucdp_mapping.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
+    return str(value)
+
+
+def test_help_explains_every_command() -> None:
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0
+    for command in ("build", "validate", "layers", "serve"):
+        assert command in r.output
+    r = runner.invoke(app, ["build", "--help"])
+    assert (
+        "--strict" in r.output
+        and "--catalog" in r.output
+        and "previous build stays current" in r.output
+    )
+
+
+def test_validate_clean_real_file(tmp_path) -> None:
+    r = runner.invoke(
+        app,
+        [
+            "validate",
+            str(UCDP_CSV),
+            "--kind",
+            "incidents",
+            "--mapping",
+            str(_ucdp_mapping(tmp_path)),
+            "--crs",
+            "EPSG:4326",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "1848" in r.output
+
+
+def test_validate_reports_line_and_field_and_exits_1(tmp_path) -> None:
+    frame = read_text_csv(UCDP_CSV).head(30)
+    frame.loc[4, "latitude"] = "north"
+    path = write_text_csv(frame, tmp_path / "bad.csv")
+    rejects = tmp_path / "problems.csv"
+    r = runner.invoke(
+        app,
+        [
+            "validate",
+            str(path),
+            "--kind",
+            "incidents",
+            "--mapping",
+            str(_ucdp_mapping(tmp_path)),
+            "--crs",
+            "EPSG:4326",
+            "--rejects",
+            str(rejects),
+        ],
+    )
+    assert r.exit_code == 1
+    assert "field 'latitude': expected a number, got 'north'" in r.output
+    assert rejects.exists() and "north" in rejects.read_text()
+
+
+def test_validate_missing_file_and_missing_crs_exit_2(tmp_path) -> None:
+    r = runner.invoke(app, ["validate", str(tmp_path / "none.csv"), "--kind", "incidents"])
+    assert r.exit_code == 2 and "file not found" in r.output
+    r = runner.invoke(
+        app,
+        [
+            "validate",
+            str(UCDP_CSV),
+            "--kind",
+            "incidents",
+            "--mapping",
+            str(_ucdp_mapping(tmp_path)),
+        ],
+    )
+    assert r.exit_code == 2 and "has no CRS and none is declared" in r.output
+
+
+def test_build_layers_and_strict(tmp_path) -> None:
+    builds = tmp_path / "build"
+    r = runner.invoke(
+        app, ["build", "--catalog", str(CATALOG), "--build-dir", str(builds), "--strict"]
+    )
+    assert r.exit_code == 1 and "--strict allows none" in r.output
+    r = runner.invoke(app, ["build", "--catalog", str(CATALOG), "--build-dir", str(builds)])
+    assert r.exit_code == 0, r.output
+    assert "reading + validating ucdp_ged_caf" in r.output  # the progress bars
+    r = runner.invoke(app, ["layers", "--build-dir", str(builds)])
+    assert r.exit_code == 0
+    for word in ("incidents", "1848", "CC BY 4.0", "tailings_dams", "604"):
+        assert word in r.output
+    r = runner.invoke(app, ["layers", "--build-dir", str(tmp_path / "empty")])
+    assert r.exit_code == 2 and "no current build" in r.output

@@ -155,8 +155,11 @@ def _build_into(
     results: list[SourceResult] = []
     for entry in catalog.sources:
         size = entry.path.stat().st_size if entry.path.exists() else 0
-        progress = reporter.task(f"reading + validating {entry.key}", size)
-        result = validate_source(entry, catalog.reference, progress, today=today)
+        reading = reporter.task(f"reading {entry.key}", size)
+        validating = reporter.task(f"validating {entry.key}", 1)
+        result = validate_source(
+            entry, catalog.reference, reading, today=today, validating=validating
+        )
         results.append(result)
         for note in result.notes:
             reporter.log(note)

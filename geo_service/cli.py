@@ -198,8 +198,10 @@ def validate_cmd(
         reference = load_catalog(project).reference if project.exists() else None
         size = path.stat().st_size if path.exists() else 0
         with _progress() as progress:
-            task = RichReporter(progress).task(f"reading + validating {path.name}", size)
-            result = validate_source(entry, reference, task)
+            reporter = RichReporter(progress)
+            reading = reporter.task(f"reading {path.name}", size)
+            validating = reporter.task(f"validating {path.name}", 1)
+            result = validate_source(entry, reference, reading, validating=validating)
     except (SourceError, CatalogError, tomllib.TOMLDecodeError, OSError) as exc:
         raise _fail(exc, 2) from exc
     _print_sources([result])

@@ -78,10 +78,11 @@ def validate_source(
     reference: Reference | None = None,
     progress: ProgressFn | None = None,
     today: dt.date | None = None,
+    validating: ProgressFn | None = None,
 ) -> SourceResult:
-    """Read and validate one catalog entry."""
+    """Read (``progress``: bytes or features) and validate (``validating``: checks) one entry."""
     raw = read_source(entry, progress)
-    return validate_table(raw, entry, reference, today=today)
+    return validate_table(raw, entry, reference, today=today, progress=validating)
 
 
 def validate_table(
@@ -89,9 +90,23 @@ def validate_table(
     entry: SourceEntry,
     reference: Reference | None = None,
     today: dt.date | None = None,
+    progress: ProgressFn | None = None,
 ) -> SourceResult:
-    """Map and validate a table that an adapter read."""
+    """Map and validate a table that an adapter read.
+
+    ``progress`` is told (checks done, checks in all): the geometry, each field, the
+    country outlines and the duplicate ids.
+    """
     schema = SCHEMAS[entry.kind]
+    steps = len(schema.fields) + 3
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, steps)
+
     n_read = len(raw)
     data, records, geometry = raw.data, raw.records, raw.geometry
 
@@ -121,9 +136,11 @@ def validate_table(
         geom_field = "geometry"
     geoms = to_wgs84(geoms, crs)
     geoms = check_geometries(geoms, schema.geometry_types, problems, geom_field)
+    step()
 
     out: dict[str, pd.Series] = {}
     for spec in schema.fields:
+        step()
         if spec.name == schema.id_field or spec.name == "footprint":
             continue
         rule = _rule_for(entry, spec.name, data)
@@ -162,11 +179,13 @@ def validate_table(
 
     sensitivity = _sensitivity(entry, data, problems)
     flags = _country_flags(geoms, out["country"], reference, problems)
+    step()
 
     rejected = problems.rows("rejected")
     alive = np.ones(len(data), dtype=bool)
     alive[rejected] = False
     _duplicates(out[schema.id_field], alive, records, raw, schema.id_field, id_rule, problems)
+    step()
     rejected = problems.rows("rejected")
     alive[rejected] = False
 

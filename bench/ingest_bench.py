@@ -10,14 +10,16 @@ How:
   replacement, fixed seed) into ``bench/data/ucdp_resampled_{100k,300k,1m}.csv``. Every row gets
   a new unique ``id``, its longitude/latitude jittered by up to +-0.05 degree (clipped to the
   source's bounding box) and ``date_start``/``date_end`` shifted by the same whole number of days
-  within +-30; every other column is copied from the source row as text. Quoted fields with
-  embedded newlines stay quoted (pandas ``to_csv`` with minimal quoting).
+  within +-30; every other column is copied from the source row as text. Fields are quoted
+  by the csv module's minimal quoting (the bytes ``DataFrame.to_csv`` writes), so quoted fields
+  with embedded newlines stay valid CSV. Records end with CRLF, as in the source.
 * ``run`` measures, per size and repeat, alternately the floor (``pyarrow.csv.read_csv``: all
   columns, type inference, multithreaded; default options except ``newlines_in_values=True``,
-  without which Arrow refuses these files) and ours (``validate_source`` on the ``ucdp_ged_caf`` catalog entry pointed at
-  the resampled file), each in a fresh Python process. The child times only the work with
-  ``time.perf_counter()`` (interpreter start, imports and loading the catalog are outside the
-  timed span) and reports its peak RSS (``ru_maxrss``, which includes the imported libraries).
+  without which Arrow refuses these files) and ours (``validate_source`` on the
+  ``ucdp_ged_caf`` catalog entry pointed at the resampled file), each in a fresh Python process.
+  The child times only the work with ``time.perf_counter()`` (interpreter start, imports and
+  loading the catalog are outside the timed span) and reports its peak RSS (``ru_maxrss``, in
+  MiB, which includes the imported libraries).
   Before each measurement it waits (at most 60 s) for the machine to be at least 80 % idle and
   records the idle share. Results go to ``bench/results/ingest-YYYYmmdd-HHMMSS.tsv``.
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import statistics
@@ -192,6 +195,7 @@ def measure(which: str, path: Path) -> dict[str, object]:
     else:
         raise SystemExit(f"unknown measurement {which!r}")
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # peak_rss_mb is in MiB (2**20 bytes).
     return {"seconds": seconds, "peak_rss_mb": peak_kib / 1024, "kept": kept, "problems": problems}
 
 
@@ -242,10 +246,39 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def code_fingerprint() -> str:
+    """SHA-256 (12 hex) of the code and catalog a measurement runs, to spot edits mid-run."""
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "geo_service").rglob("*.py")) + [CATALOG]:
+        h.update(str(p.relative_to(ROOT)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def git_head() -> str:
+    """The checked-out commit and whether geo_service/ or layers/ differ from it (read-only)."""
+    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "geo_service", "layers/sources.toml"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (geo_service has uncommitted changes)" if dirty else "")
+
+
 def run(sizes: list[str], repeats: int) -> Path:
     missing = [str(data_path(s).relative_to(ROOT)) for s in sizes if not data_path(s).exists()]
     if missing:
         raise SystemExit(f"missing {', '.join(missing)}: run make-data first")
+    before = code_fingerprint()
+    print(f"commit {git_head()}, code fingerprint {before}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"ingest-{dt.datetime.now():%Y%m%d-%H%M%S}.tsv"
     rows: list[dict[str, object]] = []
@@ -265,7 +298,7 @@ def run(sizes: list[str], repeats: int) -> Path:
                     fh.flush()
                     print(
                         f"{size:>5} #{repeat} {which:<5} {res['seconds']:7.2f} s "
-                        f"{res['peak_rss_mb']:8.0f} MB  idle {idle:.0%}  kept {res['kept']}"
+                        f"{res['peak_rss_mb']:8.0f} MiB  idle {idle:.0%}  kept {res['kept']}"
                         + (f"  problems {res['problems']}" if which == "ours" else "")
                     )
                     if res["kept"] != n:
@@ -273,7 +306,14 @@ def run(sizes: list[str], repeats: int) -> Path:
                             f"ERROR: {which} at {size} kept {res['kept']} rows, expected {n}",
                             file=sys.stderr,
                         )
-    print(f"\nwrote {out.relative_to(ROOT)}\n")
+    after = code_fingerprint()
+    if after != before:
+        print(
+            f"WARNING: geo_service or the catalog changed during the run ({before} -> {after});"
+            " the measurements mix code versions",
+            file=sys.stderr,
+        )
+    print(f"\nwrote {out.relative_to(ROOT)} (code fingerprint {after})\n")
     print_summary(rows)
     return out
 
@@ -313,7 +353,7 @@ def _mmm(values: list[float], fmt: str = "{:.2f}") -> str:
 
 
 def print_summary(rows: list[dict[str, object]]) -> None:
-    head = ["size", "rows", "floor s", "ours s", "ours/floor", "ours peak MB", "floor peak MB"]
+    head = ["size", "rows", "floor s", "ours s", "ours/floor", "ours peak MiB", "floor peak MiB"]
     lines = [head]
     for t in summarise(rows):
         lines.append(

@@ -58,11 +58,10 @@ def resolve_country(value: str) -> str | None:
 
 
 def resolve_countries(values: pd.Series) -> pd.Series:
-    """Vectorised :func:`resolve_country` (each distinct spelling is looked up once)."""
-    text = values.astype("str").where(values.notna().to_numpy(), "")
-    uniques = pd.unique(text.to_numpy())
-    lookup = {u: resolve_country(u) for u in uniques}
-    return pd.Series(text.map(lookup).to_numpy(), index=values.index, dtype="object")
+    """Vectorised :func:`resolve_country`: each distinct spelling is looked up once."""
+    codes, uniques = pd.factorize(values)
+    iso = pd.array([resolve_country(str(u)) for u in uniques], dtype="str")
+    return pd.Series(iso.take(codes, allow_fill=True), index=values.index)
 
 
 class CountryShapes:

@@ -101,6 +101,8 @@ def points_from_columns(
     ok = np.isfinite(x) & np.isfinite(y)
     if geographic:
         ok &= (np.abs(x) <= 180) & (np.abs(y) <= 90)
+    if ok.all():
+        return shapely.points(x, y)
     geoms = np.full(len(x), None, dtype=object)
     geoms[ok] = shapely.points(x[ok], y[ok])
     return geoms
@@ -121,7 +123,8 @@ def check_geometries(
     """Drop Z, unwrap single-part multi-points, check types and ranges, repair invalid shapes."""
     geoms = np.asarray(geoms, dtype=object).copy()
     present = ~shapely.is_missing(geoms)
-    geoms[present] = shapely.force_2d(geoms[present])
+    if shapely.has_z(geoms[present]).any():
+        geoms[present] = shapely.force_2d(geoms[present])
     missing = np.flatnonzero(~present | shapely.is_empty(geoms))
     # Rows whose coordinates were already refused need no second message.
     unreported = np.setdiff1d(missing, problems.rows("rejected"))

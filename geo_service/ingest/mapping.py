@@ -11,6 +11,8 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from geo_service.catalog import FieldRule, Mapping
 from geo_service.errors import SourceError
@@ -35,10 +37,32 @@ def as_text(values: pd.Series) -> pd.Series:
         )
     elif pd.api.types.is_datetime64_any_dtype(values.dtype):
         text = values.dt.strftime("%Y-%m-%dT%H:%M:%S").astype("str")
+    elif values.dtype == "str":
+        # The common case (CSV text): keep the column as it is unless a value needs trimming,
+        # so a clean million-row column costs one scan and no copy.
+        arr = arrow_of(values)
+        edges = pc.or_(
+            pc.utf8_is_space(pc.utf8_slice_codeunits(arr, 0, 1)),
+            pc.utf8_is_space(pc.utf8_slice_codeunits(arr, -1, 2**31 - 1)),
+        )
+        if not pc.any(pc.or_(edges, pc.equal(pc.utf8_length(arr), 0))).as_py():
+            return values
+        text = values
     else:
         text = values.astype("str")
     text = text.where(values.notna().to_numpy(), None).str.strip()
     return text.where(text != "", None)
+
+
+def arrow_of(values: pd.Series) -> pa.ChunkedArray:
+    """The Arrow data behind a column (no copy for Arrow-backed text)."""
+    arr = pa.array(values, from_pandas=True)
+    return arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
+
+
+def const_text(value: str, n: int) -> pd.Series:
+    """A text column holding one value, made without a million-item Python list."""
+    return pa.repeat(pa.scalar(value, pa.large_string()), n).to_pandas()
 
 
 def needed_columns(
@@ -109,14 +133,22 @@ def apply_rule(rule: FieldRule, data: pd.DataFrame) -> pd.Series:
 
 def _template(template: str, data: pd.DataFrame) -> pd.Series:
     pieces = _TEMPLATE_PART.split(template)
-    out = pd.Series([""] * len(data), index=data.index, dtype="str")
-    any_value = pd.Series(False, index=data.index)
+    parts: list[pa.ChunkedArray | pa.Scalar] = []
+    present = None
     for i, piece in enumerate(pieces):
         if i % 2 == 0:
-            out = out + piece
-        else:
-            text = as_text(data[piece])
-            any_value |= text.notna()
-            out = out + text.fillna("")
-    out = out.str.strip(" -—–:;,")
-    return out.where(any_value & (out != ""), None)
+            if piece:
+                parts.append(pa.scalar(piece, pa.large_string()))
+            continue
+        text = arrow_of(as_text(data[piece]))
+        present = pc.is_valid(text) if present is None else pc.or_(present, pc.is_valid(text))
+        parts.append(pc.cast(text, pa.large_string()))
+    if present is None:  # no column named: the template is a constant
+        return pd.Series([template] * len(data), index=data.index, dtype="str")
+    joined = pc.binary_join_element_wise(
+        *parts, pa.scalar("", pa.large_string()), null_handling="replace", null_replacement=""
+    )
+    out = pd.Series(pc.utf8_trim(joined, " -—–:;,").to_pandas(), index=data.index)
+    return out.where(
+        pd.Series(present.to_numpy(zero_copy_only=False), index=data.index) & (out != ""), None
+    )

@@ -15,6 +15,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo_service.catalog import FieldRule, Reference, SourceEntry
@@ -29,7 +31,14 @@ from geo_service.ingest.geometry import (
     resolve_crs,
     to_wgs84,
 )
-from geo_service.ingest.mapping import apply_rule, as_text, check_columns, needed_columns
+from geo_service.ingest.mapping import (
+    apply_rule,
+    arrow_of,
+    as_text,
+    check_columns,
+    const_text,
+    needed_columns,
+)
 from geo_service.ingest.problems import COLUMNS, Problems, got
 from geo_service.schemas import COMMON_FIELDS, SCHEMAS, SENSITIVITIES, FieldSpec, Kind
 
@@ -196,7 +205,7 @@ def validate_table(
             *[f.name for f in schema.fields if f.name in out and f.name != schema.id_field],
         ]
     }
-    columns["source"] = pd.Series([entry.key] * len(data), dtype="str")
+    columns["source"] = const_text(entry.key, len(data))
     columns["source_id"] = source_id
     columns["sensitivity"] = sensitivity
     columns["qa_flags"] = flags
@@ -205,11 +214,10 @@ def validate_table(
             raise SourceError(f"keep names '{col}', which is a canonical field", path=raw.path)
         columns[col] = as_text(data[col])
     frame = pd.DataFrame({k: pd.Series(v).reset_index(drop=True) for k, v in columns.items()})
-    layer = gpd.GeoDataFrame(
-        frame.loc[alive].reset_index(drop=True),
-        geometry=gpd.GeoSeries(geoms[alive], crs="EPSG:4326").reset_index(drop=True),
-        crs="EPSG:4326",
-    )
+    if not alive.all():
+        frame = frame.loc[alive].reset_index(drop=True)
+        geoms = geoms[alive]
+    layer = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
     layer = _tidy_types(layer, entry.kind)
 
     table = _problem_table(problems, raw, records, entry.key)
@@ -233,12 +241,27 @@ def _rule_for(entry: SourceEntry, name: str, data: pd.DataFrame) -> FieldRule | 
 
 
 def _numbers(
-    values: pd.Series, label: str, target: str, problems: Problems, action: str
+    values: pd.Series,
+    label: str,
+    target: str,
+    problems: Problems,
+    action: str,
+    trimmed: bool = False,
 ) -> pd.Series:
-    """Floats; text that is not a number is recorded (missing values are not, here)."""
+    """Floats; text that is not a number is recorded (missing values are not, here).
+
+    ``trimmed`` says the values already went through :func:`as_text`.
+    """
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return values.astype("float64")
-    text = as_text(values)
+    text = values if trimmed else as_text(values)
+    try:
+        # Arrow parses a clean column in one pass; only a column with a bad value takes the
+        # slower road that finds which values are bad.
+        parsed = pc.cast(arrow_of(text), pa.float64())
+        return pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
     nums = pd.to_numeric(text, errors="coerce").astype("float64")
     bad = np.flatnonzero((text.notna() & nums.isna()).to_numpy())
     problems.add(
@@ -255,19 +278,24 @@ def _convert(
     action = "rejected" if spec.required else "cleared"
     text = as_text(values) if spec.type not in ("int", "float", "date") else None
 
-    def report(mask: np.ndarray, shown: pd.Series, reason: str | pd.Series) -> None:
+    def report(mask: np.ndarray, shown: pd.Series, reason: str, quote: bool = True) -> None:
+        # Messages are made for the offending rows only: a clean million rows costs nothing here.
         idx = np.flatnonzero(mask)
         if idx.size:
-            r = reason if isinstance(reason, str) else reason.iloc[idx]
-            problems.add(idx, label, shown.iloc[idx], r, action, spec.name)
+            values = shown.iloc[idx]
+            text = got(values).radd(reason + ", ") if quote else reason
+            problems.add(idx, label, values, text, action, spec.name)
 
     if spec.type in ("int", "float"):
         shown = as_text(values)
-        nums = _numbers(values, label, spec.name, Problems(), action)
+        typed = pd.api.types.is_numeric_dtype(values.dtype)
+        nums = _numbers(
+            values if typed else shown, label, spec.name, Problems(), action, trimmed=True
+        )
         if rule.scale is not None:
             nums = nums * rule.scale
         not_number = shown.notna() & nums.isna()
-        report(not_number.to_numpy(), shown, got(shown).radd(f"expected {spec.expectation()}, "))
+        report(not_number.to_numpy(), shown, f"expected {spec.expectation()}")
         bad = np.zeros(len(nums), dtype=bool)
         arr = nums.to_numpy()
         with np.errstate(invalid="ignore"):
@@ -277,50 +305,56 @@ def _convert(
                 bad |= (arr <= spec.min) if spec.min_exclusive else (arr < spec.min)
             if spec.max is not None:
                 bad |= arr > spec.max
-        report(bad, shown, got(shown).radd(f"expected {spec.expectation()}, "))
+        report(bad, shown, f"expected {spec.expectation()}")
         nums = nums.where(~bad & ~not_number.to_numpy())
         missing = nums.isna().to_numpy() & ~bad & ~not_number.to_numpy()
         if spec.required:
-            report(missing, shown, f"missing {spec.name}")
+            report(missing, shown, f"missing {spec.name}", quote=False)
         if spec.type == "int":
             return nums.round().astype("Int64")
         return nums
 
     if spec.type == "date":
         shown = as_text(values)
-        dates = _dates(values, rule.format)
+        typed = pd.api.types.is_datetime64_any_dtype(values.dtype)
+        dates = _dates(values if typed else shown, rule.format)
         unparsed = (shown.notna() & dates.isna()).to_numpy()
         fmt = f" in the format {rule.format}" if rule.format else ""
-        report(unparsed, shown, got(shown).radd(f"expected {spec.expectation()}{fmt}, "))
+        report(unparsed, shown, f"expected {spec.expectation()}{fmt}")
         bad = np.zeros(len(dates), dtype=bool)
         if spec.not_future:
             bad = (dates > pd.Timestamp(today)).to_numpy()
-            report(bad, shown, got(shown).radd("date is in the future, "))
+            report(bad, shown, "date is in the future")
         dates = dates.where(~bad)
         if spec.required:
-            report((dates.isna().to_numpy() & ~unparsed & ~bad), shown, f"missing {spec.name}")
+            report(
+                dates.isna().to_numpy() & ~unparsed & ~bad,
+                shown,
+                f"missing {spec.name}",
+                quote=False,
+            )
         return dates
 
     assert text is not None
     if spec.type == "country":
         codes = resolve_countries(text)
         bad = (text.notna() & codes.isna()).to_numpy()
-        report(bad, text, got(text).radd(f"expected {spec.expectation()}, "))
+        report(bad, text, f"expected {spec.expectation()}")
         out = codes
     elif spec.type == "enum":
         lowered = text.str.lower()
         bad = (lowered.notna() & ~lowered.isin(spec.choices)).to_numpy()
-        report(bad, text, got(text).radd(f"expected {spec.expectation()}, "))
+        report(bad, text, f"expected {spec.expectation()}")
         out = lowered.where(~bad, None)
     elif spec.type == "url":
         bad = (text.notna() & ~text.str.match(_URL).fillna(False).astype(bool)).to_numpy()
-        report(bad, text, got(text).radd(f"expected {spec.expectation()}, "))
+        report(bad, text, f"expected {spec.expectation()}")
         out = text.where(~bad, None)
     else:
         out = text
         bad = np.zeros(len(text), dtype=bool)
     if spec.required:
-        report(out.isna().to_numpy() & ~bad, text, f"missing {spec.name}")
+        report(out.isna().to_numpy() & ~bad, text, f"missing {spec.name}", quote=False)
     return out
 
 
@@ -335,12 +369,22 @@ def _empty(spec: FieldSpec, n: int) -> pd.Series:
 
 
 def _dates(values: pd.Series, fmt: str | None) -> pd.Series:
-    """Dates at day resolution, UTC-naive; values that do not parse become NaT."""
+    """Dates at day resolution, UTC-naive; values that do not parse become NaT.
+
+    Text must already have gone through :func:`as_text`. Plain ISO 8601 takes Arrow's parser
+    (one pass); a column with a bad value, a time zone or a publisher format takes pandas'.
+    """
+    parsed = None
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         parsed = values
-    else:
-        text = as_text(values)
-        parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
+    elif fmt is None:
+        try:
+            stamps = pc.cast(arrow_of(values), pa.timestamp("ms"))
+            parsed = pd.Series(stamps.to_pandas(), index=values.index)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            parsed = None
+    if parsed is None:
+        parsed = pd.to_datetime(values, format=fmt or "ISO8601", errors="coerce", utc=True)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.dt.floor("D").astype("datetime64[ms]")
@@ -370,7 +414,7 @@ def _source_id(
 def _sensitivity(entry: SourceEntry, data: pd.DataFrame, problems: Problems) -> pd.Series:
     rule = entry.mapping.rules.get("sensitivity")
     if rule is None:
-        return pd.Series([entry.sensitivity] * len(data), dtype="str")
+        return const_text(entry.sensitivity, len(data))
     text = as_text(apply_rule(rule, data)).str.lower().fillna(entry.sensitivity)
     bad = np.flatnonzero(~text.isin(SENSITIVITIES).to_numpy())
     # An unknown sensitivity is never guessed to be public: the row is refused.
@@ -413,16 +457,14 @@ def _country_flags(
         tuple(reference.countries), reference.country_field, reference.outside_country_tolerance_km
     )
     is_point = np.asarray(shapely.get_type_id(geoms)) == 0
-    codes = countries.to_numpy(dtype=object)
-    x = np.full(len(geoms), np.nan)
-    y = np.full(len(geoms), np.nan)
-    x[is_point] = shapely.get_x(geoms[is_point])
-    y[is_point] = shapely.get_y(geoms[is_point])
+    codes, uniques = pd.factorize(countries)
+    x = shapely.get_x(geoms)  # NaN for anything but a point
+    y = shapely.get_y(geoms)
     tol = reference.outside_country_tolerance_km
-    for code in pd.unique(codes[is_point]):
-        if not isinstance(code, str) or code not in shapes:
+    for number, code in enumerate(uniques):
+        if code not in shapes:
             continue
-        idx = np.flatnonzero(is_point & (codes == code))
+        idx = np.flatnonzero(is_point & (codes == number))
         outside = idx[~shapes.inside(code, x[idx], y[idx])]
         if outside.size == 0:
             continue
@@ -459,8 +501,12 @@ def _duplicates(
     id_rule: FieldRule | None,
     problems: Problems,
 ) -> None:
+    present = ids.notna().to_numpy()
+    arr = arrow_of(ids)
+    if pc.count_distinct(arr).as_py() == int(present.sum()):
+        return  # the usual case: one hash pass and no id is repeated
     values = ids.to_numpy(dtype=object)
-    live = np.flatnonzero(alive & pd.notna(values))
+    live = np.flatnonzero(alive & present)
     dup_mask = pd.Series(values[live]).duplicated(keep="first").to_numpy()
     if not dup_mask.any():
         return
@@ -479,14 +525,11 @@ def _duplicates(
 
 
 def _tidy_types(layer: gpd.GeoDataFrame, kind: Kind) -> gpd.GeoDataFrame:
-    for spec in SCHEMAS[kind].fields:
-        if spec.type in ("str", "country", "enum", "url") and spec.name in layer:
-            layer[spec.name] = (
-                layer[spec.name].astype("str").where(layer[spec.name].notna(), None).astype("str")
-            )
-    for col in COMMON_FIELDS:
-        if col in layer:
-            layer[col] = layer[col].astype("str")
+    """Text columns as pandas' text type (missing stays missing), whatever the source format."""
+    text = [s.name for s in SCHEMAS[kind].fields if s.type in ("str", "country", "enum", "url")]
+    for col in [*text, *COMMON_FIELDS]:
+        if col in layer and layer[col].dtype != "str":
+            layer[col] = layer[col].where(layer[col].notna(), None).astype("str")
     return layer
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geo_service.errors import CatalogError
-from geo_service.schemas import SCHEMAS, SENSITIVITIES, Kind
+from geo_service.schemas import COMMON_FIELDS, SCHEMAS, SENSITIVITIES, Kind
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _SPECIAL_MAPPING_KEYS = {"lon", "lat", "wkt", "keep", "source_id", "sensitivity"}
@@ -101,6 +101,12 @@ class Mapping(BaseModel):
             raise CatalogError(
                 f"{where}: unknown mapping key(s) {', '.join(unknown)}; the {kind} schema has "
                 f"{', '.join(schema.field_names)} (plus lon, lat, wkt, keep, source_id, sensitivity)"
+            )
+        clash = sorted(set(raw.get("keep", [])) & (set(schema.field_names) | set(COMMON_FIELDS)))
+        if clash:
+            raise CatalogError(
+                f"{where}.keep: {', '.join(clash)} would replace canonical field(s); "
+                "map them instead, or leave them out of keep"
             )
         rules: dict[str, FieldRule] = {}
         for name, spec in raw.items():

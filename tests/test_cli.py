@@ -33,6 +33,12 @@ def _toml(value) -> str:
     return str(value)
 
 
+def _validate(path, tmp_path, *extra: str):
+    """``riskmap validate`` of a file with the catalog's UCDP mapping."""
+    args = ["validate", str(path), "--kind", "incidents", "--mapping", str(_ucdp_mapping(tmp_path))]
+    return runner.invoke(app, [*args, *extra])
+
+
 def test_help_explains_every_command() -> None:
     r = runner.invoke(app, ["--help"])
     assert r.exit_code == 0
@@ -47,19 +53,7 @@ def test_help_explains_every_command() -> None:
 
 
 def test_validate_clean_real_file(tmp_path) -> None:
-    r = runner.invoke(
-        app,
-        [
-            "validate",
-            str(UCDP_CSV),
-            "--kind",
-            "incidents",
-            "--mapping",
-            str(_ucdp_mapping(tmp_path)),
-            "--crs",
-            "EPSG:4326",
-        ],
-    )
+    r = _validate(UCDP_CSV, tmp_path, "--crs", "EPSG:4326")
     assert r.exit_code == 0, r.output
     assert "1848" in r.output
 
@@ -69,21 +63,7 @@ def test_validate_reports_line_and_field_and_exits_1(tmp_path) -> None:
     frame.loc[4, "latitude"] = "north"
     path = write_text_csv(frame, tmp_path / "bad.csv")
     rejects = tmp_path / "problems.csv"
-    r = runner.invoke(
-        app,
-        [
-            "validate",
-            str(path),
-            "--kind",
-            "incidents",
-            "--mapping",
-            str(_ucdp_mapping(tmp_path)),
-            "--crs",
-            "EPSG:4326",
-            "--rejects",
-            str(rejects),
-        ],
-    )
+    r = _validate(path, tmp_path, "--crs", "EPSG:4326", "--rejects", str(rejects))
     assert r.exit_code == 1
     assert "field 'latitude': expected a number, got 'north'" in r.output
     assert rejects.exists() and "north" in rejects.read_text()
@@ -92,17 +72,7 @@ def test_validate_reports_line_and_field_and_exits_1(tmp_path) -> None:
 def test_validate_missing_file_and_missing_crs_exit_2(tmp_path) -> None:
     r = runner.invoke(app, ["validate", str(tmp_path / "none.csv"), "--kind", "incidents"])
     assert r.exit_code == 2 and "file not found" in r.output
-    r = runner.invoke(
-        app,
-        [
-            "validate",
-            str(UCDP_CSV),
-            "--kind",
-            "incidents",
-            "--mapping",
-            str(_ucdp_mapping(tmp_path)),
-        ],
-    )
+    r = _validate(UCDP_CSV, tmp_path)
     assert r.exit_code == 2 and "has no CRS and none is declared" in r.output
 
 

@@ -129,22 +129,7 @@ def validate_table(
         geometry = geometry[keep] if geometry is not None else None
 
     problems = Problems()
-    crs = resolve_crs(raw.crs, entry.crs, raw.path)
-    if raw.lonlat is not None:
-        lon_name, lat_name = raw.lonlat
-        lon = _numbers(data[lon_name], lon_name, "", problems, "rejected")
-        lat = _numbers(data[lat_name], lat_name, "", problems, "rejected")
-        given = (data[lon_name].notna().to_numpy(), data[lat_name].notna().to_numpy())
-        geoms = points_from_columns(lon, lat, raw.lonlat, crs, problems, given)
-        geom_field = f"{lon_name}/{lat_name}"
-    elif raw.wkt is not None:
-        geoms = from_wkt(as_text(data[raw.wkt]), raw.wkt, problems)
-        geom_field = raw.wkt
-    else:
-        geoms = geometry if geometry is not None else np.full(len(data), None, dtype=object)
-        geom_field = "geometry"
-    geoms = to_wgs84(geoms, crs)
-    geoms = check_geometries(geoms, schema.geometry_types, problems, geom_field)
+    geoms = _geometries(raw, data, geometry, entry, problems)
     step()
 
     out: dict[str, pd.Series] = {}
@@ -210,8 +195,6 @@ def validate_table(
     columns["sensitivity"] = sensitivity
     columns["qa_flags"] = flags
     for col in entry.mapping.keep:
-        if col in columns:
-            raise SourceError(f"keep names '{col}', which is a canonical field", path=raw.path)
         columns[col] = as_text(data[col])
     frame = pd.DataFrame({k: pd.Series(v).reset_index(drop=True) for k, v in columns.items()})
     if not alive.all():
@@ -231,6 +214,32 @@ def validate_table(
         "flagged": int((table["action"] == "flagged").sum()),
     }
     return SourceResult(entry.key, entry.kind, raw.path, layer, table, counts, list(raw.notes))
+
+
+def _geometries(
+    raw: RawTable,
+    data: pd.DataFrame,
+    geometry: np.ndarray | None,
+    entry: SourceEntry,
+    problems: Problems,
+) -> np.ndarray:
+    """Geometries in EPSG:4326, checked: from lon/lat columns, WKT, or the file's own."""
+    crs = resolve_crs(raw.crs, entry.crs, raw.path)
+    if raw.lonlat is not None:
+        lon_name, lat_name = raw.lonlat
+        lon = _numbers(data[lon_name], lon_name, "", problems, "rejected")
+        lat = _numbers(data[lat_name], lat_name, "", problems, "rejected")
+        given = (data[lon_name].notna().to_numpy(), data[lat_name].notna().to_numpy())
+        geoms = points_from_columns(lon, lat, raw.lonlat, crs, problems, given)
+        label = f"{lon_name}/{lat_name}"
+    elif raw.wkt is not None:
+        geoms = from_wkt(as_text(data[raw.wkt]), raw.wkt, problems)
+        label = raw.wkt
+    else:
+        geoms = geometry if geometry is not None else np.full(len(data), None, dtype=object)
+        label = "geometry"
+    geoms = to_wgs84(geoms, crs)
+    return check_geometries(geoms, SCHEMAS[entry.kind].geometry_types, problems, label)
 
 
 def _rule_for(entry: SourceEntry, name: str, data: pd.DataFrame) -> FieldRule | None:

@@ -120,32 +120,15 @@ def build_cmd(
 
 
 def _print_sources(results: list[SourceResult]) -> None:
-    table = Table(title="Sources")
-    for col in (
-        "source",
-        "kind",
-        "read",
-        "filtered",
-        "kept",
-        "rejected",
-        "cleared",
-        "repaired",
-        "flagged",
-    ):
-        table.add_column(
-            col, justify="left" if col in ("source", "kind") else "right", no_wrap=True
-        )
+    """One line per source: what was read, kept, and what happened to the rest."""
     for r in results:
         c = r.counts
-        table.add_row(
-            r.key,
-            r.kind.value,
-            *(
-                str(c[k])
-                for k in ("read", "filtered", "kept", "rejected", "cleared", "repaired", "flagged")
-            ),
-        )
-    out.print(table)
+        parts = [f"{c['read']} read"]
+        parts += [f"{c[k]} {k}" for k in ("filtered",) if c[k]]
+        parts.append(f"[bold]{c['kept']} kept[/]")
+        colours = {"rejected": "red", "cleared": "yellow", "repaired": "green", "flagged": "cyan"}
+        parts += [f"[{colours[k]}]{c[k]} {k}[/]" for k in colours if c[k]]
+        out.print(f"{r.key} ({r.kind.value}): " + ", ".join(parts), highlight=False)
 
 
 @app.command("validate")

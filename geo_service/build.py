@@ -30,6 +30,8 @@ from geo_service.errors import BuildError
 from geo_service.ingest.base import ProgressFn
 from geo_service.ingest.problems import COLUMNS
 from geo_service.ingest.validate import SourceResult, validate_source
+from geo_service.risk.model import TITLES, run_risk
+from geo_service.risk.params import load_risk_params
 from geo_service.schemas import SCHEMAS, Kind
 from geo_service.settings import BuildSettings
 from geo_service.store.files import CURRENT, read_build_catalog
@@ -38,6 +40,14 @@ STAGING_PREFIX = ".staging-"
 FAILED_PREFIX = "failed-"
 REJECTS_FILE = "rejects.csv"
 CATALOG_FILE = "catalog.json"
+#: Feature ids of the layers the risk model adds.
+DERIVED_ID_FIELDS = {
+    "community_risk": "community_id",
+    "tailings_consequence": "dam_id",
+    "concession_risk": "concession_id",
+    "risk_hex": "h3",
+    "coverage": "factor",
+}
 
 
 class Reporter:
@@ -152,6 +162,8 @@ def _build_into(
     reporter: Reporter,
     today: dt.date | None,
 ) -> BuildResult:
+    # A mistake in risk.toml should stop the build before any source is read.
+    risk_params = load_risk_params(catalog.path.parent / "risk.toml")
     results: list[SourceResult] = []
     for entry in catalog.sources:
         size = entry.path.stat().st_size if entry.path.exists() else 0
@@ -174,15 +186,42 @@ def _build_into(
     problems.to_csv(staging / REJECTS_FILE, index=False, columns=COLUMNS)
     _check_thresholds(results, catalog, settings, strict)
 
-    write = reporter.task("writing layers", len(layers))
-    layer_meta: dict[str, Any] = {}
-    for i, (kind, gdf) in enumerate(layers.items(), 1):
-        path = staging / f"{kind.value}.parquet"
-        gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=True)
-        layer_meta[kind.value] = _layer_metadata(
-            kind, gdf, path.name, [r.key for r in results if r.kind == kind]
+    scoring = reporter.task("scoring risk", 1)
+    risk = run_risk(layers, catalog, risk_params)
+    scoring(1, 1)
+
+    everything = [
+        (
+            kind.value,
+            SCHEMAS[kind].title,
+            kind.value,
+            gdf,
+            [r.key for r in results if r.kind == kind],
+            SCHEMAS[kind].id_field,
+            SCHEMAS[kind].date_field,
         )
-        write(i, len(layers))
+        for kind, gdf in layers.items()
+    ] + [
+        (
+            name,
+            TITLES.get(name, name),
+            "derived",
+            gdf,
+            [r.key for r in results],
+            DERIVED_ID_FIELDS.get(name),
+            None,
+        )
+        for name, gdf in risk.layers.items()
+    ]
+    write = reporter.task("writing layers", len(everything))
+    layer_meta: dict[str, Any] = {}
+    for i, (layer_id, title, kind, gdf, sources, id_field, date_field) in enumerate(everything, 1):
+        path = staging / f"{layer_id}.parquet"
+        gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=True)
+        layer_meta[layer_id] = _layer_metadata(
+            layer_id, title, kind, gdf, path.name, sources, id_field, date_field
+        )
+        write(i, len(everything))
 
     meta = {
         "build_id": build_id,
@@ -204,6 +243,7 @@ def _build_into(
             for r in results
         },
         "rejects": {"file": REJECTS_FILE, "rows": int(len(problems))},
+        "risk": risk.metadata,
     }
     (staging / CATALOG_FILE).write_text(
         json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8"
@@ -281,27 +321,42 @@ def _check_thresholds(
 
 
 def _layer_metadata(
-    kind: Kind, gdf: gpd.GeoDataFrame, filename: str, sources: list[str]
+    layer_id: str,
+    title: str,
+    kind: str,
+    gdf: gpd.GeoDataFrame,
+    filename: str,
+    sources: list[str],
+    id_field: str | None,
+    date_field: str | None,
 ) -> dict[str, Any]:
-    schema = SCHEMAS[kind]
-    bounds = [round(float(v), 6) for v in gdf.total_bounds] if len(gdf) else None
+    bounds = (
+        [round(float(v), 6) for v in gdf.total_bounds]
+        if len(gdf) and gdf.geometry.notna().any()
+        else None
+    )
     time_extent = None
-    if schema.date_field and len(gdf) and gdf[schema.date_field].notna().any():
-        col = gdf[schema.date_field]
+    if date_field and len(gdf) and gdf[date_field].notna().any():
+        col = gdf[date_field]
         time_extent = [col.min().date().isoformat(), col.max().date().isoformat()]
+    sensitivity = (
+        {str(k): int(v) for k, v in gdf["sensitivity"].value_counts().items()}
+        if "sensitivity" in gdf
+        else {}
+    )
     return {
-        "id": kind.value,
-        "title": schema.title,
-        "kind": kind.value,
+        "id": layer_id,
+        "title": title,
+        "kind": kind,
         "file": filename,
         "count": int(len(gdf)),
         "bounds": bounds,
         "time_extent": time_extent,
         "geometry_types": sorted(gdf.geom_type.dropna().unique().tolist()),
-        "id_field": schema.id_field,
+        "id_field": id_field,
         "fields": {c: str(t) for c, t in gdf.dtypes.items() if c != "geometry"},
         "sources": sources,
-        "sensitivity": {str(k): int(v) for k, v in gdf["sensitivity"].value_counts().items()},
+        "sensitivity": sensitivity,
     }
 
 

@@ -29,7 +29,8 @@ class FieldRule(BaseModel):
 
     Exactly one of ``field`` (a column), ``fields`` (the first non-empty of several columns),
     ``template`` (columns formatted into text, ``"{side_a} vs {side_b}"``) or ``value`` (a
-    constant) says where the value comes from; ``map`` then translates publisher codes,
+    constant) says where the value comes from; ``map`` then translates publisher codes (or
+    ``match``: regular expressions tried in order, the first that matches gives the value),
     ``null_if`` lists values meaning "unknown", ``format`` parses publisher date formats
     (strptime syntax) and ``scale`` converts units.
     """
@@ -41,6 +42,7 @@ class FieldRule(BaseModel):
     template: str | None = None
     value: str | int | float | bool | None = None
     map: dict[str, str | int | float | None] | None = None
+    match: dict[str, str | int | float | None] | None = None
     null_if: list[str] = Field(default_factory=list)
     format: str | None = None
     scale: float | None = None
@@ -57,6 +59,15 @@ class FieldRule(BaseModel):
             )
         if self.fields is not None and not self.fields:
             raise ValueError("'fields' must name at least one column")
+        if self.map is not None and self.match is not None:
+            raise ValueError("give 'map' or 'match', not both")
+        for pattern in self.match or {}:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"match pattern {pattern!r} is not a regular expression: {exc}"
+                ) from exc
         return self
 
     @property
@@ -204,6 +215,8 @@ class Reference(BaseModel):
 
     countries: list[Path] = Field(default_factory=list)
     country_field: str = "ADM0_A3"
+    #: River centrelines for the downstream part of the tailings factor.
+    rivers: list[Path] = Field(default_factory=list)
     #: A point this far outside its declared country is flagged (borders are generalised).
     outside_country_tolerance_km: float = 10.0
 
@@ -225,7 +238,8 @@ class SourceCatalog(BaseModel):
         """SHA-256 of the catalog file and every file it names: a build's input fingerprint."""
         h = hashlib.sha256()
         h.update(self.path.read_bytes())
-        for p in [s.path for s in self.sources] + list(self.reference.countries):
+        refs = [*self.reference.countries, *self.reference.rivers]
+        for p in [s.path for s in self.sources] + refs:
             h.update(str(p.name).encode())
             h.update(file_digest(p).encode())
         return h.hexdigest()
@@ -286,7 +300,8 @@ def load_catalog(path: Path) -> SourceCatalog:
     if not entries:
         raise CatalogError("no [sources.*] entries", path=path)
     ref_raw = dict(raw.get("reference") or {})
-    ref_raw["countries"] = [base / p for p in ref_raw.get("countries", [])]
+    for key in ("countries", "rivers"):
+        ref_raw[key] = [base / p for p in ref_raw.get(key, [])]
     try:
         reference = Reference(**ref_raw)
     except ValidationError as exc:

@@ -28,13 +28,18 @@ from tests.helpers import read_text_csv, write_text_csv
 def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     meta = read_build_catalog(build_dir)
     assert meta["build_id"] == built.build_id == current_build_id(build_dir)
-    counts = {k: v["count"] for k, v in meta["layers"].items()}
+    counts = {k: v["count"] for k, v in meta["layers"].items() if v["kind"] != "derived"}
     assert counts == {
         "concessions": 65,
         "communities": 12095,
         "tailings_dams": 604,
         "incidents": 1848,
     }
+    derived = {k for k, v in meta["layers"].items() if v["kind"] == "derived"}
+    assert {"community_risk", "concession_risk", "risk_hex", "coverage"} <= derived
+    assert meta["layers"]["community_risk"]["count"] == 12095
+    assert meta["risk"]["model_version"] and len(meta["risk"]["parameter_hash"]) == 64
+    assert meta["risk"]["factors"]["incident_intensity"]["reference_date"] == "2022-12-30"
     assert meta["layers"]["incidents"]["time_extent"] == ["1991-08-08", "2022-12-30"]
     assert meta["layers"]["incidents"]["bounds"] == pytest.approx(
         [14.609, 3.189, 27.196, 10.465], abs=1e-3
@@ -63,7 +68,13 @@ def test_site_points_carry_their_footprint(built, build_dir) -> None:
     catoca = sites.loc["AGO035"]
     assert catoca["name"] == "Catoca Kimberlite Mine" and catoca["footprint"] == "site"
     assert catoca["footprint_radius_m"] == 2000.0 and catoca["country"] == "AGO"
-    assert set(sites["footprint_radius_m"]) == {2000.0, 10000.0}
+    assert set(sites["footprint_radius_m"]) == {2000.0, 10000.0, 25000.0}
+    # Artisanal entries stand for a whole prefecture or province.
+    haute_kotto = sites.loc["CAF002"]
+    assert (
+        haute_kotto["name"] == "Facility at Haute-Kotto"
+        and haute_kotto["footprint_radius_m"] == 25000.0
+    )
 
 
 def test_if_needed_skips_same_inputs_and_rebuilds_changed(tmp_path) -> None:

@@ -117,6 +117,13 @@ def apply_rule(rule: FieldRule, data: pd.DataFrame) -> pd.Series:
             out = out.fillna(as_text(data[col]))
     else:
         out = _template(rule.template or "", data)
+    if rule.match is not None:
+        text = as_text(out)
+        result = pd.Series([None] * len(text), index=text.index, dtype="object")
+        for pattern, value in rule.match.items():
+            hit = result.isna() & text.str.contains(pattern, regex=True, na=False)
+            result[hit] = None if value is None else str(value)
+        return result
     if rule.null_if or rule.map is not None:
         text = as_text(out)
         if rule.null_if:

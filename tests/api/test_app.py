@@ -37,7 +37,21 @@ def test_collections_list_the_build_layers(client, built) -> None:
     assert r.status_code == 200 and r.headers["x-build-id"] == built.build_id
     body = r.json()
     by_id = {c["id"]: c for c in body["collections"]}
-    assert set(by_id) == {"concessions", "communities", "tailings_dams", "incidents"}
+    assert set(by_id) == {
+        "concessions",
+        "communities",
+        "tailings_dams",
+        "incidents",
+        "community_risk",
+        "concession_risk",
+        "risk_hex",
+        "coverage",
+    }
+    # A derived layer names every source it was computed from, with their licences.
+    assert (
+        "CC BY 4.0" in by_id["community_risk"]["license"]
+        and "ANM" in by_id["community_risk"]["attribution"]
+    )
     incidents = by_id["incidents"]
     assert incidents["title"] == "Incidents" and incidents["count"] == 1848
     assert incidents["license"] == "CC BY 4.0"

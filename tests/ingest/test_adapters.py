@@ -55,7 +55,7 @@ def _check_communities(result, expected: gpd.GeoDataFrame) -> None:
     xy_exp = np.column_stack([exp.loc[layer.index].geometry.x, exp.loc[layer.index].geometry.y])
     assert np.allclose(xy, xy_exp, atol=1e-6)
     assert (layer["name"] == exp.loc[layer.index, "name"]).all()
-    assert layer.loc["2409914", "country"] == "SLE"  # Koidu, Kono district
+    assert layer.loc["2407656", "country"] == "SLE"  # Koidu, Kono district
 
 
 def test_registry_names_every_format() -> None:

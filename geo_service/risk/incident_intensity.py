@@ -1,0 +1,329 @@
+"""Incident intensity: recent, nearby, deadly violence counts most.
+
+For each community, the sum over incidents of a severity weight, a Gaussian kernel of the
+distance and an exponential decay with age:
+
+    raw = Σ_i w_i · exp(−d_i² / (2 h_i²)) · 2^(−Δt_i / T½)
+    w_i = type_weight(type_i) · (1 + α · ln(1 + fatalities_i))
+
+The bandwidth ``h_i`` follows the incident's location precision: an event placed at a village
+is smoothed over a couple of kilometres, one placed only at a district centroid over tens of
+kilometres, and events located only to a province, region or country are left out, because
+smoothing them at village scale would put violence where nobody recorded it. Distances are in
+metres (``metric.pairs_within``), ages in whole days before a reference date that is a build
+parameter, so the same inputs always give the same values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any, ClassVar, NamedTuple
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pydantic import Field, field_validator
+
+from geo_service.risk.base import FactorParams, FactorResult, RiskInputs, no_evidence, top_ids
+from geo_service.risk.metric import pairs_within
+from geo_service.schemas import LOCATION_PRECISIONS, Kind
+
+FORMULA = (
+    "raw = Σ_i w_i · exp(−d_i² / (2 h_i²)) · 2^(−Δt_i / T½) over incidents with d_i ≤ c · h_i "
+    "and date_i ≤ reference_date; w_i = type_weight(type_i) · (1 + α · ln(1 + fatalities_i)) "
+    "(missing fatalities = 0); h_i = bandwidth_km[location_precision_i]; "
+    "normalised = 1 − exp(−raw / κ)"
+)
+
+#: Why an incident was left out, in the order the reasons are tested (each is counted once,
+#: under the first that applies).
+EXCLUSION_REASONS = ("no_location", "no_date", "low_precision", "after_reference_date")
+
+
+class IncidentIntensityParams(FactorParams):
+    """Parameters of the incident-intensity factor (section ``[incident_intensity]``)."""
+
+    weight: float = Field(1.0, ge=0.0, description="Weight of this factor in the combined score.")
+    half_life_days: float = Field(
+        365.0,
+        gt=0.0,
+        description="Age in days at which an incident counts half as much as one on the "
+        "reference date: violence a year ago still signals risk, a decade ago much less.",
+    )
+    bandwidth_km: dict[str, float] = Field(
+        default_factory=lambda: {"exact": 2.0, "near": 10.0, "admin2": 25.0},
+        description="Gaussian bandwidth per location precision, about the size of the place "
+        "an event is known to: a village (exact), its surroundings (near), a district "
+        "(admin2). Precisions not listed (admin1, region, country, international, missing) "
+        "are excluded and counted in the metadata.",
+    )
+    cutoff_bandwidths: float = Field(
+        3.0,
+        gt=0.0,
+        description="Incidents farther than this many bandwidths are not paired: at 3 the "
+        "kernel is exp(−4.5) ≈ 1.1 %, so the cut loses little and bounds the work.",
+    )
+    type_weights: dict[str, float] = Field(
+        default_factory=lambda: {"one-sided": 1.5, "state-based": 1.0, "non-state": 1.0},
+        description="Severity multiplier per incident type: one-sided violence is targeted "
+        "at civilians, the people a community risk map is about.",
+    )
+    unknown_type_weight: float = Field(
+        1.0, ge=0.0, description="Multiplier for a missing type or one not in type_weights."
+    )
+    fatality_weight: float = Field(
+        0.5,
+        ge=0.0,
+        description="α in w = type_weight · (1 + α · ln(1 + fatalities)): deadlier events "
+        "count more, on a log scale so that one massacre does not drown every other signal "
+        "(at 0.5, 800 deaths weigh 4.3 times an event without deaths).",
+    )
+    reference_date: dt.date | None = Field(
+        None,
+        description="Day ages are measured from; None means the date of the newest incident. "
+        "Incidents after it are ignored and counted.",
+    )
+    saturation: float = Field(
+        1.0,
+        gt=0.0,
+        description="κ in normalised = 1 − exp(−raw / κ): the raw value that maps to "
+        "1 − 1/e ≈ 0.63. At 1.0, one incident of weight 1 (no deaths, type weight 1) at the "
+        "door on the reference date gives ≈ 0.6; several such incidents approach 1.",
+    )
+
+    @field_validator("bandwidth_km")
+    @classmethod
+    def _known_precisions(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(LOCATION_PRECISIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown location precision(s) {', '.join(unknown)}; "
+                f"use {', '.join(LOCATION_PRECISIONS)}"
+            )
+        if any(not (h > 0 and math.isfinite(h)) for h in v.values()):
+            raise ValueError("bandwidths must be positive numbers of kilometres")
+        return v
+
+
+class IncidentWeights(NamedTuple):
+    """Per incident: severity × age decay, bandwidth in metres, and whether it is used."""
+
+    weights: np.ndarray
+    bandwidth_m: np.ndarray
+    keep: np.ndarray
+
+
+def kernel(metres: np.ndarray, bandwidth_m: np.ndarray) -> np.ndarray:
+    """Gaussian kernel with peak 1 at distance 0.
+
+    Unnormalised on purpose: an incident at the door contributes its full weight whatever its
+    precision, so values are comparable across precisions and read as "weighted incidents
+    nearby", where a normalised density would give exact events a 150-fold larger peak than
+    district-level ones and would be in units of km⁻².
+    """
+    z = np.asarray(metres, dtype="float64") / np.asarray(bandwidth_m, dtype="float64")
+    return np.exp(-0.5 * z * z)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or all-missing when a source did not provide it."""
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(pd.NA, index=frame.index, dtype="object")
+
+
+def _days(incidents: pd.DataFrame) -> np.ndarray:
+    """Incident dates as whole days (time of day dropped; NaT stays NaT)."""
+    return pd.to_datetime(_column(incidents, "date")).to_numpy().astype("datetime64[D]")
+
+
+def resolve_reference_date(
+    incidents: pd.DataFrame | None, params: IncidentIntensityParams
+) -> dt.date | None:
+    """The configured reference date, else the newest incident's date (None if no dates)."""
+    if params.reference_date is not None:
+        return params.reference_date
+    if incidents is None or len(incidents) == 0:
+        return None
+    days = _days(incidents)
+    days = days[~np.isnat(days)]
+    return days.max().astype(dt.date) if days.size else None
+
+
+def exclusions(
+    incidents: pd.DataFrame, params: IncidentIntensityParams, reference_date: dt.date
+) -> dict[str, np.ndarray]:
+    """Per reason in ``EXCLUSION_REASONS``, which incidents it leaves out (disjoint masks)."""
+    geoms = (
+        incidents.geometry.to_numpy()
+        if isinstance(incidents, gpd.GeoDataFrame)
+        else np.full(len(incidents), None, dtype=object)
+    )
+    days = _days(incidents)
+    precision = _column(incidents, "location_precision")
+    masks = {
+        "no_location": shapely.is_missing(geoms) | shapely.is_empty(geoms),
+        "no_date": np.isnat(days),
+        "low_precision": ~precision.isin(sorted(params.bandwidth_km)).to_numpy(),
+        "after_reference_date": days > np.datetime64(reference_date, "D"),
+    }
+    taken = np.zeros(len(incidents), dtype=bool)
+    for reason in EXCLUSION_REASONS:
+        masks[reason] = masks[reason] & ~taken
+        taken |= masks[reason]
+    return masks
+
+
+def incident_weights(
+    incidents: pd.DataFrame, params: IncidentIntensityParams, reference_date: dt.date
+) -> IncidentWeights:
+    """Each incident's weight w_i · 2^(−Δt_i / T½), bandwidth h_i in metres, and keep mask.
+
+    The one place the per-incident part of the formula lives, so that community values and a
+    raster surface (Σ weights · ``kernel``(d, bandwidth)) cannot drift apart. Excluded incidents
+    have weight 0 and bandwidth NaN.
+    """
+    masks = exclusions(incidents, params, reference_date)
+    keep = (
+        ~np.logical_or.reduce(list(masks.values()), axis=0) if len(incidents) else np.zeros(0, bool)
+    )
+    type_w = (
+        _column(incidents, "type")
+        .map(params.type_weights)
+        .astype("float64")
+        .fillna(params.unknown_type_weight)
+        .to_numpy()
+    )
+    fatalities = (
+        pd.to_numeric(_column(incidents, "fatalities"), errors="coerce")
+        .astype("float64")
+        .fillna(0.0)
+        .clip(lower=0.0)
+        .to_numpy()
+    )
+    severity = type_w * (1.0 + params.fatality_weight * np.log1p(fatalities))
+    age_days = (np.datetime64(reference_date, "D") - _days(incidents)).astype("float64")
+    decay = np.exp2(-np.where(keep, age_days, 0.0) / params.half_life_days)
+    weights = np.where(keep, severity * decay, 0.0)
+    bandwidth = (
+        _column(incidents, "location_precision")
+        .map(params.bandwidth_km)
+        .astype("float64")
+        .to_numpy()
+        * 1000.0
+    )
+    bandwidth_m = np.where(keep, bandwidth, np.nan)
+    return IncidentWeights(weights, bandwidth_m, keep)
+
+
+def _latest(source: np.ndarray, days: np.ndarray, n: int) -> np.ndarray:
+    """Per source row, the latest of its pairs' dates (NaT when it has none)."""
+    out = np.full(n, np.datetime64("NaT"), dtype=days.dtype)
+    if len(source):
+        order = np.lexsort((days, source))
+        s = source[order]
+        last = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+        out[s[last]] = days[order][last]
+    return out
+
+
+class IncidentIntensity:
+    """Severity-weighted, distance- and age-decayed sum of incidents around each community."""
+
+    name: ClassVar[str] = "incident_intensity"
+    evidence_kind: ClassVar[Kind] = Kind.incidents
+    Params: ClassVar[type[IncidentIntensityParams]] = IncidentIntensityParams
+
+    #: Incident ids kept per community as evidence, strongest contribution first.
+    top_k: ClassVar[int] = 5
+
+    def compute(self, inputs: RiskInputs, params: FactorParams) -> FactorResult:
+        """Raw intensity, normalised value, evidence and context columns for every community."""
+        if not isinstance(params, IncidentIntensityParams):
+            raise TypeError(
+                f"{self.name} needs IncidentIntensity.Params, got {type(params).__name__}"
+            )
+        communities = inputs.communities
+        n = len(communities)
+        covered = inputs.covered(Kind.incidents)
+        incidents = inputs.incidents
+        if incidents is None:
+            incidents = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+        ref = resolve_reference_date(incidents, params)
+
+        raw = np.where(covered, 0.0, np.nan)
+        count = np.where(covered, 0.0, np.nan)
+        fatalities_in_reach = np.where(covered, 0.0, np.nan)
+        latest = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+        evidence = no_evidence(n)
+        excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
+        used = 0
+
+        if ref is not None and len(incidents):
+            excluded = {k: int(m.sum()) for k, m in exclusions(incidents, params, ref).items()}
+            w = incident_weights(incidents, params, ref)
+            kept = np.flatnonzero(w.keep)
+            used = int(kept.size)
+            rows = np.flatnonzero(covered)
+            pairs = pairs_within(
+                communities.geometry.to_numpy()[rows],
+                incidents.geometry.to_numpy()[kept],
+                params.cutoff_bandwidths * w.bandwidth_m[kept],
+            )
+            target = kept[pairs.target]
+            contribution = w.weights[target] * kernel(pairs.metres, w.bandwidth_m[target])
+            live = contribution > 0
+            source, target, contribution = (
+                rows[pairs.source[live]],
+                target[live],
+                contribution[live],
+            )
+
+            raw[rows] = np.bincount(source, contribution, minlength=n)[rows]
+            count[rows] = np.bincount(source, minlength=n)[rows]
+            deaths = (
+                pd.to_numeric(_column(incidents, "fatalities"), errors="coerce")
+                .astype("float64")
+                .fillna(0.0)
+                .to_numpy()
+            )
+            fatalities_in_reach[rows] = np.bincount(source, deaths[target], minlength=n)[rows]
+            latest = _latest(source, _days(incidents)[target], n)
+            ids = _column(incidents, "incident_id").astype(str).to_numpy()
+            evidence = top_ids(source, ids[target], contribution, n, k=self.top_k)
+
+        return FactorResult(
+            name=self.name,
+            raw=raw,
+            normalised=1.0 - np.exp(-raw / params.saturation),
+            evidence=evidence,
+            columns={
+                "incidents_in_reach": count,
+                "fatalities_in_reach": fatalities_in_reach,
+                "latest_incident": latest,
+            },
+            metadata=self._metadata(params, ref, excluded, used, len(incidents)),
+        )
+
+    @staticmethod
+    def _metadata(
+        params: IncidentIntensityParams,
+        ref: dt.date | None,
+        excluded: dict[str, int],
+        used: int,
+        total: int,
+    ) -> dict[str, Any]:
+        """What a reader of the build needs to reproduce or question the values."""
+        return {
+            "reference_date": ref.isoformat() if ref is not None else None,
+            "reference_date_source": "parameter"
+            if params.reference_date is not None
+            else "newest incident",
+            "incidents_total": total,
+            "incidents_used": used,
+            "excluded": excluded,
+            "formula": FORMULA,
+            "params": params.model_dump(mode="json"),
+        }

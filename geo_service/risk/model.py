@@ -1,0 +1,125 @@
+"""Canonical layers → risk layers: run every factor, combine, derive the public aggregates.
+
+The one entry point ``build.py`` calls. It reads nothing but what it is given (the canonical
+layers, the reference files named in the catalog and the parameters), so the same inputs give
+the same layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from geo_service.catalog import SourceCatalog
+from geo_service.risk import FACTORS
+from geo_service.risk.base import FactorResult, RiskInputs
+from geo_service.risk.combine import combine
+from geo_service.risk.concession_risk import concession_risk
+from geo_service.risk.coverage import coverage_layer
+from geo_service.risk.generalise import risk_hex
+from geo_service.risk.params import MODEL_VERSION, RiskParams
+from geo_service.schemas import Kind
+
+#: Titles of the layers the risk model adds to a build.
+TITLES = {
+    "community_risk": "Community risk scores",
+    "tailings_consequence": "Tailings dams: run-out and indicative consequence",
+    "concession_risk": "Concessions: incidents, people and dams around them",
+    "risk_hex": "Risk aggregated to H3 cells (public)",
+    "coverage": "Where each risk factor has evidence",
+}
+
+
+@dataclass
+class RiskOutput:
+    """Derived layers and what the build metadata records about them."""
+
+    layers: dict[str, gpd.GeoDataFrame]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def coverage_of(catalog: SourceCatalog, layers: dict[Kind, gpd.GeoDataFrame]) -> tuple[dict, dict]:
+    """Countries and notes per evidence kind: declared in the catalog, else where the data lie."""
+    coverage: dict[Kind, set[str]] = {}
+    notes: dict[Kind, list[str]] = {}
+    for entry in catalog.sources:
+        countries = set(entry.coverage.countries)
+        if not countries and entry.kind in layers:
+            layer = layers[entry.kind]
+            countries = set(layer.loc[layer["source"] == entry.key, "country"].dropna())
+        coverage.setdefault(entry.kind, set()).update(countries)
+        if entry.coverage.note:
+            notes.setdefault(entry.kind, []).append(f"{entry.title}: {entry.coverage.note}")
+    return coverage, notes
+
+
+def read_rivers(catalog: SourceCatalog) -> gpd.GeoDataFrame | None:
+    """The catalog's river centrelines, as one layer."""
+    frames = [pyogrio.read_dataframe(p) for p in catalog.reference.rivers]
+    if not frames:
+        return None
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+
+
+def read_countries(catalog: SourceCatalog) -> gpd.GeoDataFrame:
+    """Country outlines keyed by ISO alpha-3 (Natural Earth's own code where it has no ISO one)."""
+    frames = []
+    for path in catalog.reference.countries:
+        gdf = pyogrio.read_dataframe(path, columns=["ISO_A3", catalog.reference.country_field])
+        iso = gdf["ISO_A3"].where(gdf["ISO_A3"] != "-99", gdf[catalog.reference.country_field])
+        frames.append(gpd.GeoDataFrame({"iso3": iso}, geometry=gdf.geometry, crs="EPSG:4326"))
+    if not frames:
+        return gpd.GeoDataFrame({"iso3": []}, geometry=[], crs="EPSG:4326")
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+
+
+def run_risk(
+    layers: dict[Kind, gpd.GeoDataFrame], catalog: SourceCatalog, params: RiskParams
+) -> RiskOutput:
+    """Every risk layer from the canonical layers of one build."""
+    communities = layers.get(Kind.communities)
+    if communities is None:
+        return RiskOutput({}, {"skipped": "no communities layer: nothing to score"})
+    coverage, notes = coverage_of(catalog, layers)
+    inputs = RiskInputs(
+        communities=communities.reset_index(drop=True),
+        concessions=layers.get(Kind.concessions),
+        tailings_dams=layers.get(Kind.tailings_dams),
+        incidents=layers.get(Kind.incidents),
+        rivers=read_rivers(catalog),
+        coverage=coverage,
+    )
+    results: list[FactorResult] = [
+        factor.compute(inputs, params.factors[name]) for name, factor in FACTORS.items()
+    ]
+    community_risk = combine(inputs.communities, results, params)
+    derived: dict[str, gpd.GeoDataFrame] = {"community_risk": community_risk}
+    for r in results:
+        derived.update(r.layers)
+    reference = next(
+        (r.metadata.get("reference_date") for r in results if r.metadata.get("reference_date")),
+        None,
+    )
+    derived["concession_risk"] = concession_risk(
+        inputs.concessions,
+        inputs.incidents,
+        inputs.communities,
+        inputs.tailings_dams,
+        pd.Timestamp(reference) if reference else None,
+        params.concession_risk,
+    )
+    derived["risk_hex"] = risk_hex(community_risk, inputs.incidents, params.hex)
+    derived["coverage"] = coverage_layer(coverage, notes, read_countries(catalog))
+    metadata = {
+        "model_version": MODEL_VERSION,
+        "parameters": params.record(),
+        "parameter_hash": params.digest(),
+        "factors": {r.name: r.metadata for r in results},
+        "coverage": {k.value: sorted(v) for k, v in coverage.items()},
+        "classes": community_risk["risk_class"].value_counts().to_dict(),
+    }
+    return RiskOutput(derived, metadata)

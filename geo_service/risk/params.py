@@ -1,0 +1,125 @@
+"""Risk parameters from ``layers/risk.toml``: every factor's section, the classes, the hex grid.
+
+Parsed into the factors' own pydantic models, so a typo is an error naming the section and key,
+and the whole set is recorded (with a hash) in every build's metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from geo_service.errors import CatalogError
+from geo_service.risk import FACTORS
+from geo_service.risk.base import FactorParams
+from geo_service.risk.concession_risk import ConcessionRiskParams
+
+MODEL_VERSION = "1.0"
+
+
+class Classes(BaseModel):
+    """Lower bounds of the score classes (score 0–100)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    medium: float = 25.0
+    high: float = 50.0
+    very_high: float = 75.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Classes:
+        if not 0 < self.medium < self.high < self.very_high <= 100:
+            raise ValueError("class bounds must satisfy 0 < medium < high < very_high <= 100")
+        return self
+
+    def label(self, score: float) -> str:
+        """The class of one score ("no data" when it is NaN)."""
+        if score != score:
+            return "no data"
+        if score >= self.very_high:
+            return "very high"
+        if score >= self.high:
+            return "high"
+        if score >= self.medium:
+            return "medium"
+        return "low"
+
+
+class HexParams(BaseModel):
+    """The public H3 aggregation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolutions: tuple[int, ...] = (5, 7)
+    min_count: int = Field(
+        3, ge=1, description="Cells with fewer features than this are suppressed."
+    )
+
+
+class RiskParams(BaseModel):
+    """Every parameter of the risk model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    factors: dict[str, FactorParams]
+    classes: Classes = Classes()
+    hex: HexParams = HexParams()
+    concession_risk: ConcessionRiskParams = ConcessionRiskParams()
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-ready copy for the build metadata."""
+        return {
+            "model_version": MODEL_VERSION,
+            "factors": {k: v.model_dump(mode="json") for k, v in self.factors.items()},
+            "classes": self.classes.model_dump(),
+            "hex": self.hex.model_dump(),
+            "concession_risk": self.concession_risk.model_dump(),
+        }
+
+    def digest(self) -> str:
+        """SHA-256 of :meth:`record`."""
+        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()
+
+
+def load_risk_params(path: Path | None) -> RiskParams:
+    """Read ``risk.toml``; a missing file means every default."""
+    raw: dict[str, Any] = {}
+    if path is not None and Path(path).exists():
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise CatalogError(f"not valid TOML: {exc}", path=path) from exc
+    unknown = sorted(set(raw) - set(FACTORS) - {"classes", "hex", "concession_risk"})
+    if unknown:
+        raise CatalogError(
+            f"unknown section(s) {', '.join(unknown)}; sections are {', '.join(FACTORS)}, classes, hex, concession_risk",
+            path=path,
+        )
+    sections: dict[str, Any] = {}
+    models = {
+        **{name: f.Params for name, f in FACTORS.items()},
+        "classes": Classes,
+        "hex": HexParams,
+        "concession_risk": ConcessionRiskParams,
+    }
+    for name, model in models.items():
+        try:
+            sections[name] = model(**raw.get(name, {}))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(x) for x in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            raise CatalogError(
+                f"[{name}] {key}: {msg}" if key else f"[{name}] {msg}", path=path
+            ) from exc
+    return RiskParams(
+        factors={name: sections[name] for name in FACTORS},
+        classes=sections["classes"],
+        hex=sections["hex"],
+        concession_risk=sections["concession_risk"],
+    )

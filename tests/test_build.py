@@ -225,3 +225,14 @@ def test_old_builds_are_pruned(tmp_path) -> None:
         time.sleep(1.1)
     kept = sorted(p.name for p in settings.build_dir.iterdir() if p.is_dir() and not p.is_symlink())
     assert kept == ids[1:]
+
+
+def test_same_inputs_give_byte_identical_layers(tmp_path, built, build_dir) -> None:
+    again = build(BuildSettings(build_dir=tmp_path / "build"), catalog_path=CATALOG)
+    first = build_dir / built.build_id
+    second = tmp_path / "build" / again.build_id
+    layers = sorted(p.name for p in first.glob("*.parquet"))
+    assert "community_risk.parquet" in layers and "risk_hex.parquet" in layers
+    for name in layers:
+        assert file_digest(first / name) == file_digest(second / name), name
+    assert again.catalog["risk"]["parameter_hash"] == built.catalog["risk"]["parameter_hash"]

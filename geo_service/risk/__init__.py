@@ -9,7 +9,10 @@ from __future__ import annotations
 from geo_service.risk.base import RiskFactor
 from geo_service.risk.concession_pressure import ConcessionPressure
 from geo_service.risk.incident_intensity import IncidentIntensity
+from geo_service.risk.tailings_exposure import TailingsExposure
 
-FACTORS: dict[str, RiskFactor] = {f.name: f for f in (ConcessionPressure(), IncidentIntensity())}
+FACTORS: dict[str, RiskFactor] = {
+    f.name: f for f in (ConcessionPressure(), TailingsExposure(), IncidentIntensity())
+}
 
 __all__ = ["FACTORS"]

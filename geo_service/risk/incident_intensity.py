@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 from pydantic import Field, field_validator
 
 from geo_service.risk.base import FactorParams, FactorResult, RiskInputs, no_evidence, top_ids
-from geo_service.risk.metric import pairs_within
+from geo_service.risk.metric import EARTH_RADIUS_M, pairs_within
 from geo_service.schemas import LOCATION_PRECISIONS, Kind
 
 FORMULA = (
@@ -40,6 +42,10 @@ FORMULA = (
 #: Why an incident was left out, in the order the reasons are tested (each is counted once,
 #: under the first that applies).
 EXCLUSION_REASONS = ("no_location", "no_date", "low_precision", "after_reference_date")
+
+#: Candidate pairs measured at once: bounds memory (about 100 bytes a pair inside
+#: ``pairs_within``) however dense communities and incidents are. Results do not depend on it.
+PAIR_BUDGET = 4_000_000
 
 
 class IncidentIntensityParams(FactorParams):
@@ -186,9 +192,7 @@ def incident_weights(
     have weight 0 and bandwidth NaN.
     """
     masks = exclusions(incidents, params, reference_date)
-    keep = (
-        ~np.logical_or.reduce(list(masks.values()), axis=0) if len(incidents) else np.zeros(0, bool)
-    )
+    keep = ~np.stack(list(masks.values())).any(axis=0)
     type_w = (
         _column(incidents, "type")
         .map(params.type_weights)
@@ -219,13 +223,125 @@ def incident_weights(
 
 
 def _latest(source: np.ndarray, days: np.ndarray, n: int) -> np.ndarray:
-    """Per source row, the latest of its pairs' dates (NaT when it has none)."""
-    out = np.full(n, np.datetime64("NaT"), dtype=days.dtype)
-    if len(source):
-        order = np.lexsort((days, source))
-        s = source[order]
-        last = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
-        out[s[last]] = days[order][last]
+    """Per source row, the latest of its pairs' dates (NaT, the smallest value, when none)."""
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]").view("int64")
+    np.maximum.at(out, source, days.astype("datetime64[D]").view("int64"))
+    return out.view("datetime64[D]")
+
+
+def _bandwidth_classes(w: IncidentWeights) -> list[tuple[float, np.ndarray]]:
+    """Kept incidents grouped by bandwidth, so each search reaches only as far as it must."""
+    kept = np.flatnonzero(w.keep)
+    h = w.bandwidth_m[kept]
+    return [(float(b), kept[h == b]) for b in np.unique(h)]
+
+
+def _grid_key(lon: np.ndarray, lat: np.ndarray, dlon: float, dlat: float) -> np.ndarray:
+    ix = np.floor(lon / dlon).astype(np.int64) + (1 << 30)
+    iy = np.floor(lat / dlat).astype(np.int64) + (1 << 30)
+    return (ix << 31) | iy
+
+
+def _groups(
+    lon: np.ndarray, lat: np.ndarray, targets: list[tuple[np.ndarray, np.ndarray, float]]
+) -> list[np.ndarray]:
+    """Positions of the points in spatially compact groups of about ``PAIR_BUDGET`` pairs.
+
+    Pairs are what costs memory, and a town among dense incidents has thousands where a
+    village elsewhere has none, so groups are cut on an estimate of pairs, not on a count of
+    communities. The estimate counts, per target class, the targets in the 3 × 3 block of grid
+    cells (each at least as wide as the class's reach) around each point: an upper bound on its
+    pairs, about 3 times too high. Degrees serve only this sizing; every distance that enters a
+    value is measured in metres by ``pairs_within``.
+    """
+    n = len(lon)
+    ok = ~np.isnan(lon)
+    estimate = np.zeros(n)
+    cell = np.zeros(n, dtype=np.int64)
+    for t_lon, t_lat, reach in sorted(targets, key=lambda t: t[2]):
+        if not ok.any() or t_lon.size == 0:
+            continue
+        dlat = np.degrees(reach / EARTH_RADIUS_M) * 1.01
+        top = min(max(np.abs(lat[ok]).max(), np.abs(t_lat).max()) + dlat, 89.0)
+        dlon = dlat / max(np.cos(np.radians(top)), 0.01)
+        keys, counts = np.unique(_grid_key(t_lon, t_lat, dlon, dlat), return_counts=True)
+        own = _grid_key(np.nan_to_num(lon), np.nan_to_num(lat), dlon, dlat)
+        cell = own  # the last, coarsest grid orders the communities into compact groups
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                k = own + (dx << 31) + dy
+                pos = np.minimum(np.searchsorted(keys, k), keys.size - 1)
+                estimate += np.where(keys[pos] == k, counts[pos], 0)
+    order = np.lexsort((lat, lon, cell))
+    cum = np.cumsum(estimate[order])
+    cuts = np.searchsorted(cum, np.arange(PAIR_BUDGET, cum[-1] if n else 0, PAIR_BUDGET))
+    return [c for c in np.split(order, np.unique(cuts)) if c.size]
+
+
+@dataclass
+class _Sums:
+    """Per covered community: the factor's sums, and its evidence group by group."""
+
+    raw: np.ndarray
+    count: np.ndarray
+    deaths: np.ndarray
+    latest: np.ndarray
+    groups: list[np.ndarray] = field(default_factory=list)
+    evidence: list[pa.ListArray] = field(default_factory=list)
+
+    def evidence_for(self, rows: np.ndarray, n: int) -> pa.ListArray:
+        """The groups' evidence in community order: ``rows`` are the covered communities."""
+        done = sum(len(e) for e in self.evidence)
+        position = np.full(n, done, dtype=np.int64)  # the item after them: an empty list
+        if self.groups:
+            position[rows[np.concatenate(self.groups)]] = np.arange(done)
+        return pa.concat_arrays([*self.evidence, no_evidence(1)]).take(pa.array(position))
+
+
+def _sums(
+    points: np.ndarray,
+    incidents: gpd.GeoDataFrame,
+    w: IncidentWeights,
+    params: IncidentIntensityParams,
+    k: int,
+) -> _Sums:
+    """Evaluate the formula at ``points``, in groups of bounded size (see ``_groups``)."""
+    m = len(points)
+    out = _Sums(
+        np.zeros(m), np.zeros(m), np.zeros(m), np.full(m, np.datetime64("NaT"), "datetime64[D]")
+    )
+    geoms = incidents.geometry.to_numpy()
+    deaths = (
+        pd.to_numeric(_column(incidents, "fatalities"), errors="coerce")
+        .astype("float64")
+        .fillna(0.0)
+        .to_numpy()
+    )
+    days = _days(incidents)
+    ids = _column(incidents, "incident_id").astype(str).to_numpy()
+    classes = _bandwidth_classes(w)
+    if not classes:  # every incident excluded: zeros, as for no incidents
+        return out
+    reach = [
+        (shapely.get_x(geoms[idx]), shapely.get_y(geoms[idx]), params.cutoff_bandwidths * h)
+        for h, idx in classes
+    ]
+    for group in _groups(shapely.get_x(points), shapely.get_y(points), reach):
+        parts = []
+        for h, idx in classes:  # one search per bandwidth, each only as far as it must reach
+            pairs = pairs_within(points[group], geoms[idx], params.cutoff_bandwidths * h)
+            target = idx[pairs.target]
+            parts.append((pairs.source, target, w.weights[target] * kernel(pairs.metres, h)))
+        source, target, contribution = (np.concatenate(p) for p in zip(*parts, strict=True))
+        live = contribution > 0
+        source, target, contribution = source[live], target[live], contribution[live]
+        size = len(group)
+        out.raw[group] = np.bincount(source, contribution, minlength=size)
+        out.count[group] = np.bincount(source, minlength=size)
+        out.deaths[group] = np.bincount(source, deaths[target], minlength=size)
+        out.latest[group] = _latest(source, days[target], size)
+        out.groups.append(group)
+        out.evidence.append(top_ids(source, ids[target], contribution, size, k=k))
     return out
 
 
@@ -264,35 +380,12 @@ class IncidentIntensity:
         if ref is not None and len(incidents):
             excluded = {k: int(m.sum()) for k, m in exclusions(incidents, params, ref).items()}
             w = incident_weights(incidents, params, ref)
-            kept = np.flatnonzero(w.keep)
-            used = int(kept.size)
+            used = int(w.keep.sum())
             rows = np.flatnonzero(covered)
-            pairs = pairs_within(
-                communities.geometry.to_numpy()[rows],
-                incidents.geometry.to_numpy()[kept],
-                params.cutoff_bandwidths * w.bandwidth_m[kept],
-            )
-            target = kept[pairs.target]
-            contribution = w.weights[target] * kernel(pairs.metres, w.bandwidth_m[target])
-            live = contribution > 0
-            source, target, contribution = (
-                rows[pairs.source[live]],
-                target[live],
-                contribution[live],
-            )
-
-            raw[rows] = np.bincount(source, contribution, minlength=n)[rows]
-            count[rows] = np.bincount(source, minlength=n)[rows]
-            deaths = (
-                pd.to_numeric(_column(incidents, "fatalities"), errors="coerce")
-                .astype("float64")
-                .fillna(0.0)
-                .to_numpy()
-            )
-            fatalities_in_reach[rows] = np.bincount(source, deaths[target], minlength=n)[rows]
-            latest = _latest(source, _days(incidents)[target], n)
-            ids = _column(incidents, "incident_id").astype(str).to_numpy()
-            evidence = top_ids(source, ids[target], contribution, n, k=self.top_k)
+            sums = _sums(communities.geometry.to_numpy()[rows], incidents, w, params, self.top_k)
+            raw[rows], count[rows], fatalities_in_reach[rows] = sums.raw, sums.count, sums.deaths
+            latest[rows] = sums.latest
+            evidence = sums.evidence_for(rows, n)
 
         return FactorResult(
             name=self.name,

@@ -110,8 +110,10 @@ def pairs_within(
             continue
         p_proj = project(pts[idx], zone, south)
         t_proj = project(tgs[near], zone, south)
-        tree = shapely.STRtree(t_proj)
-        i, j = tree.query(p_proj, predicate="dwithin", distance=reach)
+        # The tree holds the points and each target searches its own radius, so one large
+        # radius does not make every other target search as far.
+        tree = shapely.STRtree(p_proj)
+        j, i = tree.query(t_proj, predicate="dwithin", distance=limit[near])
         if i.size == 0:
             continue
         d = shapely.distance(p_proj[i], t_proj[j])

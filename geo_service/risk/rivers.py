@@ -4,37 +4,53 @@ Tailings released into a river travel far beyond the empirical run-out (the 2021
 went hundreds of kilometres down the Tshikapa and the Kasai), so the tailings factor needs, for
 a dam, the stretch of river below it and, for a community, how far along that stretch it sits.
 
-Network. The centrelines (rivers and the ``Lake Centerline`` features that carry a river through
-a lake or reservoir) are split into single lines, and noded where they meet: at shared end
-points, where one line's end lies on or near another line (Natural Earth leaves gaps of up to
-about 3 km at confluences — the Alima stops 3 km short of the Congo — so an end within
-``join_m``, 4 km by default, of another line is joined to the nearest point of the nearest line
-only), and where two lines cross (tributaries that overshoot the main stem). In the bundled files
-no river end that is not a confluence lies within 20 km of another river, so the joins create
-no false confluences there.
+Network. The centrelines (rivers, and the ``Lake Centerline`` features that carry a river
+through a lake or reservoir) are split into single lines and noded where they meet: at shared
+ends; where a line's end lies on or near another line (Natural Earth leaves gaps of up to about
+3 km at confluences — the Alima stops 3 km short of the Congo — so an end within ``JOIN_M`` of
+another line is joined to the nearest point of the nearest line only); and where lines cross. A
+line that crosses another close to its own end, and touches nothing else there, overshoots the
+river it flows into: it ends at the crossing. Rings and scraps under 1 km are dropped. In the
+bundled files the line ends left unjoined within 20 km of another line are channels of the
+Niger, Orinoco and Okavango deltas and the Shire's 12 km gap below Lake Malombe; no river source
+lies within 22 km of another river, so no false confluence is made.
 
-Flow direction. Natural Earth usually digitises rivers downstream, but not always (the two
-Tocantins pieces below the Araguaia confluence run upstream, and one piece of the Tocantins above
-it runs upstream too), so a line's own direction cannot be trusted. Per connected component,
-every end node of degree one is a candidate outlet; with a candidate as outlet every line flows
-from its end farther from the outlet (along the network) to its nearer end, and the candidate is
-scored by the length of lines whose digitised direction agrees with that. The best-scoring
-candidate is the outlet, and every line is oriented towards it. A single reversed line cannot
-outvote the rest of its basin, because reversing the outlet reverses nearly everything else.
+Flow direction. Natural Earth usually digitises rivers downstream, but not always: the Tocantins
+pieces below the Araguaia confluence and the 980 km above it run upstream, and so does the whole
+Amazonas line. So each component gets one outlet, chosen among its degree-one nodes by votes
+that every line casts with its length:
 
-Downstream path. A point is snapped to the nearest line within ``snap_m``; from there the path
-follows the line to its downstream node and then, at every node, the line on the shortest way
-to the outlet (so it passes onto the river a tributary flows into), until ``reach_m`` or the
-outlet. Distances are geodesic metres along the vertices (lines are densified to about 2 km, so
-positions between vertices are exact to a few metres); distances of points from the river come
-from ``metric.pairs_within``.
+* a line that ends on a river of another name, where that river passes through, is a
+  tributary and flows towards that end (twice its length: topology is better evidence than
+  the digitising);
+* at such a confluence the tributary's water turns downstream, so the side of the main stem
+  making the wider angle with the tributary (read 15 km from the node) is downstream; the vote
+  counts twice the length of each side, up to 100 km, and is cast only when the two angles
+  differ by 45° or more;
+* any other line flows as digitised (once its length).
 
-Limits. One outlet per component: a delta's other distributaries, and an inland delta's spill
-channels, are treated as flowing towards the chosen outlet. Braided channels are both kept but
-the path follows only the shortest one (the corridor around it usually covers the other). The
-1:10m scale leaves out small rivers — the Tshikapa itself, and most streams below Brazilian
-tailings dams — so a dam more than ``snap_m`` from a mapped river has no river pathway, and a
-spill down an unmapped stream reaches the mapped network only if the dam is close to it.
+With a candidate as outlet every line flows from its end farther from it along the network to
+its nearer end; the candidate agreeing with most votes is the outlet and every line is oriented
+towards it. One misdigitised line cannot outvote its basin, because moving the outlet reverses
+far more. On the bundled files the chosen directions agree with 87 % of the confluence votes,
+95 % of the tributary votes and 92 % of the digitised length; the Congo (with the Kasai, Ubangi
+and Sangha), Zambezi, Niger, Orange, Limpopo, Cuanza, Amazonas, Tocantins, São Francisco,
+Paraná, Doce and Xingu all flow to their mouths.
+
+Downstream path. A point is snapped to the nearest line within ``snap_m``; the path follows
+that line to its downstream node and then, at every node, the line on the shortest way to the
+outlet (so a tributary's path passes onto the river it flows into), until ``reach_m`` or the
+outlet. Along-river distances are geodesic metres between vertices (lines are densified to
+about 2 km, so positions between vertices are exact to a few metres); a point's distance from
+the river comes from ``metric.pairs_within``.
+
+Limits. One outlet per component: a delta's other distributaries, the Okavango's spill channels
+and the Casiquiare (which joins the Orinoco to the Amazon) are treated as flowing towards that
+outlet. Of braided channels only the shortest is followed (the corridor usually covers the
+other). The 1:10m scale leaves out small rivers — the Tshikapa itself, and most streams below
+Brazilian tailings dams — so a dam more than ``snap_m`` from a mapped river has no river
+pathway, and a spill down an unmapped stream reaches the mapped network only if the dam is
+close to it.
 """
 
 from __future__ import annotations
@@ -60,8 +76,19 @@ JOIN_M = 4000.0
 #: Longest segment after densifying, in degrees (about 2 km): positions between two vertices are
 #: interpolated, so short segments keep along-river distances exact.
 DENSIFY_DEG = 0.02
+#: Pieces shorter than this are scraps (Natural Earth has a few at river mouths).
+MIN_PART_M = 1000.0
 #: Positions on a line closer than this (in degrees, ~1 cm) are the same cut.
 _EPS_DEG = 1e-7
+#: Topological evidence (a tributary meeting its main stem) counts this many times its length.
+STRONG = 2.0
+#: Branch directions at a confluence are read this far from it (meanders average out).
+BRANCH_M = 15_000.0
+#: A confluence votes on the main stem's direction only if the tributary's angles to its two
+#: sides differ by this much.
+MIN_MARGIN_DEG = 45.0
+#: A confluence speaks for the main stem this far on each side, not for its whole length.
+CONFLUENCE_REACH_M = 100_000.0
 
 
 @dataclass(frozen=True)
@@ -101,8 +128,8 @@ class RiverPairs:
 class DownstreamPath:
     """The river below one point, with the along-river distance of every vertex."""
 
-    network: RiverNetwork
-    reaches: Reaches
+    network: RiverNetwork = field(repr=False)
+    reaches: Reaches = field(repr=False)
     #: The path from the snapped point downstream, EPSG:4326.
     geometry: shapely.LineString
     #: Along-river metres of each vertex of ``geometry`` from the point (snap leg included).
@@ -137,7 +164,7 @@ class RiverNetwork:
     #: The line was digitised against the flow (its direction was derived, not taken).
     edge_reversed: np.ndarray
     edge_name: np.ndarray
-    #: Vertices of all lines, downstream order, line after line; ``edge_start[e]`` is line e's first.
+    #: Vertices of all lines in downstream order, line after line (line e starts at edge_start[e]).
     edge_start: np.ndarray
     vertex_xy: np.ndarray
     #: Metres from the start of its line to every vertex.
@@ -157,12 +184,34 @@ class RiverNetwork:
         if rivers.crs is not None and not rivers.crs.equals("EPSG:4326"):
             rivers = rivers.to_crs("EPSG:4326")
         parts, index = shapely.get_parts(rivers.geometry.to_numpy(), return_index=True)
-        ok = (shapely.get_type_id(parts) == 1) & (shapely.length(parts) > 0)
-        parts = shapely.remove_repeated_points(parts[ok])
-        index = index[ok]
+        parts = shapely.remove_repeated_points(parts)
+        # Rings and scraps shorter than a gap we would close anyway carry no topology.
+        ok = (shapely.get_type_id(parts) == 1) & ~shapely.is_closed(parts)
+        ok[ok] = _geodesic_lengths(parts[ok]) >= min(join_m, MIN_PART_M)
+        parts, index = parts[ok], index[ok]
         names = _names(rivers)[index]
-        edges = _node(parts, join_m)
+        if len(parts) == 0:
+            return cls.empty()
+        edges = _node(parts, names, join_m)
         return _orient(edges, names, densify_deg)
+
+    @classmethod
+    def empty(cls) -> RiverNetwork:
+        """A network without rivers: nothing snaps to it."""
+        none = np.empty(0, dtype=np.int64)
+        return cls(
+            node_xy=np.empty((0, 2)),
+            edge_up=none,
+            edge_down=none,
+            edge_length_m=np.empty(0),
+            edge_reversed=np.empty(0, dtype=bool),
+            edge_name=np.empty(0, dtype=object),
+            edge_start=np.zeros(1, dtype=np.int64),
+            vertex_xy=np.empty((0, 2)),
+            vertex_m=np.empty(0),
+            node_next=none,
+            summary={"lines": 0},
+        )
 
     # --- segments (two vertices each) -------------------------------------------------------------
 
@@ -261,9 +310,11 @@ class RiverNetwork:
     ) -> RiverPairs:
         """Points within ``corridor_m`` of a reach, with their along-river distance from its source.
 
-        One ``pairs_within`` against the segments of the lines the reaches use, then a join on
-        the line: a point counts for a source if its nearest place on the line lies inside the
-        source's piece. Where a point is near the reach at several places, the nearest along the
+        One ``pairs_within`` against the segments of the lines the reaches use; a point's place
+        on a line is its nearest point on it (so a town beside the dam but nearer the river
+        above it is upstream, not at distance 0), and the point counts for a source if that
+        place lies inside the source's piece of the line — strictly below the source on its
+        first piece. Where a point is near the reach on several lines, the nearest along the
         river wins.
         """
         pts = np.asarray(points, dtype=object)
@@ -276,7 +327,13 @@ class RiverNetwork:
             return empty
         seg = segs[pairs.target]
         edge = self.seg_edge[seg]
-        pos = self._position(seg, pts[pairs.source])
+        # The nearest segment of each line to each point.
+        best = np.lexsort((pairs.metres, edge, pairs.source))
+        point, edge = pairs.source[best], edge[best]
+        one = np.r_[True, (point[1:] != point[:-1]) | (edge[1:] != edge[:-1])]
+        best = best[one]
+        point, edge, seg, metres = point[one], edge[one], seg[best], pairs.metres[best]
+        pos = self._position(seg, pts[point])
         # Join pairs to the reach pieces on the same line.
         order = np.argsort(reaches.edge, kind="stable")
         r_edge = reaches.edge[order]
@@ -284,13 +341,17 @@ class RiverNetwork:
         count = np.searchsorted(r_edge, edge, side="right") - first
         rows = np.repeat(np.arange(len(edge)), count)
         piece = order[
-            np.repeat(first, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+            np.repeat(first, count)
+            + np.arange(count.sum())
+            - np.repeat(np.cumsum(count) - count, count)
         ]
         x = pos[rows]
-        inside = (x >= reaches.lo_m[piece] - 1.0) & (x <= reaches.hi_m[piece] + 1.0)
+        first_piece = np.r_[True, reaches.source[1:] != reaches.source[:-1]][piece]
+        lo = reaches.lo_m[piece]
+        inside = np.where(first_piece, x > lo, x >= lo - 1.0) & (x <= reaches.hi_m[piece] + 1.0)
         rows, piece, x = rows[inside], piece[inside], x[inside]
         along = reaches.base_m[piece] + np.maximum(x - reaches.lo_m[piece], 0.0)
-        src, pt, off = reaches.source[piece], pairs.source[rows], pairs.metres[rows]
+        src, pt, off = reaches.source[piece], point[rows], metres[rows]
         if len(src) == 0:
             return empty
         key = np.lexsort((along, pt, src))
@@ -332,7 +393,7 @@ class RiverNetwork:
         )
 
     def _cut(self, e: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
-        """Vertices of line ``e`` between positions ``lo`` and ``hi`` (metres), ends interpolated."""
+        """Vertices of line ``e`` between positions ``lo`` and ``hi`` (m), ends interpolated."""
         s, t = self.edge_start[e], self.edge_start[e + 1]
         xy, m = self.vertex_xy[s:t], self.vertex_m[s:t]
         inner = (m > lo) & (m < hi)
@@ -373,126 +434,6 @@ def _names(rivers: gpd.GeoDataFrame) -> np.ndarray:
     return out.to_numpy(dtype=object)
 
 
-@dataclass(frozen=True)
-class _Edges:
-    """Noded lines in their digitised direction, between node ids."""
-
-    part: np.ndarray
-    coords: list[np.ndarray]
-    u: np.ndarray
-    v: np.ndarray
-    node_xy: np.ndarray
-    joins: int
-    crossings: int
-
-
-def _node(parts: np.ndarray, join_m: float) -> _Edges:
-    """Split lines where they meet and give every meeting point one node id."""
-    n = len(parts)
-    length = shapely.length(parts)  # planar, in degrees: the unit of line_locate_point
-    cut_part: list[np.ndarray] = [np.arange(n), np.arange(n)]
-    cut_loc: list[np.ndarray] = [np.zeros(n), length]
-    links: list[tuple[np.ndarray, np.ndarray]] = []  # pairs of cut-entry indices to merge
-
-    def add_cuts(part: np.ndarray, loc: np.ndarray) -> np.ndarray:
-        start = sum(len(c) for c in cut_part)
-        cut_part.append(part)
-        cut_loc.append(loc)
-        return start + np.arange(len(part))
-
-    # Line ends on or near another line: join to the nearest line(s) only.
-    ends = np.concatenate([shapely.get_point(parts, 0), shapely.get_point(parts, -1)])
-    end_part = np.r_[np.arange(n), np.arange(n)]
-    end_entry = np.r_[np.arange(n), n + np.arange(n)]  # the entries of (part, 0) and (part, L)
-    pairs = pairs_within(ends, parts, join_m)
-    pairs = pairs.where(end_part[pairs.source] != pairs.target)
-    joins = 0
-    if len(pairs):
-        best = np.full(len(ends), np.inf)
-        np.minimum.at(best, pairs.source, pairs.metres)
-        pairs = pairs.where(pairs.metres <= best[pairs.source] + 1.0)
-        loc = shapely.line_locate_point(parts[pairs.target], ends[pairs.source])
-        entries = add_cuts(pairs.target, loc)
-        links.append((end_entry[pairs.source], entries))
-        joins = int(np.count_nonzero(pairs.metres > 1.0))
-
-    # Lines crossing each other (tributaries drawn a little past the main stem).
-    tree = shapely.STRtree(parts)
-    i, j = tree.query(parts, predicate="intersects")
-    keep = i < j
-    i, j = i[keep], j[keep]
-    crossings = 0
-    if len(i):
-        pts, which = shapely.get_coordinates(
-            shapely.intersection(parts[i], parts[j]), return_index=True
-        )
-        if len(pts):
-            pi, pj = i[which], j[which]
-            p = shapely.points(pts)
-            a = add_cuts(pi, shapely.line_locate_point(parts[pi], p))
-            b = add_cuts(pj, shapely.line_locate_point(parts[pj], p))
-            links.append((a, b))
-            crossings = len(pts)
-
-    part_of = np.concatenate(cut_part)
-    loc = np.clip(np.concatenate(cut_loc), 0.0, length[part_of])
-    loc = np.where(loc < _EPS_DEG, 0.0, loc)
-    loc = np.where(length[part_of] - loc < _EPS_DEG, length[part_of], loc)
-    # Distinct cuts: entries sorted by (part, location), a new cut where either changes.
-    order = np.lexsort((loc, part_of))
-    new = np.r_[True, (np.diff(part_of[order]) != 0) | (np.diff(loc[order]) > _EPS_DEG)]
-    cut_of_sorted = np.cumsum(new) - 1
-    cut = np.empty(len(order), dtype=np.int64)
-    cut[order] = cut_of_sorted
-    cut_part_u = part_of[order][new]
-    cut_loc_u = loc[order][new]
-    n_cuts = len(cut_part_u)
-
-    # Nodes: cuts merged through the links.
-    if links:
-        a = cut[np.concatenate([x for x, _ in links])]
-        b = cut[np.concatenate([y for _, y in links])]
-    else:
-        a = b = np.empty(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n_cuts, n_cuts))
-    _, node_of_cut = connected_components(graph, directed=False)
-    cut_xy = shapely.get_coordinates(
-        shapely.line_interpolate_point(parts[cut_part_u], cut_loc_u)
-    )
-    n_nodes = int(node_of_cut.max()) + 1 if n_cuts else 0
-    counts = np.bincount(node_of_cut, minlength=n_nodes)
-    node_xy = np.column_stack(
-        [np.bincount(node_of_cut, cut_xy[:, k], minlength=n_nodes) / counts for k in (0, 1)]
-    )
-
-    # Lines between consecutive cuts of each part, ends moved onto their nodes.
-    coords: list[np.ndarray] = []
-    e_part, e_u, e_v = [], [], []
-    for p in range(n):
-        idx = np.flatnonzero(cut_part_u == p)  # cut ids of part p, sorted by location
-        xy = shapely.get_coordinates(parts[p])
-        cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
-        for c0, c1 in zip(idx[:-1], idx[1:], strict=True):
-            u, v = node_of_cut[c0], node_of_cut[c1]
-            if u == v:
-                continue
-            lo, hi = cut_loc_u[c0], cut_loc_u[c1]
-            inner = xy[(cum > lo) & (cum < hi)]
-            coords.append(np.vstack([node_xy[u], inner, node_xy[v]]))
-            e_part.append(p)
-            e_u.append(u)
-            e_v.append(v)
-    return _Edges(
-        part=np.asarray(e_part, dtype=np.int64),
-        coords=coords,
-        u=np.asarray(e_u, dtype=np.int64),
-        v=np.asarray(e_v, dtype=np.int64),
-        node_xy=node_xy,
-        joins=joins,
-        crossings=crossings,
-    )
-
-
 def _geodesic_steps(xy: np.ndarray) -> np.ndarray:
     """Geodesic metres between consecutive rows of ``xy`` (lon, lat)."""
     if len(xy) < 2:
@@ -501,52 +442,299 @@ def _geodesic_steps(xy: np.ndarray) -> np.ndarray:
     return np.asarray(d, dtype="float64")
 
 
+def _geodesic_lengths(lines: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Geodesic length in metres of every LineString (or coordinate array)."""
+    if isinstance(lines, list):
+        xy = np.concatenate(lines) if lines else np.empty((0, 2))
+        which = np.repeat(np.arange(len(lines)), [len(c) for c in lines])
+    else:
+        xy, which = shapely.get_coordinates(lines, return_index=True)
+    steps = _geodesic_steps(xy)
+    same = which[1:] == which[:-1]
+    return np.bincount(which[1:][same], steps[same], minlength=len(lines))
+
+
+@dataclass(frozen=True)
+class _Edges:
+    """Noded lines in their digitised direction, between node ids, with evidence of flow."""
+
+    part: np.ndarray
+    coords: list[np.ndarray]
+    u: np.ndarray
+    v: np.ndarray
+    node_xy: np.ndarray
+    #: +1: the line flows as digitised, -1: against it (what the evidence below says).
+    evidence: np.ndarray
+    #: The evidence is topological (a tributary ending on another river), not only digitised.
+    strong: np.ndarray
+    joins: int
+    crossings: int
+    dropped: int
+
+
+def _node(parts: np.ndarray, names: np.ndarray, join_m: float) -> _Edges:
+    """Split lines where they meet, give every meeting point one node id, and read the evidence.
+
+    Evidence of flow per line: a line that ends on the inside of another river (a tributary
+    meeting the main stem) flows towards that end, whatever its digitised direction; otherwise
+    its digitised direction is the (weaker) evidence.
+    """
+    n = len(parts)
+    length = shapely.length(parts)  # planar, in degrees: the unit of line_locate_point
+    cut_part: list[np.ndarray] = [np.arange(n), np.arange(n)]
+    cut_loc: list[np.ndarray] = [np.zeros(n), length]
+    links: list[tuple[np.ndarray, np.ndarray]] = []  # pairs of cut entries that are one node
+
+    def add_cuts(part: np.ndarray, loc: np.ndarray) -> np.ndarray:
+        start = sum(len(c) for c in cut_part)
+        cut_part.append(part)
+        cut_loc.append(loc)
+        return start + np.arange(len(part))
+
+    # Lines crossing each other.
+    ends = np.concatenate([shapely.get_point(parts, 0), shapely.get_point(parts, -1)])
+    end_xy = shapely.get_coordinates(ends)
+    i, j = shapely.STRtree(parts).query(parts, predicate="intersects")
+    i, j = i[i < j], j[i < j]
+    pts, which = shapely.get_coordinates(
+        shapely.intersection(parts[i], parts[j]), return_index=True
+    )
+    pi, pj, cross = i[which], j[which], shapely.points(pts)
+    li = shapely.line_locate_point(parts[pi], cross)
+    lj = shapely.line_locate_point(parts[pj], cross)
+    links.append((add_cuts(pi, li), add_cuts(pj, lj)))
+
+    # Line ends on or near another line: joined to the nearest line(s) only.
+    end_part = np.r_[np.arange(n), np.arange(n)]
+    pairs = pairs_within(ends, parts, join_m)
+    pairs = pairs.where(end_part[pairs.source] != pairs.target)
+    best = np.full(len(ends), np.inf)
+    np.minimum.at(best, pairs.source, pairs.metres)
+    pairs = pairs.where(pairs.metres <= best[pairs.source] + 1.0)
+
+    # Overshoots: a line drawn a little past the river it flows into crosses it near its end,
+    # and that end touches nothing else. It ends at the crossing; the bit beyond is dropped.
+    def metres_to(k: np.ndarray) -> np.ndarray:
+        return np.asarray(GEOD.inv(pts[:, 0], pts[:, 1], end_xy[k, 0], end_xy[k, 1])[2])
+
+    over = []  # (end index, crossed part, location of the crossing on the line)
+    for me, other, loc in ((pi, pj, li), (pj, pi, lj)):
+        passes = np.minimum(metres_to(other), metres_to(other + n)) > 1.0
+        for k, d in ((me, metres_to(me)), (me + n, metres_to(me + n))):
+            near = passes & (d > 1.0) & (d < join_m)
+            over.append(pd.DataFrame({"end": k[near], "part": other[near], "loc": loc[near]}))
+    cand = pd.concat(over, ignore_index=True)
+    touching = pd.DataFrame({"end": pairs.source, "part": pairs.target})
+    elsewhere = touching.merge(cand, how="left", on=["end", "part"], indicator=True)
+    elsewhere = set(elsewhere.loc[elsewhere["_merge"] == "left_only", "end"])
+    cand = cand[~cand["end"].isin(elsewhere)]
+    trim_lo, trim_hi = np.zeros(n), length.copy()
+    at_start = cand["end"].to_numpy() < n
+    np.maximum.at(trim_lo, cand["end"].to_numpy()[at_start], cand["loc"].to_numpy()[at_start])
+    np.minimum.at(trim_hi, cand["end"].to_numpy()[~at_start] - n, cand["loc"].to_numpy()[~at_start])
+    trimmed = np.r_[trim_lo > 0, trim_hi < length]
+    pairs = pairs.where(~trimmed[pairs.source])
+    if len(pairs):
+        loc = shapely.line_locate_point(parts[pairs.target], ends[pairs.source])
+        links.append((pairs.source, add_cuts(pairs.target, loc)))  # end i is cut entry i
+    joins = int(np.count_nonzero(pairs.metres > 1.0))
+    crossings = len(pts)
+
+    # Distinct cuts per part: entries sorted by (part, location).
+    part_of = np.concatenate(cut_part)
+    loc = np.clip(np.concatenate(cut_loc), 0.0, length[part_of])
+    loc = np.where(loc < _EPS_DEG, 0.0, loc)
+    loc = np.where(length[part_of] - loc < _EPS_DEG, length[part_of], loc)
+    order = np.lexsort((loc, part_of))
+    new = np.r_[True, (np.diff(part_of[order]) != 0) | (np.diff(loc[order]) > _EPS_DEG)]
+    cut = np.empty(len(order), dtype=np.int64)
+    cut[order] = np.cumsum(new) - 1
+    c_part, c_loc = part_of[order][new], loc[order][new]
+    interior = (c_loc > 0.0) & (c_loc < length[c_part])
+
+    # Nodes: cuts merged through the links, placed at the mean of their cuts.
+    a = cut[np.concatenate([x for x, _ in links])] if links else np.empty(0, np.int64)
+    b = cut[np.concatenate([y for _, y in links])] if links else np.empty(0, np.int64)
+    n_cuts = len(c_part)
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n_cuts, n_cuts))
+    _, node_of = connected_components(graph, directed=False)
+    cut_xy = shapely.get_coordinates(shapely.line_interpolate_point(parts[c_part], c_loc))
+    n_nodes = int(node_of.max()) + 1 if n_cuts else 0
+    counts = np.bincount(node_of, minlength=n_nodes)
+    node_xy = np.column_stack(
+        [np.bincount(node_of, cut_xy[:, k], minlength=n_nodes) / counts for k in (0, 1)]
+    )
+
+    # Pieces between consecutive cuts of each part, ends moved onto their nodes.
+    first = np.searchsorted(c_part, np.arange(n + 1))
+    pieces: list[tuple[int, int, int, np.ndarray]] = []
+    for p in range(n):
+        xy = shapely.get_coordinates(parts[p])
+        cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))]
+        for c0 in range(first[p], first[p + 1] - 1):
+            u, v = node_of[c0], node_of[c0 + 1]
+            if u != v:
+                inner = xy[(cum > c_loc[c0]) & (cum < c_loc[c0 + 1])]
+                pieces.append((p, c0, c0 + 1, np.vstack([node_xy[u], inner, node_xy[v]])))
+    e_part = np.array([x[0] for x in pieces], dtype=np.int64)
+    e_c0 = np.array([x[1] for x in pieces], dtype=np.int64)
+    e_c1 = np.array([x[2] for x in pieces], dtype=np.int64)
+    coords = [x[3] for x in pieces]
+    u, v = node_of[e_c0], node_of[e_c1]
+
+    # Overshoots: the pieces beyond a crossing near a line's end are dropped.
+    keep = (c_loc[e_c0] >= trim_lo[e_part] - _EPS_DEG) & (c_loc[e_c1] <= trim_hi[e_part] + _EPS_DEG)
+    dropped = int(np.count_nonzero(~keep))
+    e_part, e_c0, e_c1, u, v = e_part[keep], e_c0[keep], e_c1[keep], u[keep], v[keep]
+    coords = [c for c, k in zip(coords, keep, strict=True) if k]
+
+    # Evidence: does a part end (after trimming) on the inside of a river of another name?
+    # (Not of its own name: a river leaving a reservoir starts inside its own lake centreline.)
+    label = np.array([str(x) if x is not None else "" for x in names], dtype=object)
+    hosts = pd.Series(label[c_part[interior]]).groupby(node_of[interior]).agg(set)
+    start_cut = pd.Series(e_c0).groupby(e_part).min()
+    end_cut = pd.Series(e_c1).groupby(e_part).max()
+
+    def ends_inside(cuts: pd.Series) -> pd.Series:
+        at = hosts.reindex(node_of[cuts.to_numpy()])
+        own = label[cuts.index.to_numpy()]
+        return pd.Series(
+            [isinstance(h, set) and bool(h - {o}) for h, o in zip(at, own, strict=True)],
+            index=cuts.index,
+        )
+
+    t_start, t_end = ends_inside(start_cut), ends_inside(end_cut)
+    along = (t_end & ~t_start).reindex(e_part).to_numpy()
+    against = (t_start & ~t_end).reindex(e_part).to_numpy()
+    return _Edges(
+        part=e_part,
+        coords=coords,
+        u=u,
+        v=v,
+        node_xy=node_xy,
+        evidence=np.where(against, -1, 1),
+        strong=along | against,
+        joins=joins,
+        crossings=crossings,
+        dropped=dropped,
+    )
+
+
+def _azimuth(coords: np.ndarray, from_end: bool, metres: float) -> float:
+    """Azimuth (degrees) from one end of a line to its point ``metres`` along it."""
+    xy = coords[::-1] if from_end else coords
+    cum = np.r_[0.0, np.cumsum(_geodesic_steps(xy))]
+    d = min(metres, cum[-1] / 2.0)
+    x, y = np.interp(d, cum, xy[:, 0]), np.interp(d, cum, xy[:, 1])
+    az, _, _ = GEOD.inv(xy[0, 0], xy[0, 1], x, y)
+    return float(az)
+
+
+def _confluence_votes(
+    edges: _Edges, names: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Votes on main-stem direction from the angles at which tributaries join.
+
+    Where a line ends on a river of another name that passes through the node, water from the
+    tributary turns downstream: the side of the main stem making the wider angle with the
+    tributary is downstream. Returns (edge, from node, to node) per vote; the few confluences
+    with an ambiguous angle cast none.
+    """
+    label = np.array([str(x) if x is not None else "" for x in names], dtype=object)
+    inc = pd.DataFrame(
+        {
+            "node": np.r_[edges.u, edges.v],
+            "edge": np.r_[np.arange(len(edges.u)), np.arange(len(edges.u))],
+            "at_end": np.r_[np.zeros(len(edges.u), bool), np.ones(len(edges.u), bool)],
+        }
+    )
+    inc["part"] = edges.part[inc["edge"].to_numpy()]
+    inc = inc[inc.groupby("node")["edge"].transform("size") >= 3]
+    out_e: list[int] = []
+    out_s: list[int] = []
+    out_d: list[int] = []
+    for node, at in inc.groupby("node"):
+        per_part = at.groupby("part")
+        for _, main in per_part:
+            if len(main) != 2 or main["at_end"].nunique() != 2:
+                continue  # not a river passing through this node
+            for _, trib in per_part:
+                if len(trib) != 1 or label[trib["edge"].iat[0]] == label[main["edge"].iat[0]]:
+                    continue
+                t = int(trib["edge"].iat[0])
+                t_az = _azimuth(edges.coords[t], bool(trib["at_end"].iat[0]), BRANCH_M)
+                sides = []
+                for e, at_end in zip(main["edge"], main["at_end"], strict=True):
+                    az = _azimuth(edges.coords[e], bool(at_end), BRANCH_M)
+                    sides.append((abs((az - t_az + 180.0) % 360.0 - 180.0), int(e), bool(at_end)))
+                (a0, e0, end0), (a1, e1, end1) = sides
+                if abs(a0 - a1) < MIN_MARGIN_DEG:
+                    continue
+                down, up = ((e0, end0), (e1, end1)) if a0 > a1 else ((e1, end1), (e0, end0))
+                other = {e: int(edges.u[e] if at_end else edges.v[e]) for e, at_end in (down, up)}
+                out_e += [down[0], up[0]]
+                out_s += [int(node), other[up[0]]]
+                out_d += [other[down[0]], int(node)]
+    return (
+        np.asarray(out_e, dtype=np.int64),
+        np.asarray(out_s, dtype=np.int64),
+        np.asarray(out_d, dtype=np.int64),
+    )
+
+
 def _orient(edges: _Edges, part_names: np.ndarray, densify_deg: float) -> RiverNetwork:
     """Choose each component's outlet, orient every line towards it, densify, measure."""
     n_nodes, n_edges = len(edges.node_xy), len(edges.u)
-    lengths = np.array([_geodesic_steps(c).sum() for c in edges.coords], dtype="float64")
+    lengths = _geodesic_lengths(edges.coords)
     u, v = edges.u, edges.v
+    # Where the evidence says a line flows u -> v ("to"), and how much that counts.
+    names = part_names[edges.part] if n_edges else np.empty(0, dtype=object)
+    src = np.where(edges.evidence > 0, u, v)
+    dst = np.where(edges.evidence > 0, v, u)
+    vote = lengths * np.where(edges.strong, STRONG, 1.0)
+    j_edge, j_src, j_dst = _confluence_votes(edges, names)
+    src, dst = np.r_[src, j_src], np.r_[dst, j_dst]
+    vote = np.r_[vote, STRONG * np.minimum(lengths[j_edge], CONFLUENCE_REACH_M)]
+    vote_edge = np.r_[np.arange(n_edges), j_edge]
     # Undirected graph, shortest of parallel lines.
-    lo_n, hi_n = np.minimum(u, v), np.maximum(u, v)
-    frame = pd.DataFrame({"a": lo_n, "b": hi_n, "w": lengths, "e": np.arange(n_edges)})
+    frame = pd.DataFrame(
+        {"a": np.minimum(u, v), "b": np.maximum(u, v), "w": lengths, "e": np.arange(n_edges)}
+    )
     shortest = frame.sort_values(["w", "e"]).drop_duplicates(["a", "b"])
-    w = np.maximum(shortest["w"].to_numpy(), 1e-3)
     sa, sb = shortest["a"].to_numpy(), shortest["b"].to_numpy()
+    w = np.maximum(shortest["w"].to_numpy(), 1e-3)
     graph = coo_matrix((w, (sa, sb)), shape=(n_nodes, n_nodes)).tocsr()
-    n_comp, comp = connected_components(graph, directed=False)
-    degree = np.bincount(u, minlength=n_nodes) + np.bincount(v, minlength=n_nodes)
-    digitised_end = np.zeros(n_nodes, dtype=bool)
-    digitised_end[v] = True
+    degree = np.bincount(np.r_[u, v], minlength=n_nodes)
+    used = degree > 0
+    _, comp = connected_components(graph, directed=False)
+    evidenced_end = np.zeros(n_nodes, dtype=bool)
+    evidenced_end[dst] = True
 
     dist = np.full(n_nodes, np.inf)
-    outlets = []
-    agreement = []
-    edge_comp = comp[u] if n_edges else np.empty(0, dtype=np.int64)
-    by_comp_nodes = pd.Series(np.arange(n_nodes)).groupby(comp).indices
-    by_comp_edges = pd.Series(np.arange(n_edges)).groupby(edge_comp).indices
-    for c in range(n_comp):
-        nodes = by_comp_nodes[c]
-        es = by_comp_edges.get(c)
-        if es is None:
-            continue
+    outlets: list[int] = []
+    agreement: list[float] = []
+    nodes_of = pd.Series(np.flatnonzero(used)).groupby(comp[used]).indices
+    edges_of = pd.Series(np.arange(len(vote_edge))).groupby(comp[u[vote_edge]]).indices
+    local = np.full(n_nodes, -1, dtype=np.int64)
+    for c, idx in nodes_of.items():
+        nodes = np.flatnonzero(used)[idx]
+        es = edges_of[c]
         cand = nodes[degree[nodes] == 1]
         if len(cand) == 0:  # a closed loop: any node may be the outlet
             cand = nodes
-        # Digitised ends first, so that ties keep Natural Earth's own direction.
-        cand = cand[np.argsort(~digitised_end[cand], kind="stable")]
-        local = np.full(n_nodes, -1, dtype=np.int64)
+        # Ends the evidence flows into first, so that ties keep the evidence's direction.
+        cand = cand[np.argsort(~evidenced_end[cand], kind="stable")]
         local[nodes] = np.arange(len(nodes))
         d = dijkstra(graph[nodes][:, nodes], directed=False, indices=local[cand])
-        du, dv = d[:, local[u[es]]], d[:, local[v[es]]]
-        score = ((dv < du) + 0.5 * (dv == du)) @ lengths[es]
+        ds, dd = d[:, local[src[es]]], d[:, local[dst[es]]]
+        score = ((dd < ds) + 0.5 * (dd == ds)) @ vote[es]
         best = int(np.argmax(score))
         outlets.append(int(cand[best]))
-        agreement.append(float(score[best] / max(lengths[es].sum(), 1e-9)))
+        agreement.append(float(score[best] / max(vote[es].sum(), 1e-9)))
         dist[nodes] = d[best]
 
     reversed_ = dist[v] > dist[u]
-    up = np.where(reversed_, v, u)
-    down = np.where(reversed_, u, v)
+    up, down = np.where(reversed_, v, u), np.where(reversed_, u, v)
 
     # Next line below every node: towards its predecessor on the shortest way to the outlet.
     node_next = np.full(n_nodes, -1, dtype=np.int64)
@@ -554,36 +742,40 @@ def _orient(edges: _Edges, part_names: np.ndarray, densify_deg: float) -> RiverN
         _, pred, _ = dijkstra(
             graph, directed=False, indices=outlets, return_predecessors=True, min_only=True
         )
-        has = pred >= 0
-        x, y = np.flatnonzero(has), pred[has]
+        x = np.flatnonzero(pred >= 0)
+        y = pred[x]
         key = np.minimum(x, y) * n_nodes + np.maximum(x, y)
         skey = sa * n_nodes + sb
         sorter = np.argsort(skey)
         node_next[x] = shortest["e"].to_numpy()[sorter][np.searchsorted(skey, key, sorter=sorter)]
 
     # Downstream-ordered, densified vertices with along-line metres.
-    xy_list = []
-    for e in range(n_edges):
-        c = edges.coords[e][::-1] if reversed_[e] else edges.coords[e]
-        xy_list.append(shapely.get_coordinates(shapely.segmentize(shapely.linestrings(c), densify_deg)))
+    xy_list = [
+        shapely.get_coordinates(
+            shapely.segmentize(shapely.linestrings(c[::-1] if r else c), densify_deg)
+        )
+        for c, r in zip(edges.coords, reversed_, strict=True)
+    ]
     counts = np.array([len(c) for c in xy_list], dtype=np.int64)
     edge_start = np.r_[0, np.cumsum(counts)].astype(np.int64)
     vertex_xy = np.concatenate(xy_list) if xy_list else np.empty((0, 2))
-    steps = _geodesic_steps(vertex_xy)
-    cum = np.r_[0.0, np.cumsum(steps)]
+    cum = np.r_[0.0, np.cumsum(_geodesic_steps(vertex_xy))]
     vertex_m = cum - np.repeat(cum[edge_start[:-1]], counts)
     edge_length = vertex_m[edge_start[1:] - 1] if n_edges else np.empty(0)
+    digitised_reversed = reversed_ != (edges.evidence < 0)
 
-    names = part_names[edges.part] if n_edges else np.empty(0, dtype=object)
     summary = {
         "lines": int(n_edges),
-        "nodes": int(n_nodes),
         "components": len(outlets),
         "joins_across_gaps": edges.joins,
         "crossings_noded": edges.crossings,
-        "reversed_km": round(float(edge_length[reversed_].sum()) / 1000.0, 1),
+        "overshoots_dropped": edges.dropped,
         "total_km": round(float(edge_length.sum()) / 1000.0, 1),
-        "min_agreement": round(min(agreement), 3) if agreement else None,
+        "flows_against_digitising_km": round(float(edge_length[reversed_].sum()) / 1000.0, 1),
+        "flows_against_evidence_km": round(
+            float(edge_length[digitised_reversed].sum()) / 1000.0, 1
+        ),
+        "confluence_votes": len(j_edge) // 2,
     }
     return RiverNetwork(
         node_xy=edges.node_xy,

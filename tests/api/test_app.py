@@ -44,6 +44,7 @@ def test_collections_list_the_build_layers(client, built) -> None:
         "incidents",
         "community_risk",
         "concession_risk",
+        "tailings_consequence",
         "risk_hex",
         "coverage",
     }

@@ -32,6 +32,7 @@ from geo_service.ingest.problems import COLUMNS
 from geo_service.ingest.validate import SourceResult, validate_source
 from geo_service.risk.model import TITLES, run_risk
 from geo_service.risk.params import load_risk_params
+from geo_service.risk.surface import Surface, to_lonlat, write_cog
 from geo_service.schemas import SCHEMAS, Kind
 from geo_service.settings import BuildSettings
 from geo_service.store.files import CURRENT, read_build_catalog
@@ -213,7 +214,7 @@ def _build_into(
         )
         for name, gdf in risk.layers.items()
     ]
-    write = reporter.task("writing layers", len(everything))
+    write = reporter.task("writing layers", len(everything) + (risk.surface is not None))
     layer_meta: dict[str, Any] = {}
     for i, (layer_id, title, kind, gdf, sources, id_field, date_field) in enumerate(everything, 1):
         path = staging / f"{layer_id}.parquet"
@@ -222,6 +223,10 @@ def _build_into(
             layer_id, title, kind, gdf, path.name, sources, id_field, date_field
         )
         write(i, len(everything))
+    if risk.surface is not None:
+        write_cog(risk.surface, staging / "risk_surface.tif")
+        layer_meta["risk_surface"] = _raster_metadata(risk.surface, "risk_surface.tif", results)
+        write(len(everything) + 1, len(everything) + 1)
 
     meta = {
         "build_id": build_id,
@@ -357,6 +362,31 @@ def _layer_metadata(
         "fields": {c: str(t) for c, t in gdf.dtypes.items() if c != "geometry"},
         "sources": sources,
         "sensitivity": sensitivity,
+    }
+
+
+def _raster_metadata(
+    surface: Surface, filename: str, results: list[SourceResult]
+) -> dict[str, Any]:
+    west, south, east, north = surface.extent
+    lon, lat = to_lonlat(np.array([west, east]), np.array([south, north]))
+    return {
+        "id": "risk_surface",
+        "title": TITLES["risk_surface"],
+        "kind": "raster",
+        "file": filename,
+        "count": int(surface.score.size),
+        "bounds": [round(float(v), 6) for v in (lon[0], lat[0], lon[1], lat[1])],
+        "time_extent": None,
+        "geometry_types": [],
+        "id_field": None,
+        "fields": {"score": "float32"},
+        "sources": [r.key for r in results],
+        "sensitivity": {},
+        "crs": surface.crs,
+        "cell_m": surface.cell_m,
+        "shape": list(surface.shape),
+        "valid_cells": int(np.isfinite(surface.score).sum()),
     }
 
 

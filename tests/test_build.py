@@ -22,13 +22,15 @@ from geo_service.errors import BuildError, SourceError
 from geo_service.settings import BuildSettings
 from geo_service.store.files import current_build_id, load_layer, read_build_catalog
 from tests.conftest import CATALOG, LAYERS
+
+SCHEMAS_KINDS = {"concessions", "communities", "tailings_dams", "incidents"}
 from tests.helpers import read_text_csv, write_text_csv
 
 
 def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     meta = read_build_catalog(build_dir)
     assert meta["build_id"] == built.build_id == current_build_id(build_dir)
-    counts = {k: v["count"] for k, v in meta["layers"].items() if v["kind"] != "derived"}
+    counts = {k: v["count"] for k, v in meta["layers"].items() if v["kind"] in SCHEMAS_KINDS}
     assert counts == {
         "concessions": 65,
         "communities": 12095,
@@ -40,6 +42,9 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     assert meta["layers"]["community_risk"]["count"] == 12095
     assert meta["risk"]["model_version"] and len(meta["risk"]["parameter_hash"]) == 64
     assert meta["risk"]["factors"]["incident_intensity"]["reference_date"] == "2022-12-30"
+    surface = meta["layers"]["risk_surface"]
+    assert surface["kind"] == "raster" and surface["crs"] == "EPSG:3857" and surface["valid_cells"] > 0
+    assert (build_dir / built.build_id / "risk_surface.tif").stat().st_size > 0
     assert meta["layers"]["incidents"]["time_extent"] == ["1991-08-08", "2022-12-30"]
     assert meta["layers"]["incidents"]["bounds"] == pytest.approx(
         [14.609, 3.189, 27.196, 10.465], abs=1e-3
@@ -231,8 +236,8 @@ def test_same_inputs_give_byte_identical_layers(tmp_path, built, build_dir) -> N
     again = build(BuildSettings(build_dir=tmp_path / "build"), catalog_path=CATALOG)
     first = build_dir / built.build_id
     second = tmp_path / "build" / again.build_id
-    layers = sorted(p.name for p in first.glob("*.parquet"))
-    assert "community_risk.parquet" in layers and "risk_hex.parquet" in layers
+    layers = sorted(p.name for p in [*first.glob("*.parquet"), *first.glob("*.tif")])
+    assert {"community_risk.parquet", "risk_hex.parquet", "risk_surface.tif"} <= set(layers)
     for name in layers:
         assert file_digest(first / name) == file_digest(second / name), name
     assert again.catalog["risk"]["parameter_hash"] == built.catalog["risk"]["parameter_hash"]

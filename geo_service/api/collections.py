@@ -68,9 +68,11 @@ def collections(request: Request, build: BuildDep) -> dict[str, Any]:
     """Every layer of the current build with its extent, licence, attribution and build id."""
     base = str(request.base_url)
     return {
+        # Rasters are served as tiles, not as feature collections.
         "collections": [
             collection_document(layer, build.catalog, base)
             for layer in build.catalog["layers"].values()
+            if layer["kind"] != "raster"
         ],
         "build_id": build.build_id,
         "links": [{"href": f"{base}collections", "rel": "self", "type": "application/json"}],

@@ -22,6 +22,7 @@ from geo_service.risk.concession_risk import concession_risk
 from geo_service.risk.coverage import coverage_layer
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
+from geo_service.risk.surface import Surface, compute_surface
 from geo_service.schemas import Kind
 
 #: Titles of the layers the risk model adds to a build.
@@ -31,6 +32,7 @@ TITLES = {
     "concession_risk": "Concessions: incidents, people and dams around them",
     "risk_hex": "Risk aggregated to H3 cells (public)",
     "coverage": "Where each risk factor has evidence",
+    "risk_surface": "Risk surface (0–1, Web Mercator grid)",
 }
 
 
@@ -40,6 +42,8 @@ class RiskOutput:
 
     layers: dict[str, gpd.GeoDataFrame]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The factors evaluated on a grid (``surface.py``); None when there is no evidence.
+    surface: Surface | None = None
 
 
 def coverage_of(catalog: SourceCatalog, layers: dict[Kind, gpd.GeoDataFrame]) -> tuple[dict, dict]:
@@ -113,7 +117,13 @@ def run_risk(
         params.concession_risk,
     )
     derived["risk_hex"] = risk_hex(community_risk, inputs.incidents, params.hex)
-    derived["coverage"] = coverage_layer(coverage, notes, read_countries(catalog))
+    countries = read_countries(catalog)
+    derived["coverage"] = coverage_layer(coverage, notes, countries)
+    has_evidence = any(
+        layer is not None and len(layer)
+        for layer in (inputs.concessions, inputs.tailings_dams, inputs.incidents)
+    )
+    surface = compute_surface(inputs, params, params.surface, countries) if has_evidence else None
     metadata = {
         "model_version": MODEL_VERSION,
         "parameters": params.record(),
@@ -121,5 +131,6 @@ def run_risk(
         "factors": {r.name: r.metadata for r in results},
         "coverage": {k.value: sorted(v) for k, v in coverage.items()},
         "classes": community_risk["risk_class"].value_counts().to_dict(),
+        "surface": surface.metadata if surface is not None else None,
     }
-    return RiskOutput(derived, metadata)
+    return RiskOutput(derived, metadata, surface)

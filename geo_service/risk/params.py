@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geo_service.errors import CatalogError
 from geo_service.risk import FACTORS
@@ -61,6 +61,48 @@ class HexParams(BaseModel):
     )
 
 
+class SurfaceParams(BaseModel):
+    """Resolution, size limit, margin and overviews of the risk surface."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cell_m: float = Field(
+        250.0,
+        gt=0.0,
+        description="Cell size in Web Mercator metres (cell·cos φ on the ground: 250 m at the "
+        "equator, 217 m at 30°): a village-scale incident bandwidth (2 km) spans 8 cells and "
+        "the smallest mine footprints (2 km radius) 16 across. Grown to respect max_cells.",
+    )
+    max_cells: int = Field(
+        16_000_000,
+        ge=1,
+        description="Most cells a surface may have. 16 million float32 cells are 64 MB per "
+        "array and a few seconds per factor; an extent that needs more at cell_m gets larger "
+        "cells, recorded in the metadata. The bundled evidence (Brazil to East Africa, about "
+        "10,800 × 4,900 km) gets 1.83 km cells.",
+    )
+    margin_km: float = Field(
+        50.0,
+        ge=0.0,
+        description="Ground distance added around the evidence: concession pressure reaches "
+        "max_km (50 km) beyond a footprint, and a surface cut at the footprints would hide it.",
+    )
+    overview_levels: tuple[int, ...] | None = Field(
+        None,
+        description="Overview decimation factors (2, 4, 8, …). None: halve until the overview "
+        "fits in one 512-cell tile, so a viewer draws the whole map from one read.",
+    )
+
+    @field_validator("overview_levels")
+    @classmethod
+    def _powers_of_two(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is None:
+            return v
+        if not v or any(f < 2 or f & (f - 1) for f in v) or list(v) != sorted(set(v)):
+            raise ValueError("overview levels must be increasing powers of 2 from 2 (2, 4, 8, …)")
+        return v
+
+
 class RiskParams(BaseModel):
     """Every parameter of the risk model."""
 
@@ -70,6 +112,7 @@ class RiskParams(BaseModel):
     classes: Classes = Classes()
     hex: HexParams = HexParams()
     concession_risk: ConcessionRiskParams = ConcessionRiskParams()
+    surface: SurfaceParams = SurfaceParams()
 
     def record(self) -> dict[str, Any]:
         """A JSON-ready copy for the build metadata."""
@@ -79,6 +122,7 @@ class RiskParams(BaseModel):
             "classes": self.classes.model_dump(),
             "hex": self.hex.model_dump(),
             "concession_risk": self.concession_risk.model_dump(),
+            "surface": self.surface.model_dump(),
         }
 
     def digest(self) -> str:
@@ -94,10 +138,10 @@ def load_risk_params(path: Path | None) -> RiskParams:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise CatalogError(f"not valid TOML: {exc}", path=path) from exc
-    unknown = sorted(set(raw) - set(FACTORS) - {"classes", "hex", "concession_risk"})
+    unknown = sorted(set(raw) - set(FACTORS) - {"classes", "hex", "concession_risk", "surface"})
     if unknown:
         raise CatalogError(
-            f"unknown section(s) {', '.join(unknown)}; sections are {', '.join(FACTORS)}, classes, hex, concession_risk",
+            f"unknown section(s) {', '.join(unknown)}; sections are {', '.join(FACTORS)}, classes, hex, concession_risk, surface",
             path=path,
         )
     sections: dict[str, Any] = {}
@@ -106,6 +150,7 @@ def load_risk_params(path: Path | None) -> RiskParams:
         "classes": Classes,
         "hex": HexParams,
         "concession_risk": ConcessionRiskParams,
+        "surface": SurfaceParams,
     }
     for name, model in models.items():
         try:
@@ -122,4 +167,5 @@ def load_risk_params(path: Path | None) -> RiskParams:
         classes=sections["classes"],
         hex=sections["hex"],
         concession_risk=sections["concession_risk"],
+        surface=sections["surface"],
     )

@@ -22,9 +22,9 @@ from geo_service.errors import BuildError, SourceError
 from geo_service.settings import BuildSettings
 from geo_service.store.files import current_build_id, load_layer, read_build_catalog
 from tests.conftest import CATALOG, LAYERS
+from tests.helpers import read_text_csv, write_text_csv
 
 SCHEMAS_KINDS = {"concessions", "communities", "tailings_dams", "incidents"}
-from tests.helpers import read_text_csv, write_text_csv
 
 
 def test_bundled_build_layers_and_provenance(built, build_dir) -> None:

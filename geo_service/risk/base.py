@@ -92,7 +92,10 @@ def top_ids(
         s, values = s[keep], values[keep]
     counts = np.bincount(s, minlength=n) if len(s) else np.zeros(n, dtype=np.int64)
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.astype(str), pa.string()))
+    strings = pa.array(values.astype(str), pa.string())
+    if isinstance(strings, pa.ChunkedArray):  # Arrow splits a large NumPy text array
+        strings = strings.combine_chunks()
+    return pa.ListArray.from_arrays(pa.array(offsets), strings)
 
 
 def no_evidence(n: int) -> pa.ListArray:

@@ -1,0 +1,738 @@
+"""Benchmark of the risk model: every vector risk layer of a Congo-basin-sized synthetic build.
+
+Why: the requirement is that, with 1,000,000 incidents, 200,000 communities, 20,000 concession
+polygons and 5,000 tailings dams spread over a Congo-basin-sized extent, all vector risk layers
+are made in at most 60 s with a peak memory of at most 4 GB on this 2-core machine, and that
+we show ¼, ½ and full size (the growth must be near-linear).
+
+How:
+
+* ``make-data`` builds the bundled catalog once (``riskmap build --build-dir
+  bench/data/risk_base``) and resamples its real canonical layers (read with ``load_layer``),
+  with replacement and a fixed seed, into ``bench/data/risk_{quarter,half,full}/``: one
+  GeoParquet file per kind, the Natural Earth Africa rivers that touch the extent
+  (``rivers.gpkg``) and ``manifest.json``. Every synthetic feature is placed near an *anchor*
+  (a distinct real African location inside the extent lon 12..31, lat -13..5: the bundled
+  GeoNames places, UCDP incidents and USGS diamond sites there), uniformly within 20 km of it,
+  and takes the anchor's country. Attribute values are those of the resampled real row; ids are
+  new and unique. Concessions are polygons: the real USGS diamond sites grown to their footprint
+  radius in metres (``metric.buffer_metres``), copied and moved (vertex offsets rescaled in
+  longitude by the cosine of the latitude, so each footprint keeps its size in metres), with
+  ``footprint = "polygon"`` and no radius. Dams are the ANM tailings dams (heights, volumes,
+  methods, statuses kept). ¼ and ½ scale every count over the same extent.
+* ``run`` measures, per size and repeat, one ``run_risk(layers, catalog, params)`` call in a
+  fresh Python process, with the project's catalog (only the four sources the layers come
+  from, each with coverage set to the synthetic countries, and the rivers reference pointing
+  at ``rivers.gpkg``) and ``layers/risk.toml``. The child times only that call with
+  ``time.perf_counter()`` (imports, reading the GeoParquet files and the catalog are outside)
+  and reports its peak RSS (``ru_maxrss``, MiB, imported libraries included). The stages of
+  the call (each factor's ``compute``, ``combine``, ``concession_risk``, ``risk_hex``, the
+  reference reads) are timed in the same call by thin wrappers around the functions
+  ``run_risk`` looks up. Sizes alternate within each repeat (¼, ½, full; then ½, full, ¼; …).
+  Before each measurement the runner waits (at most 60 s) for the machine to be at least 80 %
+  idle. A child whose RSS passes ``--rss-cap-gib`` (default 12) is stopped and recorded as
+  failed. Results go to ``bench/results/risk-YYYYmmdd-HHMMSS.tsv``.
+* ``profile`` runs one ``run_risk`` at a size under cProfile and prints the top entries by
+  cumulative time (and by own time).
+
+Run from the repository root::
+
+    .venv/bin/python bench/risk_bench.py make-data
+    .venv/bin/python bench/risk_bench.py run --sizes quarter,half,full --repeats 3
+    .venv/bin/python bench/risk_bench.py profile --size full
+
+This is run by hand; it is not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+DATA = BENCH / "data"
+RESULTS = BENCH / "results"
+BASE_BUILD = DATA / "risk_base"
+CATALOG = ROOT / "layers" / "sources.toml"
+RISK_TOML = ROOT / "layers" / "risk.toml"
+AFRICA_RIVERS = (
+    ROOT / "layers" / "sources" / "natural_earth" / "ne_10m_rivers_lake_centerlines_africa.geojson"
+)
+
+#: lon_min, lat_min, lon_max, lat_max: about 2,100 × 2,000 km around the Congo basin.
+EXTENT = (12.0, -13.0, 31.0, 5.0)
+FULL = {
+    "incidents": 1_000_000,
+    "communities": 200_000,
+    "concessions": 20_000,
+    "tailings_dams": 5_000,
+}
+SIZES = {"quarter": 0.25, "half": 0.5, "full": 1.0}
+KINDS = tuple(FULL)
+#: Source keys of the real rows each kind is resampled from (and whose catalog entry is used).
+SOURCE_KEYS = {
+    "incidents": "ucdp_ged_caf",
+    "communities": "geonames_africa",
+    "concessions": "usgs_africa_diamond_facilities",
+    "tailings_dams": "anm_sigbm_brazil",
+}
+ID_FIELDS = {
+    "incidents": "incident_id",
+    "communities": "community_id",
+    "concessions": "concession_id",
+    "tailings_dams": "dam_id",
+}
+SEED = 20232
+JITTER_M = 20_000.0
+#: Anchors closer than this (degrees, about 1 km) are one.
+ANCHOR_GRID_DEG = 0.01
+METRES_PER_DEGREE = 111_195.0
+IDLE_TARGET = 0.80
+IDLE_WAIT_S = 60.0
+CHILD_TIMEOUT_S = 1800
+RSS_CAP_GIB = 12.0
+STAGES = (
+    "coverage_of",
+    "read_rivers",
+    "concession_pressure",
+    "tailings_exposure",
+    "incident_intensity",
+    "combine",
+    "concession_risk",
+    "risk_hex",
+    "read_countries",
+    "coverage_layer",
+)
+TSV_COLUMNS = [
+    "size",
+    "repeat",
+    "variant",
+    "status",
+    "incidents",
+    "communities",
+    "concessions",
+    "tailings_dams",
+    "seconds",
+    "peak_rss_mb",
+    "rss_before_mb",
+    "load_seconds",
+    "idle_before",
+    *[f"s_{s}" for s in STAGES],
+    "s_other",
+    "incident_pairs",
+    "concession_pairs",
+    "footprint_incident_pairs",
+    "footprint_community_pairs",
+    "dam_pairs",
+    "community_risk_rows",
+    "tailings_consequence_rows",
+    "concession_risk_rows",
+    "risk_hex_rows",
+    "coverage_rows",
+]
+
+
+def size_dir(size: str) -> Path:
+    return DATA / f"risk_{size}"
+
+
+def parse_sizes(text: str) -> list[str]:
+    sizes = [s.strip().lower() for s in text.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        raise SystemExit(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
+    return sizes
+
+
+def counts_of(size: str) -> dict[str, int]:
+    return {k: round(n * SIZES[size]) for k, n in FULL.items()}
+
+
+# --- make-data --------------------------------------------------------------------------------
+
+
+def ensure_base_build() -> str:
+    """The bundled build the synthetic layers are resampled from (built once)."""
+    if not (BASE_BUILD / "current").exists():
+        cmd = [str(ROOT / ".venv" / "bin" / "riskmap"), "build", "--build-dir", str(BASE_BUILD)]
+        print("building the bundled catalog:", " ".join(cmd))
+        subprocess.run(cmd, cwd=ROOT, check=True, timeout=900)
+    return os.readlink(BASE_BUILD / "current")
+
+
+def _in_extent(lon, lat):  # type: ignore[no-untyped-def]
+    x0, y0, x1, y1 = EXTENT
+    return (lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)
+
+
+def anchors(base: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Distinct real African locations inside the extent (lon, lat, country)."""
+    import numpy as np
+    import shapely
+
+    lon, lat, country = [], [], []
+    for kind in ("communities", "incidents", "concessions"):
+        g = base[kind]
+        g = g[g["source"] == SOURCE_KEYS[kind]]
+        x, y = shapely.get_x(g.geometry.to_numpy()), shapely.get_y(g.geometry.to_numpy())
+        ok = _in_extent(x, y) & g["country"].notna().to_numpy()
+        lon.append(x[ok])
+        lat.append(y[ok])
+        country.append(g["country"].to_numpy(dtype=object)[ok])
+    lon, lat, country = np.concatenate(lon), np.concatenate(lat), np.concatenate(country)
+    key = np.round(lon / ANCHOR_GRID_DEG).astype(np.int64) * 100_000 + np.round(
+        lat / ANCHOR_GRID_DEG
+    ).astype(np.int64)
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    return lon[first], lat[first], country[first]
+
+
+def place(rng, n: int, pool: tuple[Any, Any, Any]):  # type: ignore[no-untyped-def]
+    """``n`` positions, each uniform within ``JITTER_M`` of a random anchor, and its country."""
+    import numpy as np
+
+    a_lon, a_lat, a_country = pool
+    pick = rng.integers(0, len(a_lon), n)
+    r = JITTER_M * np.sqrt(rng.uniform(0.0, 1.0, n))
+    theta = rng.uniform(0.0, 2 * np.pi, n)
+    lat = a_lat[pick] + r * np.cos(theta) / METRES_PER_DEGREE
+    lon = a_lon[pick] + r * np.sin(theta) / (METRES_PER_DEGREE * np.cos(np.radians(lat)))
+    x0, y0, x1, y1 = EXTENT
+    return np.clip(lon, x0, x1), np.clip(lat, y0, y1), a_country[pick]
+
+
+def _resample(frame, rng, n: int, kind: str):  # type: ignore[no-untyped-def]
+    """``n`` rows drawn with replacement, with new unique ids; and which rows were drawn."""
+    import numpy as np
+
+    pick = rng.integers(0, len(frame), n)
+    out = frame.take(pick).reset_index(drop=True)
+    serial = np.arange(n).astype(str)
+    out[ID_FIELDS[kind]] = np.char.add(f"{SOURCE_KEYS[kind]}:bench", serial).astype(object)
+    out["source_id"] = np.char.add("bench", serial).astype(object)
+    return out, pick
+
+
+def _moved_footprints(footprints, centres_lon, centres_lat, pick, lon, lat):  # type: ignore[no-untyped-def]
+    """Copies of ``footprints[pick]`` centred on (lon, lat), each keeping its size in metres."""
+    import numpy as np
+    import shapely
+
+    parts = footprints[pick]
+    coords, index = shapely.get_coordinates(parts, return_index=True)
+    src = pick[index]
+    scale = np.cos(np.radians(centres_lat[src])) / np.cos(np.radians(lat[index]))
+    x = lon[index] + (coords[:, 0] - centres_lon[src]) * scale
+    y = lat[index] + (coords[:, 1] - centres_lat[src])
+    if not (shapely.get_type_id(footprints) == 3).all():
+        raise SystemExit("expected the buffered sites to be Polygons")
+    # One ring per polygon (a buffered point has no holes).
+    rings = shapely.linearrings(np.column_stack([x, y]), indices=index)
+    return shapely.polygons(rings)
+
+
+def make_data(sizes: list[str], seed: int) -> None:
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import pyogrio
+    import shapely
+
+    from geo_service.risk.metric import buffer_metres
+    from geo_service.store.files import load_layer
+
+    build_id = ensure_base_build()
+    base = {k: load_layer(BASE_BUILD, k) for k in KINDS}
+    real = {k: base[k][base[k]["source"] == SOURCE_KEYS[k]].reset_index(drop=True) for k in KINDS}
+    pool = anchors(base)
+    countries = sorted(set(pool[2]))
+    print(
+        f"base build {build_id}: "
+        + ", ".join(f"{k} {len(real[k]):,} real rows" for k in KINDS)
+        + f"; {len(pool[0]):,} anchors in {', '.join(countries)}"
+    )
+
+    # Concession footprints: the real sites grown to their radius, at their real place.
+    sites = real["concessions"]
+    if not (shapely.get_type_id(sites.geometry.to_numpy()) == 0).all():
+        raise SystemExit("expected the bundled concessions to be site points")
+    footprints = buffer_metres(sites.geometry, sites["footprint_radius_m"].to_numpy())
+    site_lon = shapely.get_x(sites.geometry.to_numpy())
+    site_lat = shapely.get_y(sites.geometry.to_numpy())
+
+    rivers = pyogrio.read_dataframe(AFRICA_RIVERS)
+    rivers = rivers[rivers.intersects(shapely.box(*EXTENT))].reset_index(drop=True)
+
+    for size in sizes:
+        t0 = time.perf_counter()
+        counts = counts_of(size)
+        out = size_dir(size)
+        out.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for k_i, kind in enumerate(KINDS):
+            rng = np.random.default_rng([seed, list(SIZES).index(size), k_i])
+            n = counts[kind]
+            frame, pick = _resample(real[kind], rng, n, kind)
+            lon, lat, country = place(rng, n, pool)
+            frame["country"] = pd.array(country, dtype=frame["country"].dtype)
+            if kind == "concessions":
+                geometry = _moved_footprints(footprints, site_lon, site_lat, pick, lon, lat)
+                frame["footprint"] = "polygon"
+                frame["footprint_radius_m"] = np.nan
+            else:
+                geometry = shapely.points(lon, lat)
+            gdf = gpd.GeoDataFrame(
+                frame.drop(columns="geometry"), geometry=geometry, crs="EPSG:4326"
+            )
+            if gdf[ID_FIELDS[kind]].duplicated().any():
+                raise SystemExit(f"{kind}: duplicate ids")
+            target = out / f"{kind}.parquet"
+            tmp = target.with_suffix(".parquet.tmp")
+            gdf.to_parquet(tmp, index=False)
+            tmp.replace(target)
+            written[kind] = len(gdf)
+        rivers_path = out / "rivers.gpkg"
+        rivers_path.unlink(missing_ok=True)
+        pyogrio.write_dataframe(rivers, rivers_path, driver="GPKG")
+        manifest = {
+            "size": size,
+            "scale": SIZES[size],
+            "counts": written,
+            "rivers": len(rivers),
+            "countries": countries,
+            "extent": EXTENT,
+            "anchors": int(len(pool[0])),
+            "jitter_m": JITTER_M,
+            "seed": seed,
+            "base_build": build_id,
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+        print(
+            f"{out.relative_to(ROOT)}: "
+            + ", ".join(f"{k} {v:,}" for k, v in written.items())
+            + f", rivers {len(rivers)}; {mb:,.0f} MB, {time.perf_counter() - t0:.1f} s"
+        )
+
+
+# --- one measurement (runs in a fresh process) ------------------------------------------------
+
+
+def bench_catalog(folder: Path, countries: list[str]):  # type: ignore[no-untyped-def]
+    """The project's catalog: the four sources of the synthetic layers, covering its countries."""
+    from geo_service.catalog import load_catalog
+
+    cat = load_catalog(CATALOG)
+    keys = set(SOURCE_KEYS.values())
+    sources = [
+        e.model_copy(update={"coverage": e.coverage.model_copy(update={"countries": countries})})
+        for e in cat.sources
+        if e.key in keys
+    ]
+    reference = cat.reference.model_copy(update={"rivers": [folder / "rivers.gpkg"]})
+    return cat.model_copy(update={"sources": sources, "reference": reference})
+
+
+def load_inputs(folder: Path):  # type: ignore[no-untyped-def]
+    """The synthetic canonical layers, the catalog and the parameters."""
+    import geopandas as gpd
+
+    from geo_service.risk.params import load_risk_params
+    from geo_service.schemas import Kind
+
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    layers = {Kind(k): gpd.read_parquet(folder / f"{k}.parquet") for k in KINDS}
+    return layers, bench_catalog(folder, manifest["countries"]), load_risk_params(RISK_TOML)
+
+
+class StageTimer:
+    """Seconds spent in each stage of one ``run_risk`` call (wrappers on what it looks up)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+
+    def _wrap(self, name: str, fn):  # type: ignore[no-untyped-def]
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - t0
+
+        return timed
+
+    def install(self) -> None:
+        import geo_service.risk.model as model
+        from geo_service.risk import FACTORS
+
+        for name in ("coverage_of", "read_rivers", "combine", "concession_risk", "risk_hex"):
+            setattr(model, name, self._wrap(name, getattr(model, name)))
+        for name in ("read_countries", "coverage_layer"):
+            setattr(model, name, self._wrap(name, getattr(model, name)))
+        for name, factor in FACTORS.items():
+            if name not in self.seconds:
+                self.seconds[name] = 0.0
+            factor.compute = self._wrap(name, factor.compute)  # type: ignore[method-assign]
+
+
+def measure(size: str) -> dict[str, object]:
+    import resource
+
+    from geo_service.risk.model import run_risk
+
+    folder = size_dir(size)
+    t0 = time.perf_counter()
+    layers, catalog, params = load_inputs(folder)
+    load_seconds = time.perf_counter() - t0
+    timer = StageTimer()
+    timer.install()
+    before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    out = run_risk(layers, catalog, params)
+    seconds = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    cr = out.layers["community_risk"]
+    ring = max(params.factors["concession_pressure"].rings_km)  # type: ignore[attr-defined]
+    conc = out.layers["concession_risk"]
+    tail = out.layers["tailings_consequence"]
+    years = max(params.concession_risk.years)
+    res: dict[str, object] = {
+        "seconds": seconds,
+        # MiB (2**20 bytes)
+        "peak_rss_mb": peak_kib / 1024,
+        "rss_before_mb": before_kib / 1024,
+        "load_seconds": load_seconds,
+        **{k.value: len(v) for k, v in layers.items()},
+        **{f"s_{k}": v for k, v in timer.seconds.items()},
+        "s_other": seconds - sum(timer.seconds.values()),
+        "incident_pairs": int(cr["incident_intensity_incidents_in_reach"].fillna(0).sum()),
+        "concession_pairs": int(cr[f"concession_pressure_within_{ring:g}km"].fillna(0).sum()),
+        "footprint_incident_pairs": int(conc[f"incidents_{years}y"].sum()),
+        "footprint_community_pairs": int(conc["communities_within"].sum()),
+        "dam_pairs": int(
+            tail["communities_in_runout"].sum() + tail["communities_downstream"].sum()
+        ),
+        **{f"{k}_rows": len(v) for k, v in out.layers.items()},
+    }
+    return res
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat", encoding="ascii") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return idle, sum(fields[:8])  # guest time is already counted in user/nice
+
+
+def idle_share() -> float:
+    """Share of CPU time idle over one second, all cores together."""
+    i0, t0 = _cpu_times()
+    time.sleep(1.0)
+    i1, t1 = _cpu_times()
+    return (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def wait_for_idle(target: float = IDLE_TARGET, limit_s: float = IDLE_WAIT_S) -> float:
+    """Wait (at most ``limit_s``) until the machine is at least ``target`` idle; the last share."""
+    deadline = time.monotonic() + limit_s
+    share = idle_share()
+    while share < target and time.monotonic() < deadline:
+        share = idle_share()
+    if share < target:
+        print(f"  machine only {share:.0%} idle after {limit_s:.0f} s; measuring anyway")
+    return share
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_child(size: str, rss_cap_gib: float) -> dict[str, object]:
+    """One measurement in a fresh process, stopped if it passes the RSS cap or the timeout."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "measure", size]
+    cap_kib = int(rss_cap_gib * 1024 * 1024)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
+        deadline = time.monotonic() + CHILD_TIMEOUT_S
+        seen_kib = 0
+        reason = None
+        while proc.poll() is None:
+            seen_kib = max(seen_kib, _rss_kib(proc.pid))
+            if seen_kib > cap_kib:
+                reason = f"RSS passed {rss_cap_gib:g} GiB"
+            elif time.monotonic() > deadline:
+                reason = f"took more than {CHILD_TIMEOUT_S} s"
+            if reason:
+                proc.kill()
+                proc.wait(timeout=60)
+                return {"status": f"stopped: {reason}", "peak_rss_mb": seen_kib / 1024}
+            time.sleep(0.25)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            text = err.read()
+            print(f"  {' '.join(cmd)} failed ({proc.returncode}):\n{text}", file=sys.stderr)
+            last = (text.strip().splitlines() or ["no message"])[-1]
+            return {"status": f"error: {last}"}
+        return {"status": "ok", **json.loads(out.read().strip().splitlines()[-1])}
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def code_fingerprint() -> str:
+    """SHA-256 (12 hex) of the code, catalog and parameters a measurement runs."""
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "geo_service").rglob("*.py")) + [CATALOG, RISK_TOML]:
+        h.update(str(p.relative_to(ROOT)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def git_head() -> str:
+    """The checked-out commit and whether geo_service/ or layers/ differ from it (read-only)."""
+    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                *git,
+                "status",
+                "--porcelain",
+                "--",
+                "geo_service",
+                "layers/sources.toml",
+                "layers/risk.toml",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (geo_service or layers have uncommitted changes)" if dirty else "")
+
+
+def run(sizes: list[str], repeats: int, rss_cap_gib: float) -> Path:
+    missing = [
+        str(size_dir(s).relative_to(ROOT))
+        for s in sizes
+        if not (size_dir(s) / "manifest.json").exists()
+    ]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: run make-data first")
+    before = code_fingerprint()
+    variant = "as-is"
+    print(f"commit {git_head()}, code fingerprint {before}, variant {variant}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"risk-{dt.datetime.now():%Y%m%d-%H%M%S}.tsv"
+    rows: list[dict[str, object]] = []
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, TSV_COLUMNS, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        for repeat in range(1, repeats + 1):
+            # Rotate the order so no size always runs first or last.
+            shift = (repeat - 1) % len(sizes)
+            for size in sizes[shift:] + sizes[:shift]:
+                idle = wait_for_idle()
+                res = run_child(size, rss_cap_gib)
+                row: dict[str, object] = {
+                    "size": size,
+                    "repeat": repeat,
+                    "variant": variant,
+                    "idle_before": idle,
+                }
+                row |= res
+                rows.append(row)
+                writer.writerow({k: _fmt(row.get(k)) for k in TSV_COLUMNS})
+                fh.flush()
+                if res["status"] != "ok":
+                    print(f"{size:>7} #{repeat} {res['status']}  idle {idle:.0%}")
+                    continue
+                print(
+                    f"{size:>7} #{repeat} {res['seconds']:7.2f} s {res['peak_rss_mb']:7.0f} MiB"
+                    f"  idle {idle:.0%}  "
+                    + " ".join(f"{s}={res[f's_{s}']:.1f}" for s in STAGES if res[f"s_{s}"] >= 0.05)
+                )
+    after = code_fingerprint()
+    if after != before:
+        print(
+            f"WARNING: geo_service, the catalog or risk.toml changed during the run ({before} -> "
+            f"{after}); the measurements mix code versions",
+            file=sys.stderr,
+        )
+    print(f"\nwrote {out.relative_to(ROOT)} (code fingerprint {after})\n")
+    print_summary(rows)
+    return out
+
+
+def _mmm(values: list[float], fmt: str = "{:.2f}") -> str:
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    return f"{fmt.format(med)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def print_summary(rows: list[dict[str, object]]) -> None:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    failed = [r for r in rows if r.get("status") != "ok"]
+    head = ["size", "incidents", "communities", "concessions", "dams", "seconds", "peak MiB"]
+    lines = [head]
+    stage_lines = [["size", *STAGES, "other"]]
+    pair_lines = [
+        [
+            "size",
+            "incident pairs",
+            "concession pairs",
+            "footprint×incident",
+            "footprint×community",
+            "dam pairs",
+        ]
+    ]
+    for size in [s for s in SIZES if any(r["size"] == s for r in ok)]:
+        mine = [r for r in ok if r["size"] == size]
+        first = mine[0]
+        lines.append(
+            [
+                size,
+                f"{int(first['incidents']):,}",
+                f"{int(first['communities']):,}",
+                f"{int(first['concessions']):,}",
+                f"{int(first['tailings_dams']):,}",
+                _mmm([float(r["seconds"]) for r in mine]),
+                _mmm([float(r["peak_rss_mb"]) for r in mine], "{:.0f}"),
+            ]
+        )
+        stage_lines.append(
+            [size]
+            + [
+                f"{statistics.median(float(r[f's_{s}']) for r in mine):.2f}"
+                for s in [*STAGES, "other"]
+            ]
+        )
+        pair_lines.append(
+            [size]
+            + [
+                f"{int(first[k]):,}"
+                for k in (
+                    "incident_pairs",
+                    "concession_pairs",
+                    "footprint_incident_pairs",
+                    "footprint_community_pairs",
+                    "dam_pairs",
+                )
+            ]
+        )
+    for title, table in (
+        ("median (min–max) over repeats", lines),
+        ("median seconds per stage", stage_lines),
+        ("pairs found (first repeat)", pair_lines),
+    ):
+        print(title)
+        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+        for line in table:
+            print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+        print()
+    for r in failed:
+        print(f"{r['size']} #{r['repeat']}: {r['status']}")
+
+
+def summary_of(tsv: Path) -> None:
+    with tsv.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    print_summary(rows)
+
+
+# --- profile -------------------------------------------------------------------------------------
+
+
+def profile(size: str, top: int, save: Path | None) -> None:
+    import cProfile
+    import pstats
+
+    from geo_service.risk.model import run_risk
+
+    layers, catalog, params = load_inputs(size_dir(size))
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    run_risk(layers, catalog, params)
+    prof.disable()
+    print(f"run_risk at {size} under cProfile: {time.perf_counter() - t0:.1f} s\n")
+    if save is not None:
+        prof.dump_stats(save)
+        print(f"profile saved to {save}\n")
+    stats = pstats.Stats(prof).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(15)
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make-data", help="write the synthetic layers under bench/data/risk_*/")
+    p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, e.g. quarter,full")
+    p.add_argument("--seed", type=int, default=SEED)
+    p = sub.add_parser("run", help="measure run_risk per size, write a TSV, print a summary")
+    p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, e.g. quarter,full")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rss-cap-gib", type=float, default=RSS_CAP_GIB)
+    p = sub.add_parser("summary", help="print the summary tables of an earlier run's TSV")
+    p.add_argument("tsv", type=Path)
+    p = sub.add_parser("profile", help="cProfile one run_risk and print the top entries")
+    p.add_argument("--size", default="full", choices=list(SIZES))
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--save", type=Path, default=None, help="also write the pstats file here")
+    p = sub.add_parser("measure", help="one measurement in this process (used by run)")
+    p.add_argument("size", choices=list(SIZES))
+    args = parser.parse_args(argv)
+
+    if args.command == "make-data":
+        make_data(parse_sizes(args.sizes), args.seed)
+    elif args.command == "run":
+        if not 1 <= args.repeats <= 20:
+            raise SystemExit("--repeats must be between 1 and 20")
+        run(parse_sizes(args.sizes), args.repeats, args.rss_cap_gib)
+    elif args.command == "summary":
+        summary_of(args.tsv)
+    elif args.command == "profile":
+        profile(args.size, args.top, args.save)
+    else:
+        print(json.dumps(measure(args.size)))
+
+
+if __name__ == "__main__":
+    main()

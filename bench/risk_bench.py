@@ -114,12 +114,35 @@ STAGES = (
     "risk_hex",
     "read_countries",
     "coverage_layer",
+    "compute_surface",
 )
+SURFACE_COLUMNS = [
+    "size",
+    "repeat",
+    "status",
+    "fingerprint",
+    "incidents",
+    "communities",
+    "concessions",
+    "tailings_dams",
+    "width",
+    "height",
+    "cell_m",
+    "seconds",
+    "cog_seconds",
+    "cog_mb",
+    "compute_peak_rss_mb",
+    "peak_rss_mb",
+    "rss_before_mb",
+    "load_seconds",
+    "idle_before",
+    "nan_cells",
+]
 TSV_COLUMNS = [
     "size",
     "repeat",
-    "variant",
     "status",
+    "fingerprint",
     "incidents",
     "communities",
     "concessions",
@@ -141,6 +164,9 @@ TSV_COLUMNS = [
     "concession_risk_rows",
     "risk_hex_rows",
     "coverage_rows",
+    "surface_width",
+    "surface_height",
+    "surface_cell_m",
 ]
 
 
@@ -166,7 +192,12 @@ def counts_of(size: str) -> dict[str, int]:
 def ensure_base_build() -> str:
     """The bundled build the synthetic layers are resampled from (built once)."""
     if not (BASE_BUILD / "current").exists():
-        cmd = [str(ROOT / ".venv" / "bin" / "riskmap"), "build", "--build-dir", str(BASE_BUILD)]
+        cmd = [
+            str(ROOT / ".venv" / "bin" / "riskmap"),
+            "build",
+            "--build-dir",
+            str(BASE_BUILD),
+        ]
         print("building the bundled catalog:", " ".join(cmd))
         subprocess.run(cmd, cwd=ROOT, check=True, timeout=900)
     return os.readlink(BASE_BUILD / "current")
@@ -186,12 +217,19 @@ def anchors(base: dict[str, Any]) -> tuple[Any, Any, Any]:
     for kind in ("communities", "incidents", "concessions"):
         g = base[kind]
         g = g[g["source"] == SOURCE_KEYS[kind]]
-        x, y = shapely.get_x(g.geometry.to_numpy()), shapely.get_y(g.geometry.to_numpy())
+        x, y = (
+            shapely.get_x(g.geometry.to_numpy()),
+            shapely.get_y(g.geometry.to_numpy()),
+        )
         ok = _in_extent(x, y) & g["country"].notna().to_numpy()
         lon.append(x[ok])
         lat.append(y[ok])
         country.append(g["country"].to_numpy(dtype=object)[ok])
-    lon, lat, country = np.concatenate(lon), np.concatenate(lat), np.concatenate(country)
+    lon, lat, country = (
+        np.concatenate(lon),
+        np.concatenate(lat),
+        np.concatenate(country),
+    )
     key = np.round(lon / ANCHOR_GRID_DEG).astype(np.int64) * 100_000 + np.round(
         lat / ANCHOR_GRID_DEG
     ).astype(np.int64)
@@ -355,7 +393,11 @@ def load_inputs(folder: Path):  # type: ignore[no-untyped-def]
 
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     layers = {Kind(k): gpd.read_parquet(folder / f"{k}.parquet") for k in KINDS}
-    return layers, bench_catalog(folder, manifest["countries"]), load_risk_params(RISK_TOML)
+    return (
+        layers,
+        bench_catalog(folder, manifest["countries"]),
+        load_risk_params(RISK_TOML),
+    )
 
 
 class StageTimer:
@@ -378,10 +420,17 @@ class StageTimer:
         import geo_service.risk.model as model
         from geo_service.risk import FACTORS
 
-        for name in ("coverage_of", "read_rivers", "combine", "concession_risk", "risk_hex"):
+        for name in (
+            "coverage_of",
+            "read_rivers",
+            "combine",
+            "concession_risk",
+            "risk_hex",
+        ):
             setattr(model, name, self._wrap(name, getattr(model, name)))
-        for name in ("read_countries", "coverage_layer"):
-            setattr(model, name, self._wrap(name, getattr(model, name)))
+        for name in ("read_countries", "coverage_layer", "compute_surface"):
+            if hasattr(model, name):  # compute_surface: since the surface joined run_risk
+                setattr(model, name, self._wrap(name, getattr(model, name)))
         for name, factor in FACTORS.items():
             if name not in self.seconds:
                 self.seconds[name] = 0.0
@@ -427,7 +476,71 @@ def measure(size: str) -> dict[str, object]:
         ),
         **{f"{k}_rows": len(v) for k, v in out.layers.items()},
     }
+    grid = getattr(out, "surface", None)  # run_risk computes the surface since 4bcf880
+    if grid is not None:
+        res |= {
+            "surface_width": grid.shape[1],
+            "surface_height": grid.shape[0],
+            "surface_cell_m": grid.cell_m,
+        }
     return res
+
+
+def measure_surface(size: str, write: bool = True) -> dict[str, object]:
+    """``surface.compute_surface`` as ``run_risk`` calls it, then ``write_cog``, timed apart.
+
+    The surface parameters are ``[surface]`` of ``layers/risk.toml``.
+    """
+    import resource
+
+    from geo_service.risk import surface as surf
+    from geo_service.risk.base import RiskInputs
+    from geo_service.risk.model import coverage_of, read_countries, read_rivers
+    from geo_service.schemas import Kind
+
+    t0 = time.perf_counter()
+    layers, catalog, params = load_inputs(size_dir(size))
+    # What run_risk hands the factors, and the outlines the surface's coverage needs.
+    coverage, _ = coverage_of(catalog, layers)
+    inputs = RiskInputs(
+        communities=layers[Kind.communities].reset_index(drop=True),
+        concessions=layers.get(Kind.concessions),
+        tailings_dams=layers.get(Kind.tailings_dams),
+        incidents=layers.get(Kind.incidents),
+        rivers=read_rivers(catalog),
+        coverage=coverage,
+    )
+    countries = read_countries(catalog)
+    load_seconds = time.perf_counter() - t0
+    before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    result = surf.compute_surface(inputs, params, params.surface, countries)
+    seconds = time.perf_counter() - t0
+    compute_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cog_seconds = cog_mb = None
+    if write:
+        with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+            path = Path(tmp) / "risk_surface.tif"
+            t0 = time.perf_counter()
+            surf.write_cog(result, path)
+            cog_seconds = time.perf_counter() - t0
+            cog_mb = path.stat().st_size / 2**20
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    height, width = result.shape
+    return {
+        "seconds": seconds,
+        "cog_seconds": cog_seconds,
+        "cog_mb": cog_mb,
+        "compute_peak_rss_mb": compute_kib / 1024,
+        "peak_rss_mb": peak_kib / 1024,
+        "rss_before_mb": before_kib / 1024,
+        "load_seconds": load_seconds,
+        **{k.value: len(v) for k, v in layers.items()},
+        "width": width,
+        "height": height,
+        "cell_m": result.cell_m,
+        "nan_cells": result.metadata.get("nan_cells"),
+    }
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -470,9 +583,9 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def run_child(size: str, rss_cap_gib: float) -> dict[str, object]:
+def run_child(args: list[str], rss_cap_gib: float) -> dict[str, object]:
     """One measurement in a fresh process, stopped if it passes the RSS cap or the timeout."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "measure", size]
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
     cap_kib = int(rss_cap_gib * 1024 * 1024)
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
@@ -494,7 +607,10 @@ def run_child(size: str, rss_cap_gib: float) -> dict[str, object]:
         err.seek(0)
         if proc.returncode != 0:
             text = err.read()
-            print(f"  {' '.join(cmd)} failed ({proc.returncode}):\n{text}", file=sys.stderr)
+            print(
+                f"  {' '.join(cmd)} failed ({proc.returncode}):\n{text}",
+                file=sys.stderr,
+            )
             last = (text.strip().splitlines() or ["no message"])[-1]
             return {"status": f"error: {last}"}
         return {"status": "ok", **json.loads(out.read().strip().splitlines()[-1])}
@@ -522,7 +638,10 @@ def git_head() -> str:
     git = ["git", "--no-optional-locks", "-C", str(ROOT)]
     try:
         head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            [*git, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             [
@@ -543,7 +662,12 @@ def git_head() -> str:
     return head + (" (geo_service or layers have uncommitted changes)" if dirty else "")
 
 
-def run(sizes: list[str], repeats: int, rss_cap_gib: float) -> Path:
+def run(
+    sizes: list[str],
+    repeats: int,
+    rss_cap_gib: float,
+    what: str = "vector",
+) -> Path:
     missing = [
         str(size_dir(s).relative_to(ROOT))
         for s in sizes
@@ -552,32 +676,47 @@ def run(sizes: list[str], repeats: int, rss_cap_gib: float) -> Path:
     if missing:
         raise SystemExit(f"missing {', '.join(missing)}: run make-data first")
     before = code_fingerprint()
-    variant = "as-is"
-    print(f"commit {git_head()}, code fingerprint {before}, variant {variant}")
+    surface = what == "surface"
+    columns = SURFACE_COLUMNS if surface else TSV_COLUMNS
+    print(f"commit {git_head()}, code fingerprint {before}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"risk-{dt.datetime.now():%Y%m%d-%H%M%S}.tsv"
+    prefix = "risk-surface" if surface else "risk"
+    out = RESULTS / f"{prefix}-{dt.datetime.now():%Y%m%d-%H%M%S}.tsv"
     rows: list[dict[str, object]] = []
     with out.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, TSV_COLUMNS, delimiter="\t", lineterminator="\n")
+        writer = csv.DictWriter(fh, columns, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         for repeat in range(1, repeats + 1):
             # Rotate the order so no size always runs first or last.
             shift = (repeat - 1) % len(sizes)
             for size in sizes[shift:] + sizes[:shift]:
                 idle = wait_for_idle()
-                res = run_child(size, rss_cap_gib)
+                fingerprint = code_fingerprint()
+                if surface:
+                    args = ["measure-surface", size]
+                else:
+                    args = ["measure", size]
+                res = run_child(args, rss_cap_gib)
                 row: dict[str, object] = {
                     "size": size,
                     "repeat": repeat,
-                    "variant": variant,
+                    "fingerprint": fingerprint,
                     "idle_before": idle,
                 }
                 row |= res
                 rows.append(row)
-                writer.writerow({k: _fmt(row.get(k)) for k in TSV_COLUMNS})
+                writer.writerow({k: _fmt(row.get(k)) for k in columns})
                 fh.flush()
                 if res["status"] != "ok":
                     print(f"{size:>7} #{repeat} {res['status']}  idle {idle:.0%}")
+                    continue
+                if surface:
+                    print(
+                        f"{size:>7} #{repeat} {res['width']}x{res['height']} cells of "
+                        f"{res['cell_m']:g} m: compute {res['seconds']:.2f} s, write_cog "
+                        f"{res['cog_seconds']:.2f} s, peak {res['peak_rss_mb']:.0f} MiB"
+                        f"  idle {idle:.0%}"
+                    )
                     continue
                 print(
                     f"{size:>7} #{repeat} {res['seconds']:7.2f} s {res['peak_rss_mb']:7.0f} MiB"
@@ -592,7 +731,7 @@ def run(sizes: list[str], repeats: int, rss_cap_gib: float) -> Path:
             file=sys.stderr,
         )
     print(f"\nwrote {out.relative_to(ROOT)} (code fingerprint {after})\n")
-    print_summary(rows)
+    (print_surface_summary if surface else print_summary)(rows)
     return out
 
 
@@ -606,7 +745,15 @@ def _mmm(values: list[float], fmt: str = "{:.2f}") -> str:
 def print_summary(rows: list[dict[str, object]]) -> None:
     ok = [r for r in rows if r.get("status") == "ok"]
     failed = [r for r in rows if r.get("status") != "ok"]
-    head = ["size", "incidents", "communities", "concessions", "dams", "seconds", "peak MiB"]
+    head = [
+        "size",
+        "incidents",
+        "communities",
+        "concessions",
+        "dams",
+        "seconds",
+        "peak MiB",
+    ]
     lines = [head]
     stage_lines = [["size", *STAGES, "other"]]
     pair_lines = [
@@ -667,10 +814,47 @@ def print_summary(rows: list[dict[str, object]]) -> None:
         print(f"{r['size']} #{r['repeat']}: {r['status']}")
 
 
+def print_surface_summary(rows: list[dict[str, object]]) -> None:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    table = [
+        [
+            "size",
+            "grid",
+            "cell m",
+            "compute s",
+            "write_cog s",
+            "compute+write s",
+            "peak MiB",
+        ]
+    ]
+    for size in [s for s in SIZES if any(r["size"] == s for r in ok)]:
+        mine = [r for r in ok if r["size"] == size]
+        first = mine[0]
+        table.append(
+            [
+                size,
+                f"{int(first['width'])}x{int(first['height'])}",
+                f"{float(first['cell_m']):g}",
+                _mmm([float(r["seconds"]) for r in mine]),
+                _mmm([float(r["cog_seconds"]) for r in mine]),
+                _mmm([float(r["seconds"]) + float(r["cog_seconds"]) for r in mine]),
+                _mmm([float(r["peak_rss_mb"]) for r in mine], "{:.0f}"),
+            ]
+        )
+    print("median (min–max) over repeats")
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+    for r in rows:
+        if r.get("status") != "ok":
+            print(f"{r['size']} #{r['repeat']}: {r['status']}")
+
+
 def summary_of(tsv: Path) -> None:
     with tsv.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    print_summary(rows)
+    surface = rows and "cog_seconds" in rows[0]
+    (print_surface_summary if surface else print_summary)(rows)
 
 
 # --- profile -------------------------------------------------------------------------------------
@@ -710,12 +894,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, e.g. quarter,full")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rss-cap-gib", type=float, default=RSS_CAP_GIB)
+    p.add_argument(
+        "--what",
+        choices=["vector", "surface"],
+        default="vector",
+        help="vector: run_risk (the default); surface: surface.compute_surface and write_cog",
+    )
     p = sub.add_parser("summary", help="print the summary tables of an earlier run's TSV")
     p.add_argument("tsv", type=Path)
     p = sub.add_parser("profile", help="cProfile one run_risk and print the top entries")
     p.add_argument("--size", default="full", choices=list(SIZES))
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--save", type=Path, default=None, help="also write the pstats file here")
+    p = sub.add_parser("measure-surface", help="one surface measurement (used by run)")
+    p.add_argument("size", choices=list(SIZES))
     p = sub.add_parser("measure", help="one measurement in this process (used by run)")
     p.add_argument("size", choices=list(SIZES))
     args = parser.parse_args(argv)
@@ -725,11 +917,18 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "run":
         if not 1 <= args.repeats <= 20:
             raise SystemExit("--repeats must be between 1 and 20")
-        run(parse_sizes(args.sizes), args.repeats, args.rss_cap_gib)
+        run(
+            parse_sizes(args.sizes),
+            args.repeats,
+            args.rss_cap_gib,
+            args.what,
+        )
     elif args.command == "summary":
         summary_of(args.tsv)
     elif args.command == "profile":
         profile(args.size, args.top, args.save)
+    elif args.command == "measure-surface":
+        print(json.dumps(measure_surface(args.size)))
     else:
         print(json.dumps(measure(args.size)))
 

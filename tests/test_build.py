@@ -43,7 +43,9 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     assert meta["risk"]["model_version"] and len(meta["risk"]["parameter_hash"]) == 64
     assert meta["risk"]["factors"]["incident_intensity"]["reference_date"] == "2022-12-30"
     surface = meta["layers"]["risk_surface"]
-    assert surface["kind"] == "raster" and surface["crs"] == "EPSG:3857" and surface["valid_cells"] > 0
+    assert (
+        surface["kind"] == "raster" and surface["crs"] == "EPSG:3857" and surface["valid_cells"] > 0
+    )
     assert (build_dir / built.build_id / "risk_surface.tif").stat().st_size > 0
     assert meta["layers"]["incidents"]["time_extent"] == ["1991-08-08", "2022-12-30"]
     assert meta["layers"]["incidents"]["bounds"] == pytest.approx(

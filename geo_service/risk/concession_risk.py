@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from geo_service.risk.metric import buffer_metres, pairs_within
+from geo_service.risk.metric import buffer_metres, sums_within
 
 
 class ConcessionRiskParams(BaseModel):
@@ -51,19 +51,23 @@ def concession_risk(
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs="EPSG:4326")
     out = concessions[columns].copy()
     footprint = buffer_metres(concessions.geometry, concessions["footprint_radius_m"].fillna(0.0))
-    n = len(out)
     reach = params.within_km * 1000.0
 
     if incidents is not None and len(incidents):
-        pairs = pairs_within(incidents.geometry, footprint, reach)
-        dates = incidents["date"].to_numpy()[pairs.source]
+        dates = incidents["date"].to_numpy()
         ref = reference_date if reference_date is not None else incidents["date"].max()
-        for years in params.years:
-            since = np.datetime64(ref - pd.DateOffset(years=years))
-            recent = (dates > since) & (dates <= np.datetime64(ref))
-            out[f"incidents_{years}y"] = np.bincount(pairs.target[recent], minlength=n)
-            inside = recent & (pairs.metres == 0)
-            out[f"incidents_inside_{years}y"] = np.bincount(pairs.target[inside], minlength=n)
+        recent = np.column_stack(
+            [
+                (dates > np.datetime64(ref - pd.DateOffset(years=years)))
+                & (dates <= np.datetime64(ref))
+                for years in params.years
+            ]
+        )
+        # Radius 0: inside the footprint (distance 0); ``reach``: within ``within_km`` of it.
+        counts = sums_within(incidents.geometry, footprint, [0.0, reach], recent).astype("int64")
+        for i, years in enumerate(params.years):
+            out[f"incidents_{years}y"] = counts[:, 1, i]
+            out[f"incidents_inside_{years}y"] = counts[:, 0, i]
         out["reference_date"] = pd.Timestamp(ref).date().isoformat()
     else:
         for years in params.years:
@@ -71,19 +75,17 @@ def concession_risk(
             out[f"incidents_inside_{years}y"] = 0
         out["reference_date"] = None
 
-    pairs = pairs_within(communities.geometry, footprint, reach)
-    out["communities_within"] = np.bincount(pairs.target, minlength=n)
-    population = communities["population"].to_numpy(dtype="float64", na_value=np.nan)[pairs.source]
-    out["population_within"] = np.bincount(
-        pairs.target, weights=np.nan_to_num(population), minlength=n
-    ).astype("int64")
-    out["communities_unknown_population"] = np.bincount(
-        pairs.target[np.isnan(population)], minlength=n
-    )
+    population = communities["population"].to_numpy(dtype="float64", na_value=np.nan)
+    unknown = np.isnan(population)
+    weights = np.column_stack([np.ones(len(population)), np.nan_to_num(population), unknown])
+    # Populations are whole numbers, so their sums are exact in any order.
+    around = sums_within(communities.geometry, footprint, reach, weights)[:, 0].astype("int64")
+    out["communities_within"] = around[:, 0]
+    out["population_within"] = around[:, 1]
+    out["communities_unknown_population"] = around[:, 2]
 
     if dams is not None and len(dams):
-        inside = pairs_within(dams.geometry, footprint, 0.0)
-        out["dams_inside"] = np.bincount(inside.target, minlength=n)
+        out["dams_inside"] = sums_within(dams.geometry, footprint, 0.0)[:, 0, 0].astype("int64")
     else:
         out["dams_inside"] = 0
     return gpd.GeoDataFrame(out, geometry=footprint, crs="EPSG:4326")

@@ -400,3 +400,57 @@ def test_on_the_bundled_build(built, build_dir, catalog) -> None:
         assert row["date"] <= pd.Timestamp("2022-12-30")
     assert result.columns["incidents_in_reach"][top] >= 5
     assert result.columns["latest_incident"][top] <= np.datetime64("2022-12-30")
+
+
+def test_the_grid_method_agrees_with_the_exact_one_on_the_bundled_build(built, build_dir) -> None:
+    communities = load_layer(build_dir, "communities")
+    incidents = load_layer(build_dir, "incidents")
+    inputs = RiskInputs(
+        communities=communities, incidents=incidents, coverage={Kind.incidents: {"CAF"}}
+    )
+    factor = IncidentIntensity()
+    auto = factor.compute(inputs, IncidentIntensityParams())
+    exact = factor.compute(inputs, IncidentIntensityParams(method="exact"))
+    grid = factor.compute(inputs, IncidentIntensityParams(method="grid"))
+    forced = factor.compute(inputs, IncidentIntensityParams(exact_pair_limit=0))
+
+    pairs = exact.metadata["pairs_in_reach"]
+    assert pairs == np.nansum(exact.columns["incidents_in_reach"]) > 1_000
+    assert auto.metadata["method"] == "exact"  # far below the default limit
+    assert forced.metadata["method"] == grid.metadata["method"] == "grid"
+    np.testing.assert_array_equal(auto.raw, exact.raw)
+    np.testing.assert_array_equal(forced.raw, grid.raw)
+
+    # The same communities in reach, the same evidence in the same order.
+    np.testing.assert_array_equal(
+        grid.columns["incidents_in_reach"], exact.columns["incidents_in_reach"]
+    )
+    assert grid.evidence.equals(exact.evidence)
+    # Values within the grid's stated error; deaths and dates in reach left unknown.
+    live = exact.raw > 0.05
+    assert live.sum() > 40
+    rel = np.abs(grid.raw[live] - exact.raw[live]) / exact.raw[live]
+    assert np.median(rel) < 0.005
+    assert np.nanmax(np.abs(grid.normalised - exact.normalised)) < 0.01
+    np.testing.assert_array_equal(np.isnan(grid.raw), np.isnan(exact.raw))
+    caf = communities["country"].to_numpy() == "CAF"
+    assert np.isnan(grid.columns["fatalities_in_reach"][caf]).all()
+    assert np.isnat(grid.columns["latest_incident"]).all()
+
+
+def test_grid_evidence_is_exact_among_many_events_at_one_place() -> None:
+    # UCDP puts every district-level event at the district's centroid: a dozen events of
+    # nearly equal weight at one point, more than the first nearest-neighbour search takes.
+    lon, lat = BRIA[0] + 0.2, BRIA[1]
+    rows = [
+        dict(lon=lon, lat=lat, date=REF - dt.timedelta(days=3 * k), precision="admin2")
+        for k in range(13)
+    ]
+    rng = np.random.default_rng(5)
+    rows = [rows[i] for i in rng.permutation(13)]
+    communities = _communities([BRIA], ["CAF"])
+    exact = _run(communities, _incidents(rows), IncidentIntensityParams(method="exact"))
+    grid = _run(communities, _incidents(rows), IncidentIntensityParams(method="grid"))
+    newest = [f"i{k}" for k in np.argsort([(REF - r["date"]).days for r in rows])[:5]]
+    assert exact.evidence[0].as_py() == newest
+    assert grid.evidence[0].as_py() == newest

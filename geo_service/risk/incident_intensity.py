@@ -302,7 +302,6 @@ class _Sums:
     """Per covered community: the factor's sums, and its evidence group by group."""
 
     raw: np.ndarray
-    count: np.ndarray
     deaths: np.ndarray
     latest: np.ndarray
     groups: list[np.ndarray] = field(default_factory=list)
@@ -326,9 +325,7 @@ def _sums(
 ) -> _Sums:
     """Evaluate the formula at ``points``, in groups of bounded size (see ``_groups``)."""
     m = len(points)
-    out = _Sums(
-        np.zeros(m), np.zeros(m), np.zeros(m), np.full(m, np.datetime64("NaT"), "datetime64[D]")
-    )
+    out = _Sums(np.zeros(m), np.zeros(m), np.full(m, np.datetime64("NaT"), "datetime64[D]"))
     geoms = incidents.geometry.to_numpy()
     deaths = (
         pd.to_numeric(_column(incidents, "fatalities"), errors="coerce")
@@ -356,7 +353,6 @@ def _sums(
         source, target, contribution = source[live], target[live], contribution[live]
         size = len(group)
         out.raw[group] = np.bincount(source, contribution, minlength=size)
-        out.count[group] = np.bincount(source, minlength=size)
         out.deaths[group] = np.bincount(source, deaths[target], minlength=size)
         out.latest[group] = _latest(source, days[target], size)
         out.groups.append(group)

@@ -173,3 +173,20 @@ def test_radii_and_grow_must_not_be_negative() -> None:
         sums_within(point, point, -1.0)
     with pytest.raises(ValueError):
         neighbourhood(point, point, 10.0, 1, grow=-5.0)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_nearest_point_target_same_as_measuring_every_pair(seed: int) -> None:
+    pts, geoms, _ = _mixed(seed)
+    sites = shapely.points(shapely.get_coordinates(shapely.centroid(geoms)))
+    sites[5] = None  # a missing target never wins
+    reach = 6000.0
+    best, dist = metric.nearest(pts, sites, reach)
+    every = pairs_within(pts, sites, reach)
+    order = np.lexsort((every.target, every.metres, every.source))
+    s, first = np.unique(every.source[order], return_index=True)
+    assert np.array_equal(np.flatnonzero(best >= 0), s)
+    assert np.allclose(dist[s], every.metres[order][first], rtol=0, atol=1e-6)
+    # Ties (the last ten sites repeat the first ten) go to the earlier site.
+    assert np.array_equal(best[s], every.target[order][first])
+    assert np.isnan(dist[best < 0]).all()

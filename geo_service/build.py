@@ -91,6 +91,7 @@ def _parameters(catalog: SourceCatalog, settings: BuildSettings, strict: bool) -
         "risk_toml_sha256": hashlib.sha256(risk.read_bytes()).hexdigest()
         if risk.exists()
         else None,
+        "surface_cell_m": settings.surface_cell_m,
     }
 
 
@@ -165,6 +166,9 @@ def _build_into(
 ) -> BuildResult:
     # A mistake in risk.toml should stop the build before any source is read.
     risk_params = load_risk_params(catalog.path.parent / "risk.toml")
+    if settings.surface_cell_m is not None:
+        surface = risk_params.surface.model_copy(update={"cell_m": settings.surface_cell_m})
+        risk_params = risk_params.model_copy(update={"surface": surface})
     results: list[SourceResult] = []
     for entry in catalog.sources:
         size = entry.path.stat().st_size if entry.path.exists() else 0
@@ -375,7 +379,7 @@ def _raster_metadata(
         "title": TITLES["risk_surface"],
         "kind": "raster",
         "file": filename,
-        "count": int(surface.score.size),
+        "count": surface.valid_cells,
         "bounds": [round(float(v), 6) for v in (lon[0], lat[0], lon[1], lat[1])],
         "time_extent": None,
         "geometry_types": [],
@@ -386,7 +390,8 @@ def _raster_metadata(
         "crs": surface.crs,
         "cell_m": surface.cell_m,
         "shape": list(surface.shape),
-        "valid_cells": int(np.isfinite(surface.score).sum()),
+        "valid_cells": surface.valid_cells,
+        "regions": len(surface.regions),
     }
 
 

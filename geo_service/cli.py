@@ -91,6 +91,13 @@ def build_cmd(
         Path | None,
         typer.Option(help="Where builds go [default: layers/build, or RISKMAP_BUILD_DIR]."),
     ] = None,
+    surface_cell: Annotated[
+        float | None,
+        typer.Option(
+            help="Risk-surface cell size in metres for this build, instead of risk.toml's "
+            "(e.g. 1000 for a quick preview) [default: RISKMAP_SURFACE_CELL_M, or risk.toml]."
+        ),
+    ] = None,
 ) -> None:
     """Read, validate and write every source of the catalog as a new build, then make it current.
 
@@ -100,6 +107,10 @@ def build_cmd(
     settings = BuildSettings()
     if build_dir is not None:
         settings = settings.model_copy(update={"build_dir": build_dir})
+    if surface_cell is not None:
+        if surface_cell <= 0:
+            raise _fail(ValueError(f"--surface-cell must be > 0, got {surface_cell:g}"), 2)
+        settings = settings.model_copy(update={"surface_cell_m": surface_cell})
     try:
         with _progress() as progress:
             result = build(

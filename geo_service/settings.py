@@ -29,6 +29,13 @@ class BuildSettings(BaseSettings):
     keep_builds: int = Field(
         3, ge=1, description="Completed builds kept on disk, current included."
     )
+    surface_cell_m: float | None = Field(
+        None,
+        gt=0.0,
+        description="Risk-surface cell size for this build, instead of [surface] cell_m in "
+        "risk.toml: a quick preview at 1000 m takes seconds where 250 m takes about a minute. "
+        "Recorded in the build's parameters.",
+    )
 
 
 class ApiSettings(BaseSettings):
@@ -39,3 +46,8 @@ class ApiSettings(BaseSettings):
     build_dir: Path = Path("layers/build")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    cors_origins: tuple[str, ...] = Field(
+        ("*",),
+        description="Origins allowed to read responses from a browser (embeds on other "
+        "sites): '*' for public layers; a list such as '[\"https://news.example\"]' limits it.",
+    )

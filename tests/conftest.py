@@ -39,10 +39,15 @@ def built(build_dir: Path) -> BuildResult:
     return build(BuildSettings(build_dir=build_dir), catalog_path=CATALOG)
 
 
+#: Tests that build again and again (atomicity, if-needed, failures) do not need the 250 m
+#: surface the session build makes: 2 km cells make their builds take seconds.
+QUICK_SURFACE_M = 2000.0
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> BuildSettings:
-    """Settings with a private, empty builds folder."""
-    return BuildSettings(build_dir=tmp_path / "build")
+    """Settings with a private, empty builds folder and a coarse (quick) risk surface."""
+    return BuildSettings(build_dir=tmp_path / "build", surface_cell_m=QUICK_SURFACE_M)
 
 
 def in_ci() -> bool:

@@ -21,7 +21,7 @@ from geo_service.catalog import file_digest
 from geo_service.errors import BuildError, SourceError
 from geo_service.settings import BuildSettings
 from geo_service.store.files import current_build_id, load_layer, read_build_catalog
-from tests.conftest import CATALOG, LAYERS
+from tests.conftest import CATALOG, LAYERS, QUICK_SURFACE_M
 from tests.helpers import read_text_csv, write_text_csv
 
 SCHEMAS_KINDS = {"concessions", "communities", "tailings_dams", "incidents"}
@@ -87,7 +87,11 @@ def test_site_points_carry_their_footprint(built, build_dir) -> None:
 def test_if_needed_skips_same_inputs_and_rebuilds_changed(tmp_path) -> None:
     layers = tmp_path / "layers"
     shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
-    settings = BuildSettings(build_dir=layers / "build", catalog=layers / "sources.toml")
+    settings = BuildSettings(
+        build_dir=layers / "build",
+        catalog=layers / "sources.toml",
+        surface_cell_m=QUICK_SURFACE_M,
+    )
     first = build(settings)
     again = build(settings, if_needed=True)
     assert again.skipped and again.build_id == first.build_id
@@ -102,7 +106,9 @@ def test_if_needed_skips_same_inputs_and_rebuilds_changed(tmp_path) -> None:
 def _copy_layers(tmp_path: Path) -> tuple[Path, BuildSettings]:
     layers = tmp_path / "layers"
     shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
-    return layers, BuildSettings(build_dir=layers / "build", catalog=layers / "sources.toml")
+    return layers, BuildSettings(
+        build_dir=layers / "build", catalog=layers / "sources.toml", surface_cell_m=QUICK_SURFACE_M
+    )
 
 
 def _snapshot(build_dir: Path) -> dict[str, str]:
@@ -191,7 +197,7 @@ _DRIVER = textwrap.dedent(
 
 @pytest.mark.parametrize("where", ["first-layer", "before-rename"])
 def test_build_killed_half_way_leaves_previous_build_current(tmp_path, where) -> None:
-    settings = BuildSettings(build_dir=tmp_path / "build")
+    settings = BuildSettings(build_dir=tmp_path / "build", surface_cell_m=QUICK_SURFACE_M)
     first = build(settings, catalog_path=CATALOG)
     before = _snapshot(settings.build_dir)
     time.sleep(1.1)
@@ -199,6 +205,7 @@ def test_build_killed_half_way_leaves_previous_build_current(tmp_path, where) ->
         [sys.executable, "-c", _DRIVER, str(settings.build_dir), str(CATALOG), where],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "RISKMAP_SURFACE_CELL_M": str(QUICK_SURFACE_M)},
     )
     try:
         line = proc.stdout.readline()  # blocks until the build pauses (or dies)
@@ -225,7 +232,9 @@ def test_build_killed_half_way_leaves_previous_build_current(tmp_path, where) ->
 
 
 def test_old_builds_are_pruned(tmp_path) -> None:
-    settings = BuildSettings(build_dir=tmp_path / "build", keep_builds=2)
+    settings = BuildSettings(
+        build_dir=tmp_path / "build", keep_builds=2, surface_cell_m=QUICK_SURFACE_M
+    )
     ids = []
     for _ in range(3):
         ids.append(build(settings, catalog_path=CATALOG).build_id)

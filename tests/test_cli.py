@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 from typer.testing import CliRunner
@@ -82,10 +83,13 @@ def test_build_layers_and_strict(tmp_path) -> None:
         app, ["build", "--catalog", str(CATALOG), "--build-dir", str(builds), "--strict"]
     )
     assert r.exit_code == 1 and "--strict allows none" in r.output
-    r = runner.invoke(app, ["build", "--catalog", str(CATALOG), "--build-dir", str(builds)])
+    quick = ["--surface-cell", "2000"]
+    r = runner.invoke(app, ["build", "--catalog", str(CATALOG), "--build-dir", str(builds), *quick])
     assert r.exit_code == 0, r.output
     for bar in ("reading ucdp_ged_caf", "validating ucdp_ged_caf", "writing layers"):
         assert bar in r.output  # the progress bars
+    built = json.loads((builds / "current" / "catalog.json").read_text())
+    assert built["layers"]["risk_surface"]["cell_m"] == 2000.0
     r = runner.invoke(app, ["layers", "--build-dir", str(builds)])
     assert r.exit_code == 0
     for word in ("incidents", "1848", "CC BY 4.0", "tailings_dams", "604"):

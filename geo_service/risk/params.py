@@ -74,18 +74,20 @@ class SurfaceParams(BaseModel):
         "the smallest mine footprints (2 km radius) 16 across. Grown to respect max_cells.",
     )
     max_cells: int = Field(
-        16_000_000,
+        100_000_000,
         ge=1,
-        description="Most cells a surface may have. 16 million float32 cells are 64 MB per "
-        "array and a few seconds per factor; an extent that needs more at cell_m gets larger "
-        "cells, recorded in the metadata. The bundled evidence (Brazil to East Africa, about "
-        "10,800 × 4,900 km) gets 1.83 km cells.",
+        description="Most cells a surface may compute (only blocks near the evidence are "
+        "computed; the rest of the lattice is nodata). The bundled evidence needs 86 million "
+        "at 250 m: about 45 s and 2.6 GB at the peak, in tiles of 16 million cells. Evidence "
+        "that needs more gets larger cells, recorded in the metadata.",
     )
     margin_km: float = Field(
         50.0,
         ge=0.0,
-        description="Ground distance added around the evidence: concession pressure reaches "
-        "max_km (50 km) beyond a footprint, and a surface cut at the footprints would hide it.",
+        description="Ground distance around the evidence that is computed (at least the "
+        "longest reach of any factor: 75 km for a district-level incident kernel): concession "
+        "pressure reaches max_km (50 km) beyond a footprint, and a surface cut at the "
+        "footprints would hide it. Blocks of cells beyond it are not computed (nodata).",
     )
     overview_levels: tuple[int, ...] | None = Field(
         None,

@@ -41,19 +41,23 @@ the grid itself adds more:
 * an incident's weight is shared bilinearly among the four cell centres around it, so the
   grid interpolates the kernel between centres: off by at most (cell/h)²/4 of the weight —
   0.4 % at 8 cells per bandwidth (2 km at 250 m), 6 % at 2, 25 % when the cell is as wide as
-  the bandwidth, as for village-level events on the bundled 1.8 km surface (the metadata gives
+  the bandwidth, when cells are grown to fit ``max_cells`` (the metadata gives
   every bandwidth in cells); the kernel is cut on a square of ±c·h rather than a circle, which
   adds at most exp(−c²/2) (1.1 % at c = 3) of an incident's weight in the square's corners;
 * a dam keeps its exact position; its cone is sampled at the cell centres, so a run-out shorter
   than half a cell can miss every centre and vanish from a coarse surface, as it misses a
   community that far away.
 
-Extent and cell size. The grid spans the evidence layers (concessions, dams, incidents) plus
-``margin_km``. A cell is ``cell_m`` Web Mercator metres (cell·cos φ on the ground); an extent that
-would need more than ``max_cells`` cells grows the cell to fit, and the metadata records the size
-used. The bundled evidence spans Brazil to East Africa, about 10,800 × 4,900 km, so its surface
-at the defaults has 1.83 km cells, not 250 m. Nothing is computed beyond the margin: a district
-kernel (25 km bandwidth, 75 km reach) is cut at a grid edge 50 km away.
+Extent and cell size. The lattice spans the evidence layers (concessions, dams, incidents, and
+the river reaches below dams) plus ``margin_km`` (at least the longest reach of any factor); a
+cell is ``cell_m`` Web Mercator metres (cell·cos φ on the ground). Only the blocks of 128 × 128
+cells within that margin of some evidence are computed, in regions far enough apart that none
+sees another's evidence, and a large region in tiles with a halo of that reach
+(``surface_regions.py``, ``_tiles``): every computed cell gets the value one grid over
+everything would give it, and the rest is nodata. The bundled evidence spans Brazil to East
+Africa (a lattice of 870 million cells at 250 m), of which 86 million cells in 11 regions are
+computed. When the computed cells would exceed ``max_cells`` the cell grows to fit, and the
+metadata records the size used.
 
 Coverage. A factor is NaN outside the outlines of its coverage countries (every cell an outline
 touches counts as inside, so coastal and border cells keep their values). The vector model uses
@@ -69,6 +73,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -82,8 +87,8 @@ import rasterio.shutil
 import shapely
 from pyproj import Transformer
 from rasterio.enums import Resampling
-from rasterio.io import MemoryFile
 from rasterio.transform import Affine
+from rasterio.windows import Window
 from scipy import ndimage, signal
 
 from geo_service.risk.base import RiskInputs
@@ -97,6 +102,7 @@ from geo_service.risk.incident_intensity import (
 from geo_service.risk.metric import EARTH_RADIUS_M, buffer_metres
 from geo_service.risk.params import RiskParams, SurfaceParams
 from geo_service.risk.rivers import RiverNetwork
+from geo_service.risk.surface_regions import BLOCK_CELLS, Region, group_regions, occupied_blocks
 from geo_service.risk.tailings_exposure import TailingsExposure, TailingsExposureParams
 
 CRS = "EPSG:3857"
@@ -113,37 +119,14 @@ BAND_TOLERANCE = 0.01
 FFT_RADIUS = 32
 #: Raw intensities below this are 0: FFT round-off leaves ~1e-16 where no incident reaches.
 NEGLIGIBLE = 1e-9
+#: Most cells computed at once: a larger region is cut into tiles with a halo (``_tiles``).
+#: About 60 bytes a cell at the peak (distance transform, FFT buffers, the three factors).
+TILE_CELLS = 16_000_000
 #: Cells measured per ``RiverNetwork.along`` call: bounds the memory of its pairs, which grow
 #: with the dams whose reaches share a river.
 RIVER_CHUNK = 100_000
 
 SURFACE_FACTORS = (ConcessionPressure.name, TailingsExposure.name, IncidentIntensity.name)
-
-
-@dataclass
-class Surface:
-    """A computed risk surface: the score, each factor, and where the grid lies."""
-
-    #: Combined score 0–1 (community score / 100), float32, NaN where no factor has coverage.
-    score: np.ndarray
-    #: Per factor, its normalised value 0–1 (float32, NaN outside the factor's coverage).
-    factors: dict[str, np.ndarray]
-    #: Cell → EPSG:3857 coordinates (north-up: rasterio/GDAL order).
-    transform: Affine
-    crs: str
-    #: Cell size actually used, in Web Mercator metres (may exceed ``SurfaceParams.cell_m``).
-    cell_m: float
-    #: (west, south, east, north) in EPSG:3857 metres.
-    extent: tuple[float, float, float, float]
-    #: Overview decimation factors ``write_cog`` builds.
-    overview_levels: tuple[int, ...] = (2,)
-    #: JSON-ready: grid, parameters, evidence counts and the approximations made.
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(rows, columns)."""
-        return int(self.score.shape[0]), int(self.score.shape[1])
 
 
 # --- geometry --------------------------------------------------------------------------------
@@ -276,6 +259,16 @@ class Grid:
         r1 = min(int(math.ceil((self.north - miny + pad) / self.cell)), self.height)
         return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
 
+    def sub(self, rows: slice, cols: slice) -> Grid:
+        """The window as a grid of its own, on the same lattice."""
+        return Grid(
+            west=self.west + cols.start * self.cell,
+            north=self.north - rows.start * self.cell,
+            cell=self.cell,
+            width=cols.stop - cols.start,
+            height=rows.stop - rows.start,
+        )
+
     def window_transform(self, rows: slice, cols: slice) -> Affine:
         """The transform of a window."""
         return Affine(
@@ -288,68 +281,175 @@ class Grid:
         )
 
 
-def make_grid(
-    lonlat_bounds: tuple[float, float, float, float], surface: SurfaceParams
-) -> tuple[Grid, dict[str, Any]]:
-    """The grid over ``lonlat_bounds`` plus the margin, and how its cell size was chosen.
+@dataclass
+class SurfaceRegion:
+    """One computed rectangle of the surface's lattice (``surface_regions``)."""
 
-    Edges snap to multiples of the cell, so two builds with the same cell share their lattice.
-    When the extent needs more than ``max_cells`` cells the cell grows (to whole metres) until
-    it fits: one large-scale surface is more use than a refusal, and the metadata says so.
+    #: Rows and columns of the surface's lattice.
+    rows: slice
+    cols: slice
+    #: Combined score 0–1, float32, NaN where no factor has coverage or the block is not kept.
+    score: np.ndarray
+    #: Per factor, its normalised value 0–1 (float32, NaN as the score).
+    factors: dict[str, np.ndarray]
+
+
+@dataclass
+class Surface:
+    """A computed risk surface: regions of one lattice, and where the lattice lies."""
+
+    grid: Grid
+    regions: list[SurfaceRegion]
+    crs: str = CRS
+    #: Overview decimation factors ``write_cog`` builds.
+    overview_levels: tuple[int, ...] = (2,)
+    #: JSON-ready: grid, parameters, evidence counts and the approximations made.
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def transform(self) -> Affine:
+        """Cell → EPSG:3857 coordinates (north-up: rasterio/GDAL order)."""
+        return self.grid.transform
+
+    @property
+    def cell_m(self) -> float:
+        """Cell size actually used, in Web Mercator metres (may exceed ``SurfaceParams.cell_m``)."""
+        return self.grid.cell
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of the lattice in EPSG:3857 metres."""
+        return self.grid.extent
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the lattice."""
+        return self.grid.shape
+
+    @property
+    def valid_cells(self) -> int:
+        """Cells with a score."""
+        return int(sum(np.isfinite(r.score).sum() for r in self.regions))
+
+    def mosaic(self, factor: str | None = None) -> np.ndarray:
+        """The score (or one factor) over the whole lattice, NaN outside the regions.
+
+        The lattice of a continent-wide surface at 250 m is close to a billion cells: this is
+        for small surfaces and checks; ``write_cog`` writes the regions without it.
+        """
+        out = np.full(self.shape, np.nan, dtype=np.float32)
+        for r in self.regions:
+            out[r.rows, r.cols] = r.score if factor is None else r.factors[factor]
+        return out
+
+    @cached_property
+    def score(self) -> np.ndarray:
+        """``mosaic()`` of the score."""
+        return self.mosaic()
+
+    @cached_property
+    def factors(self) -> dict[str, np.ndarray]:
+        """``mosaic()`` of every factor."""
+        names = self.regions[0].factors if self.regions else {}
+        return {name: self.mosaic(name) for name in names}
+
+
+def make_grid(
+    lonlat_bounds: tuple[float, float, float, float], cell: float, margin_km: float
+) -> Grid:
+    """The lattice over ``lonlat_bounds`` plus the margin, edges on multiples of the cell.
+
+    Snapping the edges means two builds with the same cell share their lattice.
     """
     lon0, lat0, lon1, lat1 = lonlat_bounds
     lat0 = max(lat0, -MAX_LATITUDE)
     lat1 = min(lat1, MAX_LATITUDE)
-    margin_m = surface.margin_km * 1000.0
+    margin_m = margin_km * 1000.0
     far = min(max(abs(lat0), abs(lat1)) + math.degrees(margin_m / EARTH_RADIUS_M), 89.0)
     pad = margin_m / min(float(s) for s in ground_scale(far))
     (x0, x1), (y0, y1) = to_mercator(np.array([lon0, lon1]), np.array([lat0, lat1]))
     world = float(to_mercator(np.array([0.0]), np.array([MAX_LATITUDE]))[1][0])
     x0, x1 = x0 - pad, x1 + pad
     y0, y1 = max(y0 - pad, -world), min(y1 + pad, world)
+    west, north = math.floor(x0 / cell) * cell, math.ceil(y1 / cell) * cell
+    width = max(math.ceil((x1 - west) / cell), 1)
+    height = max(math.ceil((north - y0) / cell), 1)
+    return Grid(west=west, north=north, cell=cell, width=width, height=height)
 
-    def fit(cell: float) -> tuple[float, float, int, int]:
-        west, north = math.floor(x0 / cell) * cell, math.ceil(y1 / cell) * cell
-        width = max(math.ceil((x1 - west) / cell), 1)
-        height = max(math.ceil((north - y0) / cell), 1)
-        return west, north, width, height
+
+def _mercator_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Lon/lat boxes (n, 4) → Mercator boxes with the most poleward latitude as column 4."""
+    x0, y0 = to_mercator(boxes[:, 0], boxes[:, 1])
+    x1, y1 = to_mercator(boxes[:, 2], boxes[:, 3])
+    poleward = np.maximum(np.abs(boxes[:, 1]), np.abs(boxes[:, 3]))
+    return np.column_stack([x0, y0, x1, y1, poleward])
+
+
+def plan_surface(
+    boxes: np.ndarray, surface: SurfaceParams, reach_m: float
+) -> tuple[Grid, list[Region], dict[str, Any]]:
+    """The lattice, the regions computed on it, and how the cell size was chosen.
+
+    ``boxes`` are the lon/lat bounds (n, 4) of every piece of evidence. Only blocks within the
+    margin of one are computed (``surface_regions``). When they need more than ``max_cells``
+    cells the cell grows (to whole metres) until they fit: one coarser surface is more use than
+    a refusal, and the metadata says so.
+    """
+    b = np.asarray(boxes, dtype="float64").reshape(-1, 4)
+    bounds = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+    merc = _mercator_boxes(b)
+    # Every cell any evidence reaches is computed, whatever the margin asked for.
+    margin_m = max(surface.margin_km * 1000.0, reach_m)
+
+    def layout(cell: float) -> tuple[Grid, list[Region], int]:
+        grid = make_grid(bounds, cell, margin_m / 1000.0)
+        occupied = occupied_blocks(
+            merc, grid.west, grid.north, cell, grid.shape, margin_m, BLOCK_CELLS
+        )
+        poleward = float(np.abs(grid.row_lat).max())
+        regions = group_regions(occupied, cell, grid.shape, reach_m, poleward, BLOCK_CELLS)
+        return grid, regions, sum(r.cells for r in regions)
 
     cell = float(surface.cell_m)
-    west, north, width, height = fit(cell)
-    needed = width * height
-    while width * height > surface.max_cells:
-        grown = math.ceil(cell * math.sqrt(width * height / surface.max_cells))
+    grid, regions, cells = layout(cell)
+    needed = cells
+    while cells > surface.max_cells:
+        grown = math.ceil(cell * math.sqrt(cells / surface.max_cells))
         cell = float(max(grown, math.floor(cell) + 1))
-        west, north, width, height = fit(cell)
-    grid = Grid(west=west, north=north, cell=cell, width=width, height=height)
+        grid, regions, cells = layout(cell)
     kx = ground_scale(grid.row_lat)[0]
-    south = north - height * cell
+    south = grid.north - grid.height * cell
     (lon_w, lon_e), (lat_s, lat_n) = to_lonlat(
-        np.array([west, west + width * cell]), np.array([south, north])
+        np.array([grid.west, grid.west + grid.width * cell]), np.array([south, grid.north])
     )
-    meta = {
+    meta: dict[str, Any] = {
         "crs": CRS,
         "cell_m": cell,
         "cell_m_requested": surface.cell_m,
         "cell_grown": cell != surface.cell_m,
         "cells_needed_at_requested_size": int(needed),
         "max_cells": surface.max_cells,
-        "width": width,
-        "height": height,
+        "width": grid.width,
+        "height": grid.height,
         "extent": list(grid.extent),
         "extent_lonlat": [float(lon_w), float(lat_s), float(lon_e), float(lat_n)],
         "ground_cell_m": {
             "min": round(float(cell * kx.min()), 1),
             "max": round(float(cell * kx.max()), 1),
         },
-        "margin_km": surface.margin_km,
+        "margin_km": round(margin_m / 1000.0, 3),
+        "block_cells": BLOCK_CELLS,
+        "regions": len(regions),
+        "computed_cells": int(cells),
+        "computed_share": round(cells / (grid.width * grid.height), 4),
+        "region_separation_km": round(reach_m / 1000.0, 1),
     }
     if cell != surface.cell_m:
         meta["cell_note"] = (
-            f"the evidence extent needs {needed:,} cells of {surface.cell_m:g} m, more than "
+            f"the evidence needs {needed:,} cells of {surface.cell_m:g} m, more than "
             f"max_cells ({surface.max_cells:,}): cells grown to {cell:g} m"
         )
-    return grid, meta
+    return grid, regions, meta
 
 
 def default_overviews(width: int, height: int) -> tuple[int, ...]:
@@ -384,18 +484,30 @@ def _bounds(geoms: np.ndarray) -> tuple[float, float, float, float]:
     return float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
 
 
-def _coverage(
-    grid: Grid, countries: gpd.GeoDataFrame, iso3: set[str]
-) -> tuple[np.ndarray, list[str]]:
-    """Cells touched by the outlines of these countries, and the countries with no outline."""
+def _outlines(countries: gpd.GeoDataFrame, iso3: set[str]) -> tuple[np.ndarray, list[str]]:
+    """Mercator outlines of these countries, and the countries with no outline."""
     if not iso3:
-        return np.zeros(grid.shape, dtype=bool), []
+        return np.empty(0, dtype=object), []
     if countries.crs is not None and not countries.crs.equals("EPSG:4326"):
         countries = countries.to_crs("EPSG:4326")
     chosen = countries[countries["iso3"].isin(sorted(iso3))]
     missing = sorted(iso3 - set(chosen["iso3"]))
-    geoms = _geoms_to_mercator(_valid(chosen.geometry.to_numpy()))
-    return _burn(geoms, grid, slice(0, grid.height), slice(0, grid.width)), missing
+    return _geoms_to_mercator(_valid(chosen.geometry.to_numpy())), missing
+
+
+def _near(bounds: np.ndarray, grid: Grid, reach_m: float) -> np.ndarray:
+    """Indices of the Mercator boxes (n, 4) that come within ``reach_m`` of the grid."""
+    west, south, east, north = grid.extent
+    lat = float(np.abs(grid.row_lat[[0, grid.height - 1]]).max())
+    far = min(lat + math.degrees(reach_m / EARTH_RADIUS_M), 89.0)
+    pad = reach_m / min(float(k) for k in ground_scale(far)) + grid.cell
+    b = np.asarray(bounds).reshape(-1, 4)
+    return np.flatnonzero(
+        (b[:, 2] >= west - pad)
+        & (b[:, 0] <= east + pad)
+        & (b[:, 3] >= south - pad)
+        & (b[:, 1] <= north + pad)
+    )
 
 
 def _distance(mask: np.ndarray, grid: Grid, rows: slice) -> np.ndarray:
@@ -429,14 +541,16 @@ def _footprints(concessions: gpd.GeoDataFrame | None) -> np.ndarray:
 
 
 def _concession_pressure(
-    grid: Grid, footprints: np.ndarray, params: ConcessionPressureParams
+    grid: Grid, geoms: np.ndarray, params: ConcessionPressureParams
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """exp(−d/λ) to the nearest footprint cell, 0 beyond ``max_km`` (float32 grid)."""
+    """exp(−d/λ) to the nearest footprint cell, 0 beyond ``max_km`` (float32 grid).
+
+    ``geoms`` are the footprints in EPSG:3857.
+    """
     raw = np.zeros(grid.shape, dtype=np.float32)
-    meta: dict[str, Any] = {"footprints": len(footprints)}
-    if len(footprints) == 0:
+    meta: dict[str, Any] = {"footprint_cells": 0}
+    if len(geoms) == 0:
         return raw, meta
-    geoms = _geoms_to_mercator(footprints)
     reach = params.max_km * 1000.0
     rows, cols = grid.window(_bounds(geoms), reach)
     mask = _burn(geoms, grid, rows, cols)
@@ -532,45 +646,67 @@ def _splat(
     return acc.reshape(shape)
 
 
+@dataclass(frozen=True)
+class _Incidents:
+    """The incidents the factor keeps, once for every region: Mercator position and weight.
+
+    Weights (and the reference date behind their age decay) come from all incidents at once,
+    so a region's values do not depend on which incidents fall in it.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+    bandwidth_m: np.ndarray
+    meta: dict[str, Any]
+
+    @classmethod
+    def prepare(
+        cls, incidents: gpd.GeoDataFrame | None, params: IncidentIntensityParams
+    ) -> _Incidents:
+        ref = resolve_reference_date(incidents, params) if incidents is not None else None
+        meta: dict[str, Any] = {
+            "reference_date": ref.isoformat() if ref is not None else None,
+            "incidents_total": 0 if incidents is None else len(incidents),
+        }
+        if incidents is None or len(incidents) == 0 or ref is None:
+            empty = np.empty(0)
+            return cls(empty, empty, empty, empty, meta)
+        w = incident_weights(incidents, params, ref)
+        kept = np.flatnonzero(w.keep & (w.weights > 0))
+        geoms = incidents.geometry.to_numpy()[kept]
+        x, y = to_mercator(shapely.get_x(geoms), shapely.get_y(geoms))
+        return cls(x, y, w.weights[kept], w.bandwidth_m[kept], meta)
+
+    def boxes(self) -> np.ndarray:
+        """Lon/lat boxes (n, 4) of the kept incidents."""
+        lon, lat = to_lonlat(self.x, self.y)
+        return np.column_stack([lon, lat, lon, lat])
+
+
 def _incident_intensity(
-    grid: Grid, incidents: gpd.GeoDataFrame | None, params: IncidentIntensityParams
+    grid: Grid, ev: _Incidents, params: IncidentIntensityParams
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Σ_i w_i · kernel(d_i, h_i) on the grid (float32), one convolution per bandwidth."""
     raw = np.zeros(grid.shape, dtype=np.float32)
-    ref = resolve_reference_date(incidents, params) if incidents is not None else None
-    meta: dict[str, Any] = {
-        "reference_date": ref.isoformat() if ref is not None else None,
-        "incidents_total": 0 if incidents is None else len(incidents),
-        "incidents_used": 0,
-    }
-    if incidents is None or len(incidents) == 0 or ref is None:
-        return raw, meta
-    w = incident_weights(incidents, params, ref)
-    kept = np.flatnonzero(w.keep & (w.weights > 0))
-    geoms = incidents.geometry.to_numpy()[kept]
-    x, y = to_mercator(shapely.get_x(geoms), shapely.get_y(geoms))
-    inside = grid.locate(x, y)[2]
-    meta["incidents_used"] = int(inside.sum())
-    meta["incidents_off_grid"] = int((~inside).sum())
-    classes: dict[str, Any] = {}
-    for h in np.unique(w.bandwidth_m[kept]):
-        sel = inside & (w.bandwidth_m[kept] == h)
-        if not sel.any():
-            continue
+    inside = grid.locate(ev.x, ev.y)[2]
+    meta: dict[str, Any] = {"incidents_used": int(inside.sum()), "bandwidth_classes": {}}
+    for h in np.unique(ev.bandwidth_m[inside]):
+        sel = inside & (ev.bandwidth_m == h)
+        x, y = ev.x[sel], ev.y[sel]
         reach = params.cutoff_bandwidths * float(h)
-        rows, cols = grid.window((x[sel].min(), y[sel].min(), x[sel].max(), y[sel].max()), reach)
-        acc = _splat(x[sel], y[sel], w.weights[kept][sel], grid, rows, cols)
+        rows, cols = grid.window((x.min(), y.min(), x.max(), y.max()), reach)
+        acc = _splat(x, y, ev.weight[sel], grid, rows, cols)
         summed, bands = _kernel_sum(acc, grid, rows, float(h), params.cutoff_bandwidths)
         raw[rows, cols] += summed.astype(np.float32)
         sigma = min(min(b["sigma_cells_ns"], b["sigma_cells_ew"]) for b in bands)
-        classes[f"{h / 1000.0:g}km"] = {
+        meta["bandwidth_classes"][f"{h / 1000.0:g}km"] = {
             "incidents": int(sel.sum()),
             "sigma_cells_min": sigma,
             "latitude_bands": len(bands),
             # Bilinear interpolation of the kernel: ≤ (cell/h)²/4 of an incident's weight.
             "kernel_error_max": round(min(0.25 / sigma**2, 1.0), 4),
         }
-    meta["bandwidth_classes"] = classes
     return raw, meta
 
 
@@ -625,51 +761,103 @@ def _reach_lines(network: RiverNetwork, reaches: Any) -> np.ndarray:
     return shapely.linestrings(network.vertex_xy[keep], indices=dense)
 
 
-def _near_lines(
-    grid: Grid, lines: np.ndarray, corridor_m: float, covered: np.ndarray
-) -> np.ndarray:
-    """Flat indices of covered cells whose centre may lie within ``corridor_m`` of the lines.
+def _corridors(lines: np.ndarray, corridor_m: float) -> np.ndarray:
+    """Mercator zones holding every point within ``corridor_m`` of the lines (a superset).
 
-    A superset: each line is buffered in Mercator metres by the corridor over the smallest
-    ground scale it reaches, and every cell the buffer touches is kept; ``RiverNetwork.along``
-    then measures each centre exactly.
+    Each line is buffered in Mercator metres by the corridor over the smallest ground scale it
+    reaches; ``RiverNetwork.along`` then measures each cell centre inside exactly.
     """
+    if len(lines) == 0:
+        return np.empty(0, dtype=object)
     b = shapely.bounds(lines)
     far = np.minimum(
         np.maximum(np.abs(b[:, 1]), np.abs(b[:, 3])) + math.degrees(corridor_m / EARTH_RADIUS_M),
         89.0,
     )
     k = np.minimum(*ground_scale(far))
-    zones = shapely.buffer(_geoms_to_mercator(lines), corridor_m / k, quad_segs=4)
-    rows, cols = grid.window(_bounds(zones), 0.0)
-    near = _burn(zones, grid, rows, cols) & covered[rows, cols]
-    r, c = np.nonzero(near)
-    return (r + rows.start) * grid.width + (c + cols.start)
+    return shapely.buffer(_geoms_to_mercator(lines), corridor_m / k, quad_segs=4)
+
+
+@dataclass(frozen=True)
+class _Dams:
+    """Per dam, what the surface needs, once for every region: the factor's own weight and
+    Dmax (its ``tailings_consequence`` table), position, and the reaches below it."""
+
+    x: np.ndarray
+    y: np.ndarray
+    lat: np.ndarray
+    weight: np.ndarray
+    dmax_m: np.ndarray
+    limit_m: np.ndarray
+    reach_m: np.ndarray
+    network: RiverNetwork | None
+    reaches: Any
+    #: The stretch of river the reaches use (EPSG:4326) and its corridor (EPSG:3857).
+    lines: np.ndarray
+    zones: np.ndarray
+    meta: dict[str, Any]
+
+    @classmethod
+    def prepare(
+        cls,
+        dams: gpd.GeoDataFrame | None,
+        rivers: gpd.GeoDataFrame | None,
+        params: TailingsExposureParams,
+    ) -> _Dams:
+        empty = np.empty(0)
+        none = np.empty(0, dtype=object)
+        if dams is None or len(dams) == 0:
+            return cls(*[empty] * 7, None, None, none, none, {"dams": 0})
+        geoms = dams.geometry.to_numpy()
+        dams = dams[~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)].reset_index(drop=True)
+        table = _dam_table(dams, params)
+        weight = table["dam_weight"].to_numpy(dtype="float64")
+        dmax = table["dmax_used_km"].to_numpy(dtype="float64") * 1000.0
+        overland = params.overland_max_km * 1000.0 if params.overland_max_km is not None else np.inf
+        lon, lat = shapely.get_x(dams.geometry.to_numpy()), shapely.get_y(dams.geometry.to_numpy())
+        x, y = to_mercator(lon, lat)
+        reach_m = np.maximum(dmax, params.river_reach_km * 1000.0)
+        meta: dict[str, Any] = {"dams": len(dams)}
+        network, reaches, lines = None, None, none
+        if rivers is not None and len(rivers):
+            network = RiverNetwork.from_frame(rivers)
+            edge, pos, snap_m = network.snap(
+                dams.geometry.to_numpy(), params.river_snap_km * 1000.0
+            )
+            reaches = network.reaches(edge, pos, reach_m, np.nan_to_num(snap_m))
+            meta["dams_on_river"] = int((edge >= 0).sum())
+            if len(reaches):
+                lines = _reach_lines(network, reaches)
+        zones = _corridors(lines, params.river_corridor_km * 1000.0)
+        limit = np.minimum(dmax, overland)
+        return cls(x, y, lat, weight, dmax, limit, reach_m, network, reaches, lines, zones, meta)
+
+    def boxes(self) -> np.ndarray:
+        """Lon/lat boxes (n, 4): every dam, and every segment of the reaches below them."""
+        lon, lat = to_lonlat(self.x, self.y)
+        out = [np.column_stack([lon, lat, lon, lat])]
+        if len(self.lines):
+            xy, line = shapely.get_coordinates(self.lines, return_index=True)
+            same = line[1:] == line[:-1]
+            a, b = xy[:-1][same], xy[1:][same]
+            out.append(np.column_stack([np.minimum(a, b), np.maximum(a, b)]))
+        return np.concatenate(out)
 
 
 def _tailings_exposure(
-    grid: Grid,
-    dams: gpd.GeoDataFrame | None,
-    rivers: gpd.GeoDataFrame | None,
-    params: TailingsExposureParams,
-    covered: np.ndarray,
+    grid: Grid, dams: _Dams, params: TailingsExposureParams, covered: np.ndarray
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Σ_dams max(run-out, river) on the grid (float32): cones per dam window, rivers per cell."""
-    meta: dict[str, Any] = {"dams": 0}
     raw = np.zeros(grid.shape, dtype=np.float64)
-    if dams is None or len(dams) == 0:
-        meta["river_pathway"] = "no dams"
-        return raw.astype(np.float32), meta
-    geoms = dams.geometry.to_numpy()
-    dams = dams[~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)].reset_index(drop=True)
-    table = _dam_table(dams, params)
-    weight = table["dam_weight"].to_numpy(dtype="float64")
-    dmax = table["dmax_used_km"].to_numpy(dtype="float64") * 1000.0
-    overland = params.overland_max_km * 1000.0 if params.overland_max_km is not None else np.inf
-    limit = np.minimum(dmax, overland)
-    lon, lat = shapely.get_x(dams.geometry.to_numpy()), shapely.get_y(dams.geometry.to_numpy())
-    x, y = to_mercator(lon, lat)
-    meta["dams"] = len(dams)
+    meta: dict[str, Any] = {"river_cells": 0}
+    x, y, lat, weight, dmax, limit = (
+        dams.x,
+        dams.y,
+        dams.lat,
+        dams.weight,
+        dams.dmax_m,
+        dams.limit_m,
+    )
 
     # Run-out: one cone per dam on the window it can reach.
     for i in np.flatnonzero((limit > 0) & (weight > 0)):
@@ -686,29 +874,25 @@ def _tailings_exposure(
         )
 
     # River: the same snap → reaches → along as the vector factor, at candidate cell centres.
-    if rivers is None or len(rivers) == 0:
-        meta["river_pathway"] = "not rasterised: no river centrelines given"
+    if dams.network is None or len(dams.zones) == 0:
         return raw.astype(np.float32), meta
-    network = RiverNetwork.from_frame(rivers)
-    reach_m = np.maximum(dmax, params.river_reach_km * 1000.0)
-    edge, pos, snap_m = network.snap(dams.geometry.to_numpy(), params.river_snap_km * 1000.0)
-    reaches = network.reaches(edge, pos, reach_m, np.nan_to_num(snap_m))
-    meta["dams_on_river"] = int((edge >= 0).sum())
+    near = _near(shapely.bounds(dams.zones), grid, 0.0)
+    rows, cols = slice(0, grid.height), slice(0, grid.width)
+    r, c = np.nonzero(_burn(dams.zones[near], grid, rows, cols) & covered)
+    cells = r * grid.width + c
+    meta["river_cells"] = len(cells)
     corridor = params.river_corridor_km * 1000.0
-    cells = np.empty(0, dtype=np.int64)
-    if len(reaches):
-        cells = _near_lines(grid, _reach_lines(network, reaches), corridor, covered)
     flat = raw.reshape(-1)
     for start in range(0, len(cells), RIVER_CHUNK):
         chunk = cells[start : start + RIVER_CHUNK]
         r, c = np.divmod(chunk, grid.width)
         cx, cy = grid.x(c), grid.y(r)
         pts = shapely.points(*to_lonlat(cx, cy))
-        rp = network.along(reaches, pts, corridor)
+        rp = dams.network.along(dams.reaches, pts, corridor)
         if len(rp) == 0:
             continue
         s = rp.source
-        river = np.clip(1.0 - rp.along_m / reach_m[s], 0.0, 1.0) * weight[s]
+        river = np.clip(1.0 - rp.along_m / dams.reach_m[s], 0.0, 1.0) * weight[s]
         runout = _cone(
             cx[rp.point] - x[s],
             cy[rp.point] - y[s],
@@ -719,10 +903,6 @@ def _tailings_exposure(
         )
         # Per (cell, dam) the stronger pathway: the cone is already summed, add the excess.
         flat[chunk] += np.bincount(rp.point, np.maximum(river - runout, 0.0), len(chunk))
-    meta["river_pathway"] = (
-        f"rasterised: RiverNetwork.along evaluated at the centres of {len(cells):,} cells "
-        f"near the reaches below {meta['dams_on_river']} dams"
-    )
     return raw.astype(np.float32), meta
 
 
@@ -743,15 +923,6 @@ def _factor_params(params: RiskParams) -> dict[str, Any]:
             raise TypeError(f"risk parameters need [{name}] as {model.__name__}")
         out[name] = p
     return out
-
-
-def _evidence_bounds(layers: list[np.ndarray]) -> tuple[float, float, float, float] | None:
-    """Lon/lat box of every located piece of evidence (None if there is none)."""
-    boxes = [_bounds(g) for g in layers if len(g)]
-    if not boxes:
-        return None
-    b = np.array(boxes)
-    return float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
 
 
 def _normalise(raw: np.ndarray, saturation: float) -> np.ndarray:
@@ -775,98 +946,213 @@ APPROXIMATIONS = [
 ]
 
 
+def _reach(fp: dict[str, Any], incidents: _Incidents, dams: _Dams) -> float:
+    """The furthest any evidence acts on the grid (m): regions are kept at least this far apart.
+
+    The river pathway is not in it: its reach lines are evidence of their own.
+    """
+    p_inc = fp[IncidentIntensity.name]
+    p_con = fp[ConcessionPressure.name]
+    p_tai = fp[TailingsExposure.name]
+    out = [p_con.max_km * 1000.0, p_tai.river_corridor_km * 1000.0]
+    if len(incidents.bandwidth_m):
+        out.append(p_inc.cutoff_bandwidths * float(incidents.bandwidth_m.max()))
+    if len(dams.limit_m):
+        out.append(float(np.max(dams.limit_m)))
+    return max(out)
+
+
+def _tiles(
+    lattice: Grid, region: Region, reach_m: float, tile_cells: int
+) -> Iterator[tuple[slice, slice, tuple[slice, slice]]]:
+    """A region cut into tiles of at most ``tile_cells`` cells, each with a halo of ``reach_m``.
+
+    Yields the rows and columns to compute (lattice frame) and the core to keep (the tile's
+    frame). Evidence acts no further than the reach, so a core computed with its halo has the
+    values the whole region would give it; the halo bounds memory at the cost of computing
+    some cells twice. A region that fits is one tile with no halo.
+    """
+    h, w = region.rows.stop - region.rows.start, region.cols.stop - region.cols.start
+    if h * w <= tile_cells:
+        yield region.rows, region.cols, (slice(0, h), slice(0, w))
+        return
+    rows_lat = lattice.row_lat[[region.rows.start, region.rows.stop - 1]]
+    far = min(float(np.abs(rows_lat).max()) + math.degrees(reach_m / EARTH_RADIUS_M), 89.0)
+    halo = math.ceil(reach_m / (lattice.cell * min(float(k) for k in ground_scale(far)))) + 2
+    side = max(math.isqrt(tile_cells) // BLOCK_CELLS, 1) * BLOCK_CELLS
+    for r0 in range(0, h, side):
+        for c0 in range(0, w, side):
+            r1, c1 = min(r0 + side, h), min(c0 + side, w)
+            a0, a1 = max(r0 - halo, 0), min(r1 + halo, h)
+            b0, b1 = max(c0 - halo, 0), min(c1 + halo, w)
+            yield (
+                slice(region.rows.start + a0, region.rows.start + a1),
+                slice(region.cols.start + b0, region.cols.start + b1),
+                (slice(r0 - a0, r1 - a0), slice(c0 - b0, c1 - b0)),
+            )
+
+
+def _merge_meta(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-region factor metadata summed: counts add up, the worst kernel figures are kept."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if key == "bandwidth_classes":
+                classes = out.setdefault(key, {})
+                for h, c in value.items():
+                    if h not in classes:
+                        classes[h] = dict(c)
+                        continue
+                    k = classes[h]
+                    k["incidents"] += c["incidents"]
+                    k["latitude_bands"] = max(k["latitude_bands"], c["latitude_bands"])
+                    k["sigma_cells_min"] = min(k["sigma_cells_min"], c["sigma_cells_min"])
+                    k["kernel_error_max"] = max(k["kernel_error_max"], c["kernel_error_max"])
+            else:
+                out[key] = out.get(key, 0) + value
+    return out
+
+
 def compute_surface(
     inputs: RiskInputs,
     params: RiskParams,
     surface: SurfaceParams,
     countries: gpd.GeoDataFrame,
+    keep_factors: bool = False,
 ) -> Surface:
-    """Every factor and the combined score on a grid over the evidence (see the module doc).
+    """Every factor and the combined score near the evidence (see the module doc).
+
+    The score is all a build writes; ``keep_factors`` also keeps each factor's grid (for checks
+    and analysis: four times the memory).
 
     ``countries`` are outlines with an ``iso3`` column (``model.read_countries``); a factor is
     NaN outside the outlines of its ``inputs.coverage`` countries, and the score is
-    Σ w·n / Σ w over the factors with coverage, NaN where none has.
+    Σ w·n / Σ w over the factors with coverage, NaN where none has. Cells in blocks beyond the
+    margin of every piece of evidence are not computed (NaN; ``surface_regions``).
     """
     fp = _factor_params(params)
-    footprints = _footprints(inputs.concessions)
-    dams = inputs.tailings_dams
-    incidents = inputs.incidents
-    bounds = _evidence_bounds(
-        [
-            footprints,
-            _valid(dams.geometry.to_numpy()) if dams is not None else np.empty(0),
-            _valid(incidents.geometry.to_numpy()) if incidents is not None else np.empty(0),
-        ]
-    )
-    if bounds is None:
+    lonlat_footprints = _footprints(inputs.concessions)
+    footprints = _geoms_to_mercator(lonlat_footprints)
+    incidents = _Incidents.prepare(inputs.incidents, fp[IncidentIntensity.name])
+    dams = _Dams.prepare(inputs.tailings_dams, inputs.rivers, fp[TailingsExposure.name])
+    boxes = [incidents.boxes(), dams.boxes()]
+    if len(lonlat_footprints):
+        boxes.append(shapely.bounds(lonlat_footprints))
+    boxes = np.concatenate(boxes)
+    if len(boxes) == 0:
         raise ValueError("no concession, dam or incident has a location: nothing to map")
-    grid, grid_meta = make_grid(bounds, surface)
+    reach = _reach(fp, incidents, dams)
+    lattice, plan, grid_meta = plan_surface(boxes, surface, reach)
 
     kinds = {
         ConcessionPressure.name: ConcessionPressure.evidence_kind,
         TailingsExposure.name: TailingsExposure.evidence_kind,
         IncidentIntensity.name: IncidentIntensity.evidence_kind,
     }
-    covered, factor_meta = {}, {}
+    outlines, factor_meta = {}, {}
     for name, kind in kinds.items():
         iso3 = set(inputs.coverage.get(kind, set()))
-        covered[name], missing = _coverage(grid, countries, iso3)
+        outlines[name], missing = _outlines(countries, iso3)
         factor_meta[name] = {
             "weight": fp[name].weight,
             "coverage": sorted(iso3),
             "coverage_without_outline": missing,
-            "covered_cells": int(covered[name].sum()),
         }
+    factor_meta[ConcessionPressure.name]["footprints"] = len(footprints)
+    factor_meta[IncidentIntensity.name].update(incidents.meta)
+    factor_meta[TailingsExposure.name].update(dams.meta)
+    foot_bounds = shapely.bounds(footprints) if len(footprints) else np.empty((0, 4))
+    con_reach = fp[ConcessionPressure.name].max_km * 1000.0
 
-    values: dict[str, np.ndarray] = {}
-    raw, meta = _concession_pressure(grid, footprints, fp[ConcessionPressure.name])
-    values[ConcessionPressure.name] = raw
-    factor_meta[ConcessionPressure.name].update(meta)
-    raw, meta = _tailings_exposure(
-        grid, dams, inputs.rivers, fp[TailingsExposure.name], covered[TailingsExposure.name]
-    )
-    values[TailingsExposure.name] = _normalise(raw, fp[TailingsExposure.name].saturation)
-    factor_meta[TailingsExposure.name].update(meta)
-    raw, meta = _incident_intensity(grid, incidents, fp[IncidentIntensity.name])
-    values[IncidentIntensity.name] = _normalise(raw, fp[IncidentIntensity.name].saturation)
-    factor_meta[IncidentIntensity.name].update(meta)
+    regions: list[SurfaceRegion] = []
+    parts: dict[str, list[dict[str, Any]]] = {name: [] for name in kinds}
+    for region in plan:
+        score = np.full(
+            (region.rows.stop - region.rows.start, region.cols.stop - region.cols.start),
+            np.nan,
+            dtype=np.float32,
+        )
+        kept_factors = {name: np.full_like(score, np.nan) for name in kinds} if keep_factors else {}
+        kept = region.kept_cells()
+        for rows, cols, core in _tiles(lattice, region, reach, TILE_CELLS):
+            grid = lattice.sub(rows, cols)
+            whole = slice(0, grid.height), slice(0, grid.width)
+            covered = {name: _burn(outlines[name], grid, *whole) for name in kinds}
+            values: dict[str, np.ndarray] = {}
+            near = _near(foot_bounds, grid, con_reach)
+            raw, meta = _concession_pressure(grid, footprints[near], fp[ConcessionPressure.name])
+            values[ConcessionPressure.name] = raw
+            parts[ConcessionPressure.name].append(meta)
+            name = TailingsExposure.name
+            raw, meta = _tailings_exposure(grid, dams, fp[name], covered[name])
+            values[name] = _normalise(raw, fp[name].saturation)
+            parts[name].append(meta)
+            name = IncidentIntensity.name
+            raw, meta = _incident_intensity(grid, incidents, fp[name])
+            values[name] = _normalise(raw, fp[name].saturation)
+            parts[name].append(meta)
 
-    numerator = np.zeros(grid.shape, dtype=np.float32)
-    denominator = np.zeros(grid.shape, dtype=np.float32)
-    for name in SURFACE_FACTORS:
-        n, cov, w = values[name], covered[name], np.float32(fp[name].weight)
-        np.clip(n, 0.0, 1.0, out=n)
-        n[~cov] = np.nan
-        numerator += np.where(cov, w * n, np.float32(0.0))
-        denominator += np.where(cov, w, np.float32(0.0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(denominator > 0, numerator / denominator, np.float32(np.nan))
-    score = score.astype(np.float32, copy=False)
-    del numerator, denominator
+            # The tile's own cells (its core), in the region's frame.
+            inner = (core[0], core[1])
+            out = (
+                slice(
+                    rows.start + core[0].start - region.rows.start,
+                    rows.start + core[0].stop - region.rows.start,
+                ),
+                slice(
+                    cols.start + core[1].start - region.cols.start,
+                    cols.start + core[1].stop - region.cols.start,
+                ),
+            )
+            keep = kept[out]
+            numerator = np.zeros(keep.shape, dtype=np.float32)
+            denominator = np.zeros(keep.shape, dtype=np.float32)
+            for name in SURFACE_FACTORS:
+                n, cov = values[name][inner], covered[name][inner] & keep
+                w = np.float32(fp[name].weight)
+                np.clip(n, 0.0, 1.0, out=n)
+                n[~cov] = np.nan
+                numerator += np.where(cov, w * n, np.float32(0.0))
+                denominator += np.where(cov, w, np.float32(0.0))
+                parts[name][-1]["covered_cells"] = int(cov.sum())
+                if keep_factors:
+                    kept_factors[name][out] = n
+            with np.errstate(invalid="ignore", divide="ignore"):
+                score[out] = np.where(denominator > 0, numerator / denominator, np.nan)
+            del values, covered, numerator, denominator
+        regions.append(SurfaceRegion(region.rows, region.cols, score, kept_factors))
+    for name in kinds:
+        factor_meta[name].update(_merge_meta(parts[name]))
+    if dams.network is None:
+        river = "not rasterised: no dams or no river centrelines given"
+    else:
+        river = (
+            f"rasterised: RiverNetwork.along evaluated at the centres of "
+            f"{factor_meta[TailingsExposure.name]['river_cells']:,} cells near the reaches "
+            f"below {dams.meta.get('dams_on_river', 0)} dams"
+        )
+    factor_meta[TailingsExposure.name]["river_pathway"] = river
+    classes = factor_meta[IncidentIntensity.name].get("bandwidth_classes", {})
+    for h, count in zip(*np.unique(incidents.bandwidth_m, return_counts=True), strict=True):
+        classes[f"{h / 1000.0:g}km"]["incidents"] = int(count)
+    factor_meta[IncidentIntensity.name]["incidents_used"] = len(incidents.x)
 
-    levels = surface.overview_levels or default_overviews(grid.width, grid.height)
-    metadata = {
+    levels = surface.overview_levels or default_overviews(lattice.width, lattice.height)
+    result = Surface(grid=lattice, regions=regions, overview_levels=tuple(levels))
+    result.metadata = {
         **grid_meta,
         "value": "combined risk score 0-1 (the community score / 100): sum(w*n)/sum(w) over "
-        "the factors with coverage; NaN where no factor has coverage",
+        "the factors with coverage; NaN where no factor has coverage, and in blocks beyond "
+        "margin_km of every piece of evidence (not computed)",
         "factors": factor_meta,
         "factors_not_rasterised": sorted(set(params.factors) - set(SURFACE_FACTORS)),
         "approximations": APPROXIMATIONS,
         "overview_levels": list(levels),
         "surface_params": surface.model_dump(mode="json"),
         "risk_parameter_hash": params.digest(),
-        "nan_cells": int(np.isnan(score).sum()),
+        "valid_cells": result.valid_cells,
     }
-    return Surface(
-        score=score,
-        factors=values,
-        transform=grid.transform,
-        crs=CRS,
-        cell_m=grid.cell,
-        extent=grid.extent,
-        overview_levels=tuple(levels),
-        metadata=metadata,
-    )
+    return result
 
 
 def surface_for_build(
@@ -874,22 +1160,27 @@ def surface_for_build(
     params: RiskParams,
     countries: gpd.GeoDataFrame,
     surface_params: SurfaceParams | None = None,
+    keep_factors: bool = False,
 ) -> Surface:
     """The build's surface: ``compute_surface`` with the default resolution unless given."""
-    return compute_surface(inputs, params, surface_params or SurfaceParams(), countries)
+    return compute_surface(
+        inputs, params, surface_params or SurfaceParams(), countries, keep_factors
+    )
 
 
 def write_cog(surface: Surface, path: Path) -> None:
     """Write the score as a Cloud-Optimized GeoTIFF, atomically.
 
     float32, NaN nodata, EPSG:3857, 512 × 512 tiles, DEFLATE with the floating-point predictor
-    (3), average overviews at ``surface.overview_levels``, metadata as a JSON tag. Overviews are
-    built on an uncompressed in-memory GeoTIFF and GDAL's COG driver then lays out the file
-    (IFDs first, overviews before full resolution), so a client reads a view with a few ranged
-    requests. The file appears under ``path`` only once complete.
+    (3), average overviews at ``surface.overview_levels``, metadata as a JSON tag. The regions
+    are written into a sparse tiled GeoTIFF next to ``path`` (tiles no region touches are
+    never written, so a continent of nodata costs nothing), overviews are built on it, and
+    GDAL's COG driver then lays out the file (IFDs first, overviews before full resolution,
+    empty tiles left out), so a client reads a view with a few ranged requests. The file
+    appears under ``path`` only once complete.
     """
     path = Path(path)
-    height, width = surface.score.shape
+    height, width = surface.shape
     profile = {
         "driver": "GTiff",
         "width": width,
@@ -902,24 +1193,37 @@ def write_cog(surface: Surface, path: Path) -> None:
         "tiled": True,
         "blockxsize": BLOCKSIZE,
         "blockysize": BLOCKSIZE,
+        "sparse_ok": True,
+        "compress": "deflate",
+        "zlevel": 1,
+        "bigtiff": "if_safer",
     }
     part = path.with_name(path.name + ".part")
-    with MemoryFile() as memory:
-        with memory.open(**profile) as dst:
-            dst.write(surface.score.astype(np.float32, copy=False), 1)
+    staging = path.with_name(path.name + ".staging.tif")
+    try:
+        with rasterio.open(staging, "w", **profile) as dst:
+            for r in surface.regions:
+                window = Window(r.cols.start, r.rows.start, r.score.shape[1], r.score.shape[0])
+                dst.write(r.score, 1, window=window)
             dst.set_band_description(1, "risk score 0-1 (community score / 100)")
             dst.update_tags(risk_surface=json.dumps(surface.metadata, sort_keys=True))
-            dst.build_overviews(list(surface.overview_levels), Resampling.average)
-        with memory.open() as src:
-            rasterio.shutil.copy(
-                src,
-                part,
-                driver="COG",
-                BLOCKSIZE=BLOCKSIZE,
-                COMPRESS="DEFLATE",
-                PREDICTOR="YES",
-                OVERVIEWS="FORCE_USE_EXISTING",
-                BIGTIFF="IF_SAFER",
-                NUM_THREADS="ALL_CPUS",
-            )
-    os.replace(part, path)
+        with rasterio.Env(GDAL_TIFF_OVR_BLOCKSIZE=BLOCKSIZE, SPARSE_OK_OVERVIEW="ON"):
+            with rasterio.open(staging, "r+") as dst:
+                dst.build_overviews(list(surface.overview_levels), Resampling.average)
+            with rasterio.open(staging) as src:
+                rasterio.shutil.copy(
+                    src,
+                    part,
+                    driver="COG",
+                    BLOCKSIZE=BLOCKSIZE,
+                    COMPRESS="DEFLATE",
+                    PREDICTOR="YES",
+                    OVERVIEWS="FORCE_USE_EXISTING",
+                    BIGTIFF="IF_SAFER",
+                    SPARSE_OK="TRUE",
+                    NUM_THREADS="ALL_CPUS",
+                )
+        os.replace(part, path)
+    finally:
+        staging.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)

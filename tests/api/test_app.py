@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from geo_service.api.app import create_app
 from geo_service.build import build
 from geo_service.settings import ApiSettings, BuildSettings
-from tests.conftest import CATALOG
+from tests.conftest import CATALOG, QUICK_SURFACE_M
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,9 @@ def test_live_server_picks_up_a_new_build_without_restart(tmp_path, built, build
             pytest.fail("server did not answer within 20 s")
         assert r.status_code == 200 and r.json()["build_id"] == built.build_id
         time.sleep(1.1)
-        new = build(BuildSettings(build_dir=builds), catalog_path=CATALOG)
+        new = build(
+            BuildSettings(build_dir=builds, surface_cell_m=QUICK_SURFACE_M), catalog_path=CATALOG
+        )
         r = httpx.get(f"{url}/collections", timeout=5)
         assert r.headers["x-build-id"] == new.build_id != built.build_id
     finally:

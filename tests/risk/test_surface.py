@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from pyproj import Geod, Transformer
 
 from geo_service.risk import FACTORS
+from geo_service.risk import surface as surface_module
 from geo_service.risk.base import RiskInputs
 from geo_service.risk.incident_intensity import IncidentIntensityParams
 from geo_service.risk.model import coverage_of, read_countries, read_rivers
@@ -174,10 +175,12 @@ def bria(countries) -> tuple[Surface, RiskInputs, RiskParams]:
     """The Bria scene at 250 m, the incident moved onto a cell centre (so the grid holds it
     exactly and the hand values need no offset)."""
     params = risk_params()
-    first = compute_surface(scene(), params, SurfaceParams(cell_m=250.0), countries)
+    first = compute_surface(
+        scene(), params, SurfaceParams(cell_m=250.0), countries, keep_factors=True
+    )
     on_centre = centre(first, *cell_of(first, INCIDENT))
     inputs = scene(incident_at=on_centre)
-    s = compute_surface(inputs, params, SurfaceParams(cell_m=250.0), countries)
+    s = compute_surface(inputs, params, SurfaceParams(cell_m=250.0), countries, keep_factors=True)
     assert s.transform == first.transform and s.shape == first.shape
     return s, inputs, params
 
@@ -269,7 +272,7 @@ def test_agrees_with_the_vector_factors_on_cell_centres(bria) -> None:
 def test_incident_off_a_cell_centre_is_within_the_grid_resolution(countries) -> None:
     params = risk_params()
     inputs = scene()
-    s = compute_surface(inputs, params, SurfaceParams(cell_m=250.0), countries)
+    s = compute_surface(inputs, params, SurfaceParams(cell_m=250.0), countries, keep_factors=True)
     row, col = cell_of(s, INCIDENT)
     rows, cols = np.meshgrid(np.arange(row - 30, row + 31, 3), np.arange(col - 30, col + 31, 3))
     lon, lat = centre(s, rows.ravel(), cols.ravel())
@@ -301,7 +304,7 @@ def test_coverage_is_nan_outside_and_the_score_combines_what_is_left(countries) 
         tailings_dams=dams([fwd(BABOUA, 0, 20_000)]),
         rivers=None,
     )
-    s = compute_surface(inputs, params, SurfaceParams(cell_m=1000.0), countries)
+    s = compute_surface(inputs, params, SurfaceParams(cell_m=1000.0), countries, keep_factors=True)
     assert np.isnan(s.factors["tailings_exposure"]).all()  # no coverage at all
     for name in ("concession_pressure", "incident_intensity"):
         assert np.isnan(s.factors[name][cell_of(s, GAROUA_BOULAI)])  # Cameroon
@@ -320,7 +323,9 @@ def test_coverage_is_nan_outside_and_the_score_combines_what_is_left(countries) 
 
 def test_same_inputs_identical_arrays(bria, countries) -> None:
     s, inputs, params = bria
-    again = compute_surface(inputs, params, SurfaceParams(cell_m=250.0), countries)
+    again = compute_surface(
+        inputs, params, SurfaceParams(cell_m=250.0), countries, keep_factors=True
+    )
     assert np.array_equal(s.score, again.score, equal_nan=True)
     for name in NAMES:
         assert np.array_equal(s.factors[name], again.factors[name], equal_nan=True)
@@ -331,7 +336,8 @@ def test_cells_grow_to_respect_max_cells(countries) -> None:
     s = compute_surface(
         scene(), risk_params(), SurfaceParams(cell_m=250.0, max_cells=20_000), countries
     )
-    assert s.shape[0] * s.shape[1] <= 20_000
+    assert 0 < s.metadata["computed_cells"] <= 20_000
+    assert s.metadata["cells_needed_at_requested_size"] > 20_000
     assert s.cell_m > 250.0 and s.cell_m == s.metadata["cell_m"]
     assert s.metadata["cell_grown"] and "max_cells" in s.metadata["cell_note"]
     assert s.transform.a == s.cell_m and s.transform.e == -s.cell_m
@@ -350,7 +356,7 @@ def test_surface_params_are_checked() -> None:
 def test_no_evidence_is_an_error(countries) -> None:
     empty = RiskInputs(communities=gpd.GeoDataFrame({"country": []}, geometry=[], crs=4326))
     with pytest.raises(ValueError, match="nothing to map"):
-        compute_surface(empty, risk_params(), SurfaceParams(), countries)
+        compute_surface(empty, risk_params(), SurfaceParams(), countries, keep_factors=True)
 
 
 # --- the bundled build -----------------------------------------------------------------------
@@ -369,7 +375,11 @@ def bundled(built, build_dir: Path, catalog, tmp_path_factory) -> tuple[Surface,
         coverage=coverage,
     )
     s = surface_for_build(
-        inputs, load_risk_params(None), read_countries(catalog), SurfaceParams(cell_m=5_000.0)
+        inputs,
+        load_risk_params(None),
+        read_countries(catalog),
+        SurfaceParams(cell_m=5_000.0),
+        keep_factors=True,
     )
     path = tmp_path_factory.mktemp("surface") / "risk_surface.tif"
     write_cog(s, path)
@@ -416,8 +426,11 @@ def test_bundled_surface_has_each_factor_where_its_evidence_is(bundled, build_di
         ("tailings_exposure", "BRA"),
         ("incident_intensity", "CAF"),
     ):
-        here = on & (country == iso3)
-        assert np.isfinite(s.factors[name][row[here], col[here]]).mean() > 0.95, name
+        # Every community the factor reaches lies in a computed cell; only blocks beyond the
+        # reach of all evidence are left out.
+        reached = on & (country == iso3) & (risk[f"{name}_normalised"].to_numpy() > 0)
+        assert reached.sum() > 20, name
+        assert np.isfinite(s.factors[name][row[reached], col[reached]]).all(), name
         assert (s.factors[name] > 0.1).sum() > 50, name
     # Brazil has no concession or incident evidence: there only the tailings factor counts.
     brazil = on & (country == "BRA")
@@ -435,3 +448,84 @@ def test_bundled_surface_has_each_factor_where_its_evidence_is(bundled, build_di
     assert np.all(np.abs(got - want) <= 0.5 * np.maximum(got, want) + 0.01)
     near = np.maximum(got, want) > 0.05
     assert near.sum() > 20 and np.median(np.abs(got - want)[near]) < 0.05
+
+
+# --- regions and tiles -----------------------------------------------------------------------
+
+
+def _values_at(s: Surface, other: Surface, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Values of ``s`` and ``other`` on the cells of ``other`` (same lattice, other extent)."""
+    col, row = ~s.transform @ (other.extent[0], other.extent[3])
+    r0, c0 = round(row), round(col)
+    h, w = other.shape
+    mine = s.mosaic(name)[r0 : r0 + h, c0 : c0 + w]
+    return mine, other.mosaic(name)
+
+
+def test_far_apart_evidence_makes_separate_regions_with_the_same_values(countries) -> None:
+    params = risk_params()
+    alone = compute_surface(scene(), params, SurfaceParams(cell_m=1000.0), countries, True)
+    both_sites = sites([BRIA, BABOUA])  # Baboua is 800 km west of Bria
+    both = compute_surface(
+        scene(concessions=both_sites), params, SurfaceParams(cell_m=1000.0), countries, True
+    )
+    assert len(alone.regions) == 1 and len(both.regions) == 2
+    assert both.metadata["regions"] == 2
+    assert both.metadata["computed_cells"] < both.shape[0] * both.shape[1] / 2
+    # Between the two, nothing is computed: beyond every reach, nodata rather than 0.
+    midway = fwd(BRIA, 270, 400_000)
+    assert np.isnan(both.score[cell_of(both, midway)])
+    assert np.isfinite(both.score[cell_of(both, BABOUA)])
+    assert both.factors["concession_pressure"][cell_of(both, BABOUA)] == 1.0
+    # The Bria region does not see Baboua: the same values as a surface of Bria alone.
+    for name in (None, *NAMES):
+        mine, other = _values_at(both, alone, name)
+        assert np.array_equal(np.isnan(mine), np.isnan(other)), name
+        np.testing.assert_allclose(mine, other, atol=1e-6, rtol=0, err_msg=str(name))
+
+
+def test_tiles_with_a_halo_give_the_same_values(bria, countries, monkeypatch) -> None:
+    s, inputs, params = bria
+    monkeypatch.setattr(surface_module, "TILE_CELLS", 300 * 300)
+    tiled = compute_surface(inputs, params, SurfaceParams(cell_m=250.0), countries, True)
+    assert tiled.shape == s.shape and tiled.transform == s.transform
+    assert max(r.score.size for r in tiled.regions) > 300 * 300  # so it was cut into tiles
+    for a, b in [(s.score, tiled.score), *((s.factors[n], tiled.factors[n]) for n in NAMES)]:
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_regions_are_written_into_one_sparse_cog(countries, tmp_path) -> None:
+    both = compute_surface(
+        scene(concessions=sites([BRIA, BABOUA])),
+        risk_params(),
+        SurfaceParams(cell_m=500.0),
+        countries,
+    )
+    assert both.regions[0].factors == {}  # only the score is kept by default
+    path = tmp_path / "two.tif"
+    write_cog(both, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.tif"]  # no staging left
+    with rasterio.open(path) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert src.transform == both.transform and (src.height, src.width) == both.shape
+        assert np.array_equal(src.read(1), both.mosaic(), equal_nan=True)
+        # Tiles no region touches were never written: GDAL gives them no offset.
+        offsets = {
+            (bx, by): src.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=1)
+            for bx in range(-(-src.width // 512))
+            for by in range(-(-src.height // 512))
+        }
+
+    def touched(bx: int, by: int) -> bool:
+        return any(
+            r.rows.start < (by + 1) * 512
+            and by * 512 < r.rows.stop
+            and r.cols.start < (bx + 1) * 512
+            and bx * 512 < r.cols.stop
+            for r in both.regions
+        )
+
+    untouched = [b for b in offsets if not touched(*b)]
+    assert untouched and not any(offsets[b] for b in untouched)
+    assert all(int(offsets[b]) > 0 for b in offsets if touched(*b))

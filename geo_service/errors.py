@@ -49,3 +49,15 @@ class BuildError(RiskMapError):
 
 class NoBuildError(RiskMapError):
     """No current build exists yet."""
+
+
+class NotFoundError(RiskMapError):
+    """A collection or feature that does not exist (for this caller)."""
+
+
+class BadQueryError(RiskMapError):
+    """A request parameter that cannot be understood: the message says which and why."""
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        self.parameter = parameter
+        super().__init__(f"parameter '{parameter}': {message}" if parameter else message)

@@ -7,17 +7,50 @@ is swapped, without a restart; each response names the build it came from.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_service import __version__
-from geo_service.api.collections import router as collections_router
 from geo_service.api.deps import BuildCache, BuildDep
-from geo_service.errors import NoBuildError
+from geo_service.api.routes.features import router as features_router
+from geo_service.errors import BadQueryError, NoBuildError, NotFoundError, RiskMapError
 from geo_service.settings import ApiSettings
+
+#: Domain errors → HTTP status: the one place where they meet.
+STATUS = {NotFoundError: 404, BadQueryError: 400, NoBuildError: 503}
+
+
+class BuildIdHeader:
+    """Names the build a response came from (``X-Build-Id``), as pure ASGI: no extra task."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the header to the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_build(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                build_id = scope.get("state", {}).get("build_id")
+                headers = message.setdefault("headers", [])
+                if build_id and not any(k == b"x-build-id" for k, _ in headers):
+                    headers.append((b"x-build-id", build_id.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_build)
+
+
+def _error(status: int, code: str, description: str) -> JSONResponse:
+    return JSONResponse({"code": code, "description": description}, status_code=status)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -26,24 +59,24 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="diamond-risk-map",
         version=__version__,
-        description="Risk layers for communities affected by diamond mining.",
+        description="Risk layers for communities affected by diamond mining, as OGC API – "
+        "Features: concessions, tailings dams, incidents, communities and their risk scores.",
     )
     app.state.settings = settings
     app.state.builds = BuildCache(settings.build_dir)
 
-    @app.exception_handler(NoBuildError)
-    async def _no_build(request: Request, exc: NoBuildError) -> JSONResponse:
-        return JSONResponse({"code": "NoBuild", "description": str(exc)}, status_code=503)
+    @app.exception_handler(RiskMapError)
+    async def _domain(request: Request, exc: RiskMapError) -> JSONResponse:
+        status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
+        return _error(status, type(exc).__name__.removesuffix("Error"), str(exc))
 
-    @app.middleware("http")
-    async def _build_header(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        build_id = getattr(request.state, "build_id", None)
-        if build_id:
-            response.headers["X-Build-Id"] = build_id
-        return response
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path"))
+            problems.append(f"parameter '{where}': {e.get('msg', 'invalid')}")
+        return _error(400, "BadQuery", "; ".join(problems))
 
     @app.get("/health", tags=["service"])
     def health(build: BuildDep) -> dict[str, Any]:
@@ -55,5 +88,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             "version": __version__,
         }
 
-    app.include_router(collections_router)
+    app.include_router(features_router)
+    app.add_middleware(BuildIdHeader)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["ETag", "X-Build-Id"],
+    )
     return app

@@ -1,4 +1,4 @@
-"""Shared request dependencies: the current build, resolved once per request."""
+"""Shared request dependencies: the current build and the caller's access level."""
 
 from __future__ import annotations
 
@@ -9,19 +9,26 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from geo_service.store.base import Access
 from geo_service.store.files import current_build_id, read_build_catalog
+from geo_service.store.memory import BuildStore
 
 
 @dataclass(frozen=True)
 class Build:
-    """One build's id and its catalog.json."""
+    """One build's id, its catalog.json, and its layers."""
 
     build_id: str
     catalog: dict[str, Any]
+    store: BuildStore
 
 
 class BuildCache:
-    """Keeps the current build's catalog in memory, reloading it when the pointer moves."""
+    """Keeps the current build in memory, switching when the pointer moves.
+
+    A request holds the build it started with until it ends, so a swap never mixes two builds
+    in one response; the old build's tables are freed when its last request finishes.
+    """
 
     def __init__(self, build_dir: Path) -> None:
         self.build_dir = Path(build_dir)
@@ -35,7 +42,9 @@ class BuildCache:
         if build is None or build.build_id != build_id:
             with self._lock:
                 if self._build is None or self._build.build_id != build_id:
-                    self._build = Build(build_id, read_build_catalog(self.build_dir, build_id))
+                    catalog = read_build_catalog(self.build_dir, build_id)
+                    store = BuildStore(self.build_dir, build_id, catalog)
+                    self._build = Build(build_id, catalog, store)
                 build = self._build
         return build
 
@@ -47,4 +56,10 @@ def current_build(request: Request) -> Build:
     return build
 
 
+def caller_access(request: Request) -> Access:
+    """Dependency: the caller's access level. Every caller is anonymous until tokens exist."""
+    return Access.anonymous
+
+
 BuildDep = Annotated[Build, Depends(current_build)]
+AccessDep = Annotated[Access, Depends(caller_access)]

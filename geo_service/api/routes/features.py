@@ -1,14 +1,47 @@
-"""``/collections``: the layers of the current build, the seed of OGC API – Features."""
+"""OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) and Part 3 queryables.
+
+Handlers stay thin: the store filters and pages (``store/memory.py``), ``params.py`` parses,
+``links.py`` writes links, ``caching.py`` answers 304 before any work.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, Query, Request, Response
 
-from geo_service.api.deps import BuildDep
+from geo_service.api.caching import ITEMS, SHORT, conditional
+from geo_service.api.deps import AccessDep, BuildDep
+from geo_service.api.links import base_url, collection_links, items_links, link
+from geo_service.api.params import MAX_LIMIT, items_query
+from geo_service.errors import BadQueryError
 
 router = APIRouter(tags=["features"])
+
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+SCHEMA_JSON = "application/schema+json"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+]
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc)
+
+
+def _check_format(f: str | None) -> None:
+    if f is not None and f not in ("json", "geojson"):
+        raise BadQueryError(f"unsupported format {f!r}; supported: json, geojson", parameter="f")
 
 
 def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str) -> dict[str, Any]:
@@ -16,10 +49,7 @@ def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str)
     sources = [build["sources"][key] for key in layer["sources"]]
     extent: dict[str, Any] = {}
     if layer.get("bounds"):
-        extent["spatial"] = {
-            "bbox": [layer["bounds"]],
-            "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-        }
+        extent["spatial"] = {"bbox": [layer["bounds"]], "crs": CRS84}
     if layer.get("time_extent"):
         extent["temporal"] = {
             "interval": [
@@ -27,6 +57,7 @@ def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str)
             ],
             "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
         }
+    licences = list(dict.fromkeys(s["licence"] for s in sources))
     return {
         "id": layer["id"],
         "title": layer["title"],
@@ -34,10 +65,11 @@ def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str)
         + "; ".join(s["title"] for s in sources),
         "itemType": "feature",
         "extent": extent,
-        "crs": ["http://www.opengis.net/def/crs/OGC/1.3/CRS84"],
+        "crs": [CRS84],
+        "storageCrs": CRS84,
         "count": layer["count"],
         "geometryTypes": layer["geometry_types"],
-        "license": "; ".join(dict.fromkeys(s["licence"] for s in sources)),
+        "license": "; ".join(licences),
         "attribution": "; ".join(dict.fromkeys(s["attribution"] for s in sources)),
         "sources": [
             {
@@ -52,28 +84,177 @@ def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str)
             for s in sources
         ],
         "build_id": build["build_id"],
-        "links": [
+        "links": collection_links(base, layer["id"], layer["title"], sources),
+    }
+
+
+@router.get("/", summary="Landing page")
+def landing(request: Request, build: BuildDep, access: AccessDep) -> Response:
+    """What this service offers and where: the API definition, conformance, the collections."""
+    base = base_url(request)
+
+    def body() -> bytes:
+        return _dumps(
             {
-                "href": f"{base}collections/{layer['id']}",
-                "rel": "self",
-                "type": "application/json",
-                "title": layer["title"],
+                "title": "diamond-risk-map",
+                "description": "Risk layers for communities affected by diamond mining: "
+                "concessions, tailings dams, incidents, communities and their risk scores, "
+                "with sources, licences and the build they come from.",
+                "build_id": build.build_id,
+                "links": [
+                    link(base, "self", JSON, "This document"),
+                    link(
+                        f"{base}openapi.json",
+                        "service-desc",
+                        "application/vnd.oai.openapi+json;version=3.0",
+                        "The API definition",
+                    ),
+                    link(f"{base}docs", "service-doc", "text/html", "The API documentation"),
+                    link(f"{base}conformance", "conformance", JSON, "Conformance classes"),
+                    link(f"{base}collections", "data", JSON, "The collections"),
+                ],
             }
-        ],
-    }
+        )
+
+    return conditional(request, build.build_id, access, body, JSON, SHORT)
 
 
-@router.get("/collections")
-def collections(request: Request, build: BuildDep) -> dict[str, Any]:
+@router.get("/conformance", summary="Conformance classes")
+def conformance() -> dict[str, Any]:
+    """The OGC conformance classes this service implements."""
+    return {"conformsTo": CONFORMANCE}
+
+
+@router.get("/collections", summary="The collections")
+def collections(request: Request, build: BuildDep, access: AccessDep) -> Response:
     """Every layer of the current build with its extent, licence, attribution and build id."""
-    base = str(request.base_url)
-    return {
-        # Rasters are served as tiles, not as feature collections.
-        "collections": [
-            collection_document(layer, build.catalog, base)
-            for layer in build.catalog["layers"].values()
-            if layer["kind"] != "raster"
-        ],
-        "build_id": build.build_id,
-        "links": [{"href": f"{base}collections", "rel": "self", "type": "application/json"}],
-    }
+    base = base_url(request)
+
+    def body() -> bytes:
+        layers = build.store.vector_layers().values()
+        return _dumps(
+            {
+                "collections": [collection_document(v, build.catalog, base) for v in layers],
+                "build_id": build.build_id,
+                "links": [link(f"{base}collections", "self", JSON, "The collections")],
+            }
+        )
+
+    return conditional(request, build.build_id, access, body, JSON, SHORT)
+
+
+@router.get("/collections/{collection_id}", summary="One collection")
+def collection(
+    collection_id: str, request: Request, build: BuildDep, access: AccessDep
+) -> Response:
+    """One layer: extent, licence, attribution, build id and links to its items."""
+    meta = build.store.layer_meta(collection_id)
+    base = base_url(request)
+
+    def body() -> bytes:
+        return _dumps(collection_document(meta, build.catalog, base))
+
+    return conditional(request, build.build_id, access, body, JSON, SHORT)
+
+
+@router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
+def queryables(
+    collection_id: str, request: Request, build: BuildDep, access: AccessDep
+) -> Response:
+    """The properties items can be filtered on (``?name=value``), as a JSON Schema."""
+    build.store.layer_meta(collection_id)
+    base = base_url(request)
+
+    def body() -> bytes:
+        table = build.store.table(collection_id)
+        props: dict[str, Any] = {"geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
+        for name, kind in table.queryables.items():
+            props[name] = {"title": name, "type": kind}
+        if table.date_field:
+            props[table.date_field] = {
+                "title": table.date_field,
+                "type": "string",
+                "format": "date",
+            }
+        return _dumps(
+            {
+                "$schema": "https://json-schema.org/draft/2019-09/schema",
+                "$id": f"{base}collections/{collection_id}/queryables",
+                "type": "object",
+                "title": table.meta["title"],
+                "properties": props,
+                "additionalProperties": False,
+            }
+        )
+
+    return conditional(request, build.build_id, access, body, SCHEMA_JSON, SHORT)
+
+
+@router.get("/collections/{collection_id}/items", summary="Features of a collection")
+def items(
+    collection_id: str,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Features per page.")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Features to skip.")] = 0,
+    bbox: Annotated[
+        str | None,
+        Query(description="west,south,east,north in degrees (CRS84); west > east crosses 180°."),
+    ] = None,
+    datetime: Annotated[
+        str | None,
+        Query(description="An instant or an interval (start/end, ../end, start/..)."),
+    ] = None,
+    f: Annotated[str | None, Query(description="Format: json (GeoJSON).")] = None,
+) -> Response:
+    """A page of features, filtered by ``bbox``, ``datetime`` and queryable properties
+    (``?type=one-sided&country=CAF``); ``next``/``prev`` links page through the rest."""
+    build.store.layer_meta(collection_id)
+    _check_format(f)
+    table = build.store.table(collection_id)
+    query = items_query(request.query_params, table.queryables, limit, offset, bbox, datetime)
+    if query.interval is not None and table.date_field is None:
+        raise BadQueryError(f"collection '{collection_id}' has no dates", parameter="datetime")
+
+    def body() -> bytes:
+        page = build.store.query(collection_id, query, access)
+        links = items_links(request, collection_id, page, query)
+        head = {
+            "type": "FeatureCollection",
+            "numberMatched": page.number_matched,
+            "numberReturned": len(page.features),
+            "timeStamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "build_id": build.build_id,
+            "links": links,
+        }
+        head_bytes = _dumps(head)
+        return head_bytes[:-1] + b',"features":[' + b",".join(page.features) + b"]}"
+
+    crs = {"Content-Crs": f"<{CRS84}>"}
+    return conditional(request, build.build_id, access, body, GEOJSON, ITEMS, crs)
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+def item(
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    f: Annotated[str | None, Query(description="Format: json (GeoJSON).")] = None,
+) -> Response:
+    """One feature by its id, with links to itself and its collection."""
+    build.store.layer_meta(collection_id)
+    _check_format(f)
+    feature = build.store.get(collection_id, feature_id, access)
+    base = base_url(request)
+
+    def body() -> bytes:
+        links = [
+            link(str(request.url), "self", GEOJSON, "This feature"),
+            link(f"{base}collections/{collection_id}", "collection", JSON, "The collection"),
+        ]
+        return feature[:-1] + b',"links":' + _dumps(links) + b"}"
+
+    return conditional(request, build.build_id, access, body, GEOJSON, ITEMS)

@@ -1,0 +1,127 @@
+"""Items query parameters: ``bbox``, ``datetime`` and property filters, parsed and checked.
+
+Every mistake is a ``BadQueryError`` naming the parameter, which the API answers with 400:
+a client learns what to fix instead of getting an empty page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import pandas as pd
+
+from geo_service.errors import BadQueryError
+from geo_service.store.base import BBox, ItemQuery
+
+#: Parameters every items request may carry besides the queryable properties.
+ITEMS_PARAMETERS = frozenset({"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f"})
+#: The one CRS features are served in (lon/lat, WGS84), in the spellings clients send.
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CRS84_NAMES = frozenset({CRS84, "https://www.opengis.net/def/crs/OGC/1.3/CRS84", "OGC:CRS84"})
+MAX_LIMIT = 10_000
+
+
+def parse_bbox(text: str) -> BBox:
+    """``west,south,east,north`` (or the 6-number form with heights) in CRS84 degrees.
+
+    West greater than east is a box across the antimeridian, as OGC API – Features says.
+    """
+    parts = text.split(",")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError as exc:
+        raise BadQueryError(f"expected 4 numbers, got {text!r}", parameter="bbox") from exc
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
+        raise BadQueryError(
+            f"expected 4 finite numbers west,south,east,north, got {text!r}", parameter="bbox"
+        )
+    west, south, east, north = numbers
+    if not (-180 <= west <= 180 and -180 <= east <= 180):
+        raise BadQueryError("longitudes must be within -180..180", parameter="bbox")
+    if not (-90 <= south <= 90 and -90 <= north <= 90):
+        raise BadQueryError("latitudes must be within -90..90", parameter="bbox")
+    if south > north:
+        raise BadQueryError(f"south ({south:g}) is north of north ({north:g})", parameter="bbox")
+    return west, south, east, north
+
+
+def _instant(text: str) -> tuple[pd.Timestamp, bool]:
+    """A timestamp (UTC, naive) and whether it was a bare date."""
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError) as exc:
+        raise BadQueryError(
+            f"{text!r} is not an RFC 3339 date or date-time", parameter="datetime"
+        ) from exc
+    if ts is pd.NaT:
+        raise BadQueryError(f"{text!r} is not a date", parameter="datetime")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts, len(text.strip()) == 10
+
+
+def parse_datetime(text: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """An instant, or a closed or half-open interval (``..`` or empty for an open end).
+
+    A bare date stands for the whole day.
+    """
+    text = text.strip()
+    if "/" not in text:
+        ts, day = _instant(text)
+        end = ts + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1) if day else ts
+        return ts, end
+    first, _, second = text.partition("/")
+    if "/" in second:
+        raise BadQueryError(f"{text!r} has more than one '/'", parameter="datetime")
+    start = None if first in ("", "..") else _instant(first)[0]
+    end = None
+    if second not in ("", ".."):
+        end, day = _instant(second)
+        if day:
+            end = end + pd.Timedelta(days=1) - pd.Timedelta(milliseconds=1)
+    if start is None and end is None:
+        raise BadQueryError("an interval needs at least one end", parameter="datetime")
+    if start is not None and end is not None and start > end:
+        raise BadQueryError(f"the interval {text!r} ends before it starts", parameter="datetime")
+    return start, end
+
+
+def check_parameters(given: Iterable[str], queryables: Iterable[str]) -> None:
+    """Refuse a parameter the collection does not know, listing those it does."""
+    allowed = ITEMS_PARAMETERS | set(queryables)
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise BadQueryError(
+            f"unknown parameter(s) {', '.join(unknown)}; this collection takes "
+            f"{', '.join(sorted(ITEMS_PARAMETERS))} and the queryable properties "
+            f"{', '.join(sorted(queryables)) or '(none)'}"
+        )
+
+
+def items_query(
+    params: Mapping[str, str],
+    queryables: Iterable[str],
+    limit: int,
+    offset: int,
+    bbox: str | None,
+    datetime: str | None,
+) -> ItemQuery:
+    """The checked query of an items request."""
+    names = set(queryables)
+    check_parameters(params.keys(), names)
+    for key in ("crs", "bbox-crs"):
+        if key in params and params[key].strip("<>") not in CRS84_NAMES:
+            raise BadQueryError(
+                f"only {CRS84} (longitude, latitude) is served, got {params[key]!r}",
+                parameter=key,
+            )
+    return ItemQuery(
+        bbox=parse_bbox(bbox) if bbox is not None else None,
+        interval=parse_datetime(datetime) if datetime is not None else None,
+        filters={k: v for k, v in params.items() if k in names},
+        limit=limit,
+        offset=offset,
+    )

@@ -1,0 +1,227 @@
+"""A build's vector layers in memory: columns for filtering, each feature pre-encoded.
+
+A layer is read from its GeoParquet file the first time it is asked for, and kept while its
+build is current. Filtering is vectorised over columns of bounds, dates and properties; the
+answer is a list of row positions, and each row's GeoJSON was encoded once at load, so a page
+of a thousand features is a join of bytes, not a thousand serialisations.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import shapely
+
+from geo_service.errors import BadQueryError, NotFoundError
+from geo_service.store.base import Access, FeaturePage, ItemQuery
+
+#: Columns named here hold dates the ``datetime`` parameter filters on.
+DATE_FIELDS = ("date",)
+#: Column that marks a row restricted.
+SENSITIVITY = "sensitivity"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return pd.Timestamp(value).isoformat()
+    return str(value)
+
+
+def _json_ready(column: pd.Series) -> pd.Series:
+    """Values orjson writes as the GeoJSON a reader expects: dates as ISO text, nulls as null."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        ts = column.dt.tz_localize(None) if column.dt.tz is not None else column
+        midnight = bool((ts.dropna() == ts.dropna().dt.normalize()).all())
+        text = ts.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%SZ")
+        return text.astype(object).where(ts.notna(), None)
+    values = column.astype(object)
+    return values.where(pd.notna(column) if column.dtype != object else column.notna(), None)
+
+
+def encode_features(frame: gpd.GeoDataFrame, ids: np.ndarray) -> list[bytes]:
+    """Each row as a GeoJSON Feature (RFC 7946), bytes."""
+    props = frame.drop(columns=frame.geometry.name)
+    ready = pd.DataFrame({c: _json_ready(props[c]) for c in props.columns})
+    records = ready.to_dict("records")
+    geoms = shapely.to_geojson(frame.geometry.to_numpy())
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    out = []
+    for fid, geom, rec in zip(ids, geoms, records, strict=True):
+        out.append(
+            b'{"type":"Feature","id":'
+            + orjson.dumps(fid)
+            + b',"geometry":'
+            + (geom.encode() if geom is not None else b"null")
+            + b',"properties":'
+            + orjson.dumps(rec, default=_json_default, option=option)
+            + b"}"
+        )
+    return out
+
+
+def _json_type(column: pd.Series) -> str | None:
+    """JSON Schema type of a column a client can filter on by equality (None: not queryable)."""
+    if pd.api.types.is_bool_dtype(column):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(column):
+        return "integer"
+    if pd.api.types.is_float_dtype(column):
+        return "number"
+    if pd.api.types.is_string_dtype(column) or column.dtype == object:
+        sample = column.dropna()
+        if len(sample) and not isinstance(sample.iloc[0], str):
+            return None  # lists of ids and other nested values
+        return "string"
+    return None
+
+
+class LayerTable:
+    """One vector layer of a build, ready to answer items queries."""
+
+    def __init__(self, layer_id: str, meta: dict[str, Any], frame: gpd.GeoDataFrame) -> None:
+        frame = frame.reset_index(drop=True)
+        self.id = layer_id
+        self.meta = meta
+        self.frame = frame
+        id_field = meta.get("id_field")
+        if id_field and id_field in frame:
+            self.ids = frame[id_field].astype(str).to_numpy(dtype=object)
+        else:
+            self.ids = np.array([str(i) for i in range(len(frame))], dtype=object)
+        self.position = {fid: i for i, fid in enumerate(self.ids)}
+        b = shapely.bounds(frame.geometry.to_numpy())
+        self.minx, self.miny, self.maxx, self.maxy = (b[:, i] for i in range(4))
+        self.date_field = next((f for f in DATE_FIELDS if f in frame), None)
+        self.dates: np.ndarray | None = None
+        if self.date_field is not None:
+            d = pd.to_datetime(frame[self.date_field], utc=True).dt.tz_localize(None)
+            self.dates = d.to_numpy(dtype="datetime64[ms]")
+        self.restricted = (
+            frame[SENSITIVITY].astype(str).to_numpy() == "restricted"
+            if SENSITIVITY in frame
+            else np.zeros(len(frame), dtype=bool)
+        )
+        self.queryables: dict[str, str] = {}
+        for c in frame.columns:
+            if c == frame.geometry.name or c == self.date_field:
+                continue
+            kind = _json_type(frame[c])
+            if kind is not None:
+                self.queryables[c] = kind
+        self.features = encode_features(frame, self.ids)
+
+    def visible(self, access: Access) -> np.ndarray:
+        """Rows this caller may see precisely (restricted rows only with a role that allows)."""
+        if access.sees_restricted:
+            return np.ones(len(self.ids), dtype=bool)
+        return ~self.restricted
+
+    def _matches(self, column: str, value: str) -> np.ndarray:
+        kind = self.queryables[column]
+        values = self.frame[column]
+        if kind == "string":
+            return (values.astype("string") == value).fillna(False).to_numpy(dtype=bool)
+        if kind == "boolean":
+            if value.lower() not in ("true", "false"):
+                raise BadQueryError("expected true or false", parameter=column)
+            return (values == (value.lower() == "true")).fillna(False).to_numpy(dtype=bool)
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise BadQueryError(f"expected a {kind}, got {value!r}", parameter=column) from exc
+        return (values.astype("float64") == number).fillna(False).to_numpy(dtype=bool)
+
+    def select(self, query: ItemQuery, access: Access) -> np.ndarray:
+        """Positions of the rows the query matches for this caller, in layer order."""
+        mask = self.visible(access)
+        if query.bbox is not None:
+            west, south, east, north = query.bbox
+            if west <= east:
+                in_x = (self.minx <= east) & (self.maxx >= west)
+            else:  # across the antimeridian: two boxes
+                in_x = (self.maxx >= west) | (self.minx <= east)
+            mask &= in_x & (self.miny <= north) & (self.maxy >= south)
+        if query.interval is not None:
+            if self.dates is None:
+                raise BadQueryError(f"collection '{self.id}' has no dates", parameter="datetime")
+            start, end = query.interval
+            if start is not None:
+                mask &= self.dates >= np.datetime64(start.to_datetime64(), "ms")
+            if end is not None:
+                mask &= self.dates <= np.datetime64(end.to_datetime64(), "ms")
+            mask &= ~np.isnat(self.dates)
+        for column, value in query.filters.items():
+            mask &= self._matches(column, value)
+        return np.flatnonzero(mask)
+
+    def page(self, query: ItemQuery, access: Access, build_id: str) -> FeaturePage:
+        """One page of the matching features."""
+        rows = self.select(query, access)
+        chosen = rows[query.offset : query.offset + query.limit]
+        return FeaturePage(
+            layer=self.id,
+            build_id=build_id,
+            number_matched=len(rows),
+            rows=chosen,
+            features=[self.features[i] for i in chosen],
+        )
+
+    def get(self, feature_id: str, access: Access) -> bytes:
+        """One feature; a row the caller may not see does not exist for them."""
+        i = self.position.get(feature_id)
+        if i is None or not self.visible(access)[i]:
+            raise NotFoundError(f"collection '{self.id}' has no feature '{feature_id}'")
+        return self.features[i]
+
+
+class BuildStore:
+    """The vector layers of one build, each loaded on first use."""
+
+    def __init__(self, build_dir: Path, build_id: str, catalog: dict[str, Any]) -> None:
+        self.path = Path(build_dir) / build_id
+        self.build_id = build_id
+        self.catalog = catalog
+        self._tables: dict[str, LayerTable] = {}
+        self._lock = threading.Lock()
+
+    def vector_layers(self) -> dict[str, dict[str, Any]]:
+        """Metadata of every vector layer (rasters are served as tiles)."""
+        return {k: v for k, v in self.catalog["layers"].items() if v["kind"] != "raster"}
+
+    def layer_meta(self, layer_id: str) -> dict[str, Any]:
+        """The catalog entry of a vector layer, or ``NotFoundError``."""
+        meta = self.vector_layers().get(layer_id)
+        if meta is None:
+            known = ", ".join(self.vector_layers())
+            raise NotFoundError(f"no collection '{layer_id}'; collections are {known}")
+        return meta
+
+    def table(self, layer_id: str) -> LayerTable:
+        """The layer in memory (loaded once per build)."""
+        table = self._tables.get(layer_id)
+        if table is not None:
+            return table
+        meta = self.layer_meta(layer_id)
+        with self._lock:
+            table = self._tables.get(layer_id)
+            if table is None:
+                frame = gpd.read_parquet(self.path / meta["file"])
+                table = LayerTable(layer_id, meta, frame)
+                self._tables[layer_id] = table
+        return table
+
+    def query(self, layer_id: str, query: ItemQuery, access: Access) -> FeaturePage:
+        """A page of a layer's features for this caller."""
+        return self.table(layer_id).page(query, access, self.build_id)
+
+    def get(self, layer_id: str, feature_id: str, access: Access) -> bytes:
+        """One feature of a layer for this caller."""
+        return self.table(layer_id).get(feature_id, access)

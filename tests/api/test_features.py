@@ -1,0 +1,195 @@
+"""OGC API – Features on the bundled build: contracts, filters against the data, paging, HTTP."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from geo_service.api.app import create_app
+from geo_service.settings import ApiSettings
+from geo_service.store.files import load_layer
+
+
+@pytest.fixture(scope="module")
+def client(built, build_dir) -> TestClient:
+    return TestClient(create_app(ApiSettings(build_dir=build_dir)))
+
+
+@pytest.fixture(scope="module")
+def incidents(built, build_dir) -> gpd.GeoDataFrame:
+    return load_layer(build_dir, "incidents")
+
+
+def _ids(body: dict) -> list[str]:
+    return [f["id"] for f in body["features"]]
+
+
+def test_landing_page_and_conformance(client) -> None:
+    body = client.get("/").json()
+    rels = {link["rel"]: link for link in body["links"]}
+    assert {"self", "service-desc", "service-doc", "conformance", "data"} <= set(rels)
+    assert rels["service-desc"]["href"].endswith("/openapi.json")
+    assert rels["service-desc"]["type"].startswith("application/vnd.oai.openapi+json")
+    assert client.get(rels["service-desc"]["href"]).status_code == 200
+    assert client.get(rels["service-doc"]["href"]).status_code == 200
+    conf = client.get(rels["conformance"]["href"]).json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conf
+
+
+def test_collection_links_and_queryables(client) -> None:
+    body = client.get("/collections/incidents").json()
+    rels = {link["rel"]: link for link in body["links"]}
+    assert rels["items"]["type"] == "application/geo+json"
+    assert rels["license"]["href"].startswith("https://creativecommons.org/")
+    q = client.get(rels["http://www.opengis.net/def/rel/ogc/1.0/queryables"]["href"])
+    assert q.status_code == 200 and q.headers["content-type"] == "application/schema+json"
+    props = q.json()["properties"]
+    assert props["type"]["type"] == "string" and props["fatalities"]["type"] == "integer"
+    assert props["date"]["format"] == "date"
+
+
+def test_paging_through_next_links_returns_every_feature_once(client, incidents) -> None:
+    url, seen, pages = "/collections/incidents/items?limit=500", [], 0
+    while url and pages < 10:
+        body = client.get(url).json()
+        assert body["numberMatched"] == len(incidents)
+        assert body["numberReturned"] == len(body["features"])
+        seen += _ids(body)
+        nxt = [link["href"] for link in body["links"] if link["rel"] == "next"]
+        url = nxt[0] if nxt else None
+        pages += 1
+    assert pages == 4 and len(seen) == len(set(seen)) == len(incidents)
+    assert set(seen) == set(incidents["incident_id"])
+    second = client.get("/collections/incidents/items?limit=500&offset=500").json()
+    prev = [link["href"] for link in second["links"] if link["rel"] == "prev"]
+    assert _ids(client.get(prev[0]).json()) == seen[:500]
+
+
+def test_offset_past_the_end_is_an_empty_page(client, incidents) -> None:
+    body = client.get("/collections/incidents/items?offset=100000").json()
+    assert body["numberReturned"] == 0 and body["numberMatched"] == len(incidents)
+    assert not [link for link in body["links"] if link["rel"] == "next"]
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    ["20,5,23,7", "14,2,15,4", "0,0,1,1", "27,-90,14,90", "20,5,0,23,7,100"],
+)
+def test_bbox_matches_the_data(client, incidents, bbox) -> None:
+    numbers = [float(v) for v in bbox.split(",")]
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    w, s, e, n = numbers
+    x, y = incidents.geometry.x, incidents.geometry.y
+    in_x = (x >= w) & (x <= e) if w <= e else (x >= w) | (x <= e)  # across 180° when w > e
+    want = set(incidents.loc[in_x & (y >= s) & (y <= n), "incident_id"])
+    body = client.get(f"/collections/incidents/items?bbox={bbox}&limit=10000").json()
+    assert body["numberMatched"] == len(want) and set(_ids(body)) == want
+
+
+@pytest.mark.parametrize(
+    "value, lo, hi",
+    [
+        ("2020-01-01/2020-12-31", "2020-01-01", "2020-12-31"),
+        ("2021-06-01/..", "2021-06-01", None),
+        ("../1995-12-31", None, "1995-12-31"),
+        ("/1995-12-31", None, "1995-12-31"),
+        ("2014-11-01", "2014-11-01", "2014-11-01"),
+        ("2020-01-01T00:00:00Z/2020-06-30T23:59:59Z", "2020-01-01", "2020-06-30"),
+    ],
+)
+def test_datetime_matches_the_data(client, incidents, value, lo, hi) -> None:
+    dates = pd.to_datetime(incidents["date"]).dt.normalize()
+    keep = np.ones(len(incidents), dtype=bool)
+    if lo:
+        keep &= dates >= pd.Timestamp(lo)
+    if hi:
+        keep &= dates <= pd.Timestamp(hi)
+    want = set(incidents.loc[keep, "incident_id"])
+    assert want  # every case selects something real
+    body = client.get(f"/collections/incidents/items?datetime={value}&limit=10000").json()
+    assert set(_ids(body)) == want
+
+
+def test_property_filters_match_the_data(client, incidents) -> None:
+    r = client.get("/collections/incidents/items?type=one-sided&location_precision=exact&limit=1")
+    want = ((incidents["type"] == "one-sided") & (incidents["location_precision"] == "exact")).sum()
+    assert r.status_code == 200 and r.json()["numberMatched"] == want > 0
+    r = client.get("/collections/incidents/items?fatalities=5&limit=10000")
+    assert r.json()["numberMatched"] == (incidents["fatalities"] == 5).sum() > 0
+    body = client.get("/collections/community_risk/items?country=SLE&limit=10000").json()
+    assert body["features"] and {f["properties"]["country"] for f in body["features"]} == {"SLE"}
+
+
+@pytest.mark.parametrize(
+    "query, words",
+    [
+        ("colour=red", ["unknown parameter", "colour", "queryable"]),
+        ("limit=0", ["limit"]),
+        ("limit=10001", ["limit"]),
+        ("limit=ten", ["limit"]),
+        ("offset=-1", ["offset"]),
+        ("bbox=1,2,3", ["bbox", "4"]),
+        ("bbox=0,10,1,5", ["bbox", "south"]),
+        ("bbox=0,0,200,1", ["bbox", "longitude"]),
+        ("datetime=yesterday", ["datetime"]),
+        ("datetime=2020-01-01/2019-01-01", ["datetime", "before it starts"]),
+        ("datetime=../..", ["datetime"]),
+        ("fatalities=many", ["fatalities", "integer"]),
+        ("f=shapefile", ["f", "unsupported"]),
+        ("crs=EPSG:3857", ["crs", "CRS84"]),
+    ],
+)
+def test_bad_parameters_are_400_with_a_message(client, query, words) -> None:
+    r = client.get(f"/collections/incidents/items?{query}")
+    assert r.status_code == 400, r.text
+    message = r.json()["description"]
+    for word in words:
+        assert word in message, message
+
+
+def test_datetime_on_a_layer_without_dates_is_400(client) -> None:
+    r = client.get("/collections/concessions/items?datetime=2020-01-01")
+    assert r.status_code == 400 and "no dates" in r.json()["description"]
+
+
+def test_one_feature_and_unknown_ones(client, incidents) -> None:
+    fid = incidents["incident_id"].iloc[10]
+    r = client.get(f"/collections/incidents/items/{fid}")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    body = r.json()
+    assert body["id"] == fid and body["properties"]["incident_id"] == fid
+    assert body["geometry"]["type"] == "Point"
+    assert {link["rel"] for link in body["links"]} == {"self", "collection"}
+    assert client.get("/collections/incidents/items/nope").status_code == 404
+    assert client.get("/collections/nope").status_code == 404
+    assert client.get("/collections/nope/items").json()["code"] == "NotFound"
+    assert client.get("/collections/incidents/items/..%2F..%2Fcatalog.json").status_code == 404
+
+
+def test_properties_are_plain_json(client) -> None:
+    body = client.get("/collections/community_risk/items?limit=50").json()
+    props = body["features"][0]["properties"]
+    assert isinstance(props["score"], int | float) or props["score"] is None
+    assert isinstance(props["concession_pressure_evidence"], list)
+    incident = client.get("/collections/incidents/items?limit=1").json()["features"][0]
+    assert len(incident["properties"]["date"]) == 10  # 2009-02-20, not a timestamp
+
+
+def test_etag_304_cache_control_build_id_cors_and_gzip(client, built) -> None:
+    url = "/collections/incidents/items?limit=1000"
+    r = client.get(url)
+    etag = r.headers["etag"]
+    assert r.headers["x-build-id"] == built.build_id and "max-age" in r.headers["cache-control"]
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert client.get(url + "&offset=1", headers={"If-None-Match": etag}).status_code == 200
+    assert client.get("/collections").headers["cache-control"] == "public, max-age=60"
+    cors = client.get(url, headers={"Origin": "https://news.example"})
+    assert cors.headers["access-control-allow-origin"] == "*"
+    zipped = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.json()["numberReturned"] == 1000

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from geo_service import __version__
 from geo_service.api.deps import BuildCache, BuildDep
 from geo_service.api.routes.features import router as features_router
+from geo_service.api.routes.tiles import router as tiles_router
 from geo_service.errors import BadQueryError, NoBuildError, NotFoundError, RiskMapError
 from geo_service.settings import ApiSettings
 
@@ -89,6 +90,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         }
 
     app.include_router(features_router)
+    app.include_router(tiles_router)
     app.add_middleware(BuildIdHeader)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(

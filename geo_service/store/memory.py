@@ -9,6 +9,7 @@ of a thousand features is a join of bytes, not a thousand serialisations.
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,26 @@ import numpy as np
 import orjson
 import pandas as pd
 import shapely
+from pyproj import Transformer
 
 from geo_service.errors import BadQueryError, NotFoundError
+from geo_service.render import mvt
 from geo_service.store.base import Access, FeaturePage, ItemQuery
+from geo_service.store.raster import RasterLayer, TileCache
+
+
+def _to_lonlat(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lon = np.degrees(x / 6378137.0)
+    lat = np.degrees(np.arctan(np.sinh(y / 6378137.0)))
+    return lon, lat
+
 
 #: Columns named here hold dates the ``datetime`` parameter filters on.
 DATE_FIELDS = ("date",)
+#: Bytes of vector tiles kept per layer.
+TILE_CACHE_BYTES = 64 * 2**20
+#: Latitude at which EPSG:3857 ends.
+MAX_LATITUDE = 85.05112877980659
 #: Column that marks a row restricted.
 SENSITIVITY = "sensitivity"
 
@@ -46,11 +61,16 @@ def _json_ready(column: pd.Series) -> pd.Series:
     return values.where(pd.notna(column) if column.dtype != object else column.notna(), None)
 
 
-def encode_features(frame: gpd.GeoDataFrame, ids: np.ndarray) -> list[bytes]:
-    """Each row as a GeoJSON Feature (RFC 7946), bytes."""
+def json_records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    """Each row's properties as JSON-ready values (dates as text, nulls as None)."""
     props = frame.drop(columns=frame.geometry.name)
-    ready = pd.DataFrame({c: _json_ready(props[c]) for c in props.columns})
-    records = ready.to_dict("records")
+    return pd.DataFrame({c: _json_ready(props[c]) for c in props.columns}).to_dict("records")
+
+
+def encode_features(
+    frame: gpd.GeoDataFrame, ids: np.ndarray, records: list[dict[str, Any]]
+) -> list[bytes]:
+    """Each row as a GeoJSON Feature (RFC 7946), bytes."""
     geoms = shapely.to_geojson(frame.geometry.to_numpy())
     option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
     out = []
@@ -116,7 +136,37 @@ class LayerTable:
             kind = _json_type(frame[c])
             if kind is not None:
                 self.queryables[c] = kind
-        self.features = encode_features(frame, self.ids)
+        self.records = json_records(frame)
+        self.features = encode_features(frame, self.ids, self.records)
+        self.tiles = TileCache(TILE_CACHE_BYTES)
+
+    @cached_property
+    def mercator(self) -> np.ndarray:
+        """Geometries in EPSG:3857 (for vector tiles), latitudes clamped to its square world."""
+        to_3857 = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+
+        def fn(xy: np.ndarray) -> np.ndarray:
+            lat = np.clip(xy[:, 1], -MAX_LATITUDE, MAX_LATITUDE)
+            return np.column_stack(to_3857.transform(xy[:, 0], lat))
+
+        return shapely.transform(self.frame.geometry.to_numpy(), fn)
+
+    def vector_tile(self, z: int, x: int, y: int, access: Access) -> bytes:
+        """One MVT tile of the rows this caller may see (cached per build)."""
+        key = (z, x, y, access.sees_restricted)
+        tile = self.tiles.get(key)
+        if tile is not None:
+            return tile
+        west, south, east, north = mvt.tile_bounds(z, x, y)
+        pad = (east - west) * mvt.BUFFER / mvt.EXTENT
+        lon, lat = _to_lonlat(
+            np.array([west - pad, east + pad]), np.array([south - pad, north + pad])
+        )
+        box = (max(lon[0], -180.0), max(lat[0], -90.0), min(lon[1], 180.0), min(lat[1], 90.0))
+        rows = self.select(ItemQuery(bbox=box), access)
+        tile = mvt.encode_tile(self.id, self.mercator, self.records, rows, z, x, y)
+        self.tiles.put(key, tile)
+        return tile
 
     def visible(self, access: Access) -> np.ndarray:
         """Rows this caller may see precisely (restricted rows only with a role that allows)."""
@@ -185,12 +235,38 @@ class LayerTable:
 class BuildStore:
     """The vector layers of one build, each loaded on first use."""
 
-    def __init__(self, build_dir: Path, build_id: str, catalog: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        build_dir: Path,
+        build_id: str,
+        catalog: dict[str, Any],
+        tile_cache_bytes: int = 256 * 2**20,
+    ) -> None:
         self.path = Path(build_dir) / build_id
         self.build_id = build_id
         self.catalog = catalog
+        self.tile_cache_bytes = tile_cache_bytes
         self._tables: dict[str, LayerTable] = {}
+        self._rasters: dict[str, RasterLayer] = {}
         self._lock = threading.Lock()
+
+    def raster(self, layer_id: str) -> RasterLayer:
+        """A raster layer for tiles, or ``NotFoundError``."""
+        layer = self._rasters.get(layer_id)
+        if layer is not None:
+            return layer
+        meta = self.catalog["layers"].get(layer_id)
+        if meta is None or meta["kind"] != "raster":
+            rasters = [k for k, v in self.catalog["layers"].items() if v["kind"] == "raster"]
+            raise NotFoundError(
+                f"no raster layer '{layer_id}'; raster layers are {', '.join(rasters) or '(none)'}"
+            )
+        with self._lock:
+            layer = self._rasters.get(layer_id)
+            if layer is None:
+                layer = RasterLayer(self.path / meta["file"], meta, self.tile_cache_bytes)
+                self._rasters[layer_id] = layer
+        return layer
 
     def vector_layers(self) -> dict[str, dict[str, Any]]:
         """Metadata of every vector layer (rasters are served as tiles)."""

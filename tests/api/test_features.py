@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 from fastapi.testclient import TestClient
 
@@ -193,3 +196,63 @@ def test_etag_304_cache_control_build_id_cors_and_gzip(client, built) -> None:
     assert cors.headers["access-control-allow-origin"] == "*"
     zipped = client.get(url, headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["content-encoding"] == "gzip" and zipped.json()["numberReturned"] == 1000
+
+
+FILTER = "type=one-sided&bbox=20,5,23,7"
+
+
+def _filtered(incidents: gpd.GeoDataFrame) -> set[str]:
+    x, y = incidents.geometry.x, incidents.geometry.y
+    keep = (incidents["type"] == "one-sided") & (x >= 20) & (x <= 23) & (y >= 5) & (y <= 7)
+    return set(incidents.loc[keep, "incident_id"])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "gpkg", "parquet", "kml"])
+def test_filtered_downloads_hold_exactly_the_filtered_features(client, incidents, fmt) -> None:
+    want = _filtered(incidents)
+    assert 20 < len(want) < len(incidents)
+    r = client.get(f"/collections/incidents/items?{FILTER}&f={fmt}")
+    assert r.status_code == 200, r.text
+    assert 'filename="incidents.' in r.headers["content-disposition"]
+    data = io.BytesIO(r.content)
+    if fmt == "csv":
+        got = pd.read_csv(data)
+        assert {"longitude", "latitude", "wkt"} <= set(got.columns)
+    elif fmt == "parquet":
+        got = gpd.read_parquet(data)
+        assert got.crs.to_epsg() == 4326
+    else:
+        got = pyogrio.read_dataframe(data)
+    assert len(got) == len(want)
+    if fmt != "kml":  # KML keeps names and descriptions, not every attribute
+        assert set(got["incident_id"]) == want
+
+
+def test_downloads_hold_every_feature_unless_limited(client) -> None:
+    r = client.get("/collections/communities/items?f=csv")
+    assert len(pd.read_csv(io.BytesIO(r.content))) == 12095  # more than one page may hold
+    r = client.get("/collections/communities/items?f=csv&limit=10")
+    assert len(pd.read_csv(io.BytesIO(r.content))) == 10
+
+
+def test_lists_survive_parquet_and_become_json_text_in_csv(client) -> None:
+    url = "/collections/community_risk/items?country=CAF&limit=50"
+    got = gpd.read_parquet(io.BytesIO(client.get(url + "&f=parquet").content))
+    assert any(len(v) for v in got["incident_intensity_evidence"])
+    text = pd.read_csv(io.BytesIO(client.get(url + "&f=csv").content))
+    assert text["incident_intensity_evidence"].str.startswith("[").all()
+
+
+def test_html_by_f_and_by_accept(client, incidents) -> None:
+    page = client.get("/collections/incidents/items?limit=5&f=html")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>Incidents</h1>" in page.text and page.text.count("<tr>") == 6
+    assert 'rel="next"' in page.text
+    negotiated = client.get("/collections/incidents/items?limit=5", headers={"Accept": "text/html"})
+    assert negotiated.headers["content-type"].startswith("text/html")
+    fid = incidents["incident_id"].iloc[0]
+    one = client.get(f"/collections/incidents/items/{fid}?f=html")
+    assert one.status_code == 200 and fid in one.text
+    assert client.get(f"/collections/incidents/items/{fid}?f=csv").status_code == 400
+    plain = client.get("/collections/incidents/items?limit=1", headers={"Accept": "*/*"})
+    assert plain.headers["content-type"] == "application/geo+json"

@@ -7,6 +7,7 @@ Handlers stay thin: the store filters and pages (``store/memory.py``), ``params.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +18,7 @@ from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url, collection_links, items_links, link
 from geo_service.api.params import MAX_LIMIT, items_query
 from geo_service.errors import BadQueryError
+from geo_service.render.features import html_page, negotiate
 
 router = APIRouter(tags=["features"])
 
@@ -37,11 +39,6 @@ CONFORMANCE = [
 
 def _dumps(doc: dict[str, Any]) -> bytes:
     return orjson.dumps(doc)
-
-
-def _check_format(f: str | None) -> None:
-    if f is not None and f not in ("json", "geojson"):
-        raise BadQueryError(f"unsupported format {f!r}; supported: json, geojson", parameter="f")
 
 
 def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str) -> dict[str, Any]:
@@ -206,20 +203,40 @@ def items(
         str | None,
         Query(description="An instant or an interval (start/end, ../end, start/..)."),
     ] = None,
-    f: Annotated[str | None, Query(description="Format: json (GeoJSON).")] = None,
+    f: Annotated[
+        str | None,
+        Query(description="Format: json (GeoJSON, default), html, csv, gpkg, parquet, kml."),
+    ] = None,
 ) -> Response:
     """A page of features, filtered by ``bbox``, ``datetime`` and queryable properties
-    (``?type=one-sided&country=CAF``); ``next``/``prev`` links page through the rest."""
+    (``?type=one-sided&country=CAF``); ``next``/``prev`` links page through the rest.
+
+    Downloads (csv, gpkg, parquet, kml) hold every matching feature unless ``limit`` is given.
+    """
     build.store.layer_meta(collection_id)
-    _check_format(f)
+    fmt = negotiate(f, request.headers.get("accept"))
     table = build.store.table(collection_id)
     query = items_query(request.query_params, table.queryables, limit, offset, bbox, datetime)
     if query.interval is not None and table.date_field is None:
         raise BadQueryError(f"collection '{collection_id}' has no dates", parameter="datetime")
+    if fmt.download and "limit" not in request.query_params:
+        query = replace(query, limit=max(len(table.ids), 1))
+    headers = {"Content-Crs": f"<{CRS84}>"}
+    if fmt.download:
+        headers["Content-Disposition"] = f'attachment; filename="{collection_id}.{fmt.extension}"'
 
     def body() -> bytes:
         page = build.store.query(collection_id, query, access)
         links = items_links(request, collection_id, page, query)
+        if fmt.encode is not None:
+            return fmt.encode(table.frame.iloc[page.rows], collection_id)
+        if fmt.key == "html":
+            rows = [{"id": table.ids[i], **table.records[i]} for i in page.rows]
+            intro = (
+                f"{page.number_matched} features match; showing {len(rows)} from "
+                f"{query.offset + 1 if rows else 0}. Build {build.build_id}."
+            )
+            return html_page(table.meta["title"], intro, rows, links)
         head = {
             "type": "FeatureCollection",
             "numberMatched": page.number_matched,
@@ -228,11 +245,9 @@ def items(
             "build_id": build.build_id,
             "links": links,
         }
-        head_bytes = _dumps(head)
-        return head_bytes[:-1] + b',"features":[' + b",".join(page.features) + b"]}"
+        return _dumps(head)[:-1] + b',"features":[' + b",".join(page.features) + b"]}"
 
-    crs = {"Content-Crs": f"<{CRS84}>"}
-    return conditional(request, build.build_id, access, body, GEOJSON, ITEMS, crs)
+    return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS, headers)
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
@@ -242,19 +257,24 @@ def item(
     request: Request,
     build: BuildDep,
     access: AccessDep,
-    f: Annotated[str | None, Query(description="Format: json (GeoJSON).")] = None,
+    f: Annotated[str | None, Query(description="Format: json (GeoJSON, default), html.")] = None,
 ) -> Response:
     """One feature by its id, with links to itself and its collection."""
     build.store.layer_meta(collection_id)
-    _check_format(f)
+    fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
     feature = build.store.get(collection_id, feature_id, access)
     base = base_url(request)
+    links = [
+        link(str(request.url), "self", fmt.media_type, "This feature"),
+        link(f"{base}collections/{collection_id}", "collection", JSON, "The collection"),
+    ]
 
     def body() -> bytes:
-        links = [
-            link(str(request.url), "self", GEOJSON, "This feature"),
-            link(f"{base}collections/{collection_id}", "collection", JSON, "The collection"),
-        ]
+        if fmt.key == "html":
+            table = build.store.table(collection_id)
+            record = table.records[table.position[feature_id]]
+            rows = [{"property": k, "value": v} for k, v in record.items()]
+            return html_page(f"{table.meta['title']}: {feature_id}", "", rows, links)
         return feature[:-1] + b',"links":' + _dumps(links) + b"}"
 
-    return conditional(request, build.build_id, access, body, GEOJSON, ITEMS)
+    return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS)

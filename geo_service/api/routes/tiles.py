@@ -1,0 +1,139 @@
+"""XYZ tiles: PNG for raster layers, Mapbox Vector Tiles for vector ones, and TileJSON 3.0.
+
+Tiles of a build never change: they are cached in memory after the first request, carry a
+long Cache-Control and an ETag, and z/x/y outside the tile matrix answer 404, never 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from geo_service.api.caching import SHORT, TILES, conditional
+from geo_service.api.deps import AccessDep, BuildDep
+from geo_service.api.links import base_url
+from geo_service.errors import NotFoundError
+from geo_service.render import png
+from geo_service.store.raster import MAX_ZOOM
+
+router = APIRouter(tags=["tiles"])
+
+PNG = "image/png"
+MVT = "application/vnd.mapbox-vector-tile"
+#: Vector tiles are served up to this zoom (beyond it a client overzooms the last level).
+VECTOR_MAX_ZOOM = 16
+
+
+def _check_tile(z: int, x: int, y: int, max_zoom: int) -> None:
+    if not 0 <= z <= max_zoom:
+        raise NotFoundError(f"zoom {z} is outside 0..{max_zoom}")
+    n = 2**z
+    if not (0 <= x < n and 0 <= y < n):
+        raise NotFoundError(f"tile {z}/{x}/{y} does not exist: x and y run 0..{n - 1} at zoom {z}")
+
+
+def _attribution(build: dict[str, Any], layer: dict[str, Any]) -> str:
+    sources = [build["sources"][key] for key in layer["sources"]]
+    return "; ".join(dict.fromkeys(s["attribution"] for s in sources))
+
+
+@router.get("/tiles/{layer}/{z}/{x}/{y}.png", summary="Raster tile (PNG)")
+def raster_tile(
+    layer: str, z: int, x: int, y: int, request: Request, build: BuildDep, access: AccessDep
+) -> Response:
+    """A 256-pixel tile of a raster layer, cividis colours, transparent where there is no data."""
+    raster = build.store.raster(layer)
+    _check_tile(z, x, y, MAX_ZOOM)
+    return conditional(request, build.build_id, access, lambda: raster.tile(z, x, y), PNG, TILES)
+
+
+@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Vector tile (MVT)")
+def vector_tile(
+    layer: str, z: int, x: int, y: int, request: Request, build: BuildDep, access: AccessDep
+) -> Response:
+    """A Mapbox Vector Tile of a vector layer: every property, geometry simplified per zoom."""
+    build.store.layer_meta(layer)
+    _check_tile(z, x, y, MAX_ZOOM)
+    table = build.store.table(layer)
+    return conditional(
+        request,
+        build.build_id,
+        access,
+        lambda: table.vector_tile(z, x, y, access),
+        MVT,
+        TILES,
+    )
+
+
+@router.get("/tiles/{layer}/legend.json", summary="Legend of a raster layer")
+def legend(layer: str, request: Request, build: BuildDep, access: AccessDep) -> Response:
+    """The colours of a raster layer's values, for a legend."""
+    build.store.raster(layer)
+
+    def body() -> bytes:
+        return orjson.dumps(
+            {
+                "layer": layer,
+                "title": "Risk score (0 = none, 1 = highest)",
+                "colormap": png.COLORMAP_NAME,
+                "stops": png.legend(),
+                "nodata": "transparent: no evidence within reach, or outside coverage",
+            }
+        )
+
+    return conditional(request, build.build_id, access, body, "application/json", SHORT)
+
+
+@router.get("/tiles/{layer}/tilejson.json", summary="TileJSON 3.0")
+def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -> Response:
+    """Where a layer's tiles are, their zooms, bounds, attribution and (vector) fields."""
+    meta = build.catalog["layers"].get(layer)
+    if meta is None:
+        raise NotFoundError(f"no layer '{layer}'; layers are {', '.join(build.catalog['layers'])}")
+    base = base_url(request)
+    raster = meta["kind"] == "raster"
+    if raster:
+        maxzoom = build.store.raster(layer).native_zoom
+    else:
+        table = build.store.table(layer)
+        maxzoom = VECTOR_MAX_ZOOM
+
+    def body() -> bytes:
+        west, south, east, north = meta["bounds"]
+        doc: dict[str, Any] = {
+            "tilejson": "3.0.0",
+            "name": meta["title"],
+            "description": meta["title"],
+            "version": "1.0.0",
+            "attribution": _attribution(build.catalog, meta),
+            "scheme": "xyz",
+            "tiles": [f"{base}tiles/{layer}/{{z}}/{{x}}/{{y}}.{'png' if raster else 'mvt'}"],
+            "minzoom": 0,
+            "maxzoom": maxzoom,
+            "bounds": [west, south, east, north],
+            "center": [(west + east) / 2, (south + north) / 2, min(4, maxzoom)],
+            "build_id": build.build_id,
+        }
+        if raster:
+            doc["legend"] = f"{base}tiles/{layer}/legend.json"
+        else:
+            types = {
+                "string": "String",
+                "integer": "Number",
+                "number": "Number",
+                "boolean": "Boolean",
+            }
+            doc["vector_layers"] = [
+                {
+                    "id": layer,
+                    "description": meta["title"],
+                    "minzoom": 0,
+                    "maxzoom": maxzoom,
+                    "fields": {k: types[v] for k, v in table.queryables.items()},
+                }
+            ]
+        return orjson.dumps(doc)
+
+    return conditional(request, build.build_id, access, body, "application/json", SHORT)

@@ -1,0 +1,1 @@
+"""Encoders: features and rasters into the bytes a client asked for."""

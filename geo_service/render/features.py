@@ -1,0 +1,179 @@
+"""Feature formats: one encoder per format, chosen by ``f=`` or the Accept header.
+
+GeoJSON is the page the store assembles from pre-encoded features; the download formats
+(CSV, GeoPackage, GeoParquet, KML) are written from the selected rows of the layer's table;
+HTML is a plain page a person can read. A new format is an encoder and one ``FORMATS`` line.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import pyogrio
+
+from geo_service.errors import BadQueryError
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as the Python values orjson writes."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _flat(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Nested values (evidence id lists) as JSON text: the flat formats have no lists."""
+    out = frame.copy()
+    for c in out.columns:
+        if c == out.geometry.name or out[c].dtype != object:
+            continue
+        if out[c].map(lambda v: isinstance(v, list | np.ndarray)).any():
+            out[c] = out[c].map(
+                lambda v: (
+                    orjson.dumps(_plain(v), default=_plain).decode()
+                    if isinstance(v, list | np.ndarray)
+                    else v
+                )
+            )
+    return out
+
+
+def to_csv(frame: gpd.GeoDataFrame, layer: str) -> bytes:
+    """CSV: the properties, longitude and latitude of points, and the geometry as WKT."""
+    flat = _flat(frame)
+    geoms = flat.geometry
+    table = pd.DataFrame(flat.drop(columns=flat.geometry.name))
+    points = (geoms.geom_type == "Point").fillna(False)
+    table["longitude"] = np.where(points, geoms.x.where(points), np.nan)
+    table["latitude"] = np.where(points, geoms.y.where(points), np.nan)
+    table["wkt"] = geoms.to_wkt()
+    return table.to_csv(index=False, date_format="%Y-%m-%d").encode("utf-8")
+
+
+def _ogr(driver: str) -> Callable[[gpd.GeoDataFrame, str], bytes]:
+    def encode(frame: gpd.GeoDataFrame, layer: str) -> bytes:
+        buffer = io.BytesIO()
+        pyogrio.write_dataframe(_flat(frame), buffer, driver=driver, layer=layer)
+        return buffer.getvalue()
+
+    return encode
+
+
+def to_parquet(frame: gpd.GeoDataFrame, layer: str) -> bytes:
+    """GeoParquet 1.x (geometry as WKB, CRS in the metadata), lists kept as lists."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Format:
+    """One output format of items."""
+
+    key: str
+    media_type: str
+    extension: str
+    #: Encodes the selected rows (None for formats the route writes itself: GeoJSON, HTML).
+    encode: Callable[[gpd.GeoDataFrame, str], bytes] | None
+    download: bool
+
+
+FORMATS: dict[str, Format] = {
+    f.key: f
+    for f in (
+        Format("json", "application/geo+json", "geojson", None, False),
+        Format("html", "text/html; charset=utf-8", "html", None, False),
+        Format("csv", "text/csv; charset=utf-8", "csv", to_csv, True),
+        Format("gpkg", "application/geopackage+sqlite3", "gpkg", _ogr("GPKG"), True),
+        Format("parquet", "application/vnd.apache.parquet", "parquet", to_parquet, True),
+        Format("kml", "application/vnd.google-earth.kml+xml", "kml", _ogr("KML"), True),
+    )
+}
+ALIASES = {"geojson": "json", "geoparquet": "parquet", "geopackage": "gpkg"}
+#: Accept media types → format, for clients that negotiate instead of sending ``f=``.
+BY_MEDIA_TYPE = {
+    "application/geo+json": "json",
+    "application/json": "json",
+    "text/html": "html",
+    "text/csv": "csv",
+    "application/geopackage+sqlite3": "gpkg",
+    "application/vnd.apache.parquet": "parquet",
+    "application/vnd.google-earth.kml+xml": "kml",
+}
+
+
+def negotiate(
+    f: str | None, accept: str | None, allowed: tuple[str, ...] = tuple(FORMATS)
+) -> Format:
+    """``f=`` first, then the first Accept type we serve (by q order), else GeoJSON."""
+    if f is not None:
+        key = ALIASES.get(f.lower(), f.lower())
+        if key not in allowed:
+            raise BadQueryError(
+                f"unsupported format {f!r}; supported: {', '.join(allowed)}", parameter="f"
+            )
+        return FORMATS[key]
+    if accept:
+        ranked = []
+        for i, part in enumerate(accept.split(",")):
+            media, *params = (p.strip() for p in part.split(";"))
+            q = 1.0
+            for p in params:
+                if p.startswith("q="):
+                    try:
+                        q = float(p[2:])
+                    except ValueError:
+                        q = 0.0
+            ranked.append((-q, i, media.lower()))
+        for _, _, media in sorted(ranked):
+            key = BY_MEDIA_TYPE.get(media)
+            if key in allowed:
+                return FORMATS[key]
+    return FORMATS["json"]
+
+
+def html_page(
+    title: str, intro: str, rows: list[dict[str, Any]], links: list[dict[str, str]]
+) -> bytes:
+    """A plain, readable page: a heading, a line of context, links and a table."""
+    esc = html.escape
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{esc(str(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(_cell(r.get(c)))}</td>" for c in columns) + "</tr>"
+        for r in rows
+    )
+    nav = " · ".join(
+        f'<a href="{esc(link["href"])}" rel="{esc(link["rel"])}">{esc(link["title"])}</a>'
+        for link in links
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:1rem;line-height:1.4}"
+        "table{border-collapse:collapse;font-size:.85rem;display:block;overflow-x:auto}"
+        "th,td{border:1px solid #ccc;padding:.2rem .4rem;text-align:left;vertical-align:top}"
+        "th{background:#f0f0f0}</style></head><body>"
+        f"<h1>{esc(title)}</h1><p>{esc(intro)}</p><p>{nav}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        "</body></html>"
+    ).encode()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return orjson.dumps(value).decode()
+    return str(value)

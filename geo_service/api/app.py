@@ -7,6 +7,9 @@ is swapped, without a restart; each response names the build it came from.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +20,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_service import __version__
+from geo_service.api import openapi
 from geo_service.api.deps import BuildCache, BuildDep
 from geo_service.api.routes.features import router as features_router
 from geo_service.api.routes.tiles import router as tiles_router
@@ -50,6 +54,22 @@ class BuildIdHeader:
         await self.app(scope, receive, send_with_build)
 
 
+def _warm(builds: BuildCache) -> None:
+    """Load the current build's vector layers, so the first visitor does not wait for them."""
+    try:
+        store = builds.current().store
+        for layer_id in store.vector_layers():
+            store.table(layer_id)
+    except RiskMapError:
+        pass  # no build yet: requests will say so
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    threading.Thread(target=_warm, args=(app.state.builds,), daemon=True).start()
+    yield
+
+
 def _error(status: int, code: str, description: str) -> JSONResponse:
     return JSONResponse({"code": code, "description": description}, status_code=status)
 
@@ -62,6 +82,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version=__version__,
         description="Risk layers for communities affected by diamond mining, as OGC API – "
         "Features: concessions, tailings dams, incidents, communities and their risk scores.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.builds = BuildCache(settings.build_dir)
@@ -91,6 +112,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     app.include_router(features_router)
     app.include_router(tiles_router)
+    openapi.install(app)
     app.add_middleware(BuildIdHeader)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(

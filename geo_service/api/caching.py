@@ -40,6 +40,12 @@ def _matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == wanted for tag in header.split(","))
 
 
+def client_has(request: Request, build_id: str, access: Access) -> bool:
+    """Whether the request's If-None-Match already names this response."""
+    header = request.headers.get("if-none-match")
+    return bool(header) and _matches(header, etag_for(request, build_id, access))
+
+
 def conditional(
     request: Request,
     build_id: str,

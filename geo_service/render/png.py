@@ -7,14 +7,18 @@ the common colour-vision deficiencies and in greyscale: dark blue for a score of
 
 from __future__ import annotations
 
+import io
 from functools import cache
 
 import numpy as np
+from PIL import Image
 from rio_tiler.colormap import cmap
 from rio_tiler.models import ImageData
 
 COLORMAP_NAME = "cividis"
 TILE_SIZE = 256
+#: zlib level of the PNGs: 1 is the fastest, and risk tiles are smooth, so they stay small.
+PNG_LEVEL = 1
 
 
 @cache
@@ -23,18 +27,38 @@ def colormap() -> dict[int, tuple[int, int, int, int]]:
     return {int(k): tuple(int(c) for c in v) for k, v in cmap.get(COLORMAP_NAME).items()}
 
 
+@cache
+def _lut() -> np.ndarray:
+    """The colour map as a (256, 4) uint8 table."""
+    cm = colormap()
+    return np.array([cm[i] for i in range(256)], dtype=np.uint8)
+
+
 def render(image: ImageData) -> bytes:
-    """A tile of scores 0–1 as PNG, nodata transparent."""
-    with np.errstate(invalid="ignore"):  # NaN under the mask: never drawn
-        scaled = image.rescale(in_range=((0.0, 1.0),))
-        return scaled.render(img_format="PNG", colormap=colormap())
+    """A tile of scores 0–1 as PNG, nodata transparent.
+
+    The colours are looked up in a table and the PNG is written by Pillow at a low zlib level:
+    several times faster than a general-purpose renderer, for files a few percent larger.
+    """
+    array = image.array
+    values = np.ma.getdata(array)[0]
+    masked = np.ma.getmaskarray(array)[0] | ~np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        index = np.rint(np.clip(np.nan_to_num(values), 0.0, 1.0) * 255).astype(np.uint8)
+    rgba = _lut()[index]
+    rgba[masked, 3] = 0
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", compress_level=PNG_LEVEL)
+    return buffer.getvalue()
 
 
 @cache
 def empty_tile() -> bytes:
     """A fully transparent tile (outside the surface)."""
-    data = np.ma.masked_all((1, TILE_SIZE, TILE_SIZE), dtype="uint8")
-    return ImageData(data).render(img_format="PNG", colormap=colormap())
+    rgba = np.zeros((TILE_SIZE, TILE_SIZE, 4), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", compress_level=9)
+    return buffer.getvalue()
 
 
 def legend(stops: int = 11) -> list[dict[str, object]]:

@@ -36,7 +36,10 @@ def test_landing_page_and_conformance(client) -> None:
     assert {"self", "service-desc", "service-doc", "conformance", "data"} <= set(rels)
     assert rels["service-desc"]["href"].endswith("/openapi.json")
     assert rels["service-desc"]["type"].startswith("application/vnd.oai.openapi+json")
-    assert client.get(rels["service-desc"]["href"]).status_code == 200
+    api = client.get(rels["service-desc"]["href"])
+    assert api.status_code == 200 and api.json()["openapi"].startswith("3.0.")
+    assert '{"type":"null"}' not in api.text.replace(" ", "")  # 3.1 forms rewritten for 3.0
+    assert "/collections/{collection_id}/items" in api.json()["paths"]
     assert client.get(rels["service-doc"]["href"]).status_code == 200
     conf = client.get(rels["conformance"]["href"]).json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
@@ -256,3 +259,17 @@ def test_html_by_f_and_by_accept(client, incidents) -> None:
     assert client.get(f"/collections/incidents/items/{fid}?f=csv").status_code == 400
     plain = client.get("/collections/incidents/items?limit=1", headers={"Accept": "*/*"})
     assert plain.headers["content-type"] == "application/geo+json"
+
+
+def test_landing_and_collections_as_html(client) -> None:
+    page = client.get("/collections?f=html")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Collections</h1>" in page.text and page.text.count("<tr>") == 10  # 9 + header
+    assert "CC BY 4.0" in page.text and "/collections/incidents/items?f=html" in page.text
+    landing = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert (
+        landing.headers["content-type"].startswith("text/html") and "openapi.json" in landing.text
+    )
+    assert client.get("/conformance?f=html").text.count("ogcapi-features-1") >= 3
+    assert client.get("/collections/incidents?f=html").status_code == 200
+    assert client.get("/collections?f=csv").status_code == 400

@@ -7,6 +7,7 @@ Handlers stay thin: the store filters and pages (``store/memory.py``), ``params.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -85,73 +86,135 @@ def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str)
     }
 
 
+FormatParam = Annotated[str | None, Query(description="Format: json (default) or html.")]
+
+
+def _document(
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    f: str | None,
+    doc: Callable[[], dict[str, Any]],
+    rows: Callable[[dict[str, Any]], list[dict[str, Any]]],
+) -> Response:
+    """A JSON document, or the same as a readable page (``f=html`` or ``Accept: text/html``)."""
+    fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
+
+    def body() -> bytes:
+        d = doc()
+        if fmt.key == "html":
+            title = d.get("title", "diamond-risk-map")
+            return html_page(title, d.get("description", ""), rows(d), d.get("links", []))
+        return _dumps(d)
+
+    media = JSON if fmt.key == "json" else fmt.media_type
+    return conditional(request, build.build_id, access, body, media, SHORT)
+
+
 @router.get("/", summary="Landing page")
-def landing(request: Request, build: BuildDep, access: AccessDep) -> Response:
+def landing(
+    request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
+) -> Response:
     """What this service offers and where: the API definition, conformance, the collections."""
     base = base_url(request)
 
-    def body() -> bytes:
-        return _dumps(
-            {
-                "title": "diamond-risk-map",
-                "description": "Risk layers for communities affected by diamond mining: "
-                "concessions, tailings dams, incidents, communities and their risk scores, "
-                "with sources, licences and the build they come from.",
-                "build_id": build.build_id,
-                "links": [
-                    link(base, "self", JSON, "This document"),
-                    link(
-                        f"{base}openapi.json",
-                        "service-desc",
-                        "application/vnd.oai.openapi+json;version=3.0",
-                        "The API definition",
-                    ),
-                    link(f"{base}docs", "service-doc", "text/html", "The API documentation"),
-                    link(f"{base}conformance", "conformance", JSON, "Conformance classes"),
-                    link(f"{base}collections", "data", JSON, "The collections"),
-                ],
-            }
-        )
+    def doc() -> dict[str, Any]:
+        return {
+            "title": "diamond-risk-map",
+            "description": "Risk layers for communities affected by diamond mining: "
+            "concessions, tailings dams, incidents, communities and their risk scores, "
+            "with sources, licences and the build they come from.",
+            "build_id": build.build_id,
+            "links": [
+                link(base, "self", JSON, "This document"),
+                link(f"{base}?f=html", "alternate", "text/html", "This document as HTML"),
+                link(
+                    f"{base}openapi.json",
+                    "service-desc",
+                    "application/vnd.oai.openapi+json;version=3.0",
+                    "The API definition",
+                ),
+                link(f"{base}docs", "service-doc", "text/html", "The API documentation"),
+                link(f"{base}conformance", "conformance", JSON, "Conformance classes"),
+                link(f"{base}collections", "data", JSON, "The collections"),
+                link(f"{base}collections?f=html", "data", "text/html", "The collections (HTML)"),
+            ],
+        }
 
-    return conditional(request, build.build_id, access, body, JSON, SHORT)
+    return _document(request, build, access, f, doc, lambda d: [{"build": d["build_id"]}])
 
 
 @router.get("/conformance", summary="Conformance classes")
-def conformance() -> dict[str, Any]:
+def conformance(
+    request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
+) -> Response:
     """The OGC conformance classes this service implements."""
-    return {"conformsTo": CONFORMANCE}
+    return _document(
+        request,
+        build,
+        access,
+        f,
+        lambda: {"title": "Conformance", "conformsTo": CONFORMANCE, "links": []},
+        lambda d: [{"conforms to": c} for c in d["conformsTo"]],
+    )
+
+
+def _collection_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": c["id"],
+            "title": c["title"],
+            "features": c["count"],
+            "licence": c["license"],
+            "attribution": c["attribution"],
+        }
+        for c in docs
+    ]
 
 
 @router.get("/collections", summary="The collections")
-def collections(request: Request, build: BuildDep, access: AccessDep) -> Response:
+def collections(
+    request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
+) -> Response:
     """Every layer of the current build with its extent, licence, attribution and build id."""
     base = base_url(request)
 
-    def body() -> bytes:
+    def doc() -> dict[str, Any]:
         layers = build.store.vector_layers().values()
-        return _dumps(
-            {
-                "collections": [collection_document(v, build.catalog, base) for v in layers],
-                "build_id": build.build_id,
-                "links": [link(f"{base}collections", "self", JSON, "The collections")],
-            }
-        )
+        docs = [collection_document(v, build.catalog, base) for v in layers]
+        return {
+            "title": "Collections",
+            "description": f"The layers of build {build.build_id}.",
+            "collections": docs,
+            "build_id": build.build_id,
+            "links": [
+                link(f"{base}collections", "self", JSON, "The collections"),
+                link(f"{base}collections?f=html", "alternate", "text/html", "As HTML"),
+            ]
+            + [
+                link(f"{base}collections/{c['id']}/items?f=html", "item", "text/html", c["title"])
+                for c in docs
+            ],
+        }
 
-    return conditional(request, build.build_id, access, body, JSON, SHORT)
+    return _document(request, build, access, f, doc, lambda d: _collection_rows(d["collections"]))
 
 
 @router.get("/collections/{collection_id}", summary="One collection")
 def collection(
-    collection_id: str, request: Request, build: BuildDep, access: AccessDep
+    collection_id: str, request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
 ) -> Response:
     """One layer: extent, licence, attribution, build id and links to its items."""
     meta = build.store.layer_meta(collection_id)
     base = base_url(request)
-
-    def body() -> bytes:
-        return _dumps(collection_document(meta, build.catalog, base))
-
-    return conditional(request, build.build_id, access, body, JSON, SHORT)
+    return _document(
+        request,
+        build,
+        access,
+        f,
+        lambda: collection_document(meta, build.catalog, base),
+        lambda d: _collection_rows([d]),
+    )
 
 
 @router.get("/collections/{collection_id}/queryables", summary="Queryable properties")

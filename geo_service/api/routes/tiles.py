@@ -10,8 +10,9 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from geo_service.api.caching import SHORT, TILES, conditional
+from geo_service.api.caching import SHORT, TILES, client_has, conditional
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
 from geo_service.errors import NotFoundError
@@ -40,13 +41,19 @@ def _attribution(build: dict[str, Any], layer: dict[str, Any]) -> str:
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.png", summary="Raster tile (PNG)")
-def raster_tile(
+async def raster_tile(
     layer: str, z: int, x: int, y: int, request: Request, build: BuildDep, access: AccessDep
 ) -> Response:
-    """A 256-pixel tile of a raster layer, cividis colours, transparent where there is no data."""
+    """A 256-pixel tile of a raster layer, cividis colours, transparent where there is no data.
+
+    A tile already rendered is answered on the event loop; only rendering goes to a thread.
+    """
     raster = build.store.raster(layer)
     _check_tile(z, x, y, MAX_ZOOM)
-    return conditional(request, build.build_id, access, lambda: raster.tile(z, x, y), PNG, TILES)
+    data = raster.cache.get((z, x, y))
+    if data is None and not client_has(request, build.build_id, access):
+        data = await run_in_threadpool(raster.tile, z, x, y)
+    return conditional(request, build.build_id, access, lambda: data or b"", PNG, TILES)
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Vector tile (MVT)")

@@ -1,0 +1,676 @@
+"""Benchmark of the service against TiTiler (raster tiles), pygeoapi (feature queries) and the
+ceiling of the stack (FastAPI + uvicorn returning fixed bytes), on the same data and URL lists.
+
+Why: the service issue asks for warm raster tiles at ≥ 70 % of the ceiling measured in the same
+run, cold tiles at ≤ half of TiTiler's median latency, and bbox feature queries over 100,000
+points at ≥ 30× pygeoapi's GeoPackage provider with p99 ≤ 50 ms at 8 connections.
+
+How:
+
+* ``make-data`` (deterministic, ``--seed 42``) writes into ``bench/data/api/``: a float32 risk
+  COG (0–1, NaN outside a Sierra-Leone-sized outline, EPSG:4326, 3,700 × 3,700 px ≈ 99 m, 512 px
+  tiles, DEFLATE, overviews), 100,000 incident points (GeoParquet for us, GeoPackage with an
+  R-tree for pygeoapi), a build folder our server reads (``risk`` raster, ``incidents``), and
+  the URL lists: 500 tiles (every z7–z10 tile over the box, 174 each sampled at z11 and z12,
+  shuffled) and 200 bbox queries (side log-uniform from 2 km to the whole box; half
+  ``limit=100``, half ``limit=1000``; a quarter with an ``offset``).
+* ``setup-peers`` makes ``bench/.peers/titiler`` and ``bench/.peers/pygeoapi`` virtual
+  environments from PyPI (and installs Debian ``wrk`` and ``libsqlite3-mod-spatialite``).
+* ``run`` measures, per workload and repeat, each target in turn (order rotated every repeat):
+  wait until the machine is ≥ 85 % idle; start a fresh server (one uvicorn worker, pinned to
+  core 0 with ``taskset``); a **cold** pass (every URL once, sequentially, one keep-alive
+  connection: the first request for each tile in this process); a **warm** pass (the same
+  again); then **load** with ``wrk -t1 -c8`` for ``--load-s`` seconds round-robin over the list,
+  pinned to core 1; stop the server. Results go to ``bench/results/api-*.tsv``; ``summary``
+  prints medians and the ratios the requirements name.
+
+Run from the repository root::
+
+    .venv/bin/python bench/api_bench.py setup-peers
+    .venv/bin/python bench/api_bench.py make-data
+    .venv/bin/python bench/api_bench.py run --repeats 3
+    .venv/bin/python bench/api_bench.py summary bench/results/api-*.tsv
+
+This is run by hand; it is not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+DATA = BENCH / "data" / "api"
+PEERS = BENCH / ".peers"
+RESULTS = BENCH / "results"
+RUN = BENCH / ".run"
+BBOX = (-13.5, 6.8, -10.2, 10.1)
+SIZE = 3700
+PORTS = {"ceiling": 18290, "titiler": 18291, "pygeoapi": 18292, "ours": 18293}
+LUA = r"""
+local urls, idx = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do urls[#urls + 1] = line end
+end
+function request()
+  idx = idx % #urls + 1
+  return wrk.format("GET", urls[idx])
+end
+local non200 = 0
+function response(status, headers, body)
+  if status ~= 200 then non200 = non200 + 1 end
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.1f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f requests=%d "
+    .. "errors=%d non200=%d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, summary.requests,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, summary.errors.status))
+end
+"""
+CEILING = """
+import os
+from fastapi import FastAPI, Response
+TILE = os.urandom(int(os.environ.get("TILE_BYTES", 19000)))
+PAGE = b"x" * int(os.environ.get("PAGE_BYTES", 49000))
+app = FastAPI()
+@app.get("/tiles/{z}/{x}/{y}.png")
+def tile(z: int, x: int, y: int) -> Response:
+    return Response(TILE, media_type="image/png")
+@app.get("/items")
+def items() -> Response:
+    return Response(PAGE, media_type="application/geo+json")
+"""
+PYGEOAPI_CONFIG = """
+server:
+  bind: {{host: 127.0.0.1, port: {port}}}
+  url: http://127.0.0.1:{port}
+  mimetype: application/json; charset=UTF-8
+  encoding: utf-8
+  language: en-US
+  limits: {{default_items: 100, max_items: 10000}}
+  map: {{url: https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png, attribution: OSM}}
+logging: {{level: ERROR}}
+metadata:
+  identification: {{title: bench, description: bench, keywords: [bench], terms_of_service: x,
+    url: http://127.0.0.1}}
+  license: {{name: CC-BY 4.0, url: https://creativecommons.org/licenses/by/4.0/}}
+  provider: {{name: bench, url: http://127.0.0.1}}
+  contact: {{name: bench}}
+resources:
+  incidents_gpkg:
+    type: collection
+    title: incidents
+    description: incidents
+    keywords: [incidents]
+    extents: {{spatial: {{bbox: [-13.5, 6.8, -10.2, 10.1],
+      crs: http://www.opengis.net/def/crs/OGC/1.3/CRS84}}}}
+    providers:
+      - type: feature
+        name: SQLiteGPKG
+        data: {data}
+        id_field: id
+        table: incidents
+"""
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def make_data(seed: int) -> None:
+    """The COG, the incidents, our build folder and the URL lists (deterministic)."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import rasterio
+    import rasterio.features
+    import rasterio.shutil
+    import shapely
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_bounds
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    DATA.mkdir(parents=True, exist_ok=True)
+    west, south, east, north = BBOX
+    transform = from_bounds(west, south, east, north, SIZE, SIZE)
+    # A smooth field: trend + two scales of texture + Gaussian hotspots, squashed to 0–1.
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    field = 0.8 * xx - 0.5 * yy
+    for sigma, amp in ((60, 1.5), (12, 0.6)):
+        field += amp * ndimage.gaussian_filter(rng.normal(size=(SIZE, SIZE)), sigma) * sigma / 3
+    centres = rng.uniform(0, SIZE, size=(60, 2))
+    for (cy, cx), s in zip(centres, rng.uniform(10, 160, 60), strict=True):
+        field += 2.5 * np.exp(-((yy * SIZE - cy) ** 2 + (xx * SIZE - cx) ** 2) / (2 * s * s))
+    score = (1 / (1 + np.exp(-(field - field.mean()) / field.std() * 1.5))).astype("float32")
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 20))
+    radius = rng.uniform(0.35, 0.5, 20)
+    cx, cy = (west + east) / 2, (south + north) / 2
+    outline = shapely.Polygon(
+        np.column_stack(
+            [cx + radius * np.cos(angles) * (east - west) * 2, cy + radius * np.sin(angles) * 3.3]
+        )
+    ).intersection(shapely.box(*BBOX))
+    inside = rasterio.features.rasterize(
+        [(outline, 1)], out_shape=(SIZE, SIZE), transform=transform, fill=0
+    ).astype(bool)
+    score[~inside] = np.nan
+    tmp = DATA / "risk_tmp.tif"
+    profile = {
+        "driver": "GTiff",
+        "width": SIZE,
+        "height": SIZE,
+        "count": 1,
+        "dtype": "float32",
+        "crs": "EPSG:4326",
+        "transform": transform,
+        "nodata": float("nan"),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+    }
+    with rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(score, 1)
+        dst.build_overviews([2, 4, 8], Resampling.average)
+    with rasterio.open(tmp) as src:
+        rasterio.shutil.copy(
+            src,
+            DATA / "risk_cog.tif",
+            driver="COG",
+            COMPRESS="DEFLATE",
+            PREDICTOR="YES",
+            BLOCKSIZE=512,
+            OVERVIEWS="FORCE_USE_EXISTING",
+        )
+    tmp.unlink()
+
+    # 100,000 incidents inside the outline, 70 % round the hotspots.
+    n = 100_000
+    pts: list[np.ndarray] = []
+    while sum(len(p) for p in pts) < n:
+        k = 50_000
+        lon = rng.uniform(west, east, k)
+        lat = rng.uniform(south, north, k)
+        hot = rng.random(k) < 0.7
+        c = centres[rng.integers(0, 60, k)]
+        lon = np.where(hot, west + (c[:, 1] + rng.normal(0, 40, k)) / SIZE * (east - west), lon)
+        lat = np.where(hot, north - (c[:, 0] + rng.normal(0, 40, k)) / SIZE * (north - south), lat)
+        ok = shapely.contains_xy(outline, lon, lat)
+        pts.append(np.column_stack([lon[ok], lat[ok]]))
+    xy = np.concatenate(pts)[:n]
+    incidents = gpd.GeoDataFrame(
+        {
+            "id": np.arange(1, n + 1),
+            "incident_id": [f"i{i}" for i in range(1, n + 1)],
+            "date": pd.to_datetime("2015-01-01")
+            + pd.to_timedelta(rng.integers(0, 3650, n), unit="D"),
+            "type": rng.choice(
+                [
+                    "one-sided",
+                    "state-based",
+                    "non-state",
+                    "protest",
+                    "riot",
+                    "displacement",
+                    "other",
+                ],
+                n,
+            ),
+            "fatalities": rng.negative_binomial(1, 0.4, n),
+            "source": rng.choice(["a", "b", "c", "d", "e"], n),
+            "sensitivity": "public",
+        },
+        geometry=shapely.points(xy),
+        crs="EPSG:4326",
+    )
+    incidents.to_file(DATA / "incidents.gpkg", layer="incidents", driver="GPKG")
+    build_id = "bench"
+    folder = DATA / "build" / build_id
+    shutil.rmtree(DATA / "build", ignore_errors=True)
+    folder.mkdir(parents=True)
+    incidents.drop(columns="id").to_parquet(folder / "incidents.parquet")
+    shutil.copy(DATA / "risk_cog.tif", folder / "risk.tif")
+    source = {
+        "title": "synthetic",
+        "publisher": "bench",
+        "licence": "CC0",
+        "licence_url": "https://creativecommons.org/publicdomain/zero/1.0/",
+        "attribution": "synthetic",
+        "retrieved": "2026-11-23",
+        "coverage": {},
+    }
+    catalog = {
+        "build_id": build_id,
+        "created": "2026-11-23T00:00:00Z",
+        "sources": {"bench": source},
+        "layers": {
+            "incidents": {
+                "id": "incidents",
+                "title": "Incidents",
+                "kind": "incidents",
+                "file": "incidents.parquet",
+                "count": n,
+                "bounds": list(BBOX),
+                "time_extent": ["2015-01-01", "2024-12-31"],
+                "geometry_types": ["Point"],
+                "id_field": "incident_id",
+                "fields": {},
+                "sources": ["bench"],
+                "sensitivity": {"public": n},
+            },
+            "risk": {
+                "id": "risk",
+                "title": "Risk",
+                "kind": "raster",
+                "file": "risk.tif",
+                "count": int(inside.sum()),
+                "bounds": list(BBOX),
+                "time_extent": None,
+                "geometry_types": [],
+                "id_field": None,
+                "fields": {},
+                "sources": ["bench"],
+                "sensitivity": {},
+                "cell_m": 99.0,
+            },
+        },
+    }
+    (folder / "catalog.json").write_text(json.dumps(catalog), encoding="utf-8")
+    os.symlink(build_id, DATA / "build" / "current")
+
+    # URL lists.
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    tiles = []
+    for z in (7, 8, 9, 10):
+        tiles += [f"{t.z}/{t.x}/{t.y}" for t in tms.tiles(*BBOX, zooms=[z])]
+    for z in (11, 12):
+        every = [f"{t.z}/{t.x}/{t.y}" for t in tms.tiles(*BBOX, zooms=[z])]
+        tiles += random.Random(seed + z).sample(every, 174)
+    random.Random(seed).shuffle(tiles)
+    (DATA / "tiles.txt").write_text("\n".join(tiles) + "\n")
+    r = random.Random(seed)
+    queries = []
+    for i in range(200):
+        side = math.exp(r.uniform(math.log(0.02), math.log(east - west)))
+        x0 = r.uniform(west, east - min(side, east - west))
+        y0 = r.uniform(south, north - min(side, north - south))
+        q = f"bbox={x0:.5f},{y0:.5f},{x0 + side:.5f},{y0 + side:.5f}"
+        q += "&limit=100" if i % 2 == 0 else "&limit=1000"
+        if i % 4 == 1:
+            q += "&offset=100"
+        queries.append(q)
+    (DATA / "features.txt").write_text("\n".join(queries) + "\n")
+    print(f"wrote {DATA}: {len(tiles)} tiles, {len(queries)} queries, {n:,} incidents")
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+def setup_peers() -> None:
+    """Virtual environments for TiTiler and pygeoapi from PyPI, and wrk/spatialite from Debian."""
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk", "libsqlite3-mod-spatialite"], check=True
+        )
+    for name, packages in (
+        ("titiler", ["titiler.application", "uvicorn"]),
+        ("pygeoapi", ["pygeoapi", "uvicorn", "starlette"]),
+        ("ceiling", ["fastapi", "uvicorn"]),
+    ):
+        venv = PEERS / name
+        if not (venv / "bin" / "python").exists():
+            python = "/usr/bin/python3" if name == "pygeoapi" else sys.executable
+            subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *packages], check=True)
+    print(f"peers ready under {PEERS}")
+
+
+def _command(target: str) -> tuple[list[str], dict[str, str], Path]:
+    port = str(PORTS[target])
+    env = dict(os.environ)
+    RUN.mkdir(exist_ok=True)
+    uv = ["--host", "127.0.0.1", "--port", port, "--workers", "1", "--log-level", "warning"]
+    if target == "ours":
+        env["RISKMAP_BUILD_DIR"] = str(DATA / "build")
+        python = ROOT / ".venv" / "bin" / "python"
+        return (
+            [str(python), "-m", "uvicorn", "--factory", "geo_service.api.app:create_app", *uv],
+            env,
+            ROOT,
+        )
+    if target == "ceiling":
+        (RUN / "ceiling_app.py").write_text(CEILING)
+        python = PEERS / "ceiling" / "bin" / "python"
+        return [str(python), "-m", "uvicorn", "ceiling_app:app", *uv], env, RUN
+    if target == "titiler":
+        python = PEERS / "titiler" / "bin" / "python"
+        return [str(python), "-m", "uvicorn", "titiler.application.main:app", *uv], env, DATA
+    config = RUN / "pygeoapi.yml"
+    config.write_text(PYGEOAPI_CONFIG.format(port=port, data=DATA / "incidents.gpkg"))
+    env["PYGEOAPI_CONFIG"] = str(config)
+    env["PYGEOAPI_OPENAPI"] = str(RUN / "pygeoapi-openapi.yml")
+    python = PEERS / "pygeoapi" / "bin" / "python"
+    subprocess.run(
+        [
+            str(PEERS / "pygeoapi" / "bin" / "pygeoapi"),
+            "openapi",
+            "generate",
+            str(config),
+            "--output-file",
+            env["PYGEOAPI_OPENAPI"],
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return [str(python), "-m", "uvicorn", "pygeoapi.starlette_app:APP", *uv], env, DATA
+
+
+def start(target: str) -> subprocess.Popen[bytes]:
+    """A fresh server for the target, pinned to core 0, once it answers."""
+    cmd, env, cwd = _command(target)
+    log = (RUN / f"{target}.log").open("ab")
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", *cmd],
+        env=env,
+        cwd=cwd,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    for _ in range(300):  # at most 60 s
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", PORTS[target], timeout=2)
+            c.request("GET", "/")
+            c.getresponse().read()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"{target} exited; see {RUN / (target + '.log')}") from None
+            time.sleep(0.2)
+    stop(proc)
+    raise SystemExit(f"{target} did not answer within 60 s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server and everything it started."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def urls(target: str, workload: str) -> list[str]:
+    """Paths of the target for every line of the workload's list."""
+    lines = (DATA / f"{workload}.txt").read_text().split()
+    if workload == "tiles":
+        template = {
+            "ceiling": "/tiles/{z}/{x}/{y}.png",
+            "titiler": "/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?url="
+            + str(DATA / "risk_cog.tif")
+            + "&rescale=0,1&colormap_name=cividis",
+            "ours": "/tiles/risk/{z}/{x}/{y}.png",
+        }[target]
+        out = []
+        for line in lines:
+            z, x, y = line.split("/")
+            out.append(template.replace("{z}", z).replace("{x}", x).replace("{y}", y))
+        return out
+    template = {
+        "ceiling": "/items?{query}",
+        "pygeoapi": "/collections/incidents_gpkg/items?f=json&{query}",
+        "ours": "/collections/incidents/items?{query}",
+    }[target]
+    return [template.replace("{query}", q) for q in lines]
+
+
+def one_pass(target: str, paths: list[str], cap_s: float) -> dict[str, float]:
+    """Every path once, sequentially, on one keep-alive connection (capped in time)."""
+    conn = http.client.HTTPConnection("127.0.0.1", PORTS[target], timeout=60)
+    times, non200, size = [], 0, 0
+    start_t = time.perf_counter()
+    for p in paths:
+        t = time.perf_counter()
+        conn.request("GET", p)
+        r = conn.getresponse()
+        body = r.read()
+        times.append((time.perf_counter() - t) * 1000)
+        size += len(body)
+        non200 += r.status != 200
+        if time.perf_counter() - start_t > cap_s:
+            break
+    wall = time.perf_counter() - start_t
+    times.sort()
+
+    def pct(q: float) -> float:
+        return times[min(len(times) - 1, int(q * len(times)))]
+
+    return {
+        "rps": round(len(times) / wall, 1),
+        "p50_ms": round(pct(0.5), 2),
+        "p90_ms": round(pct(0.9), 2),
+        "p99_ms": round(pct(0.99), 2),
+        "requests": len(times),
+        "non200": non200,
+        "mean_bytes": size // max(len(times), 1),
+    }
+
+
+def load(target: str, paths: list[str], seconds: int, conc: int) -> dict[str, float]:
+    """wrk round-robin over the paths, pinned to core 1."""
+    RUN.mkdir(exist_ok=True)
+    (RUN / "rotate.lua").write_text(LUA)
+    listing = RUN / f"{target}-paths.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            f"-c{conc}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(RUN / "rotate.lua"),
+            f"http://127.0.0.1:{PORTS[target]}",
+            "--",
+            str(listing),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    return {k: float(v) for k, v in (t.split("=") for t in line.split()[1:])}
+
+
+def idle_share(seconds: float = 1.0) -> float:
+    """Share of CPU time idle over a short window (/proc/stat)."""
+
+    def read() -> tuple[int, int]:
+        parts = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return parts[3] + parts[4], sum(parts)
+
+    i0, t0 = read()
+    time.sleep(seconds)
+    i1, t1 = read()
+    return (i1 - i0) / max(t1 - t0, 1)
+
+
+def wait_idle(threshold: float = 0.85, limit_s: float = 120.0) -> float:
+    """Wait (bounded) until the machine is mostly idle; the idle share seen last."""
+    deadline = time.monotonic() + limit_s
+    share = idle_share()
+    while share < threshold and time.monotonic() < deadline:
+        share = idle_share()
+    return share
+
+
+def run(repeats: int, load_s: int, conc: int, cap_s: float) -> Path:
+    """Every workload and target, fresh server per repeat, order rotated; TSV of results."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"api-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.tsv"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    plans = {"tiles": ["ceiling", "titiler", "ours"], "features": ["ceiling", "pygeoapi", "ours"]}
+    with out.open("w") as fh:
+        for workload, targets in plans.items():
+            for rep in range(1, repeats + 1):
+                order = targets[rep - 1 :] + targets[: rep - 1]
+                for target in order:
+                    idle = wait_idle()
+                    paths = urls(target, workload)
+                    proc = start(target)
+                    try:
+                        rows = [("cold", one_pass(target, paths, cap_s))]
+                        rows.append(("warm", one_pass(target, paths, cap_s)))
+                        rows.append(("load", load(target, paths, load_s, conc)))
+                        rss = _rss_mib(proc.pid)
+                    finally:
+                        stop(proc)
+                    for phase, res in rows:
+                        fields = {
+                            "commit": commit,
+                            "workload": workload,
+                            "target": target,
+                            "repeat": rep,
+                            "phase": phase,
+                            "idle_before": round(idle, 3),
+                            "server_rss_mib": rss,
+                            **res,
+                        }
+                        fh.write("\t".join(f"{k}={v}" for k, v in fields.items()) + "\n")
+                        fh.flush()
+                        print(
+                            f"{workload:8} {target:8} #{rep} {phase:4} rps={res['rps']:>8} "
+                            f"p50={res['p50_ms']:>8} p99={res['p99_ms']:>8} "
+                            f"non200={res.get('non200', 0):.0f}",
+                            flush=True,
+                        )
+    print(f"wrote {out.relative_to(ROOT)}")
+    return out
+
+
+def _rss_mib(pid: int) -> int:
+    """Resident memory of the server (the uvicorn child of taskset, or itself)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total // 1024
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    out = [int(k) for k in kids]
+    for k in list(out):
+        out += _children(k)
+    return out
+
+
+def summary(paths: list[Path]) -> None:
+    """Medians per workload, target and phase, and the ratios the requirements name."""
+    rows = []
+    for p in paths:
+        for line in p.read_text().splitlines():
+            rows.append(dict(t.split("=", 1) for t in line.split("\t")))
+    med: dict[tuple[str, str, str], dict[str, float]] = {}
+    keys = sorted({(r["workload"], r["target"], r["phase"]) for r in rows})
+    print(
+        f"{'workload':9}{'target':10}{'phase':6}{'rps':>10}{'p50 ms':>10}{'p99 ms':>10}"
+        f"{'non200':>8}{'RSS MiB':>9}{'n':>3}"
+    )
+    for k in keys:
+        sel = [r for r in rows if (r["workload"], r["target"], r["phase"]) == k]
+        m = {
+            f: statistics.median(float(r[f]) for r in sel)
+            for f in ("rps", "p50_ms", "p99_ms", "server_rss_mib")
+        }
+        m["non200"] = sum(float(r.get("non200", 0)) for r in sel)
+        med[k] = m
+        print(
+            f"{k[0]:9}{k[1]:10}{k[2]:6}{m['rps']:>10.1f}{m['p50_ms']:>10.2f}"
+            f"{m['p99_ms']:>10.2f}{m['non200']:>8.0f}{m['server_rss_mib']:>9.0f}{len(sel):>3}"
+        )
+
+    def get(w: str, t: str, ph: str, f: str) -> float:
+        return med.get((w, t, ph), {}).get(f, float("nan"))
+
+    print()
+    print(
+        f"warm tiles under load, ours / ceiling: "
+        f"{get('tiles', 'ours', 'load', 'rps') / get('tiles', 'ceiling', 'load', 'rps'):.2f} "
+        f"(target ≥ 0.70); ours / TiTiler: "
+        f"{get('tiles', 'ours', 'load', 'rps') / get('tiles', 'titiler', 'load', 'rps'):.1f}×"
+    )
+    print(
+        f"cold tiles, median latency ours / TiTiler: "
+        f"{get('tiles', 'ours', 'cold', 'p50_ms') / get('tiles', 'titiler', 'cold', 'p50_ms'):.2f}"
+        " (target ≤ 0.50)"
+    )
+    print(
+        f"features under load, ours / pygeoapi: "
+        f"{get('features', 'ours', 'load', 'rps') / get('features', 'pygeoapi', 'load', 'rps'):.1f}×"
+        f" (target ≥ 30×); ours p99 {get('features', 'ours', 'load', 'p99_ms'):.1f} ms at c=8 "
+        "(target ≤ 50 ms, over a mix of limit=100 and limit=1000)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("setup-peers")
+    md = sub.add_parser("make-data")
+    md.add_argument("--seed", type=int, default=42)
+    rn = sub.add_parser("run")
+    rn.add_argument("--repeats", type=int, default=3)
+    rn.add_argument("--load-s", type=int, default=20)
+    rn.add_argument("--conc", type=int, default=8)
+    rn.add_argument("--pass-cap-s", type=float, default=180.0)
+    sm = sub.add_parser("summary")
+    sm.add_argument("files", nargs="+", type=Path)
+    args = parser.parse_args()
+    if args.cmd == "setup-peers":
+        setup_peers()
+    elif args.cmd == "make-data":
+        make_data(args.seed)
+    elif args.cmd == "run":
+        summary([run(args.repeats, args.load_s, args.conc, args.pass_cap_s)])
+    else:
+        summary(args.files)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,28 +27,36 @@ def colormap() -> dict[int, tuple[int, int, int, int]]:
     return {int(k): tuple(int(c) for c in v) for k, v in cmap.get(COLORMAP_NAME).items()}
 
 
+#: Palette index of transparent pixels; scores use 0 … TRANSPARENT − 1.
+TRANSPARENT = 255
+
+
 @cache
-def _lut() -> np.ndarray:
-    """The colour map as a (256, 4) uint8 table."""
+def _palette() -> bytes:
+    """Cividis at 255 levels (index i ≈ score i/254) plus the transparent index, as RGB bytes."""
     cm = colormap()
-    return np.array([cm[i] for i in range(256)], dtype=np.uint8)
+    rgb = [cm[int(round(i * 255 / (TRANSPARENT - 1)))][:3] for i in range(TRANSPARENT)]
+    return bytes(c for colour in [*rgb, (0, 0, 0)] for c in colour)
 
 
 def render(image: ImageData) -> bytes:
-    """A tile of scores 0–1 as PNG, nodata transparent.
+    """A tile of scores 0–1 as a paletted PNG, nodata transparent.
 
-    The colours are looked up in a table and the PNG is written by Pillow at a low zlib level:
-    several times faster than a general-purpose renderer, for files a few percent larger.
+    One byte a pixel through a 256-entry palette (255 score levels and a transparent one):
+    a quarter of the data an RGBA tile compresses, so faster to write and smaller to send,
+    for a colour step of 1/254 of the score.
     """
     array = image.array
     values = np.ma.getdata(array)[0]
     masked = np.ma.getmaskarray(array)[0] | ~np.isfinite(values)
     with np.errstate(invalid="ignore"):
-        index = np.rint(np.clip(np.nan_to_num(values), 0.0, 1.0) * 255).astype(np.uint8)
-    rgba = _lut()[index]
-    rgba[masked, 3] = 0
+        scaled = np.clip(np.nan_to_num(values), 0.0, 1.0) * (TRANSPARENT - 1)
+    index = np.rint(scaled).astype(np.uint8)
+    index[masked] = TRANSPARENT
+    tile = Image.fromarray(index, "P")
+    tile.putpalette(_palette())
     buffer = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", compress_level=PNG_LEVEL)
+    tile.save(buffer, format="PNG", compress_level=PNG_LEVEL, transparency=TRANSPARENT)
     return buffer.getvalue()
 
 

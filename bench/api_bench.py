@@ -629,6 +629,69 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def memory(build_dir: Path, seconds: int) -> None:
+    """The server's RSS on a real build: after start-up (every vector layer loaded), and after
+    ``seconds`` of load over a map page's kind of requests (collections, items, tiles)."""
+    import morecantile
+
+    catalog = json.loads((build_dir / "current" / "catalog.json").read_text())
+    env_dir = str(build_dir)
+    paths = ["/", "/collections"]
+    layers = [k for k, v in catalog["layers"].items() if v["kind"] != "raster"]
+    for layer in layers:
+        paths += [f"/collections/{layer}/items?limit=100", f"/tiles/{layer}/tilejson.json"]
+    tms = morecantile.tms.get("WebMercatorQuad")
+    for layer, meta in catalog["layers"].items():
+        w, so, e, n = meta["bounds"]
+        ext = "png" if meta["kind"] == "raster" else "mvt"
+        for z in (3, 5, 7):
+            for t in list(tms.tiles(w, so, e, n, zooms=[z]))[:60]:
+                paths.append(f"/tiles/{layer}/{t.z}/{t.x}/{t.y}.{ext}")
+    random.Random(1).shuffle(paths)
+    os.environ["RISKMAP_BUILD_DIR"] = env_dir
+    cmd, env, cwd = _command("ours")
+    env["RISKMAP_BUILD_DIR"] = env_dir
+    log = (RUN / "ours-memory.log").open("ab")
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", *cmd],
+        env=env,
+        cwd=cwd,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(300):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", PORTS["ours"], timeout=2)
+                c.request("GET", "/health")
+                c.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        one_pass("ours", [f"/collections/{k}/items?limit=1" for k in layers], 120)
+        time.sleep(2)
+        start_rss = _rss_mib(proc.pid)
+        first = one_pass("ours", paths, 600)
+        res = load("ours", paths, seconds, 8)
+        end_rss = _rss_mib(proc.pid)
+        again = load("ours", paths, seconds, 8)
+        last_rss = _rss_mib(proc.pid)
+    finally:
+        stop(proc)
+    print(f"{len(paths)} URLs (every vector layer: items, TileJSON; tiles z3/5/7 of every layer)")
+    print(f"RSS after start-up, every layer loaded: {start_rss} MiB")
+    print(
+        f"first pass over the URLs: {first['rps']} req/s, p50 {first['p50_ms']} ms, "
+        f"non-200 {first['non200']}"
+    )
+    print(
+        f"load {seconds} s: {res['rps']} req/s, p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms, "
+        f"errors {res['errors']:.0f}, non-200 {res['non200']:.0f}; RSS after: {end_rss} MiB"
+    )
+    print(f"load again {seconds} s: {again['rps']} req/s; RSS after: {last_rss} MiB")
+
+
 def summary(paths: list[Path]) -> None:
     """Medians per workload, target and phase, and the ratios the requirements name."""
     rows = []
@@ -689,6 +752,9 @@ def main() -> None:
     rn.add_argument("--conc", type=int, default=8)
     rn.add_argument("--pass-cap-s", type=float, default=180.0)
     rn.add_argument("--workloads", default="tiles,features")
+    mm = sub.add_parser("memory")
+    mm.add_argument("build_dir", type=Path)
+    mm.add_argument("--seconds", type=int, default=20)
     sm = sub.add_parser("summary")
     sm.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args()
@@ -696,6 +762,8 @@ def main() -> None:
         setup_peers()
     elif args.cmd == "make-data":
         make_data(args.seed)
+    elif args.cmd == "memory":
+        memory(args.build_dir.resolve(), args.seconds)
     elif args.cmd == "run":
         workloads = args.workloads.split(",")
         summary([run(args.repeats, args.load_s, args.conc, args.pass_cap_s, workloads)])

@@ -49,7 +49,8 @@ def test_landing_page_and_conformance(client) -> None:
 def test_collection_links_and_queryables(client) -> None:
     body = client.get("/collections/incidents").json()
     rels = {link["rel"]: link for link in body["links"]}
-    assert rels["items"]["type"] == "application/geo+json"
+    items = {link["type"] for link in body["links"] if link["rel"] == "items"}
+    assert items == {"application/geo+json", "text/html"}
     assert rels["license"]["href"].startswith("https://creativecommons.org/")
     q = client.get(rels["http://www.opengis.net/def/rel/ogc/1.0/queryables"]["href"])
     assert q.status_code == 200 and q.headers["content-type"] == "application/schema+json"
@@ -70,6 +71,8 @@ def test_paging_through_next_links_returns_every_feature_once(client, incidents)
         pages += 1
     assert pages == 4 and len(seen) == len(set(seen)) == len(incidents)
     assert set(seen) == set(incidents["incident_id"])
+    alternates = {link["type"] for link in body["links"] if link["rel"] == "alternate"}
+    assert {"text/csv; charset=utf-8", "application/geopackage+sqlite3"} <= alternates
     second = client.get("/collections/incidents/items?limit=500&offset=500").json()
     prev = [link["href"] for link in second["links"] if link["rel"] == "prev"]
     assert _ids(client.get(prev[0]).json()) == seen[:500]

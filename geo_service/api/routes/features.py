@@ -290,7 +290,7 @@ def items(
 
     def body() -> bytes:
         page = build.store.query(collection_id, query, access)
-        links = items_links(request, collection_id, page, query)
+        links = items_links(request, collection_id, page, query, fmt.key)
         if fmt.encode is not None:
             return fmt.encode(table.frame.iloc[page.rows], collection_id)
         if fmt.key == "html":

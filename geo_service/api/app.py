@@ -54,6 +54,31 @@ class BuildIdHeader:
         await self.app(scope, receive, send_with_build)
 
 
+class HeadAsGet:
+    """HEAD answered as GET without the body (RFC 9110 §9.3.2): link checkers and ``curl -I``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run HEAD as GET; send the head and an empty body."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        done = False
+
+        async def head_only(message: Message) -> None:
+            nonlocal done
+            if message["type"] == "http.response.body":
+                if not done:
+                    done = True
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, head_only)
+
+
 def _warm(builds: BuildCache) -> None:
     """Load the current build's vector layers, so the first visitor does not wait for them."""
     try:
@@ -114,6 +139,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(tiles_router)
     openapi.install(app)
     app.add_middleware(BuildIdHeader)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(
         CORSMiddleware,

@@ -276,3 +276,13 @@ def test_landing_and_collections_as_html(client) -> None:
     assert client.get("/conformance?f=html").text.count("ogcapi-features-1") >= 3
     assert client.get("/collections/incidents?f=html").status_code == 200
     assert client.get("/collections?f=csv").status_code == 400
+
+
+def test_head_is_get_without_the_body(client) -> None:
+    get = client.get("/collections/incidents/items?limit=3")
+    head = client.head("/collections/incidents/items?limit=3")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == get.headers["etag"]
+    assert head.headers["content-length"] == str(len(get.content))
+    assert client.head("/tiles/risk_surface/3/4/3.png").headers["content-type"] == "image/png"
+    assert client.head("/collections/nope").status_code == 404

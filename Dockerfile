@@ -9,6 +9,13 @@
 # wheels that carry their own GDAL/GEOS/PROJ, so no system library is installed.
 
 ARG PYTHON_IMAGE=python:3.11-slim
+ARG NODE_IMAGE=node:20-slim
+
+# --- stage 0: the map libraries from npm (the pages load them from the service, no CDN) -----
+FROM ${NODE_IMAGE} AS assets
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
 
 # --- stage 1: install the package and build the layers -------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -29,7 +36,7 @@ RUN pip install --no-cache-dir .
 
 # Build the bundled sources now, so a container serves data from its first second and a
 # broken source fails the image build instead of the deployment.
-COPY layers/sources.toml layers/sources.toml
+COPY layers/sources.toml layers/risk.toml layers/maps.toml layers/
 COPY layers/sources/ layers/sources/
 RUN riskmap build --build-dir /app/layers/build
 
@@ -41,7 +48,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     RISKMAP_HOST=0.0.0.0 \
     RISKMAP_PORT=8000 \
     RISKMAP_CATALOG=/app/layers/sources.toml \
-    RISKMAP_BUILD_DIR=/app/layers/build
+    RISKMAP_BUILD_DIR=/app/layers/build \
+    RISKMAP_MAPS_FILE=/app/layers/maps.toml \
+    RISKMAP_ASSETS_DIR=/app/node_modules
 WORKDIR /app
 
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin riskmap
@@ -49,7 +58,8 @@ RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin riskmap
 # The venv's interpreter links to /usr/local/bin/python, which the same base image provides.
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /app/scripts /app/scripts
-COPY --from=builder /app/layers/sources.toml /app/layers/sources.toml
+COPY --from=builder /app/layers/sources.toml /app/layers/risk.toml /app/layers/maps.toml /app/layers/
+COPY --from=assets /app/node_modules /app/node_modules
 COPY --from=builder /app/layers/sources /app/layers/sources
 # The builds folder (with its `current` symlink, which COPY keeps as a link) belongs to the
 # service user, so `riskmap build` can write a new build into a running container.

@@ -6,7 +6,12 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test build layers lint clean
+# The map libraries, from npm (served by the app itself: no third-party CDN).
+ASSETS := node_modules/.package-lock.json
+# Browser tests drive Debian's Chromium; installing it needs root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test install install-test build layers lint clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +26,16 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
 
-install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+$(ASSETS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq chromium; }
+
+install: $(VENV)/.installed $(ASSETS)
+install-test: $(VENV)/.installed-test $(ASSETS) browser
 
 ## run: install, build the layers from the bundled data if needed, serve on http://$(HOST):$(PORT)
 run: install
@@ -44,4 +57,4 @@ lint: install-test
 	$(BIN)/ruff check geo_service scripts tests bench
 
 clean:
-	rm -rf $(VENV) layers/build
+	rm -rf $(VENV) layers/build node_modules

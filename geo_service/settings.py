@@ -46,6 +46,10 @@ class ApiSettings(BaseSettings):
     build_dir: Path = Path("layers/build")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    maps_file: Path = Field(Path("layers/maps.toml"), description="Map definitions.")
+    assets_dir: Path = Field(
+        Path("node_modules"), description="Where set-up installed the map libraries (npm)."
+    )
     cors_origins: tuple[str, ...] = Field(
         ("*",),
         description="Origins allowed to read responses from a browser (embeds on other "

@@ -23,6 +23,7 @@ from geo_service import __version__
 from geo_service.api import openapi
 from geo_service.api.deps import BuildCache, BuildDep
 from geo_service.api.routes.features import router as features_router
+from geo_service.api.routes.maps import router as maps_router
 from geo_service.api.routes.tiles import router as tiles_router
 from geo_service.errors import BadQueryError, NoBuildError, NotFoundError, RiskMapError
 from geo_service.settings import ApiSettings
@@ -137,6 +138,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     app.include_router(features_router)
     app.include_router(tiles_router)
+    app.include_router(maps_router)
     openapi.install(app)
     app.add_middleware(BuildIdHeader)
     app.add_middleware(HeadAsGet)

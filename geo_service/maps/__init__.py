@@ -1,0 +1,1 @@
+"""Map pages for people: Folium pages that load every layer from the API by URL."""

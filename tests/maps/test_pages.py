@@ -1,0 +1,107 @@
+"""Map pages in real headless Chromium, against a live server on the bundled build."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from geo_service.api.app import create_app
+from geo_service.settings import ApiSettings
+from tests.api.live import live_server
+from tests.conftest import ROOT, in_ci
+
+CHROMIUM = Path("/usr/bin/chromium")
+BASEMAP_HOST = "tile.openstreetmap.org"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+RISK_TILES = (
+    "Array.from(document.querySelectorAll('img.leaflet-tile'))"
+    ".filter(i => i.src.includes('/tiles/risk_surface/') && i.complete && i.naturalWidth > 0)"
+    ".length"
+)
+
+
+@pytest.fixture(scope="module")
+def client(built, build_dir) -> TestClient:
+    return TestClient(create_app(ApiSettings(build_dir=build_dir)))
+
+
+def test_page_loads_nothing_from_a_third_party_but_the_basemap(client) -> None:
+    page = client.get("/maps/overview")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    urls = set(re.findall(r"https?://[^\"' )]+", page.text))
+    outside = {u for u in urls if not u.startswith("http://testserver/")}
+    assert outside == {f"https://{BASEMAP_HOST}/{{z}}/{{x}}/{{y}}.png"}
+    for asset in re.findall(r"http://testserver(/assets/[^\"']+)", page.text):
+        assert client.get(asset).status_code == 200, asset
+    assert '<html lang="en">' in page.text
+    assert "République centrafricaine" in client.get("/maps/central-african-republic?lang=fr").text
+    assert client.get("/maps/nope").status_code == 404
+    assert client.get("/maps/overview?lang=de").status_code == 400
+    assert client.get("/assets/leaflet/../../pyproject.toml").status_code == 404
+    assert client.get("/assets/leaflet/package.json").status_code == 404
+    index = client.get("/maps")
+    assert "/maps/overview" in index.text and "/maps/central-african-republic" in index.text
+
+
+@pytest.fixture(scope="module")
+def url(built, build_dir) -> Iterator[str]:
+    with live_server(build_dir) as u:
+        yield u
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    if not CHROMIUM.exists():
+        if in_ci():
+            pytest.fail("Chromium is missing: 'make test' installs the Debian chromium package")
+        pytest.skip("Chromium is not installed ('make test' installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_map_page_draws_the_data_and_layers_toggle(url, browser) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    failed: list[str] = []
+
+    def on_console(message) -> None:  # type: ignore[no-untyped-def]
+        if message.type == "error" and BASEMAP_HOST not in message.location.get("url", ""):
+            errors.append(f"{message.text} ({message.location.get('url')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.goto(f"{url}/maps/central-african-republic", wait_until="load")
+    page.wait_for_function("Number(document.body.dataset.communities) > 0", timeout=30_000)
+    page.wait_for_function(f"{RISK_TILES} > 4", timeout=30_000)
+    drawn = int(page.evaluate("document.body.dataset.communities"))
+    assert drawn > 100  # the Central African Republic's communities in view
+    assert "communities" in page.inner_text("#community-status")
+    # Every tile of the view in place (Leaflet keeps scaled tiles of the last zoom meanwhile).
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('img.leaflet-tile'))"
+        ".every(i => i.complete) && !document.querySelector('.leaflet-zoom-anim')",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(500)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "central-african-republic.png"))
+
+    # Turning the surface off in the layer control removes its tiles.
+    page.get_by_label("Risk surface").uncheck()
+    page.wait_for_function(f"{RISK_TILES} == 0", timeout=10_000)
+    page.get_by_label("Risk surface").check()
+    page.wait_for_function(f"{RISK_TILES} > 4", timeout=30_000)
+
+    ours = [u for u in failed if BASEMAP_HOST not in u]
+    assert not ours, ours
+    assert not errors, errors
+    page.close()

@@ -25,7 +25,7 @@ TILES = "public, max-age=86400"
 def etag_for(request: Request, build_id: str, access: Access) -> str:
     """A weak ETag for this request's answer from this build at this access level."""
     key = f"{build_id}\n{access.value}\n{request.url.path}\n{request.url.query}\n"
-    key += request.headers.get("accept", "")
+    key += request.headers.get("accept", "") + "\n" + request.headers.get("accept-language", "")
     digest = hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
     return f'W/"{build_id[:16]}-{digest}"'
 
@@ -57,7 +57,13 @@ def conditional(
 ) -> Response:
     """The response, or 304 when the client already has it (the body is then never made)."""
     etag = etag_for(request, build_id, access)
-    common = {"ETag": etag, "Cache-Control": cache_control, "X-Build-Id": build_id}
+    common = {
+        "ETag": etag,
+        "Cache-Control": cache_control,
+        "X-Build-Id": build_id,
+        # The answer depends on these request headers (format and language negotiation).
+        "Vary": "Accept, Accept-Language",
+    }
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=common)
     return Response(body(), media_type=media_type, headers={**common, **(headers or {})})

@@ -8,7 +8,9 @@ and the data still draws when it fails.
 
 from __future__ import annotations
 
+import html
 import json
+from collections.abc import Callable
 from typing import Any
 
 import folium
@@ -16,6 +18,7 @@ from branca.element import Element, MacroElement
 from jinja2 import Template
 
 from geo_service.maps.definitions import MapDefinition
+from geo_service.maps.i18n import translator
 
 #: The basemap (OpenStreetMap's standard tiles): the one outside resource of a page.
 BASEMAP = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -50,11 +53,12 @@ class _Communities(MacroElement):
               function (c) { return "&#" + c.charCodeAt(0) + ";"; });
           }
           function popup(p) {
-            var rows = [["Score", p.score === null ? "no data" : Math.round(p.score)],
-                        ["Class", p.risk_class], ["Country", p.country]];
+            var t = {{ this.t|tojson }};
+            var rows = [[t.Score, p.score === null ? t["no data"] : Math.round(p.score)],
+                        [t.Class, t[p.risk_class] || p.risk_class], [t.Country, p.country]];
             {{ this.factors|tojson }}.forEach(function (f) {
               var n = p[f + "_normalised"];
-              rows.push([f.replace(/_/g, " "), n === null ? "no data" : n.toFixed(2)]);
+              rows.push([t[f] || f, n === null ? t["no data"] : n.toFixed(2)]);
             });
             return "<strong>" + esc(p.name) + "</strong><table>" + rows.map(function (r) {
               return "<tr><th>" + esc(r[0]) + "</th><td>" + esc(r[1]) + "</td></tr>";
@@ -77,9 +81,10 @@ class _Communities(MacroElement):
                 layer.clearLayers();
                 layer.addData(fc);
                 document.body.dataset.communities = fc.numberReturned;
-                status.textContent = fc.numberReturned < fc.numberMatched
-                  ? fc.numberReturned + " of " + fc.numberMatched + " communities: zoom in for all"
-                  : fc.numberMatched + " communities";
+                var t = {{ this.t|tojson }};
+                var text = fc.numberReturned < fc.numberMatched ? t.partial : t.all;
+                status.textContent = text.replace("{shown}", fc.numberReturned)
+                  .replace("{total}", fc.numberMatched);
               });
           }
           map.on("moveend", load);
@@ -89,20 +94,23 @@ class _Communities(MacroElement):
         """
     )
 
-    def __init__(self, group: folium.FeatureGroup, url: str, factors: list[str]) -> None:
+    def __init__(
+        self, group: folium.FeatureGroup, url: str, factors: list[str], t: dict[str, str]
+    ) -> None:
         super().__init__()
         self._name = "Communities"
         self.group = group
         self.url = url
         self.colours = CLASS_COLOURS
         self.factors = factors
+        self.t = t
 
 
-def _legend(title: str) -> Element:
+def _legend(title: str, _: Callable[[str], str]) -> Element:
     """Legend of the surface and the community classes, with the count of what is drawn."""
     stops = ", ".join(["#00224d", "#414d6b", "#7c7b78", "#bcaf6f", "#fde737"])
     classes = "".join(
-        f'<div><span style="background:{c}"></span>{name}</div>'
+        f'<div><span style="background:{c}"></span>{html.escape(_(name))}</div>'
         for name, c in CLASS_COLOURS.items()
     )
     return Element(
@@ -115,10 +123,10 @@ def _legend(title: str) -> Element:
           .risk-legend span {{display:inline-block; width:10px; height:10px; margin-right:4px;
             border:1px solid #000; border-radius:50%}}
         </style>
-        <div class="risk-legend" role="region" aria-label="Legend">
-          <strong>{title}</strong>
-          <div>Risk surface, 0 to 1</div><div class="ramp"></div>
-          <div>Communities by risk class</div>{classes}
+        <div class="risk-legend" role="region" aria-label="{html.escape(_("Legend"))}">
+          <strong>{html.escape(title)}</strong>
+          <div>{html.escape(_("Risk surface, 0 to 1"))}</div><div class="ramp"></div>
+          <div>{html.escape(_("Communities by risk class"))}</div>{classes}
           <div id="community-status" aria-live="polite"></div>
         </div>
         """
@@ -134,6 +142,7 @@ def build_page(
     factors: list[str],
 ) -> str:
     """The page's HTML: Leaflet from ``base``/assets, data from ``base``'s API."""
+    _ = translator(lang)
     m = folium.Map(
         location=list(definition.centre),
         zoom_start=definition.zoom,
@@ -150,19 +159,24 @@ def build_page(
         folium.TileLayer(
             tiles=f"{base}tiles/risk_surface/{{z}}/{{x}}/{{y}}.png",
             attr=attribution,
-            name="Risk surface",
+            name=_("Risk surface"),
             overlay=True,
             opacity=0.75,
             max_native_zoom=raster_zoom,
             max_zoom=18,
         ).add_to(m)
     if "community_risk" in definition.layers:
-        group = folium.FeatureGroup(name="Communities", overlay=True).add_to(m)
+        group = folium.FeatureGroup(name=_("Communities"), overlay=True).add_to(m)
         url = f"{base}collections/community_risk/items?limit={VIEW_LIMIT}"
-        m.add_child(_Communities(group, url, factors))
+        words = ["Score", "Class", "Country", *CLASS_COLOURS]
+        t = {w: _(w) for w in words}
+        t.update({f: _(f.replace("_", " ")) for f in factors})
+        t["all"] = _("{total} communities")
+        t["partial"] = _("{shown} of {total} communities: zoom in for all")
+        m.add_child(_Communities(group, url, factors, t))
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()
-    root.html.add_child(_legend(definition.title.get(lang)))
+    root.html.add_child(_legend(definition.title.get(lang), _))
     root.header.add_child(
         Element(
             f"<title>{_escape(definition.title.get(lang))}</title>"

@@ -105,3 +105,36 @@ def test_map_page_draws_the_data_and_layers_toggle(url, browser) -> None:
     assert not ours, ours
     assert not errors, errors
     page.close()
+
+
+def test_language_by_parameter_then_accept_language(client) -> None:
+    fr = client.get("/maps/overview", headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"})
+    assert '<html lang="fr">' in fr.text and "Surface de risque" in fr.text
+    assert "très élevé" in fr.text and "sources et licences" in fr.text
+    pt = client.get("/maps/overview?lang=pt", headers={"Accept-Language": "fr"})
+    assert '<html lang="pt">' in pt.text and "Comunidades por classe de risco" in pt.text
+    assert "Riscos da mineração de diamantes" in pt.text
+    en = client.get("/maps/overview", headers={"Accept-Language": "de-DE"})
+    assert '<html lang="en">' in en.text and "Risk surface" in en.text
+    assert fr.headers["etag"] != en.headers["etag"] and "Accept-Language" in fr.headers["vary"]
+    assert "<h1>Cartes</h1>" in client.get("/maps", headers={"Accept-Language": "fr"}).text
+
+
+def test_every_catalog_has_every_string(client) -> None:
+    from babel.messages.extract import extract_from_file
+    from babel.messages.pofile import read_po
+
+    from geo_service.maps.i18n import LOCALES
+
+    for lang in ("fr", "pt"):
+        with (LOCALES / lang / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+            catalog = read_po(fh)
+        empty = [m.id for m in catalog if m.id and not m.string]
+        assert not empty, (lang, empty)
+        ids = {m.id for m in catalog if m.id}
+        # Every literal string the pages translate is in the catalog.
+        # (Calls inside f-strings are not extracted; page.py's plain calls are.)
+        used = set()
+        for module in ("geo_service/maps/page.py", "geo_service/api/routes/maps.py"):
+            used |= {m[1] for m in extract_from_file("python", ROOT / module)}
+        assert len(used) >= 4 and used <= ids, (lang, used - ids)

@@ -15,11 +15,15 @@ from geo_service.api.links import base_url
 from geo_service.errors import NotFoundError
 from geo_service.maps.assets import asset_file
 from geo_service.maps.definitions import LANGUAGES, MapDefinition, load_maps
+from geo_service.maps.i18n import choose_language, translator
 from geo_service.maps.page import build_page
 
 router = APIRouter(tags=["maps"])
 HTML = "text/html; charset=utf-8"
-Lang = Annotated[str, Query(pattern="^(en|fr|pt)$", description="Language: en, fr or pt.")]
+Lang = Annotated[
+    str | None,
+    Query(pattern="^(en|fr|pt)$", description="Language: en, fr or pt (else Accept-Language)."),
+]
 
 
 def _maps(request: Request) -> dict[str, MapDefinition]:
@@ -38,10 +42,12 @@ def _publishers(build: BuildDep, layer: str) -> list[str]:
 
 
 @router.get("/maps", summary="The maps")
-def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang = "en") -> Response:
+def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang = None) -> Response:
     """Every map, with its title and description."""
     maps = _maps(request)
     base = base_url(request)
+    lang = choose_language(lang, request.headers.get("accept-language"))
+    _ = translator(lang)
 
     def body() -> bytes:
         items = "".join(
@@ -53,7 +59,7 @@ def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang 
             f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<title>diamond-risk-map</title></head><body style="font-family:sans-serif">'
-            f"<h1>Maps</h1><ul>{items}</ul></body></html>"
+            f"<h1>{html.escape(_('Maps'))}</h1><ul>{items}</ul></body></html>"
         ).encode()
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
@@ -61,13 +67,15 @@ def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang 
 
 @router.get("/maps/{map_id}", summary="A map page")
 def map_page(
-    map_id: str, request: Request, build: BuildDep, access: AccessDep, lang: Lang = "en"
+    map_id: str, request: Request, build: BuildDep, access: AccessDep, lang: Lang = None
 ) -> Response:
     """A full-page map; its data comes from this API as the view moves."""
     definition = _maps(request).get(map_id)
     if definition is None:
         raise NotFoundError(f"no map '{map_id}'; maps are {', '.join(_maps(request))}")
     base = base_url(request)
+    lang = choose_language(lang, request.headers.get("accept-language"))
+    _ = translator(lang)
     raster = build.catalog["layers"].get("risk_surface")
     zoom = build.store.raster("risk_surface").native_zoom if raster else 10
     factors = list(build.catalog.get("risk", {}).get("factors", {}))
@@ -78,8 +86,8 @@ def map_page(
             p for layer in definition.layers for p in _publishers(build, layer)
         )
         attribution = (
-            f"Data: {html.escape(', '.join(publishers))} "
-            f'(<a href="{base}collections?f=html">sources and licences</a>)'
+            f"{html.escape(_('Data'))}: {html.escape(', '.join(publishers))} "
+            f'(<a href="{base}collections?f=html">{html.escape(_("sources and licences"))}</a>)'
         )
         return build_page(definition, base, lang, zoom, attribution, factors).encode()
 

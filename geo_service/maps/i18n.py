@@ -1,0 +1,68 @@
+"""Languages of the pages: English, French and Portuguese, from gettext catalogs (Babel).
+
+The language is ``?lang=`` when given, else the best match of the browser's
+Accept-Language, else English. Catalogs are the ``.po`` files under ``locales/``, read and
+compiled in memory once, so a translator edits one text file and nothing else. Words from the
+data (place names, publishers) stay as published.
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+from babel import Locale, negotiate_locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+LANGUAGES = ("en", "fr", "pt")
+LOCALES = Path(__file__).parent / "locales"
+
+
+@cache
+def _translations(lang: str) -> gettext.NullTranslations:
+    po = LOCALES / lang / "LC_MESSAGES" / "messages.po"
+    if lang == "en" or not po.exists():
+        return gettext.NullTranslations()
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """``_`` for one language."""
+    return _translations(lang if lang in LANGUAGES else "en").gettext
+
+
+def choose_language(lang: str | None, accept_language: str | None) -> str:
+    """``lang`` if it is one of ours, else Accept-Language's best match, else English."""
+    if lang in LANGUAGES:
+        return lang
+    wanted = []
+    for part in (accept_language or "").split(","):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            weight = 0.0
+        if tag and weight > 0:
+            wanted.append((weight, tag.replace("-", "_")))
+    preferred = [tag for _, tag in sorted(wanted, key=lambda x: -x[0])]
+    return negotiate_locale(preferred, LANGUAGES, sep="_") or _by_language(preferred) or "en"
+
+
+def _by_language(preferred: list[str]) -> str | None:
+    for tag in preferred:
+        try:
+            language = Locale.parse(tag, sep="_").language
+        except (ValueError, TypeError):
+            continue
+        if language in LANGUAGES:
+            return language
+    return None

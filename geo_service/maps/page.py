@@ -11,7 +11,9 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import folium
 from branca.element import Element, MacroElement
@@ -34,6 +36,99 @@ CLASS_COLOURS = {
 }
 #: Most communities drawn for one view; the page says when there are more.
 VIEW_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class View:
+    """What a share link reopens: centre, zoom and the layers shown."""
+
+    lat: float
+    lon: float
+    zoom: int
+    layers: tuple[str, ...]
+
+
+class _ViewState(MacroElement):
+    """Keeps the view in the page's URL (a share link) and the embed snippet up to date."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+          var map = {{ this._parent.get_name() }};
+          window.riskMap = map;
+          var layers = { {% for id, layer in this.layers.items() %}
+            {{ id|tojson }}: {{ layer.get_name() }},{% endfor %} };
+          var t = {{ this.t|tojson }};
+          function query() {
+            var c = map.getCenter();
+            var q = new URLSearchParams(location.search);
+            q.set("lat", c.lat.toFixed(4));
+            q.set("lon", c.lng.toFixed(4));
+            q.set("z", map.getZoom());
+            q.set("layers", Object.keys(layers).filter(function (k) {
+              return map.hasLayer(layers[k]); }).join(","));
+            return q.toString();
+          }
+          function snippet(q) {
+            var src = {{ this.embed_url|tojson }} + "?" + q;
+            return '<div style="position:relative;width:100%;padding-bottom:66%;height:0">'
+              + '<iframe src="' + src + '" title="' + t.title.replace(/"/g, "&quot;")
+              + '" style="position:absolute;top:0;left:0;width:100%;height:100%;border:0"'
+              + ' loading="lazy" allowfullscreen></iframe></div>'
+              + '<p style="font:12px sans-serif">' + t.credit + "</p>";
+          }
+          function update() {
+            var q = query();
+            history.replaceState(null, "", location.pathname + "?" + q);
+            var box = document.getElementById("embed-code");
+            if (box) { box.value = snippet(q); }
+          }
+          {% if this.embed_button %}
+          var Embed = L.Control.extend({
+            options: {position: "topleft"},
+            onAdd: function () {
+              var div = L.DomUtil.create("div", "leaflet-bar embed-control");
+              var button = L.DomUtil.create("button", "", div);
+              button.type = "button";
+              button.textContent = t.embed;
+              button.setAttribute("aria-expanded", "false");
+              var panel = L.DomUtil.create("div", "embed-panel", div);
+              panel.hidden = true;
+              var label = L.DomUtil.create("label", "", panel);
+              label.textContent = t.copy;
+              label.htmlFor = "embed-code";
+              var box = L.DomUtil.create("textarea", "", panel);
+              box.id = "embed-code";
+              box.rows = 5;
+              box.readOnly = true;
+              L.DomEvent.disableClickPropagation(div);
+              L.DomEvent.disableScrollPropagation(div);
+              button.addEventListener("click", function () {
+                panel.hidden = !panel.hidden;
+                button.setAttribute("aria-expanded", String(!panel.hidden));
+                if (!panel.hidden) { box.value = snippet(query()); box.select(); }
+              });
+              return div;
+            }
+          });
+          new Embed().addTo(map);
+          {% endif %}
+          map.on("moveend overlayadd overlayremove", update);
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self, layers: dict[str, Any], embed_url: str, t: dict[str, str], embed_button: bool
+    ) -> None:
+        super().__init__()
+        self._name = "ViewState"
+        self.layers = layers
+        self.embed_url = embed_url
+        self.t = t
+        self.embed_button = embed_button
 
 
 class _Communities(MacroElement):
@@ -140,12 +235,21 @@ def build_page(
     raster_zoom: int,
     attribution: str,
     factors: list[str],
+    view: View | None = None,
+    embed: bool = False,
 ) -> str:
-    """The page's HTML: Leaflet from ``base``/assets, data from ``base``'s API."""
+    """The page's HTML: Leaflet from ``base``/assets, data from ``base``'s API.
+
+    ``view`` reopens a shared view; ``embed`` is the chromeless page for iframes (a collapsed
+    layer control, a link to the full map, no embed button).
+    """
     _ = translator(lang)
+    view = view or View(
+        definition.centre[0], definition.centre[1], definition.zoom, tuple(definition.layers)
+    )
     m = folium.Map(
-        location=list(definition.centre),
-        zoom_start=definition.zoom,
+        location=[view.lat, view.lon],
+        zoom_start=view.zoom,
         tiles=None,
         control_scale=True,
         prefer_canvas=True,
@@ -155,8 +259,9 @@ def build_page(
     folium.TileLayer(
         tiles=BASEMAP, attr=BASEMAP_ATTRIBUTION, name="OpenStreetMap", max_zoom=18
     ).add_to(m)
+    overlays: dict[str, Any] = {}
     if "risk_surface" in definition.layers:
-        folium.TileLayer(
+        overlays["risk_surface"] = folium.TileLayer(
             tiles=f"{base}tiles/risk_surface/{{z}}/{{x}}/{{y}}.png",
             attr=attribution,
             name=_("Risk surface"),
@@ -164,9 +269,13 @@ def build_page(
             opacity=0.75,
             max_native_zoom=raster_zoom,
             max_zoom=18,
+            show="risk_surface" in view.layers,
         ).add_to(m)
     if "community_risk" in definition.layers:
-        group = folium.FeatureGroup(name=_("Communities"), overlay=True).add_to(m)
+        group = folium.FeatureGroup(
+            name=_("Communities"), overlay=True, show="community_risk" in view.layers
+        ).add_to(m)
+        overlays["community_risk"] = group
         url = f"{base}collections/community_risk/items?limit={VIEW_LIMIT}"
         words = ["Score", "Class", "Country", *CLASS_COLOURS]
         t = {w: _(w) for w in words}
@@ -174,17 +283,47 @@ def build_page(
         t["all"] = _("{total} communities")
         t["partial"] = _("{shown} of {total} communities: zoom in for all")
         m.add_child(_Communities(group, url, factors, t))
-    folium.LayerControl(collapsed=False).add_to(m)
+    folium.LayerControl(collapsed=embed).add_to(m)
+    title = definition.title.get(lang)
+    page_url = f"{base}maps/{definition.id}"
+    credit = (
+        f'{html.escape(_("Map"))}: <a href="{page_url}?lang={lang}">{html.escape(title)}</a>'
+        f" — {attribution}"
+    )
+    words = {
+        "title": title,
+        "credit": credit,
+        "embed": _("Embed"),
+        "copy": _("Copy this code into your page"),
+    }
+    m.add_child(_ViewState(overlays, f"{base}embed/{definition.id}", words, not embed))
     root = m.get_root()
-    root.html.add_child(_legend(definition.title.get(lang), _))
+    root.html.add_child(_legend(title, _))
+    if embed:
+        root.html.add_child(
+            Element(
+                f'<a class="full-map" href="{page_url}?lang={lang}" target="_blank" '
+                f'rel="noopener">{html.escape(_("View larger map"))}</a>'
+            )
+        )
+    oembed = f"{base}oembed?url={quote(page_url, safe='')}&format=json"
     root.header.add_child(
         Element(
-            f"<title>{_escape(definition.title.get(lang))}</title>"
+            f"<title>{_escape(title)}</title>"
             f'<meta name="description" content="{_escape(definition.description.get(lang))}">'
+            f'<link rel="alternate" type="application/json+oembed" href="{oembed}" '
+            f'title="{_escape(title)}">'
+            f'<link rel="icon" href="{base}favicon.ico">'
+            "<style>.embed-control button{font:14px sans-serif;padding:4px 8px;border:0;"
+            "background:#fff;cursor:pointer}.embed-panel{background:#fff;padding:6px;"
+            "width:min(320px,70vw)}.embed-panel textarea{width:100%;font:11px monospace}"
+            ".embed-panel label{display:block;font:12px sans-serif;margin-bottom:4px}"
+            ".full-map{position:absolute;z-index:1000;top:10px;left:50px;background:#fff;"
+            "padding:4px 8px;border-radius:4px;font:13px sans-serif}</style>"
         )
     )
-    html = root.render()
-    return html.replace("<html>", f'<html lang="{lang}">', 1)
+    page = root.render()
+    return page.replace("<html>", f'<html lang="{lang}">', 1)
 
 
 def _escape(text: str) -> str:

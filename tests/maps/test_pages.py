@@ -138,3 +138,88 @@ def test_every_catalog_has_every_string(client) -> None:
         for module in ("geo_service/maps/page.py", "geo_service/api/routes/maps.py"):
             used |= {m[1] for m in extract_from_file("python", ROOT / module)}
         assert len(used) >= 4 and used <= ids, (lang, used - ids)
+
+
+def test_oembed_follows_the_spec(client) -> None:
+    page = client.get("/maps/overview?lang=fr")
+    found = re.search(
+        r'<link rel="alternate" type="application/json\+oembed" href="([^"]+)"', page.text
+    )
+    assert found  # discovery
+    doc = client.get(found.group(1).replace("&amp;", "&")).json()
+    assert doc["version"] == "1.0" and doc["type"] == "rich"
+    assert doc["html"].startswith("<iframe") and "/embed/overview" in doc["html"]
+    assert {"width", "height", "provider_name", "provider_url", "title"} <= set(doc)
+    small = client.get(
+        "/oembed",
+        params={"url": "http://testserver/maps/overview?z=7", "maxwidth": 300, "maxheight": 150},
+    ).json()
+    assert small["width"] <= 300 and small["height"] <= 150 and "z=7" in small["html"]
+    assert (
+        client.get("/oembed", params={"url": "http://elsewhere.example/maps/overview"}).status_code
+        == 404
+    )
+    assert client.get("/oembed", params={"url": "http://testserver/maps/nope"}).status_code == 404
+    xml = client.get("/oembed", params={"url": "http://testserver/maps/overview", "format": "xml"})
+    assert xml.status_code == 501
+    assert client.get("/maps/overview?layers=nope").status_code == 400
+    assert client.get("/maps/overview?lat=100").status_code == 400
+
+
+def _wait_drawn(page) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function("Number(document.body.dataset.communities) > 0", timeout=30_000)
+
+
+def test_share_link_reopens_the_same_view(url, browser) -> None:
+    page = browser.new_page(viewport={"width": 900, "height": 600})
+    page.goto(f"{url}/maps/overview?lang=pt&lat=5.5&lon=18.0&z=6&layers=community_risk")
+    _wait_drawn(page)
+    assert page.evaluate(RISK_TILES) == 0  # the surface is off in this link
+    page.evaluate("window.riskMap.setView([7.25, 21.5], 7) && null")
+    page.wait_for_function("location.search.includes('z=7')", timeout=10_000)
+    shared = page.url
+    assert "lang=pt" in shared and "lat=7.25" in shared and "layers=community_risk" in shared
+    again = browser.new_page(viewport={"width": 900, "height": 600})
+    again.goto(shared)
+    _wait_drawn(again)
+    centre = again.evaluate("[window.riskMap.getCenter().lat, window.riskMap.getCenter().lng]")
+    assert centre == pytest.approx([7.25, 21.5], abs=1e-3)
+    assert again.evaluate("window.riskMap.getZoom()") == 7
+    assert again.evaluate(RISK_TILES) == 0
+    assert again.evaluate("document.documentElement.lang") == "pt"
+    # The embed button gives the iframe code of this view.
+    again.get_by_role("button", name="Incorporar").click()
+    code = again.input_value("#embed-code")
+    assert code.startswith('<div style="position:relative') and "/embed/overview?" in code
+    assert "lat=7.25" in code and "Uppsala" in code  # attribution travels with the embed
+    page.close()
+    again.close()
+
+
+def test_embed_renders_inside_an_iframe_from_another_origin(url, browser, tmp_path) -> None:
+    import http.server
+    import threading
+
+    host = tmp_path / "site"
+    host.mkdir()
+    (host / "index.html").write_text(
+        f'<!doctype html><html><body><h1>A newspaper</h1><iframe id="m" '
+        f'src="{url}/embed/central-african-republic?lang=fr" width="800" height="500">'
+        "</iframe></body></html>"
+    )
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(host))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        frame = page.frame_locator("#m")
+        frame.locator("#community-status").filter(has_text="communautés").wait_for(timeout=30_000)
+        assert frame.locator("a.full-map").get_attribute("href").endswith("lang=fr")
+        assert frame.locator(".embed-control").count() == 0
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "embed-in-another-site.png"))
+        page.close()
+    finally:
+        server.shutdown()

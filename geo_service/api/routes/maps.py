@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import html
+import json
+import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from geo_service.api.caching import SHORT, conditional
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
-from geo_service.errors import NotFoundError
+from geo_service.errors import BadQueryError, NotFoundError
 from geo_service.maps.assets import asset_file
 from geo_service.maps.definitions import LANGUAGES, MapDefinition, load_maps
 from geo_service.maps.i18n import choose_language, translator
-from geo_service.maps.page import build_page
+from geo_service.maps.page import View, build_page
 
 router = APIRouter(tags=["maps"])
 HTML = "text/html; charset=utf-8"
@@ -65,14 +68,39 @@ def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
 
 
-@router.get("/maps/{map_id}", summary="A map page")
-def map_page(
-    map_id: str, request: Request, build: BuildDep, access: AccessDep, lang: Lang = None
+def _view(request: Request, definition: MapDefinition) -> View:
+    """The view a share link asks for (``lat``, ``lon``, ``z``, ``layers``), checked."""
+    q = request.query_params
+    lat, lon = definition.centre
+    zoom = definition.zoom
+    try:
+        lat = float(q.get("lat", lat))
+        lon = float(q.get("lon", lon))
+        zoom = int(q.get("z", zoom))
+    except ValueError as exc:
+        raise BadQueryError("lat and lon must be numbers, z a whole number") from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 <= zoom <= 18):
+        raise BadQueryError("lat must be within -90..90, lon within -180..180, z within 0..18")
+    layers = tuple(definition.layers)
+    if "layers" in q:
+        layers = tuple(x for x in q["layers"].split(",") if x)
+        unknown = set(layers) - set(definition.layers)
+        if unknown:
+            raise BadQueryError(
+                f"unknown layer(s) {', '.join(sorted(unknown))}; this map has "
+                f"{', '.join(definition.layers)}",
+                parameter="layers",
+            )
+    return View(lat, lon, zoom, layers)
+
+
+def _page(
+    map_id: str, request: Request, build: BuildDep, access: AccessDep, lang: str | None, embed: bool
 ) -> Response:
-    """A full-page map; its data comes from this API as the view moves."""
     definition = _maps(request).get(map_id)
     if definition is None:
         raise NotFoundError(f"no map '{map_id}'; maps are {', '.join(_maps(request))}")
+    view = _view(request, definition)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
     _ = translator(lang)
@@ -89,9 +117,103 @@ def map_page(
             f"{html.escape(_('Data'))}: {html.escape(', '.join(publishers))} "
             f'(<a href="{base}collections?f=html">{html.escape(_("sources and licences"))}</a>)'
         )
-        return build_page(definition, base, lang, zoom, attribution, factors).encode()
+        page = build_page(definition, base, lang, zoom, attribution, factors, view, embed)
+        return page.encode()
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
+
+
+ViewParam = Annotated[str | None, Query(description="Share link: centre, zoom and layers.")]
+
+
+@router.get("/maps/{map_id}", summary="A map page")
+def map_page(
+    map_id: str,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    lang: Lang = None,
+    lat: ViewParam = None,
+    lon: ViewParam = None,
+    z: ViewParam = None,
+    layers: ViewParam = None,
+) -> Response:
+    """A full-page map; its data comes from this API as the view moves. The view (``lat``,
+    ``lon``, ``z``, ``layers``) and ``lang`` in the URL reopen it as it was shared."""
+    return _page(map_id, request, build, access, lang, embed=False)
+
+
+@router.get("/embed/{map_id}", summary="A map for an iframe")
+def embed_page(
+    map_id: str,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    lang: Lang = None,
+    lat: ViewParam = None,
+    lon: ViewParam = None,
+    z: ViewParam = None,
+    layers: ViewParam = None,
+) -> Response:
+    """The map without page chrome, for ``<iframe>`` embeds (attribution kept)."""
+    return _page(map_id, request, build, access, lang, embed=True)
+
+
+@router.get("/oembed", summary="oEmbed 1.0")
+def oembed(
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    url: Annotated[str, Query(description="A map page or embed URL of this service.")],
+    maxwidth: Annotated[int | None, Query(ge=50, le=4000)] = None,
+    maxheight: Annotated[int | None, Query(ge=50, le=4000)] = None,
+    format: Annotated[str, Query(description="json (xml is not implemented)")] = "json",
+) -> Response:
+    """The embed code of a map page by its URL (oEmbed 1.0, type ``rich``), for CMSs."""
+    if format != "json":
+        return JSONResponse(
+            {"code": "NotImplemented", "description": "only format=json is served"},
+            status_code=501,
+        )
+    base = base_url(request)
+    target = urlsplit(url)
+    own = urlsplit(base)
+    match = re.fullmatch(r"/(?:maps|embed)/([^/]+)", target.path)
+    definition = _maps(request).get(match.group(1)) if match else None
+    if target.netloc != own.netloc or definition is None:
+        raise NotFoundError(f"{url!r} is not a map of this service")
+    params = dict(parse_qsl(target.query))
+    lang = choose_language(params.get("lang"), request.headers.get("accept-language"))
+    width = min(maxwidth or 800, 800)
+    height = min(maxheight or round(width * 2 / 3), round(width * 2 / 3))
+    src = (
+        f"{base}embed/{definition.id}?{urlencode(params)}"
+        if params
+        else (f"{base}embed/{definition.id}")
+    )
+    title = definition.title.get(lang)
+    code = (
+        f'<iframe src="{html.escape(src)}" width="{width}" height="{height}" '
+        f'title="{html.escape(title)}" style="border:0" loading="lazy" allowfullscreen>'
+        "</iframe>"
+    )
+
+    def body() -> bytes:
+        return json.dumps(
+            {
+                "version": "1.0",
+                "type": "rich",
+                "title": title,
+                "provider_name": "diamond-risk-map",
+                "provider_url": base,
+                "html": code,
+                "width": width,
+                "height": height,
+                "cache_age": 3600,
+            }
+        ).encode()
+
+    return conditional(request, build.build_id, access, body, "application/json", SHORT)
 
 
 #: A small diamond, so browsers asking for an icon get one.

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import folium
 from branca.element import Element, MacroElement
+from folium.plugins import Fullscreen
 from jinja2 import Template
 
 from geo_service.maps.definitions import MapDefinition
@@ -201,6 +202,98 @@ class _Communities(MacroElement):
         self.t = t
 
 
+class _Incidents(MacroElement):
+    """Incidents of the view within a range of years, with a time filter and a live count."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+          var map = {{ this._parent.get_name() }};
+          var group = {{ this.group.get_name() }};
+          var url = {{ this.url|tojson }};
+          var t = {{ this.t|tojson }};
+          function esc(v) {
+            return String(v === null || v === undefined ? "" : v).replace(/[&<>"']/g,
+              function (c) { return "&#" + c.charCodeAt(0) + ";"; });
+          }
+          var layer = L.geoJSON(null, {
+            pointToLayer: function (f, ll) {
+              return L.circleMarker(ll, {radius: 4, weight: 1, color: "#fff",
+                fillColor: "#222", fillOpacity: 0.85});
+            },
+            onEachFeature: function (f, l) {
+              var p = f.properties;
+              l.bindPopup("<strong>" + esc(p.date) + "</strong><br>" + esc(p.type)
+                + "<br>" + esc(t.deaths) + ": " + esc(p.fatalities)
+                + "<br><small>" + esc(p.source) + "</small>");
+            }
+          }).addTo(group);
+          var Filter = L.Control.extend({
+            options: {position: "bottomright"},
+            onAdd: function () {
+              var div = L.DomUtil.create("div", "time-filter");
+              div.innerHTML = '<fieldset><legend>' + esc(t.title) + '</legend>'
+                + '<label>' + esc(t.from) + ' <input type="range" id="incidents-from"></label>'
+                + '<label>' + esc(t.to) + ' <input type="range" id="incidents-to"></label>'
+                + '<output id="incidents-status" aria-live="polite"></output></fieldset>';
+              L.DomEvent.disableClickPropagation(div);
+              L.DomEvent.disableScrollPropagation(div);
+              return div;
+            }
+          });
+          new Filter().addTo(map);
+          var from = document.getElementById("incidents-from");
+          var to = document.getElementById("incidents-to");
+          [from, to].forEach(function (input) {
+            input.min = {{ this.first }}; input.max = {{ this.last }}; input.step = 1;
+          });
+          var q = new URLSearchParams(location.search);
+          from.value = q.get("from") || {{ this.first }};
+          to.value = q.get("to") || {{ this.last }};
+          var status = document.getElementById("incidents-status");
+          function load() {
+            if (Number(from.value) > Number(to.value)) { to.value = from.value; }
+            var b = map.getBounds();
+            var bbox = [Math.max(b.getWest(), -180), Math.max(b.getSouth(), -90),
+                        Math.min(b.getEast(), 180), Math.min(b.getNorth(), 90)]
+                       .map(function (v) { return v.toFixed(5); }).join(",");
+            var span = from.value + "-01-01/" + to.value + "-12-31";
+            fetch(url + "&bbox=" + bbox + "&datetime=" + span)
+              .then(function (r) { return r.json(); })
+              .then(function (fc) {
+                layer.clearLayers();
+                layer.addData(fc);
+                document.body.dataset.incidents = fc.numberReturned;
+                status.textContent = t.count.replace("{shown}", fc.numberReturned)
+                  .replace("{total}", fc.numberMatched).replace("{from}", from.value)
+                  .replace("{to}", to.value);
+                var s = new URLSearchParams(location.search);
+                s.set("from", from.value); s.set("to", to.value);
+                history.replaceState(null, "", location.pathname + "?" + s.toString());
+              });
+          }
+          from.addEventListener("input", load);
+          to.addEventListener("input", load);
+          map.on("moveend", load);
+          load();
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self, group: folium.FeatureGroup, url: str, t: dict[str, str], first: int, last: int
+    ) -> None:
+        super().__init__()
+        self._name = "Incidents"
+        self.group = group
+        self.url = url
+        self.t = t
+        self.first = first
+        self.last = last
+
+
 def _legend(title: str, _: Callable[[str], str]) -> Element:
     """Legend of the surface and the community classes, with the count of what is drawn."""
     stops = ", ".join(["#00224d", "#414d6b", "#7c7b78", "#bcaf6f", "#fde737"])
@@ -237,6 +330,7 @@ def build_page(
     factors: list[str],
     view: View | None = None,
     embed: bool = False,
+    incident_years: tuple[int, int] | None = None,
 ) -> str:
     """The page's HTML: Leaflet from ``base``/assets, data from ``base``'s API.
 
@@ -256,6 +350,7 @@ def build_page(
     )
     m.default_js = [("leaflet", f"{base}assets/leaflet/dist/leaflet.js")]
     m.default_css = [("leaflet_css", f"{base}assets/leaflet/dist/leaflet.css")]
+
     folium.TileLayer(
         tiles=BASEMAP, attr=BASEMAP_ATTRIBUTION, name="OpenStreetMap", max_zoom=18
     ).add_to(m)
@@ -283,6 +378,28 @@ def build_page(
         t["all"] = _("{total} communities")
         t["partial"] = _("{shown} of {total} communities: zoom in for all")
         m.add_child(_Communities(group, url, factors, t))
+    if "incidents" in definition.layers and incident_years is not None:
+        group = folium.FeatureGroup(
+            name=_("Incidents"), overlay=True, show="incidents" in view.layers
+        ).add_to(m)
+        overlays["incidents"] = group
+        t = {
+            "title": _("Incidents by year"),
+            "from": _("From"),
+            "to": _("To"),
+            "deaths": _("Deaths"),
+            "count": _("{shown} of {total} incidents, {from}–{to}"),
+        }
+        url = f"{base}collections/incidents/items?limit={VIEW_LIMIT}"
+        m.add_child(_Incidents(group, url, t, *incident_years))
+    full = Fullscreen(
+        position="topleft", title=_("Full screen"), title_cancel=_("Exit full screen")
+    )
+    full.default_js = [("fullscreen", f"{base}assets/leaflet.fullscreen/Control.FullScreen.js")]
+    full.default_css = [
+        ("fullscreen_css", f"{base}assets/leaflet.fullscreen/Control.FullScreen.css")
+    ]
+    full.add_to(m)
     folium.LayerControl(collapsed=embed).add_to(m)
     title = definition.title.get(lang)
     page_url = f"{base}maps/{definition.id}"
@@ -318,6 +435,9 @@ def build_page(
             "background:#fff;cursor:pointer}.embed-panel{background:#fff;padding:6px;"
             "width:min(320px,70vw)}.embed-panel textarea{width:100%;font:11px monospace}"
             ".embed-panel label{display:block;font:12px sans-serif;margin-bottom:4px}"
+            ".time-filter fieldset{background:#fff;border:0;border-radius:4px;padding:6px 8px;"
+            "font:12px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)}"
+            ".time-filter label{display:block}.time-filter input{width:140px}"
             ".full-map{position:absolute;z-index:1000;top:10px;left:50px;background:#fff;"
             "padding:4px 8px;border-radius:4px;font:13px sans-serif}</style>"
         )

@@ -223,3 +223,46 @@ def test_embed_renders_inside_an_iframe_from_another_origin(url, browser, tmp_pa
         page.close()
     finally:
         server.shutdown()
+
+
+def test_time_filter_changes_the_incident_count(url, browser, build_dir) -> None:
+    from geo_service.store.files import load_layer
+
+    incidents = load_layer(build_dir, "incidents")
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(f"{url}/maps/central-african-republic?lang=en")
+    page.wait_for_function("Number(document.body.dataset.incidents) > 0", timeout=30_000)
+    everything = int(page.evaluate("document.body.dataset.incidents"))
+
+    def set_years(first: int, last: int) -> int:
+        page.evaluate(
+            "([a, b]) => { const f = document.getElementById('incidents-from');"
+            " const t = document.getElementById('incidents-to');"
+            " t.value = b; f.value = a; f.dispatchEvent(new Event('input')); }",
+            [first, last],
+        )
+        page.wait_for_function(
+            f"location.search.includes('from={first}') && location.search.includes('to={last}')",
+            timeout=10_000,
+        )
+        page.wait_for_function(
+            f"document.getElementById('incidents-status').textContent.includes('{first}–{last}')",
+            timeout=10_000,
+        )
+        return int(page.evaluate("document.body.dataset.incidents"))
+
+    in_2013 = set_years(2013, 2013)
+    years = incidents["date"].dt.year
+    bounds = page.evaluate(
+        "(() => { const b = window.riskMap.getBounds();"
+        " return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; })()"
+    )
+    x, y = incidents.geometry.x, incidents.geometry.y
+    visible = (x >= bounds[0]) & (x <= bounds[2]) & (y >= bounds[1]) & (y <= bounds[3])
+    assert in_2013 == int((visible & (years == 2013)).sum()) > 0
+    assert in_2013 < everything
+    status = page.inner_text("#incidents-status")
+    assert f"{in_2013} of {in_2013} incidents, 2013–2013" in status
+    assert page.locator(".leaflet-control-zoom-fullscreen").count() == 1  # full screen
+    page.screenshot(path=str(SHOTS / "incidents-2013.png"))
+    page.close()

@@ -107,6 +107,8 @@ def _page(
     raster = build.catalog["layers"].get("risk_surface")
     zoom = build.store.raster("risk_surface").native_zoom if raster else 10
     factors = list(build.catalog.get("risk", {}).get("factors", {}))
+    extent = (build.catalog["layers"].get("incidents") or {}).get("time_extent")
+    years = (int(extent[0][:4]), int(extent[1][:4])) if extent else None
 
     def body() -> bytes:
         # Short on the map (a phone is 360 px wide); every source's own wording is one click away.
@@ -117,7 +119,7 @@ def _page(
             f"{html.escape(_('Data'))}: {html.escape(', '.join(publishers))} "
             f'(<a href="{base}collections?f=html">{html.escape(_("sources and licences"))}</a>)'
         )
-        page = build_page(definition, base, lang, zoom, attribution, factors, view, embed)
+        page = build_page(definition, base, lang, zoom, attribution, factors, view, embed, years)
         return page.encode()
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)

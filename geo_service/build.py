@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from geo_service import __version__
+from geo_service.basemap import ATTRIBUTION as BASEMAP_CREDIT
+from geo_service.basemap import build_basemap
 from geo_service.catalog import SourceCatalog, file_digest, load_catalog
 from geo_service.errors import BuildError
 from geo_service.ingest.base import ProgressFn
@@ -41,6 +43,8 @@ STAGING_PREFIX = ".staging-"
 FAILED_PREFIX = "failed-"
 REJECTS_FILE = "rejects.csv"
 CATALOG_FILE = "catalog.json"
+#: The maps' offline basemap (``basemap.py``).
+BASEMAP_FILE = "basemap.json"
 #: Feature ids of the layers the risk model adds.
 DERIVED_ID_FIELDS = {
     "community_risk": "community_id",
@@ -232,6 +236,9 @@ def _build_into(
         layer_meta["risk_surface"] = _raster_metadata(risk.surface, "risk_surface.tif", results)
         write(len(everything) + 1, len(everything) + 1)
 
+    basemap = build_basemap(catalog.reference)
+    (staging / BASEMAP_FILE).write_bytes(basemap)
+
     meta = {
         "build_id": build_id,
         "created": now.isoformat().replace("+00:00", "Z"),
@@ -253,6 +260,7 @@ def _build_into(
         },
         "rejects": {"file": REJECTS_FILE, "rows": int(len(problems))},
         "risk": risk.metadata,
+        "basemap": {"file": BASEMAP_FILE, "bytes": len(basemap), "attribution": BASEMAP_CREDIT},
     }
     (staging / CATALOG_FILE).write_text(
         json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8"

@@ -217,6 +217,8 @@ class Reference(BaseModel):
     country_field: str = "ADM0_A3"
     #: River centrelines for the downstream part of the tailings factor.
     rivers: list[Path] = Field(default_factory=list)
+    #: Lake outlines, drawn on the maps' offline basemap with the countries and rivers.
+    lakes: list[Path] = Field(default_factory=list)
     #: A point this far outside its declared country is flagged (borders are generalised).
     outside_country_tolerance_km: float = 10.0
 
@@ -238,7 +240,7 @@ class SourceCatalog(BaseModel):
         """SHA-256 of the catalog file and every file it names: a build's input fingerprint."""
         h = hashlib.sha256()
         h.update(self.path.read_bytes())
-        refs = [*self.reference.countries, *self.reference.rivers]
+        refs = [*self.reference.countries, *self.reference.rivers, *self.reference.lakes]
         for p in [s.path for s in self.sources] + refs:
             h.update(str(p.name).encode())
             h.update(file_digest(p).encode())
@@ -300,7 +302,7 @@ def load_catalog(path: Path) -> SourceCatalog:
     if not entries:
         raise CatalogError("no [sources.*] entries", path=path)
     ref_raw = dict(raw.get("reference") or {})
-    for key in ("countries", "rivers"):
+    for key in ("countries", "rivers", "lakes"):
         ref_raw[key] = [base / p for p in ref_raw.get(key, [])]
     try:
         reference = Reference(**ref_raw)

@@ -202,6 +202,38 @@ class _Communities(MacroElement):
         self.t = t
 
 
+class _Fallback(MacroElement):
+    """The build's offline basemap in a pane beneath the tiles: shows wherever tiles fail."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function () {
+          var map = {{ this._parent.get_name() }};
+          map.createPane("fallback").style.zIndex = 150;
+          var styles = {
+            land: {color: "#9e9e9e", weight: 0.8, fillColor: "#f2efe9", fillOpacity: 1},
+            lake: {color: "#8fb8cf", weight: 0.5, fillColor: "#c6dbe8", fillOpacity: 1},
+            river: {color: "#8fb8cf", weight: 1, fill: false}
+          };
+          map.getContainer().style.background = "#c6dbe8";
+          fetch({{ this.url|tojson }}).then(function (r) { return r.json(); })
+            .then(function (fc) {
+              L.geoJSON(fc, {pane: "fallback", interactive: false,
+                style: function (f) { return styles[f.properties.kind]; }}).addTo(map);
+              document.body.dataset.basemap = fc.features.length;
+            });
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._name = "Fallback"
+        self.url = url
+
+
 class _Incidents(MacroElement):
     """Incidents of the view within a range of years, with a time filter and a live count."""
 
@@ -351,8 +383,12 @@ def build_page(
     m.default_js = [("leaflet", f"{base}assets/leaflet/dist/leaflet.js")]
     m.default_css = [("leaflet_css", f"{base}assets/leaflet/dist/leaflet.css")]
 
+    m.add_child(_Fallback(f"{base}basemap.json"))
     folium.TileLayer(
-        tiles=BASEMAP, attr=BASEMAP_ATTRIBUTION, name="OpenStreetMap", max_zoom=18
+        tiles=BASEMAP,
+        attr=f"{BASEMAP_ATTRIBUTION}; Natural Earth",
+        name="OpenStreetMap",
+        max_zoom=18,
     ).add_to(m)
     overlays: dict[str, Any] = {}
     if "risk_surface" in definition.layers:

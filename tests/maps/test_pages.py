@@ -82,6 +82,8 @@ def test_map_page_draws_the_data_and_layers_toggle(url, browser) -> None:
     page.goto(f"{url}/maps/central-african-republic", wait_until="load")
     page.wait_for_function("Number(document.body.dataset.communities) > 0", timeout=30_000)
     page.wait_for_function(f"{RISK_TILES} > 4", timeout=30_000)
+    # The offline basemap is drawn (the outside tiles cannot load here: no internet).
+    page.wait_for_function("Number(document.body.dataset.basemap) > 100", timeout=30_000)
     drawn = int(page.evaluate("document.body.dataset.communities"))
     assert drawn > 100  # the Central African Republic's communities in view
     assert "communities" in page.inner_text("#community-status")
@@ -266,3 +268,12 @@ def test_time_filter_changes_the_incident_count(url, browser, build_dir) -> None
     assert page.locator(".leaflet-control-zoom-fullscreen").count() == 1  # full screen
     page.screenshot(path=str(SHOTS / "incidents-2013.png"))
     page.close()
+
+
+def test_offline_basemap_holds_land_lakes_and_rivers(client) -> None:
+    r = client.get("/basemap.json", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert int(r.headers.get("content-length", len(r.content))) < 250_000  # slow connections
+    kinds = [f["properties"]["kind"] for f in r.json()["features"]]
+    assert {"land", "lake", "river"} == set(kinds) and kinds.count("land") > 50
+    assert "Natural Earth" in r.json()["attribution"]

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from geo_service.api.caching import SHORT, conditional
+from geo_service.api.caching import TILES as TILES_CACHE
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
 from geo_service.errors import BadQueryError, NotFoundError
@@ -216,6 +217,18 @@ def oembed(
         ).encode()
 
     return conditional(request, build.build_id, access, body, "application/json", SHORT)
+
+
+@router.get("/basemap.json", summary="Offline basemap", include_in_schema=False)
+def basemap(request: Request, build: BuildDep, access: AccessDep) -> Response:
+    """Countries, lakes and rivers of the build, drawn under the outside basemap's tiles."""
+    meta = build.catalog.get("basemap")
+    if meta is None:
+        raise NotFoundError("this build has no basemap: rebuild with 'riskmap build'")
+    path = build.store.path / meta["file"]
+    return conditional(
+        request, build.build_id, access, path.read_bytes, "application/geo+json", TILES_CACHE
+    )
 
 
 #: A small diamond, so browsers asking for an icon get one.

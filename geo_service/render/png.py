@@ -77,3 +77,9 @@ def legend(stops: int = 11) -> list[dict[str, object]]:
         r, g, b, _ = cm[int(round(value * 255))]
         out.append({"value": round(float(value), 3), "color": f"#{r:02x}{g:02x}{b:02x}"})
     return out
+
+
+def _lut_colour(value: float) -> tuple[int, int, int]:
+    """The RGB of a score 0–1 (for legends drawn elsewhere)."""
+    r, g, b, _ = colormap()[int(round(min(max(value, 0.0), 1.0) * 255))]
+    return r, g, b

@@ -277,3 +277,30 @@ def test_offline_basemap_holds_land_lakes_and_rivers(client) -> None:
     kinds = [f["properties"]["kind"] for f in r.json()["features"]]
     assert {"land", "lake", "river"} == set(kinds) and kinds.count("land") > 50
     assert "Natural Earth" in r.json()["attribution"]
+
+
+def test_static_png_is_the_requested_size_and_shows_the_layers(client) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    r = client.get("/maps/central-african-republic.png?bbox=14,2,28,11&width=1200&height=800")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(r.content))
+    assert image.size == (1200, 800)
+    rgb = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+    assert len(np.unique(rgb, axis=0)) > 500  # not blank: basemap, surface, dots, text
+    # The surface's dark blue (cividis at low scores, at 75 %) covers part of the picture,
+    # and the community classes' colours are drawn.
+    dark_blue = (rgb[:, 2] > rgb[:, 0] + 40) & (rgb[:, 0] < 90)
+    assert dark_blue.mean() > 0.05
+    yellow = (rgb[:, 0] > 230) & (rgb[:, 1] > 210) & (rgb[:, 2] < 80)
+    assert yellow.sum() > 100
+    small = client.get("/maps/overview.png?width=360&height=240&lang=fr&layers=community_risk")
+    assert Image.open(io.BytesIO(small.content)).size == (360, 240)
+    assert client.get("/maps/overview.png?bbox=10,0,5,5").status_code == 400
+    assert client.get("/maps/overview.png?width=5000").status_code == 400
+    assert client.get("/maps/overview.png?layers=nope").status_code == 400
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "static-car.png").write_bytes(r.content)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
@@ -16,11 +17,14 @@ from geo_service.api.caching import SHORT, conditional
 from geo_service.api.caching import TILES as TILES_CACHE
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
+from geo_service.api.params import parse_bbox
 from geo_service.errors import BadQueryError, NotFoundError
 from geo_service.maps.assets import asset_file
 from geo_service.maps.definitions import LANGUAGES, MapDefinition, load_maps
 from geo_service.maps.i18n import choose_language, translator
-from geo_service.maps.page import View, build_page
+from geo_service.maps.page import BASEMAP, CLASS_COLOURS, View, build_page
+from geo_service.render import static_map
+from geo_service.store.base import ItemQuery
 
 router = APIRouter(tags=["maps"])
 HTML = "text/html; charset=utf-8"
@@ -127,6 +131,89 @@ def _page(
 
 
 ViewParam = Annotated[str | None, Query(description="Share link: centre, zoom and layers.")]
+
+
+@router.get("/maps/{map_id}.png", summary="A map as a picture")
+def map_png(
+    map_id: str,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    bbox: Annotated[str | None, Query(description="west,south,east,north in degrees.")] = None,
+    width: Annotated[int, Query(ge=100, le=3000)] = 1200,
+    height: Annotated[int, Query(ge=100, le=3000)] = 800,
+    layers: Annotated[str | None, Query(description="Comma-separated layers of the map.")] = None,
+    lang: Lang = None,
+) -> Response:
+    """The map drawn on the server (PNG): basemap, surface, points, title, legend, scale bar
+    and attribution, for print and social media."""
+    definition = _maps(request).get(map_id)
+    if definition is None:
+        raise NotFoundError(f"no map '{map_id}'; maps are {', '.join(_maps(request))}")
+    view = _view(request, definition)
+    lang = choose_language(lang, request.headers.get("accept-language"))
+    _ = translator(lang)
+    if bbox is not None:
+        box = parse_bbox(bbox)
+        if box[0] > box[2]:
+            raise BadQueryError("a picture cannot cross the antimeridian", parameter="bbox")
+        frame = static_map.frame_for(box, width, height)
+    else:  # the map's view at its zoom
+        cx, cy = static_map.mercator(np.array([view.lon]), np.array([view.lat]))
+        res = static_map.WORLD / (256 * 2**view.zoom)
+        frame = static_map.Frame(
+            float(cx[0]) - res * width / 2,
+            float(cy[0]) - res * height / 2,
+            float(cx[0]) + res * width / 2,
+            float(cy[0]) + res * height / 2,
+            width,
+            height,
+        )
+    west, south, east, north = frame.lonlat_bounds()
+    query = ItemQuery(bbox=(max(west, -180), max(south, -90), min(east, 180), min(north, 90)))
+
+    def body() -> bytes:
+        drawn = []
+        legend = []
+        if "community_risk" in view.layers:
+            table = build.store.table("community_risk")
+            rows = table.select(query, access)
+            geo = table.frame.geometry.iloc[rows]
+            classes = table.frame["risk_class"].iloc[rows].astype(str).tolist()
+            colours = [CLASS_COLOURS.get(c, "#bdbdbd") for c in classes]
+            drawn.append((geo.x.to_numpy(), geo.y.to_numpy(), colours, 5, "#000000"))
+            legend += [(_(name), colour) for name, colour in CLASS_COLOURS.items()]
+        if "incidents" in view.layers and "incidents" in build.catalog["layers"]:
+            table = build.store.table("incidents")
+            rows = table.select(query, access)
+            geo = table.frame.geometry.iloc[rows]
+            drawn.insert(
+                0, (geo.x.to_numpy(), geo.y.to_numpy(), ["#222222"] * len(rows), 3, "#ffffff")
+            )
+            legend.append((_("Incidents"), "#222222"))
+        raster = build.catalog["layers"].get("risk_surface")
+        cog = (
+            build.store.path / raster["file"] if raster and "risk_surface" in view.layers else None
+        )
+        publishers = dict.fromkeys(p for layer in view.layers for p in _publishers(build, layer))
+        attribution = (
+            f"© OpenStreetMap contributors; Natural Earth; {_('Data')}: {', '.join(publishers)}"
+        )
+        return static_map.compose(
+            frame,
+            BASEMAP,
+            lambda: json.loads((build.store.path / build.catalog["basemap"]["file"]).read_bytes())[
+                "features"
+            ],
+            cog,
+            drawn,
+            definition.title.get(lang),
+            legend,
+            _("Risk surface, 0 to 1") if cog is not None else None,
+            attribution,
+        )
+
+    return conditional(request, build.build_id, access, body, "image/png", SHORT)
 
 
 @router.get("/maps/{map_id}", summary="A map page")

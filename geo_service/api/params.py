@@ -15,7 +15,9 @@ from geo_service.errors import BadQueryError
 from geo_service.store.base import BBox, ItemQuery
 
 #: Parameters every items request may carry besides the queryable properties.
-ITEMS_PARAMETERS = frozenset({"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f"})
+ITEMS_PARAMETERS = frozenset(
+    {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties"}
+)
 #: The one CRS features are served in (lon/lat, WGS84), in the spellings clients send.
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84_NAMES = frozenset({CRS84, "https://www.opengis.net/def/crs/OGC/1.3/CRS84", "OGC:CRS84"})
@@ -124,4 +126,7 @@ def items_query(
         filters={k: v for k, v in params.items() if k in names},
         limit=limit,
         offset=offset,
+        properties=tuple(p for p in params["properties"].split(",") if p)
+        if "properties" in params
+        else None,
     )

@@ -407,7 +407,11 @@ def build_page(
             name=_("Communities"), overlay=True, show="community_risk" in view.layers
         ).add_to(m)
         overlays["community_risk"] = group
-        url = f"{base}collections/community_risk/items?limit={VIEW_LIMIT}"
+        wanted = ["name", "score", "risk_class", "country", *(f"{f}_normalised" for f in factors)]
+        url = (
+            f"{base}collections/community_risk/items?limit={VIEW_LIMIT}"
+            f"&properties={','.join(wanted)}"
+        )
         words = ["Score", "Class", "Country", *CLASS_COLOURS]
         t = {w: _(w) for w in words}
         t.update({f: _(f.replace("_", " ")) for f in factors})
@@ -426,7 +430,10 @@ def build_page(
             "deaths": _("Deaths"),
             "count": _("{shown} of {total} incidents, {from}–{to}"),
         }
-        url = f"{base}collections/incidents/items?limit={VIEW_LIMIT}"
+        url = (
+            f"{base}collections/incidents/items?limit={VIEW_LIMIT}"
+            "&properties=date,type,fatalities,source"
+        )
         m.add_child(_Incidents(group, url, t, *incident_years))
     full = Fullscreen(
         position="topleft", title=_("Full screen"), title_cancel=_("Exit full screen")

@@ -42,6 +42,8 @@ class ItemQuery:
     filters: dict[str, str] = field(default_factory=dict)
     limit: int = 100
     offset: int = 0
+    #: Only these properties in each feature (None: all of them).
+    properties: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -286,3 +286,14 @@ def test_head_is_get_without_the_body(client) -> None:
     assert head.headers["content-length"] == str(len(get.content))
     assert client.head("/tiles/risk_surface/3/4/3.png").headers["content-type"] == "image/png"
     assert client.head("/collections/nope").status_code == 404
+
+
+def test_property_selection(client) -> None:
+    body = client.get(
+        "/collections/community_risk/items?limit=5&properties=name,score,risk_class"
+    ).json()
+    assert body["numberReturned"] == 5
+    assert all(set(f["properties"]) == {"name", "score", "risk_class"} for f in body["features"])
+    assert all(f["geometry"]["type"] == "Point" for f in body["features"])
+    r = client.get("/collections/community_risk/items?properties=name,nope")
+    assert r.status_code == 400 and "nope" in r.json()["description"]

@@ -270,6 +270,10 @@ def items(
         str | None,
         Query(description="Format: json (GeoJSON, default), html, csv, gpkg, parquet, kml."),
     ] = None,
+    properties: Annotated[
+        str | None,
+        Query(description="GeoJSON: only these properties (comma-separated), e.g. name,score."),
+    ] = None,
 ) -> Response:
     """A page of features, filtered by ``bbox``, ``datetime`` and queryable properties
     (``?type=one-sided&country=CAF``); ``next``/``prev`` links page through the rest.

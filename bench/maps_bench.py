@@ -38,7 +38,7 @@ from tests.api.live import live_server  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 BASEMAP_HOST = "tile.openstreetmap.org"
 DRAWN = (
-    "Number(document.body.dataset.communities) > 0 && "
+    "document.body && Number(document.body.dataset.communities) > 0 && "
     "Array.from(document.querySelectorAll('img.leaflet-tile'))"
     ".filter(i => i.src.includes('/tiles/risk_surface/')).every(i => i.complete)"
 )

@@ -47,6 +47,11 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     maps_file: Path = Field(Path("layers/maps.toml"), description="Map definitions.")
+    basemap: str = Field(
+        "OpenStreetMap.Mapnik",
+        description="The maps' outside basemap: an xyzservices provider name (e.g. "
+        "'Esri.WorldImagery', 'OpenTopoMap'). When it fails, the offline basemap shows.",
+    )
     assets_dir: Path = Field(
         Path("node_modules"), description="Where set-up installed the map libraries (npm)."
     )

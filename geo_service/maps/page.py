@@ -23,9 +23,33 @@ from jinja2 import Template
 from geo_service.maps.definitions import MapDefinition
 from geo_service.maps.i18n import translator
 
-#: The basemap (OpenStreetMap's standard tiles): the one outside resource of a page.
-BASEMAP = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-BASEMAP_ATTRIBUTION = "© OpenStreetMap contributors"
+
+@dataclass(frozen=True)
+class Basemap:
+    """The outside basemap: the one outside resource of a page (``xyzservices`` provider)."""
+
+    name: str
+    url: str
+    attribution: str
+    max_zoom: int
+
+    @classmethod
+    def named(cls, name: str) -> Basemap:
+        """A provider of ``xyzservices`` by name, e.g. ``OpenStreetMap.Mapnik``."""
+        import xyzservices.providers as xyz
+
+        try:
+            provider = xyz.query_name(name)
+        except ValueError as exc:
+            raise ValueError(f"unknown basemap {name!r}: see xyzservices' providers") from exc
+        return cls(
+            name=name,
+            url=provider.build_url(),
+            attribution=provider.get("attribution", ""),
+            max_zoom=int(provider.get("max_zoom", 18)),
+        )
+
+
 #: Community risk classes: a light-to-dark sequence (readable with colour-vision deficiencies
 #: and in greyscale), outlined in black so the points stand out on the surface.
 CLASS_COLOURS = {
@@ -344,11 +368,27 @@ def _legend(title: str, _: Callable[[str], str]) -> Element:
             border:1px solid #000; border-radius:50%}}
         </style>
         <div class="risk-legend" role="region" aria-label="{html.escape(_("Legend"))}">
-          <strong>{html.escape(title)}</strong>
-          <div>{html.escape(_("Risk surface, 0 to 1"))}</div><div class="ramp"></div>
-          <div>{html.escape(_("Communities by risk class"))}</div>{classes}
+          <details id="legend-details" open>
+            <summary><strong>{html.escape(title)}</strong></summary>
+            <div>{html.escape(_("Risk surface, 0 to 1"))}</div><div class="ramp"></div>
+            <div>{html.escape(_("Communities by risk class"))}</div>{classes}
+          </details>
           <div id="community-status" aria-live="polite"></div>
         </div>
+        <style>
+          @media (max-width: 600px) {{
+            .risk-legend {{bottom:40px; max-width:70vw; font-size:11px}}
+            .leaflet-control-attribution {{font-size:9px; max-height:3.2em; overflow:hidden}}
+            .leaflet-control-attribution:hover {{max-height:none}}
+            .time-filter input {{width:90px}}
+          }}
+        </style>
+        <script>
+          // On a phone the map comes first: the legend starts folded (a tap opens it).
+          if (window.matchMedia("(max-width: 600px)").matches) {{
+            document.getElementById("legend-details").removeAttribute("open");
+          }}
+        </script>
         """
     )
 
@@ -363,6 +403,7 @@ def build_page(
     view: View | None = None,
     embed: bool = False,
     incident_years: tuple[int, int] | None = None,
+    basemap: Basemap | None = None,
 ) -> str:
     """The page's HTML: Leaflet from ``base``/assets, data from ``base``'s API.
 
@@ -384,11 +425,13 @@ def build_page(
     m.default_css = [("leaflet_css", f"{base}assets/leaflet/dist/leaflet.css")]
 
     m.add_child(_Fallback(f"{base}basemap.json"))
+    basemap = basemap or Basemap.named("OpenStreetMap.Mapnik")
     folium.TileLayer(
-        tiles=BASEMAP,
-        attr=f"{BASEMAP_ATTRIBUTION}; Natural Earth",
-        name="OpenStreetMap",
+        tiles=basemap.url,
+        attr=f"{html.escape(basemap.attribution)}; Natural Earth",
+        name=basemap.name.split(".")[0],
         max_zoom=18,
+        max_native_zoom=basemap.max_zoom,
     ).add_to(m)
     overlays: dict[str, Any] = {}
     if "risk_surface" in definition.layers:

@@ -304,3 +304,34 @@ def test_static_png_is_the_requested_size_and_shows_the_layers(client) -> None:
     assert client.get("/maps/overview.png?layers=nope").status_code == 400
     SHOTS.mkdir(parents=True, exist_ok=True)
     (SHOTS / "static-car.png").write_bytes(r.content)
+
+
+def test_basemap_is_configurable(built, build_dir) -> None:
+    other = TestClient(create_app(ApiSettings(build_dir=build_dir, basemap="OpenTopoMap")))
+    page = other.get("/maps/overview").text
+    assert "tile.opentopomap.org" in page and BASEMAP_HOST not in page
+    assert "OpenTopoMap" in page  # its attribution
+
+
+def test_every_map_draws_without_errors(url, browser, client) -> None:
+    for map_id in ("overview", "central-african-republic"):
+        page = browser.new_page(viewport={"width": 360, "height": 640})  # a phone
+        errors: list[str] = []
+        page.on(
+            "console",
+            lambda m, errors=errors: (
+                errors.append(m.text)
+                if m.type == "error" and BASEMAP_HOST not in m.location.get("url", "")
+                else None
+            ),
+        )
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        page.goto(f"{url}/maps/{map_id}")
+        page.wait_for_function("Number(document.body.dataset.communities) > 0", timeout=30_000)
+        page.wait_for_function("Number(document.body.dataset.basemap) > 0", timeout=30_000)
+        # Every control is a real, focusable element (keyboard users reach them with Tab).
+        for selector in (".leaflet-control-zoom-in", ".leaflet-control-layers"):
+            assert page.locator(selector).count() == 1
+        page.screenshot(path=str(SHOTS / f"{map_id}-phone.png"))
+        assert not errors, (map_id, errors)
+        page.close()

@@ -22,7 +22,7 @@ from geo_service.errors import BadQueryError, NotFoundError
 from geo_service.maps.assets import asset_file
 from geo_service.maps.definitions import LANGUAGES, MapDefinition, load_maps
 from geo_service.maps.i18n import choose_language, translator
-from geo_service.maps.page import BASEMAP, CLASS_COLOURS, View, build_page
+from geo_service.maps.page import CLASS_COLOURS, Basemap, View, build_page
 from geo_service.render import static_map
 from geo_service.store.base import ItemQuery
 
@@ -39,6 +39,14 @@ def _maps(request: Request) -> dict[str, MapDefinition]:
     if cached is None:
         cached = load_maps(Path(request.app.state.settings.maps_file))
         request.app.state.maps = cached
+    return cached
+
+
+def _basemap(request: Request) -> Basemap:
+    cached = getattr(request.app.state, "basemap", None)
+    if cached is None:
+        cached = Basemap.named(request.app.state.settings.basemap)
+        request.app.state.basemap = cached
     return cached
 
 
@@ -124,7 +132,18 @@ def _page(
             f"{html.escape(_('Data'))}: {html.escape(', '.join(publishers))} "
             f'(<a href="{base}collections?f=html">{html.escape(_("sources and licences"))}</a>)'
         )
-        page = build_page(definition, base, lang, zoom, attribution, factors, view, embed, years)
+        page = build_page(
+            definition,
+            base,
+            lang,
+            zoom,
+            attribution,
+            factors,
+            view,
+            embed,
+            years,
+            _basemap(request),
+        )
         return page.encode()
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
@@ -197,11 +216,11 @@ def map_png(
         )
         publishers = dict.fromkeys(p for layer in view.layers for p in _publishers(build, layer))
         attribution = (
-            f"© OpenStreetMap contributors; Natural Earth; {_('Data')}: {', '.join(publishers)}"
+            f"{_basemap(request).attribution}; Natural Earth; {_('Data')}: {', '.join(publishers)}"
         )
         return static_map.compose(
             frame,
-            BASEMAP,
+            _basemap(request).url,
             lambda: json.loads((build.store.path / build.catalog["basemap"]["file"]).read_bytes())[
                 "features"
             ],

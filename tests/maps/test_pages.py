@@ -45,6 +45,10 @@ def test_page_loads_nothing_from_a_third_party_but_the_basemap(client) -> None:
     assert client.get("/assets/leaflet/package.json").status_code == 404
     index = client.get("/maps")
     assert "/maps/overview" in index.text and "/maps/central-african-republic" in index.text
+    previews = re.findall(r'<img src="http://testserver(/maps/[^"]+\.png[^"]*)"', index.text)
+    assert len(previews) == 2  # a picture of each map
+    preview = client.get(previews[0].replace("&amp;", "&"))
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
 
 
 @pytest.fixture(scope="module")

@@ -67,14 +67,19 @@ def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang 
 
     def body() -> bytes:
         items = "".join(
-            f'<li><a href="{base}maps/{m.id}?lang={lang}">{html.escape(m.title.get(lang))}</a>'
+            f'<li><a href="{base}maps/{m.id}?lang={lang}">'
+            f'<img src="{base}maps/{m.id}.png?width=360&amp;height=240&amp;lang={lang}" '
+            f'width="360" height="240" loading="lazy" alt="{html.escape(m.title.get(lang))}">'
+            f"<br>{html.escape(m.title.get(lang))}</a>"
             f"<p>{html.escape(m.description.get(lang))}</p></li>"
             for m in maps.values()
         )
         return (
             f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<title>diamond-risk-map</title></head><body style="font-family:sans-serif">'
+            "<title>diamond-risk-map</title><style>ul{list-style:none;padding:0}"
+            "li{margin:1rem 0}img{max-width:100%;height:auto;border:1px solid #ccc}</style>"
+            '</head><body style="font-family:sans-serif">'
             f"<h1>{html.escape(_('Maps'))}</h1><ul>{items}</ul></body></html>"
         ).encode()
 

@@ -350,12 +350,18 @@ class _Incidents(MacroElement):
         self.last = last
 
 
-def _legend(title: str, _: Callable[[str], str]) -> Element:
+def _legend(title: str, _: Callable[[str], str], incidents: bool = False) -> Element:
     """Legend of the surface and the community classes, with the count of what is drawn."""
     stops = ", ".join(["#00224d", "#414d6b", "#7c7b78", "#bcaf6f", "#fde737"])
     classes = "".join(
         f'<div><span style="background:{c}"></span>{html.escape(_(name))}</div>'
         for name, c in CLASS_COLOURS.items()
+    )
+    incident_row = (
+        f'<div><span style="background:#222;border-color:#fff"></span>'
+        f"{html.escape(_('Incidents'))}</div>"
+        if incidents
+        else ""
     )
     return Element(
         f"""
@@ -372,6 +378,7 @@ def _legend(title: str, _: Callable[[str], str]) -> Element:
             <summary><strong>{html.escape(title)}</strong></summary>
             <div>{html.escape(_("Risk surface, 0 to 1"))}</div><div class="ramp"></div>
             <div>{html.escape(_("Communities by risk class"))}</div>{classes}
+            {incident_row}
           </details>
           <div id="community-status" aria-live="polite"></div>
         </div>
@@ -501,7 +508,7 @@ def build_page(
     }
     m.add_child(_ViewState(overlays, f"{base}embed/{definition.id}", words, not embed))
     root = m.get_root()
-    root.html.add_child(_legend(title, _))
+    root.html.add_child(_legend(title, _, "incidents" in definition.layers))
     if embed:
         root.html.add_child(
             Element(

@@ -91,6 +91,7 @@ def test_map_page_draws_the_data_and_layers_toggle(url, browser) -> None:
     drawn = int(page.evaluate("document.body.dataset.communities"))
     assert drawn > 100  # the Central African Republic's communities in view
     assert "communities" in page.inner_text("#community-status")
+    assert "Incidents" in page.inner_text(".risk-legend")  # every visible layer has a legend
     # Every tile of the view in place (Leaflet keeps scaled tiles of the last zoom meanwhile).
     page.wait_for_function(
         "Array.from(document.querySelectorAll('img.leaflet-tile'))"

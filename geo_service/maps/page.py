@@ -184,6 +184,28 @@ class _Communities(MacroElement):
               return "<tr><th>" + esc(r[0]) + "</th><td>" + esc(r[1]) + "</td></tr>";
             }).join("") + "</table>";
           }
+          var hexUrl = {{ this.hex_url|tojson }};
+          function hexColour(score) {
+            if (score === null || score === undefined) { return colours["no data"]; }
+            var steps = {{ this.thresholds|tojson }};
+            var names = ["low", "medium", "high", "very high"];
+            var k = 0;
+            for (var i = 0; i < steps.length; i++) { if (score >= steps[i]) { k = i + 1; } }
+            return colours[names[Math.min(k, 3)]];
+          }
+          var hexes = L.geoJSON(null, {
+            style: function (f) {
+              return {color: "#333", weight: 0.5, fillOpacity: 0.7,
+                      fillColor: hexColour(f.properties.max_score)};
+            },
+            onEachFeature: function (f, l) {
+              var p = f.properties, t = {{ this.t|tojson }};
+              l.bindPopup("<table><tr><th>" + esc(t.Communities) + "</th><td>"
+                + esc(p.communities) + "</td></tr><tr><th>" + esc(t.max) + "</th><td>"
+                + esc(p.max_score === null ? t["no data"] : Math.round(p.max_score))
+                + "</td></tr></table>");
+            }
+          }).addTo(group);
           var layer = L.geoJSON(null, {
             pointToLayer: function (f, ll) {
               return L.circleMarker(ll, {radius: 5, weight: 1, color: "#000",
@@ -198,13 +220,27 @@ class _Communities(MacroElement):
                        .map(function (v) { return v.toFixed(5); }).join(",");
             fetch(url + "&bbox=" + bbox).then(function (r) { return r.json(); })
               .then(function (fc) {
-                layer.clearLayers();
-                layer.addData(fc);
-                document.body.dataset.communities = fc.numberReturned;
                 var t = {{ this.t|tojson }};
-                var text = fc.numberReturned < fc.numberMatched ? t.partial : t.all;
-                status.textContent = text.replace("{shown}", fc.numberReturned)
-                  .replace("{total}", fc.numberMatched);
+                layer.clearLayers();
+                hexes.clearLayers();
+                document.body.dataset.communities = fc.numberReturned;
+                if (fc.numberReturned >= fc.numberMatched) {
+                  layer.addData(fc);
+                  document.body.dataset.grouped = "0";
+                  status.textContent = t.all.replace("{total}", fc.numberMatched);
+                  return;
+                }
+                // Too many to draw one by one: the public H3 aggregate of the view instead
+                // (small counts suppressed), so any number of communities stays smooth.
+                var z = map.getZoom();
+                var res = z <= 5 ? 3 : (z <= 8 ? 5 : 7);
+                fetch(hexUrl + "&resolution=" + res + "&bbox=" + bbox)
+                  .then(function (r) { return r.json(); })
+                  .then(function (cells) {
+                    hexes.addData(cells);
+                    document.body.dataset.grouped = String(cells.numberReturned);
+                    status.textContent = t.grouped.replace("{total}", fc.numberMatched);
+                  });
               });
           }
           map.on("moveend", load);
@@ -215,10 +251,18 @@ class _Communities(MacroElement):
     )
 
     def __init__(
-        self, group: folium.FeatureGroup, url: str, factors: list[str], t: dict[str, str]
+        self,
+        group: folium.FeatureGroup,
+        url: str,
+        factors: list[str],
+        t: dict[str, str],
+        hex_url: str,
+        thresholds: list[float],
     ) -> None:
         super().__init__()
         self._name = "Communities"
+        self.hex_url = hex_url
+        self.thresholds = thresholds
         self.group = group
         self.url = url
         self.colours = CLASS_COLOURS
@@ -411,6 +455,7 @@ def build_page(
     embed: bool = False,
     incident_years: tuple[int, int] | None = None,
     basemap: Basemap | None = None,
+    class_thresholds: tuple[float, ...] = (25.0, 50.0, 75.0),
 ) -> str:
     """The page's HTML: Leaflet from ``base``/assets, data from ``base``'s API.
 
@@ -467,7 +512,11 @@ def build_page(
         t.update({f: _(f.replace("_", " ")) for f in factors})
         t["all"] = _("{total} communities")
         t["partial"] = _("{shown} of {total} communities: zoom in for all")
-        m.add_child(_Communities(group, url, factors, t))
+        t["grouped"] = _("{total} communities, grouped in hexagons: zoom in for each one")
+        t["Communities"] = _("Communities")
+        t["max"] = _("Highest score")
+        hex_url = f"{base}collections/risk_hex/items?limit=10000&properties=communities,max_score"
+        m.add_child(_Communities(group, url, factors, t, hex_url, list(class_thresholds)))
     if "incidents" in definition.layers and incident_years is not None:
         group = folium.FeatureGroup(
             name=_("Incidents"), overlay=True, show="incidents" in view.layers

@@ -55,7 +55,11 @@ class HexParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    resolutions: tuple[int, ...] = (5, 7)
+    resolutions: tuple[int, ...] = Field(
+        (3, 5, 7),
+        description="H3 resolutions: 3 (about 12,000 km² a cell) for a continent on a map, "
+        "5 (250 km²) for a region, 7 (5 km²) for a district.",
+    )
     min_count: int = Field(
         3, ge=1, description="Cells with fewer features than this are suppressed."
     )

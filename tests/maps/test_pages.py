@@ -334,6 +334,9 @@ def test_every_map_draws_without_errors(url, browser, client) -> None:
         page.goto(f"{url}/maps/{map_id}")
         page.wait_for_function("Number(document.body.dataset.communities) > 0", timeout=30_000)
         page.wait_for_function("Number(document.body.dataset.basemap) > 0", timeout=30_000)
+        if map_id == "overview":  # 12,095 communities in view: drawn as H3 aggregates
+            page.wait_for_function("Number(document.body.dataset.grouped) > 50", timeout=30_000)
+            assert "hexagons" in page.inner_text("#community-status")
         # Every control is a real, focusable element (keyboard users reach them with Tab).
         for selector in (".leaflet-control-zoom-in", ".leaflet-control-layers"):
             assert page.locator(selector).count() == 1

@@ -133,7 +133,7 @@ def test_hex_never_shows_a_count_below_k_on_the_bundled_build(built, build_dir) 
         assert (shown >= 3).all()
     scored = hexes.dropna(subset=["mean_score"])
     assert (scored["communities"] >= 3).all()
-    assert set(hexes["resolution"]) == {5, 7}
+    assert set(hexes["resolution"]) == {3, 5, 7}
 
 
 def test_concession_surroundings() -> None:

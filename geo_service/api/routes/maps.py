@@ -127,6 +127,10 @@ def _page(
     factors = list(build.catalog.get("risk", {}).get("factors", {}))
     extent = (build.catalog["layers"].get("incidents") or {}).get("time_extent")
     years = (int(extent[0][:4]), int(extent[1][:4])) if extent else None
+    classes = build.catalog.get("risk", {}).get("parameters", {}).get("classes", {})
+    thresholds = tuple(
+        float(classes.get(k, d)) for k, d in (("medium", 25), ("high", 50), ("very_high", 75))
+    )
 
     def body() -> bytes:
         # Short on the map (a phone is 360 px wide); every source's own wording is one click away.
@@ -148,6 +152,7 @@ def _page(
             embed,
             years,
             _basemap(request),
+            thresholds,
         )
         return page.encode()
 

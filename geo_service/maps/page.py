@@ -194,6 +194,9 @@ class _Communities(MacroElement):
             return colours[names[Math.min(k, 3)]];
           }
           var hexes = L.geoJSON(null, {
+            // Cells that only hold incidents (or fewer than the minimum of communities,
+            // suppressed) say nothing about communities: left out.
+            filter: function (f) { return f.properties.communities !== null; },
             style: function (f) {
               return {color: "#333", weight: 0.5, fillOpacity: 0.7,
                       fillColor: hexColour(f.properties.max_score)};

@@ -7,6 +7,7 @@ a client learns what to fix instead of getting an empty page.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
@@ -50,8 +51,17 @@ def parse_bbox(text: str) -> BBox:
     return west, south, east, north
 
 
+#: RFC 3339 full-date, or date-time with an optional fraction and offset (Z or ±hh:mm).
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?)?")
+
+
 def _instant(text: str) -> tuple[pd.Timestamp, bool]:
     """A timestamp (UTC, naive) and whether it was a bare date."""
+    if not RFC3339.fullmatch(text.strip()):
+        raise BadQueryError(
+            f"{text!r} is not an RFC 3339 date (2021-06-30) or date-time (2021-06-30T12:00:00Z)",
+            parameter="datetime",
+        )
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError) as exc:
@@ -100,6 +110,17 @@ def check_parameters(given: Iterable[str], queryables: Iterable[str]) -> None:
             f"unknown parameter(s) {', '.join(unknown)}; this collection takes "
             f"{', '.join(sorted(ITEMS_PARAMETERS))} and the queryable properties "
             f"{', '.join(sorted(queryables)) or '(none)'}"
+        )
+
+
+def refuse_unknown(given: Iterable[str], allowed: Iterable[str]) -> None:
+    """Refuse a parameter a resource does not take (OGC /req/core/query-param-unknown): a
+    misspelt filter answered as if it were absent would mislead."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise BadQueryError(
+            f"unknown parameter(s) {', '.join(unknown)}; this resource takes "
+            f"{', '.join(sorted(allowed)) or 'none'}"
         )
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyogrio
+import shapely
 
 from geo_service.errors import BadQueryError
 
@@ -53,9 +54,10 @@ def to_csv(frame: gpd.GeoDataFrame, layer: str) -> bytes:
     flat = _flat(frame)
     geoms = flat.geometry
     table = pd.DataFrame(flat.drop(columns=flat.geometry.name))
-    points = (geoms.geom_type == "Point").fillna(False)
-    table["longitude"] = np.where(points, geoms.x.where(points), np.nan)
-    table["latitude"] = np.where(points, geoms.y.where(points), np.nan)
+    values = geoms.to_numpy()
+    points = shapely.get_type_id(values) == 0  # Point; other types have only the WKT
+    table["longitude"] = np.where(points, shapely.get_x(values), np.nan)
+    table["latitude"] = np.where(points, shapely.get_y(values), np.nan)
     table["wkt"] = geoms.to_wkt()
     return table.to_csv(index=False, date_format="%Y-%m-%d").encode("utf-8")
 

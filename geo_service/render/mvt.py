@@ -70,10 +70,13 @@ def encode_tile(
     def to_tile(xy: np.ndarray) -> np.ndarray:
         return np.column_stack([(xy[:, 0] - west) * scale, (xy[:, 1] - south) * scale])
 
-    local = shapely.transform(simplified[keep], to_tile)
+    # Snapped to whole tile units, as the encoder will: what collapses (a cell far smaller
+    # than a pixel at this zoom) is left out rather than sent as an empty geometry.
+    local = shapely.set_precision(shapely.transform(simplified[keep], to_tile), 1.0)
+    drawn = ~shapely.is_empty(local)
     features = [
         {"geometry": g, "properties": mvt_properties(props[i])}
-        for g, i in zip(local, rows[keep], strict=True)
+        for g, i in zip(local[drawn], rows[keep][drawn], strict=True)
     ]
     if not features:
         return b""

@@ -72,7 +72,15 @@ def test_collections_list_the_build_layers(client, built) -> None:
     assert (
         by_id["tailings_dams"]["sources"][0]["publisher"] == "Agência Nacional de Mineração (ANM)"
     )
-    assert "extent" in by_id["concessions"] and "temporal" not in by_id["concessions"]["extent"]
+    # Undated layers describe the day their sources were retrieved; risk layers the evidence
+    # from the first incident to the model's reference date.
+    assert by_id["concessions"]["extent"]["temporal"]["interval"] == [
+        ["2026-11-23T00:00:00Z", "2026-11-23T00:00:00Z"]
+    ]
+    assert by_id["community_risk"]["extent"]["temporal"]["interval"] == [
+        ["1991-08-08T00:00:00Z", "2022-12-30T00:00:00Z"]
+    ]
+    assert all("temporal" in c["extent"] and "spatial" in c["extent"] for c in by_id.values())
 
 
 def test_no_build_answers_503_with_a_hint(tmp_path) -> None:

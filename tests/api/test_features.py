@@ -173,7 +173,7 @@ def test_one_feature_and_unknown_ones(client, incidents) -> None:
     body = r.json()
     assert body["id"] == fid and body["properties"]["incident_id"] == fid
     assert body["geometry"]["type"] == "Point"
-    assert {link["rel"] for link in body["links"]} == {"self", "collection"}
+    assert {link["rel"] for link in body["links"]} == {"self", "alternate", "collection"}
     assert client.get("/collections/incidents/items/nope").status_code == 404
     assert client.get("/collections/nope").status_code == 404
     assert client.get("/collections/nope/items").json()["code"] == "NotFound"
@@ -297,3 +297,54 @@ def test_property_selection(client) -> None:
     assert all(f["geometry"]["type"] == "Point" for f in body["features"])
     r = client.get("/collections/community_risk/items?properties=name,nope")
     assert r.status_code == 400 and "nope" in r.json()["description"]
+
+
+@pytest.mark.parametrize("layer", ["concession_risk", "risk_hex", "coverage"])
+def test_csv_of_polygon_layers_has_wkt_and_no_point_columns(client, build_dir, layer) -> None:
+    r = client.get(f"/collections/{layer}/items?f=csv&limit=5")
+    assert r.status_code == 200
+    table = pd.read_csv(io.BytesIO(r.content))
+    assert len(table) == min(5, len(load_layer(build_dir, layer)))
+    assert table["longitude"].isna().all()
+    assert table["wkt"].str.match(r"(MULTI)?POLYGON").all()
+
+
+def test_every_ogc_resource_refuses_unknown_parameters(client) -> None:
+    for path in (
+        "/",
+        "/conformance",
+        "/collections",
+        "/collections/incidents",
+        "/collections/incidents/queryables",
+        "/collections/incidents/items/ucdp_ged_caf:36210",
+    ):
+        r = client.get(path, params={"colour": "red"})
+        assert r.status_code == 400, path
+        assert "colour" in r.json()["description"]
+
+
+def test_single_feature_has_an_alternate_link(client) -> None:
+    body = client.get("/collections/incidents/items/ucdp_ged_caf:36210").json()
+    alternate = [x for x in body["links"] if x["rel"] == "alternate"]
+    assert alternate and alternate[0]["type"].startswith("text/html")
+    assert client.get(alternate[0]["href"]).text.startswith("<!doctype html>")
+
+
+def test_queryables_as_html(client) -> None:
+    r = client.get("/collections/incidents/queryables?f=html")
+    assert r.headers["content-type"].startswith("text/html") and "fatalities" in r.text
+
+
+@pytest.mark.parametrize("value", ["now", "yesterday", "2021", "2021-13-45", "01/02/2021"])
+def test_datetime_must_be_rfc3339(client, value) -> None:
+    r = client.get("/collections/incidents/items", params={"datetime": value})
+    assert r.status_code == 400 and "datetime" in r.json()["description"]
+
+
+def test_downloads_keep_only_the_chosen_properties(client) -> None:
+    url = "/collections/incidents/items?country=CAF&limit=20&properties=date,fatalities"
+    table = pd.read_csv(io.BytesIO(client.get(url + "&f=csv").content))
+    assert set(table.columns) == {"date", "fatalities", "longitude", "latitude", "wkt"}
+    gpkg = pyogrio.read_dataframe(io.BytesIO(client.get(url + "&f=gpkg").content))
+    assert set(gpkg.columns) == {"date", "fatalities", "geometry"} and len(gpkg) == 20
+    assert client.get(url.replace("fatalities", "nope") + "&f=csv").status_code == 400

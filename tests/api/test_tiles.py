@@ -137,3 +137,18 @@ def test_vector_tile_polygons_are_clipped_to_the_buffer(client) -> None:
     assert len(xy) and xy.min() >= -64 - 1 and xy.max() <= 4096 + 64 + 1
     empty = TMS.tile(-30.0, 0.0, 6)
     assert client.get(f"/tiles/incidents/6/{empty.x}/{empty.y}.mvt").content == b""
+
+
+def test_low_zoom_vector_tiles_carry_no_empty_geometries(client) -> None:
+    """Cells far smaller than a pixel collapse when snapped to the tile grid: left out."""
+    for layer, (x, y) in (("risk_hex", (1, 0)), ("concession_risk", (1, 1)), ("risk_hex", (1, 1))):
+        decoded = mapbox_vector_tile.decode(client.get(f"/tiles/{layer}/1/{x}/{y}.mvt").content)
+        features = decoded.get(layer, {"features": []})["features"]
+        assert features, (layer, x, y)
+        assert all(f["geometry"]["coordinates"] for f in features), (layer, x, y)
+
+
+def test_tilejson_lists_every_property_a_tile_carries(client) -> None:
+    fields = client.get("/tiles/community_risk/tilejson.json").json()["vector_layers"][0]["fields"]
+    assert fields["incident_intensity_evidence"] == "String"  # a list, sent as JSON text
+    assert fields["score"] == "Number"

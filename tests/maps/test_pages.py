@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
@@ -168,7 +169,12 @@ def test_oembed_follows_the_spec(client) -> None:
     )
     assert client.get("/oembed", params={"url": "http://testserver/maps/nope"}).status_code == 404
     xml = client.get("/oembed", params={"url": "http://testserver/maps/overview", "format": "xml"})
-    assert xml.status_code == 501
+    assert xml.status_code == 200 and xml.headers["content-type"].startswith("text/xml")
+    root = ElementTree.fromstring(xml.content)
+    assert root.tag == "oembed" and root.findtext("type") == "rich"
+    assert root.findtext("html").startswith("<iframe")  # escaped in the XML, text once read
+    bad = client.get("/oembed", params={"url": "http://testserver/maps/overview", "format": "x"})
+    assert bad.status_code == 400 and "format" in bad.json()["description"]
     assert client.get("/maps/overview?layers=nope").status_code == 400
     assert client.get("/maps/overview?lat=100").status_code == 400
 

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Query, Request, Response
 from geo_service.api.caching import ITEMS, SHORT, conditional
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url, collection_links, items_links, link
-from geo_service.api.params import MAX_LIMIT, items_query
+from geo_service.api.params import MAX_LIMIT, items_query, refuse_unknown
 from geo_service.errors import BadQueryError
-from geo_service.render.features import html_page, negotiate
+from geo_service.render.features import FORMATS, html_page, negotiate
 
 router = APIRouter(tags=["features"])
 
@@ -42,17 +42,36 @@ def _dumps(doc: dict[str, Any]) -> bytes:
     return orjson.dumps(doc)
 
 
+def temporal_extent(layer: dict[str, Any], build: dict[str, Any]) -> list[str] | None:
+    """The time a layer describes: its own dates; else, for the risk layers, the evidence
+    from the first incident to the model's reference date; else the day its sources were
+    retrieved (places and facilities as they stood then)."""
+    if layer.get("time_extent"):
+        return layer["time_extent"]
+    retrieved = sorted(
+        build["sources"][k]["retrieved"] for k in layer["sources"] if k in build["sources"]
+    )
+    if not retrieved:
+        return None
+    incidents = (build["layers"].get("incidents") or {}).get("time_extent")
+    reference = ((build.get("risk") or {}).get("factors", {}).get("incident_intensity", {})).get(
+        "reference_date"
+    )
+    if layer["kind"] == "derived" and incidents:
+        return [incidents[0], str(reference or incidents[1])[:10]]
+    return [retrieved[0], retrieved[-1]]
+
+
 def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str) -> dict[str, Any]:
     """One layer as an OGC API – Features collection, with licence and provenance."""
     sources = [build["sources"][key] for key in layer["sources"]]
     extent: dict[str, Any] = {}
     if layer.get("bounds"):
         extent["spatial"] = {"bbox": [layer["bounds"]], "crs": CRS84}
-    if layer.get("time_extent"):
+    interval = temporal_extent(layer, build)
+    if interval:
         extent["temporal"] = {
-            "interval": [
-                [f"{layer['time_extent'][0]}T00:00:00Z", f"{layer['time_extent'][1]}T00:00:00Z"]
-            ],
+            "interval": [[f"{interval[0]}T00:00:00Z", f"{interval[1]}T00:00:00Z"]],
             "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
         }
     licences = list(dict.fromkeys(s["licence"] for s in sources))
@@ -98,6 +117,7 @@ def _document(
     rows: Callable[[dict[str, Any]], list[dict[str, Any]]],
 ) -> Response:
     """A JSON document, or the same as a readable page (``f=html`` or ``Accept: text/html``)."""
+    refuse_unknown(request.query_params.keys(), {"f"})
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
 
     def body() -> bytes:
@@ -219,11 +239,14 @@ def collection(
 
 @router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
 def queryables(
-    collection_id: str, request: Request, build: BuildDep, access: AccessDep
+    collection_id: str, request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
 ) -> Response:
     """The properties items can be filtered on (``?name=value``), as a JSON Schema."""
     build.store.layer_meta(collection_id)
     base = base_url(request)
+    refuse_unknown(request.query_params.keys(), {"f"})
+    fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
+    here = f"{base}collections/{collection_id}/queryables"
 
     def body() -> bytes:
         table = build.store.table(collection_id)
@@ -236,10 +259,18 @@ def queryables(
                 "type": "string",
                 "format": "date",
             }
+        if fmt.key == "html":
+            rows = [{"property": k, "type": v.get("type", "geometry")} for k, v in props.items()]
+            links = [
+                link(here, "alternate", SCHEMA_JSON, "As JSON Schema"),
+                link(f"{base}collections/{collection_id}", "collection", JSON, "The collection"),
+            ]
+            intro = f"Filter items with ?property=value, e.g. {base}collections/{collection_id}/items?country=CAF"
+            return html_page(f"{table.meta['title']}: queryables", intro, rows, links)
         return _dumps(
             {
                 "$schema": "https://json-schema.org/draft/2019-09/schema",
-                "$id": f"{base}collections/{collection_id}/queryables",
+                "$id": here,
                 "type": "object",
                 "title": table.meta["title"],
                 "properties": props,
@@ -247,7 +278,8 @@ def queryables(
             }
         )
 
-    return conditional(request, build.build_id, access, body, SCHEMA_JSON, SHORT)
+    media = SCHEMA_JSON if fmt.key == "json" else fmt.media_type
+    return conditional(request, build.build_id, access, body, media, SHORT)
 
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection")
@@ -296,9 +328,13 @@ def items(
         page = build.store.query(collection_id, query, access)
         links = items_links(request, collection_id, page, query, fmt.key)
         if fmt.encode is not None:
-            return fmt.encode(table.frame.iloc[page.rows], collection_id)
+            frame = table.frame.iloc[page.rows]
+            if query.properties is not None:
+                frame = frame[[*query.properties, frame.geometry.name]]
+            return fmt.encode(frame, collection_id)
         if fmt.key == "html":
-            rows = [{"id": table.ids[i], **table.records[i]} for i in page.rows]
+            wanted = query.properties
+            rows = [{"id": table.ids[i], **_pick(table.records[i], wanted)} for i in page.rows]
             intro = (
                 f"{page.number_matched} features match; showing {len(rows)} from "
                 f"{query.offset + 1 if rows else 0}. Build {build.build_id}."
@@ -317,6 +353,10 @@ def items(
     return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS, headers)
 
 
+def _pick(record: dict[str, Any], names: tuple[str, ...] | None) -> dict[str, Any]:
+    return record if names is None else {n: record[n] for n in names}
+
+
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
 def item(
     collection_id: str,
@@ -328,11 +368,19 @@ def item(
 ) -> Response:
     """One feature by its id, with links to itself and its collection."""
     build.store.layer_meta(collection_id)
+    refuse_unknown(request.query_params.keys(), {"f"})
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
     feature = build.store.get(collection_id, feature_id, access)
     base = base_url(request)
+    other = "html" if fmt.key == "json" else "json"
     links = [
         link(str(request.url), "self", fmt.media_type, "This feature"),
+        link(
+            str(request.url.include_query_params(f=other)),
+            "alternate",
+            FORMATS[other].media_type,
+            f"This feature as {other}",
+        ),
         link(f"{base}collections/{collection_id}", "collection", JSON, "The collection"),
     ]
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 
 from geo_service.api.caching import SHORT, conditional
 from geo_service.api.caching import TILES as TILES_CACHE
@@ -286,14 +286,11 @@ def oembed(
     url: Annotated[str, Query(description="A map page or embed URL of this service.")],
     maxwidth: Annotated[int | None, Query(ge=50, le=4000)] = None,
     maxheight: Annotated[int | None, Query(ge=50, le=4000)] = None,
-    format: Annotated[str, Query(description="json (xml is not implemented)")] = "json",
+    format: Annotated[str, Query(description="json (default) or xml.")] = "json",
 ) -> Response:
     """The embed code of a map page by its URL (oEmbed 1.0, type ``rich``), for CMSs."""
-    if format != "json":
-        return JSONResponse(
-            {"code": "NotImplemented", "description": "only format=json is served"},
-            status_code=501,
-        )
+    if format not in ("json", "xml"):
+        raise BadQueryError(f"expected json or xml, got {format!r}", parameter="format")
     base = base_url(request)
     target = urlsplit(url)
     own = urlsplit(base)
@@ -317,22 +314,28 @@ def oembed(
         "</iframe>"
     )
 
-    def body() -> bytes:
-        return json.dumps(
-            {
-                "version": "1.0",
-                "type": "rich",
-                "title": title,
-                "provider_name": "diamond-risk-map",
-                "provider_url": base,
-                "html": code,
-                "width": width,
-                "height": height,
-                "cache_age": 3600,
-            }
-        ).encode()
+    doc = {
+        "version": "1.0",
+        "type": "rich",
+        "title": title,
+        "provider_name": "diamond-risk-map",
+        "provider_url": base,
+        "html": code,
+        "width": width,
+        "height": height,
+        "cache_age": 3600,
+    }
 
-    return conditional(request, build.build_id, access, body, "application/json", SHORT)
+    def body() -> bytes:
+        if format == "xml":  # oEmbed 1.0 §2.3.4: one element per field, the html escaped
+            fields = "".join(f"<{k}>{html.escape(str(v))}</{k}>" for k, v in doc.items())
+            return (
+                f'<?xml version="1.0" encoding="utf-8" standalone="yes"?><oembed>{fields}</oembed>'
+            ).encode()
+        return json.dumps(doc).encode()
+
+    media = "text/xml; charset=utf-8" if format == "xml" else "application/json"
+    return conditional(request, build.build_id, access, body, media, SHORT)
 
 
 @router.get("/basemap.json", summary="Offline basemap", include_in_schema=False)

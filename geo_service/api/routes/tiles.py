@@ -138,7 +138,12 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
                     "description": meta["title"],
                     "minzoom": 0,
                     "maxzoom": maxzoom,
-                    "fields": {k: types[v] for k, v in table.queryables.items()},
+                    # Every property a tile carries: lists (evidence ids) and dates as text.
+                    "fields": {
+                        c: types.get(table.queryables.get(c, ""), "String")
+                        for c in table.frame.columns
+                        if c != table.frame.geometry.name
+                    },
                 }
             ]
         return orjson.dumps(doc)

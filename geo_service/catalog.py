@@ -15,6 +15,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pyogrio
+import pyogrio.errors
+import shapely
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geo_service.errors import CatalogError
@@ -140,12 +143,98 @@ class Mapping(BaseModel):
 
 
 class Coverage(BaseModel):
-    """The area a source covers: outside it, absence of evidence is "no data", not zero."""
+    """The area a source covers: outside it, absence of evidence is "no data", not zero.
+
+    A source rarely covers whole countries: a survey walked three prefectures, a register ends at
+    a state line. So besides ``countries`` (ISO3 codes; a community counts by its ``country``) a
+    source may give ``polygon``, a vector file in any format GDAL reads (GeoJSON, GeoPackage,
+    Shapefile, KML …; ``polygon_layer`` names the layer of a file with several) whose polygons
+    outline the area, drawn in a GIS and saved beside the data, and ``bbox``, an inline
+    [west, south, east, north] in degrees for an extract cut by coordinates. The source covers
+    the union of all three.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     countries: list[str] = Field(default_factory=list)
+    #: Path of the outline file (relative to the catalog in ``sources.toml``).
+    polygon: Path | None = None
+    polygon_layer: str | None = None
+    #: West, south, east, north in degrees (EPSG:4326); west > east crosses the antimeridian.
+    bbox: tuple[float, float, float, float] | None = None
     note: str = ""
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox_shape(
+        cls, v: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if v is None:
+            return v
+        west, south, east, north = v
+        if not all(-180.0 <= x <= 180.0 for x in (west, east)) or west == east:
+            raise ValueError("bbox west and east must be distinct longitudes in -180..180")
+        if not -90.0 <= south < north <= 90.0:
+            raise ValueError("bbox is [west, south, east, north]: need -90 <= south < north <= 90")
+        return v
+
+    @model_validator(mode="after")
+    def _layer_needs_polygon(self) -> Coverage:
+        if self.polygon_layer is not None and self.polygon is None:
+            raise ValueError("polygon_layer names a layer of 'polygon', which is not given")
+        return self
+
+    def area(self) -> shapely.Geometry | None:
+        """The declared ``polygon`` and ``bbox`` as one (multi)polygon in EPSG:4326, or None.
+
+        Read from the file every time (it is small and read once per build), reprojected from
+        the file's own CRS; invalid rings are repaired. A file that cannot be read, has no CRS,
+        or holds anything but polygons is a ``CatalogError``: a wrong outline would silently
+        turn "no data" into zero or the reverse.
+        """
+        parts: list[shapely.Geometry] = []
+        if self.polygon is not None:
+            parts.extend(_read_outline(self.polygon, self.polygon_layer))
+        if self.bbox is not None:
+            west, south, east, north = self.bbox
+            if west < east:
+                parts.append(shapely.box(west, south, east, north))
+            else:
+                parts += [
+                    shapely.box(west, south, 180.0, north),
+                    shapely.box(-180.0, south, east, north),
+                ]
+        return shapely.union_all(parts) if parts else None
+
+    def record(self) -> dict[str, Any]:
+        """What a build's catalog.json says of the coverage (the outline file by name only)."""
+        return {
+            "countries": list(self.countries),
+            "polygon": self.polygon.name if self.polygon is not None else None,
+            "polygon_layer": self.polygon_layer,
+            "bbox": list(self.bbox) if self.bbox is not None else None,
+            "note": self.note,
+        }
+
+
+def _read_outline(path: Path, layer: str | None) -> list[shapely.Geometry]:
+    """The polygons of a coverage outline file, in EPSG:4326."""
+    try:
+        frame = pyogrio.read_dataframe(path, layer=layer, columns=[])
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as exc:
+        raise CatalogError(f"coverage polygon cannot be read: {exc}", path=path) from exc
+    if frame.crs is None:
+        raise CatalogError(
+            "coverage polygon has no CRS; save it with one (e.g. EPSG:4326)", path=path
+        )
+    if not frame.crs.equals("EPSG:4326"):
+        frame = frame.to_crs("EPSG:4326")
+    shapes = frame.geometry[~frame.geometry.is_empty & frame.geometry.notna()]
+    kinds = set(shapes.geom_type)
+    if not kinds or not kinds <= {"Polygon", "MultiPolygon"}:
+        found = ", ".join(sorted(kinds - {"Polygon", "MultiPolygon"})) or "no geometry"
+        raise CatalogError(f"coverage polygon must hold only polygons, found {found}", path=path)
+    return list(shapely.make_valid(shapes.to_numpy()))
 
 
 class SourceEntry(BaseModel):
@@ -203,7 +292,7 @@ class SourceEntry(BaseModel):
             "url": self.url,
             "retrieved": self.retrieved.isoformat(),
             "sensitivity": self.sensitivity,
-            "coverage": self.coverage.model_dump(),
+            "coverage": self.coverage.record(),
             "path": self.path.name,
         }
 
@@ -241,6 +330,7 @@ class SourceCatalog(BaseModel):
         h = hashlib.sha256()
         h.update(self.path.read_bytes())
         refs = [*self.reference.countries, *self.reference.rivers, *self.reference.lakes]
+        refs += [s.coverage.polygon for s in self.sources if s.coverage.polygon is not None]
         for p in [s.path for s in self.sources] + refs:
             h.update(str(p.name).encode())
             h.update(file_digest(p).encode())
@@ -295,10 +385,18 @@ def load_catalog(path: Path) -> SourceCatalog:
         mapping = Mapping.parse(body.pop("mapping", {}) or {}, kind, f"{where}.mapping")
         if "path" in body:
             body["path"] = base / body["path"]
+        coverage = body.get("coverage")
+        if isinstance(coverage, dict) and isinstance(coverage.get("polygon"), str):
+            body["coverage"] = {**coverage, "polygon": base / coverage["polygon"]}
         try:
-            entries.append(SourceEntry(key=key, mapping=mapping, **body))
+            entry = SourceEntry(key=key, mapping=mapping, **body)
         except ValidationError as exc:
             raise CatalogError(f"{where} {_first_error(exc)}", path=path) from exc
+        try:
+            entry.coverage.area()  # an unreadable outline is a catalog mistake, found now
+        except CatalogError as exc:
+            raise CatalogError(f"{where} {exc}", path=path) from exc
+        entries.append(entry)
     if not entries:
         raise CatalogError("no [sources.*] entries", path=path)
     ref_raw = dict(raw.get("reference") or {})

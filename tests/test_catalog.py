@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
 import pytest
+import shapely
 
 from geo_service.catalog import load_catalog
 from geo_service.errors import CatalogError
 from geo_service.schemas import Kind
 from tests.conftest import CATALOG, SOURCES
+from tests.helpers import COUNTRIES
 
 GOOD = """
 [sources.mine]
@@ -77,3 +83,90 @@ def test_paths_are_relative_to_the_catalog(tmp_path) -> None:
     with pytest.raises(CatalogError, match="source catalog not found"):
         load_catalog(tmp_path / "missing.toml")
     assert CATALOG.exists()
+
+
+# --- coverage as an outline ---------------------------------------------------------------------
+
+
+def _car_outline(crs: str) -> gpd.GeoDataFrame:
+    """Natural Earth's Central African Republic, west of 19° E, in ``crs``."""
+    ne = pyogrio.read_dataframe(COUNTRIES, columns=["ADM0_A3"])
+    car = ne.loc[ne["ADM0_A3"] == "CAF"].geometry.iloc[0]
+    west = shapely.intersection(car, shapely.box(-180.0, -90.0, 19.0, 90.0))
+    return gpd.GeoDataFrame({"name": ["west"]}, geometry=[west], crs="EPSG:4326").to_crs(crs)
+
+
+def _with_coverage(tmp_path: Path, coverage: str) -> Path:
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        GOOD.replace("retrieved = 2026-11-23\n", f"retrieved = 2026-11-23\n{coverage}\n")
+    )
+    return path
+
+
+def test_coverage_polygon_is_a_file_relative_to_the_catalog(tmp_path) -> None:
+    (tmp_path / "areas").mkdir()
+    # A GeoPackage in UTM 34N: reprojected to longitude/latitude when read.
+    outline = _car_outline("EPSG:32634")
+    outline.to_file(tmp_path / "areas" / "west_car.gpkg", layer="drawn")
+    path = _with_coverage(
+        tmp_path,
+        'coverage = { polygon = "areas/west_car.gpkg", polygon_layer = "drawn", note = "n" }',
+    )
+    catalog = load_catalog(path)
+    coverage = catalog.sources[0].coverage
+    assert coverage.polygon == tmp_path / "areas" / "west_car.gpkg"
+    area = coverage.area()
+    west = _car_outline("EPSG:4326").geometry.iloc[0]
+    assert area.symmetric_difference(west).area < 1e-6 * west.area
+    assert shapely.intersects(area, shapely.Point(18.56, 4.36))  # Bangui
+    assert not shapely.intersects(area, shapely.Point(21.98, 6.54))  # Bria
+    assert catalog.sources[0].provenance()["coverage"] == {
+        "countries": [],
+        "polygon": "west_car.gpkg",
+        "polygon_layer": "drawn",
+        "bbox": None,
+        "note": "n",
+    }
+    # The outline is an input: changing it changes the build's fingerprint.
+    before = catalog.digest()
+    _car_outline("EPSG:32634").buffer(1000).to_frame("geometry").to_file(
+        tmp_path / "areas" / "west_car.gpkg", layer="drawn"
+    )
+    assert load_catalog(path).digest() != before
+
+
+def test_coverage_bbox_and_across_the_antimeridian(tmp_path) -> None:
+    box = load_catalog(_with_coverage(tmp_path, "coverage = { bbox = [14.4, 2.2, 19.0, 8.0] }"))
+    assert box.sources[0].coverage.area().equals(shapely.box(14.4, 2.2, 19.0, 8.0))
+    wrap = load_catalog(_with_coverage(tmp_path, "coverage = { bbox = [170, -20, -170, -10] }"))
+    area = wrap.sources[0].coverage.area()
+    assert shapely.intersects(area, shapely.points([[179.0, -15.0], [-179.0, -15.0]])).all()
+    assert not shapely.intersects(area, shapely.Point(0.0, -15.0))
+    assert load_catalog(_with_coverage(tmp_path, "")).sources[0].coverage.area() is None
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+@pytest.mark.parametrize(
+    ("coverage", "message"),
+    [
+        ('coverage = { polygon = "nowhere.geojson" }', "coverage polygon cannot be read"),
+        ('coverage = { polygon = "points.geojson" }', "must hold only polygons, found Point"),
+        ('coverage = { polygon = "no_crs.gpkg" }', "coverage polygon has no CRS"),
+        ("coverage = { bbox = [19, 2, 14, 8, 1] }", "coverage.bbox"),
+        ("coverage = { bbox = [14, 8, 19, 2] }", "need -90 <= south < north <= 90"),
+        ("coverage = { bbox = [14, 2, 14, 8] }", "distinct longitudes"),
+        ('coverage = { polygon_layer = "drawn" }', "polygon_layer names a layer"),
+        ('coverage = { area = "x.geojson" }', "coverage.area: Extra inputs"),
+    ],
+)
+def test_coverage_mistakes_are_named(tmp_path, coverage, message) -> None:
+    gpd.GeoDataFrame(geometry=[shapely.Point(18.56, 4.36)], crs="EPSG:4326").to_file(
+        tmp_path / "points.geojson"
+    )
+    gpd.GeoDataFrame(geometry=[shapely.box(14, 2, 19, 8)], crs=None).to_file(
+        tmp_path / "no_crs.gpkg"
+    )
+    with pytest.raises(CatalogError, match=message) as info:
+        load_catalog(_with_coverage(tmp_path, coverage))
+    assert "[sources.mine]" in str(info.value)

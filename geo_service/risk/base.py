@@ -13,7 +13,9 @@ from typing import Any, ClassVar, Protocol
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import shapely
 from pydantic import BaseModel, ConfigDict
 
 from geo_service.schemas import Kind
@@ -27,6 +29,44 @@ class FactorParams(BaseModel):
     weight: float = 1.0
 
 
+@dataclass(frozen=True)
+class CoverageArea:
+    """Where one kind of evidence was looked for: whole countries, and drawn areas.
+
+    ``countries`` are ISO3 codes, matched against a community's ``country`` (a place is
+    covered by the register of the country it belongs to, whatever the border's generalisation);
+    ``area`` is the union of the outlines and boxes the sources declared (EPSG:4326), matched
+    against a community's position. A place in either is covered.
+    """
+
+    countries: frozenset[str] = frozenset()
+    area: shapely.Geometry | None = None
+    #: Catalog keys of the sources whose declared outline makes up ``area``.
+    area_sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.area is not None:
+            shapely.prepare(self.area)  # many point-in-polygon tests follow
+
+    def contains(self, countries: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Per place (its country code and EPSG:4326 point): inside the coverage?"""
+        inside = pd.Series(countries, dtype=object).isin(sorted(self.countries)).to_numpy()
+        if self.area is None or not len(points):
+            return inside
+        # On the outline counts as inside (``intersects``), as the surface's cells do.
+        return inside | shapely.intersects(self.area, np.asarray(points, dtype=object))
+
+    def record(self) -> dict[str, Any]:
+        """What the build metadata says of it (the area by its sources and bounds)."""
+        return {
+            "countries": sorted(self.countries),
+            "areas_from": list(self.area_sources),
+            "area_bounds": [round(float(v), 6) for v in shapely.bounds(self.area)]
+            if self.area is not None
+            else None,
+        }
+
+
 @dataclass
 class RiskInputs:
     """The canonical layers of a build, and the reference data the factors need."""
@@ -36,13 +76,25 @@ class RiskInputs:
     tailings_dams: gpd.GeoDataFrame | None = None
     incidents: gpd.GeoDataFrame | None = None
     rivers: gpd.GeoDataFrame | None = None
-    #: ISO3 countries where each kind of evidence was looked for (from the source catalog).
-    coverage: dict[Kind, set[str]] = field(default_factory=dict)
+    #: Where each kind of evidence was looked for (``model.coverage_of``, from the catalog). A
+    #: plain set of ISO3 codes is short for countries only.
+    coverage: dict[Kind, CoverageArea] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.coverage = {
+            kind: c if isinstance(c, CoverageArea) else CoverageArea(frozenset(c))
+            for kind, c in self.coverage.items()
+        }
+
+    def coverage_for(self, kind: Kind) -> CoverageArea:
+        """The coverage of one kind of evidence (nothing covered when none was declared)."""
+        return self.coverage.get(kind) or CoverageArea()
 
     def covered(self, kind: Kind) -> np.ndarray:
-        """Which communities lie in a country where this kind of evidence was collected."""
-        countries = self.coverage.get(kind, set())
-        return self.communities["country"].isin(sorted(countries)).to_numpy()
+        """Which communities lie where this kind of evidence was collected (country or area)."""
+        return self.coverage_for(kind).contains(
+            self.communities["country"].to_numpy(), self.communities.geometry.to_numpy()
+        )
 
 
 @dataclass

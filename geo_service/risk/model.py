@@ -13,10 +13,11 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+import shapely
 
 from geo_service.catalog import SourceCatalog
 from geo_service.risk import FACTORS
-from geo_service.risk.base import FactorResult, RiskInputs
+from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs
 from geo_service.risk.combine import combine
 from geo_service.risk.concession_risk import concession_risk
 from geo_service.risk.coverage import coverage_layer
@@ -46,18 +47,37 @@ class RiskOutput:
     surface: Surface | None = None
 
 
-def coverage_of(catalog: SourceCatalog, layers: dict[Kind, gpd.GeoDataFrame]) -> tuple[dict, dict]:
-    """Countries and notes per evidence kind: declared in the catalog, else where the data lie."""
-    coverage: dict[Kind, set[str]] = {}
+def coverage_of(
+    catalog: SourceCatalog, layers: dict[Kind, gpd.GeoDataFrame]
+) -> tuple[dict[Kind, CoverageArea], dict[Kind, list[str]]]:
+    """Coverage and notes per evidence kind: the union of what its sources declare.
+
+    A source declares countries, an outline (``polygon``) or a ``bbox``; one that declares none
+    covers the countries its rows lie in, so a quick extract without a coverage table still
+    says where it looked rather than nowhere.
+    """
+    countries: dict[Kind, set[str]] = {}
+    areas: dict[Kind, list[tuple[str, shapely.Geometry]]] = {}
     notes: dict[Kind, list[str]] = {}
     for entry in catalog.sources:
-        countries = set(entry.coverage.countries)
-        if not countries and entry.kind in layers:
+        declared = set(entry.coverage.countries)
+        area = entry.coverage.area()
+        if area is not None:
+            areas.setdefault(entry.kind, []).append((entry.key, area))
+        elif not declared and entry.kind in layers:
             layer = layers[entry.kind]
-            countries = set(layer.loc[layer["source"] == entry.key, "country"].dropna())
-        coverage.setdefault(entry.kind, set()).update(countries)
+            declared = set(layer.loc[layer["source"] == entry.key, "country"].dropna())
+        countries.setdefault(entry.kind, set()).update(declared)
         if entry.coverage.note:
             notes.setdefault(entry.kind, []).append(f"{entry.title}: {entry.coverage.note}")
+    coverage = {
+        kind: CoverageArea(
+            frozenset(codes),
+            shapely.union_all([a for _, a in areas[kind]]) if kind in areas else None,
+            tuple(key for key, _ in areas.get(kind, [])),
+        )
+        for kind, codes in countries.items()
+    }
     return coverage, notes
 
 
@@ -129,7 +149,7 @@ def run_risk(
         "parameters": params.record(),
         "parameter_hash": params.digest(),
         "factors": {r.name: r.metadata for r in results},
-        "coverage": {k.value: sorted(v) for k, v in coverage.items()},
+        "coverage": {k.value: v.record() for k, v in coverage.items()},
         "classes": community_risk["risk_class"].value_counts().to_dict(),
         "surface": surface.metadata if surface is not None else None,
     }

@@ -59,9 +59,11 @@ Africa (a lattice of 870 million cells at 250 m), of which 86 million cells in 1
 computed. When the computed cells would exceed ``max_cells`` the cell grows to fit, and the
 metadata records the size used.
 
-Coverage. A factor is NaN outside the outlines of its coverage countries (every cell an outline
-touches counts as inside, so coastal and border cells keep their values). The vector model uses
-each community's country attribute instead, so a community in a border cell can differ.
+Coverage. A factor is NaN outside the outlines of its coverage countries and of the areas its
+sources declare (``polygon``, ``bbox``): every cell an outline touches counts as inside, so
+coastal and border cells keep their values. For countries the vector model uses each
+community's country attribute instead, so a community in a border cell can differ; for declared
+areas both test the position.
 
 Not carried: the ids of the evidence behind a value (the community layers keep them), and any
 factor besides these three (the metadata lists such factors as ``factors_not_rasterised``; the
@@ -91,7 +93,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from scipy import ndimage, signal
 
-from geo_service.risk.base import RiskInputs
+from geo_service.risk.base import CoverageArea, RiskInputs
 from geo_service.risk.concession_pressure import ConcessionPressure, ConcessionPressureParams
 from geo_service.risk.incident_intensity import (
     IncidentIntensity,
@@ -484,15 +486,23 @@ def _bounds(geoms: np.ndarray) -> tuple[float, float, float, float]:
     return float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
 
 
-def _outlines(countries: gpd.GeoDataFrame, iso3: set[str]) -> tuple[np.ndarray, list[str]]:
-    """Mercator outlines of these countries, and the countries with no outline."""
-    if not iso3:
-        return np.empty(0, dtype=object), []
-    if countries.crs is not None and not countries.crs.equals("EPSG:4326"):
-        countries = countries.to_crs("EPSG:4326")
-    chosen = countries[countries["iso3"].isin(sorted(iso3))]
-    missing = sorted(iso3 - set(chosen["iso3"]))
-    return _geoms_to_mercator(_valid(chosen.geometry.to_numpy())), missing
+def _outlines(countries: gpd.GeoDataFrame, coverage: CoverageArea) -> tuple[np.ndarray, list[str]]:
+    """Mercator outlines of a factor's coverage (its countries and declared area), and the
+    countries with no outline."""
+    iso3 = set(coverage.countries)
+    shapes = np.empty(0, dtype=object)
+    missing: list[str] = []
+    if iso3:
+        if countries.crs is not None and not countries.crs.equals("EPSG:4326"):
+            countries = countries.to_crs("EPSG:4326")
+        chosen = countries[countries["iso3"].isin(sorted(iso3))]
+        missing = sorted(iso3 - set(chosen["iso3"]))
+        shapes = chosen.geometry.to_numpy()
+    if coverage.area is not None:
+        # Web Mercator ends at ±85.05°: a box declared to the pole is cut there.
+        area = shapely.clip_by_rect(coverage.area, -180.0, -MAX_LATITUDE, 180.0, MAX_LATITUDE)
+        shapes = np.append(shapes, np.array([area], dtype=object))
+    return _geoms_to_mercator(_valid(shapes)), missing
 
 
 def _near(bounds: np.ndarray, grid: Grid, reach_m: float) -> np.ndarray:
@@ -942,7 +952,8 @@ APPROXIMATIONS = [
     "most (cell/h)^2/4 of a weight (kernel_error_max per bandwidth); kernel cut on a square of "
     "+-cutoff*h, adding at most exp(-cutoff^2/2) of a weight in its corners; kernel width per "
     "band of rows within 1 % of scale",
-    "coverage from country outlines (cells touched by an outline), not a community's country",
+    "coverage from country outlines and declared areas (cells touched by an outline), not a "
+    "community's country",
 ]
 
 
@@ -1026,7 +1037,7 @@ def compute_surface(
     and analysis: four times the memory).
 
     ``countries`` are outlines with an ``iso3`` column (``model.read_countries``); a factor is
-    NaN outside the outlines of its ``inputs.coverage`` countries, and the score is
+    NaN outside the outlines of its ``inputs.coverage`` (countries and areas), and the score is
     Σ w·n / Σ w over the factors with coverage, NaN where none has. Cells in blocks beyond the
     margin of every piece of evidence are not computed (NaN; ``surface_regions``).
     """
@@ -1051,12 +1062,13 @@ def compute_surface(
     }
     outlines, factor_meta = {}, {}
     for name, kind in kinds.items():
-        iso3 = set(inputs.coverage.get(kind, set()))
-        outlines[name], missing = _outlines(countries, iso3)
+        coverage = inputs.coverage_for(kind)
+        outlines[name], missing = _outlines(countries, coverage)
         factor_meta[name] = {
             "weight": fp[name].weight,
-            "coverage": sorted(iso3),
+            "coverage": sorted(coverage.countries),
             "coverage_without_outline": missing,
+            "coverage_areas_from": list(coverage.area_sources),
         }
     factor_meta[ConcessionPressure.name]["footprints"] = len(footprints)
     factor_meta[IncidentIntensity.name].update(incidents.meta)

@@ -18,7 +18,15 @@ from typing import Any
 import pyogrio
 import pyogrio.errors
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from geo_service.errors import CatalogError
 from geo_service.schemas import COMMON_FIELDS, SCHEMAS, SENSITIVITIES, Kind
@@ -263,6 +271,13 @@ class SourceEntry(BaseModel):
     max_reject_share: float | None = Field(None, ge=0.0, le=1.0)
     notes: str = ""
     mapping: Mapping = Field(default_factory=Mapping)
+    # Set by load_catalog, never by a key in the file: errors name the catalog the entry is in.
+    _catalog: Path | None = PrivateAttr(default=None)
+
+    @property
+    def catalog_path(self) -> Path | None:
+        """The ``sources.toml`` this entry was read from (None for an entry made in code)."""
+        return self._catalog
 
     @field_validator("key")
     @classmethod
@@ -396,6 +411,7 @@ def load_catalog(path: Path) -> SourceCatalog:
             entry.coverage.area()  # an unreadable outline is a catalog mistake, found now
         except CatalogError as exc:
             raise CatalogError(f"{where} {exc}", path=path) from exc
+        entry._catalog = path
         entries.append(entry)
     if not entries:
         raise CatalogError("no [sources.*] entries", path=path)

@@ -37,6 +37,19 @@ class ReadOptions:
     wkt: str | None = None
 
 
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A record an adapter could not make into a row (a CSV line with the wrong number of
+    fields): kept so validation reports and counts it like any other rejected row."""
+
+    #: 1-based record number, and line (or feature) in the file; -1 when it cannot be known.
+    record: int
+    position: int
+    #: The record as published, for the rejects file.
+    text: str
+    reason: str
+
+
 @dataclass
 class RawTable:
     """Publisher columns of one file, row-aligned with ``records`` (1-based record numbers).
@@ -44,7 +57,8 @@ class RawTable:
     Exactly one of ``geometry`` (vector formats), ``lonlat`` or ``wkt`` (CSV) is set.
     ``record_word`` says how a user finds a row in the file ("line" for CSV, "feature"
     otherwise); ``locate`` turns record numbers into those positions (CSV lines differ from
-    record numbers when quoted fields hold newlines).
+    record numbers when quoted fields hold newlines). ``skipped`` are records that could not
+    become rows at all.
     """
 
     path: Path
@@ -57,6 +71,7 @@ class RawTable:
     record_word: str = "feature"
     locate: Callable[[np.ndarray], np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
+    skipped: list[SkippedRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.data)

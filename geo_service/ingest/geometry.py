@@ -50,18 +50,45 @@ def is_wgs84(crs: CRS) -> bool:
     return crs.equals(WGS84, ignore_axis_order=True) or crs.to_epsg() == 4326
 
 
-def to_wgs84(geoms: np.ndarray, crs: CRS) -> np.ndarray:
-    """Reproject to EPSG:4326 in lon/lat order; geometries that cannot be reprojected become None."""
+def to_wgs84(
+    geoms: np.ndarray, crs: CRS, problems: Problems | None = None, field: str = "geometry"
+) -> np.ndarray:
+    """Reproject to EPSG:4326 in lon/lat order.
+
+    A geometry that cannot be reprojected becomes None and, given ``problems``, is rejected
+    with the CRS named, rather than reported later as merely "missing". That includes
+    coordinates PROJ turns into a plausible-looking place that is not theirs: a UTM northing of
+    1e30 comes out as a point in the Pacific, so every coordinate is transformed back and must
+    land where it started.
+    """
     if is_wgs84(crs):
         return geoms
-    tr = Transformer.from_crs(crs, WGS84, always_xy=True)
-
-    def fn(coords: np.ndarray) -> np.ndarray:
-        x, y = tr.transform(coords[:, 0], coords[:, 1], errcheck=False)
-        return np.column_stack([x, y])
-
-    out = shapely.transform(geoms, fn)
-    bad = ~np.isfinite(shapely.bounds(out)).all(axis=1) & ~shapely.is_missing(out)
+    out = np.asarray(geoms, dtype=object).copy()
+    coords, owner = shapely.get_coordinates(out, return_index=True)
+    if not len(coords):
+        return out
+    forward = Transformer.from_crs(crs, WGS84, always_xy=True)
+    back = Transformer.from_crs(WGS84, crs, always_xy=True)
+    x, y = forward.transform(coords[:, 0], coords[:, 1], errcheck=False)
+    with np.errstate(invalid="ignore"):
+        bx, by = back.transform(x, y, errcheck=False)
+        ok = (
+            np.isfinite(x)
+            & np.isfinite(y)
+            & np.isclose(bx, coords[:, 0], rtol=1e-7, atol=1e-6)
+            & np.isclose(by, coords[:, 1], rtol=1e-7, atol=1e-6)
+        )
+    out = shapely.set_coordinates(out, np.column_stack([x, y]))
+    bad = np.unique(owner[~ok])
+    if problems is not None:
+        problems.add(
+            bad,
+            field,
+            [shapely.to_wkt(g, rounding_precision=2)[:60] for g in np.asarray(geoms)[bad]],
+            f"cannot be reprojected from {crs.to_string()} to EPSG:4326: the coordinates lie "
+            "outside what that CRS covers",
+            "rejected",
+        )
     out[bad] = None
     return out
 
@@ -73,23 +100,34 @@ def points_from_columns(
     crs: CRS,
     problems: Problems,
     given: tuple[np.ndarray, np.ndarray],
+    unparsed: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Points from coordinate columns; unusable coordinates are recorded as rejects.
 
-    ``given`` says which rows had any text in each column, so a value that is not a number
-    (already reported) is not reported again as missing.
+    ``given`` says which rows had any text in each column and ``unparsed`` which of those
+    were already reported as not a number, so no value is reported twice; text that parses
+    to NaN or infinity (``nan``, ``inf``, ``1e999``) is reported here.
     """
     x = lon.to_numpy(dtype="float64", na_value=np.nan)
     y = lat.to_numpy(dtype="float64", na_value=np.nan)
+    if unparsed is None:
+        unparsed = (np.zeros(len(x), dtype=bool), np.zeros(len(y), dtype=bool))
     geographic = crs.is_geographic
-    for values, has, name, word, limit in (
-        (x, given[0], names[0], "longitude", 180.0),
-        (y, given[1], names[1], "latitude", 90.0),
+    for values, has, bad_text, name, word, limit in (
+        (x, given[0], unparsed[0], names[0], "longitude", 180.0),
+        (y, given[1], unparsed[1], names[1], "latitude", 90.0),
     ):
         missing = np.isnan(values) & ~has
         problems.add(np.flatnonzero(missing), name, None, f"missing {word}", "rejected")
+        number = has & ~bad_text
+        nonfinite = np.flatnonzero(number & ~np.isfinite(values))
+        shown = pd.Series(values[nonfinite].astype("U"), dtype=object)  # 'nan', not nothing
+        problems.add(
+            nonfinite, name, shown, got(shown).radd(f"{word} is not a finite number: "), "rejected"
+        )
         if geographic:
-            out = ~missing & (np.abs(values) > limit)
+            with np.errstate(invalid="ignore"):
+                out = number & np.isfinite(values) & (np.abs(values) > limit)
             idx = np.flatnonzero(out)
             problems.add(
                 idx,
@@ -108,6 +146,43 @@ def points_from_columns(
     return geoms
 
 
+def reject_unusable_coordinates(
+    geoms: np.ndarray, problems: Problems, field: str = "geometry"
+) -> np.ndarray:
+    """Reject coordinates no place has, as published (before any reprojection).
+
+    NaN or infinite vertices (GeoParquet and WKT can hold them) make bounds and area
+    meaningless; a point at exactly (0, 0) is "null island", the value a missing location
+    becomes when software writes zeros for it, and no community, mine or incident is there.
+    """
+    geoms = np.asarray(geoms, dtype=object).copy()
+    present = ~shapely.is_missing(geoms)
+    if not present.any():
+        return geoms
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    nonfinite = np.unique(owner[~np.isfinite(coords).all(axis=1)])
+    problems.add(
+        nonfinite,
+        field,
+        [shapely.to_wkt(g, rounding_precision=4)[:60] for g in geoms[nonfinite]],
+        "coordinates are not finite numbers (NaN or infinity)",
+        "rejected",
+    )
+    geoms[nonfinite] = None
+    is_point = np.asarray(shapely.get_type_id(geoms)) == 0
+    with np.errstate(invalid="ignore"):
+        null = np.flatnonzero(is_point & (shapely.get_x(geoms) == 0) & (shapely.get_y(geoms) == 0))
+    problems.add(
+        null,
+        field,
+        ["0, 0"] * len(null),
+        "both coordinates are 0 ('null island'): a placeholder for a missing location, not a place",
+        "rejected",
+    )
+    geoms[null] = None
+    return geoms
+
+
 def from_wkt(text: pd.Series, name: str, problems: Problems) -> np.ndarray:
     """Geometries from WKT text; unparseable text is recorded as a reject."""
     values = text.to_numpy(dtype=object, na_value=None)
@@ -118,9 +193,18 @@ def from_wkt(text: pd.Series, name: str, problems: Problems) -> np.ndarray:
 
 
 def check_geometries(
-    geoms: np.ndarray, allowed: tuple[str, ...], problems: Problems, field: str = "geometry"
+    geoms: np.ndarray,
+    allowed: tuple[str, ...],
+    problems: Problems,
+    field: str = "geometry",
+    path: object | None = None,
 ) -> np.ndarray:
-    """Drop Z, unwrap single-part multi-points, check types and ranges, repair invalid shapes."""
+    """Drop Z, unwrap single-part multi-points, check types and ranges, repair invalid shapes.
+
+    A geometry of the wrong type is one rejected row; given ``path``, a file in which *every*
+    geometry is of a wrong type is refused outright: it is the wrong file (or the wrong kind),
+    and a thousand identical rejects would hide that.
+    """
     geoms = np.asarray(geoms, dtype=object).copy()
     present = ~shapely.is_missing(geoms)
     if shapely.has_z(geoms[present]).any():
@@ -151,6 +235,14 @@ def check_geometries(
     types = np.asarray(shapely.get_type_id(geoms))
     known = types >= 0
     wrong = np.flatnonzero(known & ~np.isin(names[np.clip(types, 0, 7)], allowed))
+    if path is not None and wrong.size and wrong.size == int(known.sum()):
+        found = " or ".join(sorted(set(names[types[wrong]])))
+        raise SourceError(
+            f"every geometry in it is {found} ({wrong.size} features) and this kind needs "
+            f"{' or '.join(allowed)}: is it the right file, or the right kind?",
+            path=str(path),
+            field=field,
+        )
     problems.add(
         wrong,
         field,

@@ -9,6 +9,7 @@ feature number, publisher field and what was expected; an optional value that is
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +22,14 @@ import shapely
 
 from geo_service.catalog import FieldRule, Reference, SourceEntry
 from geo_service.errors import SourceError
-from geo_service.ingest import ReadOptions, adapter_for
+from geo_service.ingest import ADAPTERS, ReadOptions, adapter_for
 from geo_service.ingest.base import ProgressFn, RawTable
 from geo_service.ingest.countries import country_shapes, resolve_countries
 from geo_service.ingest.geometry import (
     check_geometries,
     from_wkt,
     points_from_columns,
+    reject_unusable_coordinates,
     resolve_crs,
     to_wgs84,
 )
@@ -39,7 +41,7 @@ from geo_service.ingest.mapping import (
     const_text,
     needed_columns,
 )
-from geo_service.ingest.problems import COLUMNS, Problems, got
+from geo_service.ingest.problems import COLUMNS, Problems, got, shorten
 from geo_service.schemas import COMMON_FIELDS, SCHEMAS, SENSITIVITIES, FieldSpec, Kind
 
 _URL = r"^https?://[^\s/$.?#][^\s]*$"
@@ -66,6 +68,7 @@ class SourceResult:
 
 def read_source(entry: SourceEntry, progress: ProgressFn | None = None) -> RawTable:
     """Read only the columns the entry's mapping needs."""
+    check_path(entry)
     adapter = adapter_for(entry.path, entry.adapter)
     opts = ReadOptions(
         path=entry.path,
@@ -82,6 +85,39 @@ def read_source(entry: SourceEntry, progress: ProgressFn | None = None) -> RawTa
     return adapter.read(opts, cols, progress)
 
 
+def check_path(entry: SourceEntry) -> None:
+    """The entry names a readable, non-empty file: said once, before any adapter tries.
+
+    Without this a folder, a file the user may not read or a 0-byte file reaches GDAL or Arrow,
+    whose errors ("not recognized as being in a supported file format") hide what is wrong.
+    """
+    path = entry.path
+    catalog = entry.catalog_path
+    where = (
+        f' (path = "{os.path.relpath(path, catalog.parent)}" in {catalog})'
+        if catalog is not None
+        else ""
+    )
+    if not path.exists():
+        raise SourceError(f"file not found{where}", path=path)
+    if path.is_dir():
+        known = {s for a in ADAPTERS.values() for s in a.suffixes}
+        files = sorted(p.name for p in path.iterdir() if p.suffix.lower() in known)
+        inside = (
+            f"; it holds {', '.join(files[:5])}{' …' if len(files) > 5 else ''}" if files else ""
+        )
+        raise SourceError(f"is a folder, not a file{where}: name one file{inside}", path=path)
+    if not path.is_file():
+        raise SourceError(f"is not a regular file{where}", path=path)
+    try:
+        with path.open("rb") as fh:
+            first = fh.read(1)
+    except OSError as exc:
+        raise SourceError(f"cannot be read ({exc.strerror or exc}){where}", path=path) from exc
+    if not first:
+        raise SourceError("file is empty (0 bytes)", path=path)
+
+
 def validate_source(
     entry: SourceEntry,
     reference: Reference | None = None,
@@ -89,9 +125,20 @@ def validate_source(
     today: dt.date | None = None,
     validating: ProgressFn | None = None,
 ) -> SourceResult:
-    """Read (``progress``: bytes or features) and validate (``validating``: checks) one entry."""
-    raw = read_source(entry, progress)
-    return validate_table(raw, entry, reference, today=today, progress=validating)
+    """Read (``progress``: bytes or features) and validate (``validating``: checks) one entry.
+
+    An entry from a catalog is named in any error (``source <key>: …``), so a build's message
+    says which table of ``sources.toml`` to look at. (Not as ``[sources.<key>]``: the CLI prints
+    with rich, whose markup would swallow the brackets.)
+    """
+    try:
+        raw = read_source(entry, progress)
+        return validate_table(raw, entry, reference, today=today, progress=validating)
+    except SourceError as exc:
+        named = f"source {entry.key}: "
+        if entry.catalog_path is not None and not str(exc).startswith(named):
+            exc.args = (named + str(exc),)
+        raise
 
 
 def validate_table(
@@ -118,11 +165,26 @@ def validate_table(
 
     n_read = len(raw)
     data, records, geometry = raw.data, raw.records, raw.geometry
+    if n_read == 0 and not raw.skipped:
+        # A source with nothing in it would silently drop a whole dataset from the build.
+        raise SourceError(
+            "has a header line but no data rows"
+            if raw.record_word == "line"
+            else "holds no features",
+            path=raw.path,
+        )
 
     keep = np.ones(n_read, dtype=bool)
     for column, allowed in entry.where.items():
         keep &= as_text(data[column]).isin([str(a) for a in allowed]).to_numpy()
     n_filtered = int((~keep).sum())
+    if n_read and n_filtered == n_read:
+        rule = "; ".join(f"{c} in {', '.join(map(str, v))}" for c, v in entry.where.items())
+        raise SourceError(
+            f"none of its {n_read} rows passes the catalog's where filter ({rule}): "
+            "check the column's values",
+            path=raw.path,
+        )
     if n_filtered:
         data = data.loc[keep].reset_index(drop=True)
         records = records[keep]
@@ -205,9 +267,9 @@ def validate_table(
 
     table = _problem_table(problems, raw, records, entry.key)
     counts = {
-        "read": n_read,
+        "read": n_read + len(raw.skipped),
         "filtered": n_filtered,
-        "rejected": int((~alive).sum()),
+        "rejected": int((~alive).sum()) + len(raw.skipped),
         "kept": int(alive.sum()),
         "cleared": int((table["action"] == "cleared").sum()),
         "repaired": int((table["action"] == "repaired").sum()),
@@ -227,10 +289,12 @@ def _geometries(
     crs = resolve_crs(raw.crs, entry.crs, raw.path)
     if raw.lonlat is not None:
         lon_name, lat_name = raw.lonlat
-        lon = _numbers(data[lon_name], lon_name, "", problems, "rejected")
-        lat = _numbers(data[lat_name], lat_name, "", problems, "rejected")
+        lon, lon_text = _coordinates(data[lon_name], lon_name, problems)
+        lat, lat_text = _coordinates(data[lat_name], lat_name, problems)
         given = (data[lon_name].notna().to_numpy(), data[lat_name].notna().to_numpy())
-        geoms = points_from_columns(lon, lat, raw.lonlat, crs, problems, given)
+        geoms = points_from_columns(
+            lon, lat, raw.lonlat, crs, problems, given, unparsed=(lon_text, lat_text)
+        )
         label = f"{lon_name}/{lat_name}"
     elif raw.wkt is not None:
         geoms = from_wkt(as_text(data[raw.wkt]), raw.wkt, problems)
@@ -238,8 +302,22 @@ def _geometries(
     else:
         geoms = geometry if geometry is not None else np.full(len(data), None, dtype=object)
         label = "geometry"
-    geoms = to_wgs84(geoms, crs)
-    return check_geometries(geoms, SCHEMAS[entry.kind].geometry_types, problems, label)
+    geoms = reject_unusable_coordinates(geoms, problems, label)
+    geoms = to_wgs84(geoms, crs, problems, label)
+    return check_geometries(
+        geoms, SCHEMAS[entry.kind].geometry_types, problems, label, path=raw.path
+    )
+
+
+def _coordinates(values: pd.Series, name: str, problems: Problems) -> tuple[pd.Series, np.ndarray]:
+    """A coordinate column as numbers, and which rows held text that is not a number at all
+    (reported here), so NaN from ``nan`` is told apart from NaN from ``north``."""
+    found = Problems()
+    numbers = _numbers(values, name, "", found, "rejected")
+    problems.chunks.extend(found.chunks)
+    unparsed = np.zeros(len(values), dtype=bool)
+    unparsed[found.rows("rejected")] = True
+    return numbers, unparsed
 
 
 def _rule_for(entry: SourceEntry, name: str, data: pd.DataFrame) -> FieldRule | None:
@@ -546,7 +624,10 @@ def _problem_table(
     problems: Problems, raw: RawTable, records: np.ndarray, key: str
 ) -> pd.DataFrame:
     frame = problems.frame()
+    skipped = _skipped_table(raw, key)
     if frame.empty:
+        if len(skipped):
+            return skipped
         return pd.DataFrame({c: pd.Series([], dtype="str") for c in COLUMNS}).astype(
             {"record": "int64", "position": "int64"}
         )
@@ -567,7 +648,7 @@ def _problem_table(
         + ": "
         + frame["reason"]
     )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "source": key,
             "file": raw.path.name,
@@ -581,3 +662,31 @@ def _problem_table(
             "message": message,
         }
     )[COLUMNS]
+    if len(skipped):
+        # In file order; a skipped record whose line is unknown goes last.
+        table = pd.concat([table, skipped], ignore_index=True)
+        order = np.where(table["position"] < 0, np.iinfo(np.int64).max, table["position"])
+        table = table.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
+    return table
+
+
+def _skipped_table(raw: RawTable, key: str) -> pd.DataFrame:
+    """Records the adapter could not make into rows, as rejects of the whole row."""
+    rows = [
+        {
+            "source": key,
+            "file": raw.path.name,
+            "record": s.record,
+            "position": s.position,
+            "field": "",
+            "target": "",
+            "value": shorten(s.text, 80),
+            "reason": s.reason + "; row skipped",
+            "action": "rejected",
+            "message": f"{raw.path.name}, "
+            + (f"{raw.record_word} {s.position}" if s.position >= 0 else "a row")
+            + f": {s.reason}; row skipped",
+        }
+        for s in raw.skipped
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"record": "int64", "position": "int64"})

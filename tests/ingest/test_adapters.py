@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,25 +14,20 @@ from geo_service.ingest import ADAPTERS, adapter_for
 from geo_service.ingest.validate import validate_source
 from geo_service.schemas import Kind
 from tests.helpers import (
+    COMMUNITY_MAPPING,
     COUNTRIES,
     COUNTRY_POLYGONS_AS_CONCESSIONS,
     GEONAMES_CSV,
     entry,
-    read_text_csv,
+    geonames_points,
+    write_vector,
 )
 
 
 @pytest.fixture(scope="module")
 def communities() -> gpd.GeoDataFrame:
     """Real GeoNames rows (Central African Republic and Sierra Leone) as a GeoDataFrame."""
-    df = read_text_csv(GEONAMES_CSV)
-    df = df[df["country_iso3"].isin(["CAF", "SLE"])].reset_index(drop=True)
-    df["population"] = df["population"].astype(int)
-    return gpd.GeoDataFrame(
-        df.drop(columns=["latitude", "longitude", "alternatenames", "country_iso2", "timezone"]),
-        geometry=gpd.points_from_xy(df["longitude"].astype(float), df["latitude"].astype(float)),
-        crs="EPSG:4326",
-    )
+    return geonames_points(("CAF", "SLE"))
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +35,6 @@ def countries() -> gpd.GeoDataFrame:
     """Natural Earth outlines whose code is an ISO code (SAH, SDS, SOL are not: see test_validate)."""
     gdf = pyogrio.read_dataframe(COUNTRIES)
     return gdf[gdf["ADM0_A3"] == gdf["ISO_A3"]].reset_index(drop=True)
-
-
-COMMUNITY_MAPPING = {"source_id": "geonameid", "country": "country_iso3", "admin1": "admin1_code"}
 
 
 def _check_communities(result, expected: gpd.GeoDataFrame) -> None:
@@ -134,39 +125,15 @@ def test_csv_wkt_polygons(tmp_path, catalog, countries) -> None:
     "fmt", ["geojson", "gpkg", "shapefile", "shapefile_zip", "kml", "geoparquet"]
 )
 def test_vector_formats_read_communities(tmp_path, catalog, communities, fmt) -> None:
-    mapping = dict(COMMUNITY_MAPPING)
-    data = communities
+    path, renames = write_vector(communities, tmp_path, fmt, stem="communities")
+    mapping = {**COMMUNITY_MAPPING, **renames}
     layer = None
-    if fmt == "geojson":
-        path = tmp_path / "communities.geojson"
-        pyogrio.write_dataframe(data, path, driver="GeoJSON")
-    elif fmt == "gpkg":
-        path = tmp_path / "context.gpkg"
-        pyogrio.write_dataframe(data, path, layer="communities", driver="GPKG")
+    if fmt == "gpkg":
+        # A second layer: the adapter must read the one named.
         pyogrio.write_dataframe(
             pyogrio.read_dataframe(COUNTRIES), path, layer="countries", driver="GPKG", append=True
         )
         layer = "communities"
-    elif fmt.startswith("shapefile"):
-        path = tmp_path / "communities.shp"
-        pyogrio.write_dataframe(data, path, driver="ESRI Shapefile")
-        # DBF field names stop at 10 characters: the mapping names them as the file has them.
-        mapping["country"] = "country_is"
-        mapping["admin1"] = "admin1_cod"
-        if fmt == "shapefile_zip":
-            zipped = tmp_path / "communities.zip"
-            with zipfile.ZipFile(zipped, "w") as zf:
-                for part in tmp_path.glob("communities.*"):
-                    if part.suffix != ".zip":
-                        zf.write(part, part.name)
-            path = zipped
-    elif fmt == "kml":
-        path = tmp_path / "communities.kml"
-        pyogrio.write_dataframe(data, path, driver="KML")
-        mapping["name"] = "Name"  # a KML placemark's <name>
-    else:
-        path = tmp_path / "communities.parquet"
-        data.to_parquet(path)
     result = validate_source(
         entry(None, None, path, kind=Kind.communities, mapping=mapping, layer=layer),
         catalog.reference,

@@ -15,11 +15,13 @@ from geo_service.ingest.validate import validate_source
 from geo_service.schemas import Kind
 from tests.helpers import (
     ANM_CSV,
+    COMMUNITY_MAPPING,
     COUNTRIES,
     COUNTRY_POLYGONS_AS_CONCESSIONS,
     GEONAMES_CSV,
     UCDP_CSV,
     entry,
+    geonames_points,
     read_text_csv,
     record_start_lines,
     write_text_csv,
@@ -313,24 +315,42 @@ def test_invalid_polygon_rejected_when_repair_changes_shape(tmp_path, catalog) -
 
 
 def test_wrong_geometry_type(tmp_path, catalog) -> None:
+    # Real places, three of them replaced by real river lines: those three are rejected.
     rivers = pyogrio.read_dataframe(
         COUNTRIES.parent / "ne_10m_rivers_lake_centerlines_africa.geojson"
     ).head(3)
-    rivers["country"] = "COD"
-    path = tmp_path / "rivers.geojson"
-    pyogrio.write_dataframe(rivers, path, driver="GeoJSON")
+    places = geonames_points().head(20)
+    places.loc[[4, 9, 14], "geometry"] = rivers.geometry.to_numpy()
+    path = tmp_path / "places.geojson"
+    pyogrio.write_dataframe(places, path, driver="GeoJSON")
     result = validate_source(
-        entry(
-            None,
-            None,
-            path,
-            kind=Kind.communities,
-            mapping={"source_id": "rivernum", "name": "name"},
-        ),
+        entry(None, None, path, kind=Kind.communities, mapping=COMMUNITY_MAPPING),
         catalog.reference,
     )
-    assert result.counts["rejected"] == 3
-    assert result.problems["reason"].str.startswith("expected Point, got ").all()
+    assert result.counts["rejected"] == 3 and result.counts["kept"] == 17
+    rejected = result.problems[result.problems["action"] == "rejected"]
+    assert rejected["position"].tolist() == [5, 10, 15]
+    assert (rejected["field"] == "geometry").all()
+    assert rejected["reason"].str.match(r"expected Point, got (Multi)?LineString$").all()
+    # A file of nothing but lines is the wrong file (or kind): one error, not a reject per row.
+    rivers["country"] = "COD"
+    only_lines = tmp_path / "rivers.geojson"
+    pyogrio.write_dataframe(rivers, only_lines, driver="GeoJSON")
+    with pytest.raises(
+        SourceError,
+        match=r"rivers.geojson, field 'geometry': every geometry in it is LineString or "
+        r"MultiLineString \(3 features\) and this kind needs Point: is it the right file, or the right kind\?",
+    ):
+        validate_source(
+            entry(
+                None,
+                None,
+                only_lines,
+                kind=Kind.communities,
+                mapping={"source_id": "rivernum", "name": "name"},
+            ),
+            catalog.reference,
+        )
 
 
 def test_duplicate_ids(tmp_path, ucdp, catalog) -> None:
@@ -375,11 +395,22 @@ def test_row_filter_counts(catalog) -> None:
 def test_malformed_and_empty_csv(tmp_path, ucdp, catalog) -> None:
     path = ucdp_with(tmp_path, ucdp, {}, rows=10)
     text = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
-    text.insert(3, "1,2,3")  # a row with three fields
+    text.insert(3, "1,2,3")  # a row with three fields, on line 4
     path.write_text("\n".join(text) + "\n", encoding="utf-8")
     result = check(catalog, path)
     assert len(result.layer) == 10
-    assert any("expected 48 fields, got 3" in n for n in result.notes)
+    # The short row is a rejected row like any other: in the rejects, and in the counts.
+    p = problem(result, action="rejected")
+    assert (p["position"], p["value"]) == (4, "1,2,3")
+    assert p["message"] == "ucdp.csv, line 4: expected 48 fields, got 3; row skipped"
+    assert result.counts["read"] == 11 and result.counts["rejected"] == 1
+    # Lines after it still point at their own line.
+    later = ucdp_with(tmp_path, ucdp, {7: {"best": "many"}}, rows=10)
+    text = later.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    text.insert(3, "1,2,3")
+    later.write_text("\n".join(text) + "\n", encoding="utf-8")
+    best = problem(check(catalog, later), field="best")
+    assert best["position"] == record_start_lines(later)[8]  # the short row is record 4
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(SourceError, match="file is empty"):
@@ -398,7 +429,9 @@ def test_latin1_csv_needs_its_encoding(tmp_path, catalog) -> None:
     path = tmp_path / "latin1.csv"
     frame.to_csv(path, index=False, encoding="latin-1")
     mapping = {"source_id": "geonameid", "country": "country_iso3"}
-    with pytest.raises(SourceError, match='not valid utf-8.*encoding = "latin-1"'):
+    with pytest.raises(
+        SourceError, match=r'line \d+, byte offset \d+: .* is not valid utf-8.*encoding = "cp1252"'
+    ):
         check(catalog, path, key="geonames_africa", mapping=mapping)
     ok = check(catalog, path, key="geonames_africa", encoding="latin-1", mapping=mapping)
     assert ok.counts["rejected"] == 0

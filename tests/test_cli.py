@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 
 from typer.testing import CliRunner
 
 from geo_service.cli import app
 from tests.conftest import CATALOG
-from tests.helpers import UCDP_CSV, read_text_csv, write_text_csv
+from tests.helpers import (
+    UCDP_CSV,
+    cp1252_places,
+    csv_cut_mid_row,
+    read_text_csv,
+    write_text_csv,
+)
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -26,11 +33,11 @@ def _ucdp_mapping(tmp_path):
 
 def _toml(value) -> str:
     if isinstance(value, str):
-        return '"' + value.replace('"', '\\"') + '"'
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_toml(k)} = {_toml(v)}" for k, v in value.items()) + " }"
     return str(value)
 
 
@@ -96,3 +103,46 @@ def test_build_layers_and_strict(tmp_path) -> None:
         assert word in r.output
     r = runner.invoke(app, ["layers", "--build-dir", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "no current build" in r.output
+
+
+def _error_line(output: str) -> str:
+    """The one line the CLI prints for an error (progress bars may come before it)."""
+    (line,) = [ln for ln in output.splitlines() if ln.startswith("error:")]
+    return line
+
+
+def test_validate_windows_text_is_one_line_with_line_byte_and_encoding(tmp_path) -> None:
+    frame = cp1252_places()
+    path = tmp_path / "places.csv"
+    frame.to_csv(path, index=False, encoding="cp1252")
+    data = path.read_bytes()
+    offset = next(i for i, b in enumerate(data) if b >= 0x80)
+    line = data[:offset].count(b"\n") + 1
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('source_id = "geonameid"\ncountry = "country_iso3"\n')
+    args = ["validate", str(path), "--kind", "communities", "--crs", "EPSG:4326"]
+    r = runner.invoke(app, [*args, "--mapping", str(mapping)])
+    assert r.exit_code == 2, r.output
+    error = _error_line(r.output)
+    assert f"{path}: line {line}, byte offset {offset}: byte 0x{data[offset]:02X}" in error
+    assert error.endswith("(riskmap validate: --encoding cp1252)")
+    r = runner.invoke(app, [*args, "--mapping", str(mapping), "--encoding", "cp1252"])
+    assert r.exit_code == 0, r.output
+    assert f"{len(frame)} kept" in r.output
+
+
+def test_build_with_a_truncated_source_is_one_line_and_keeps_its_report(tmp_path) -> None:
+    layers = tmp_path / "layers"
+    shutil.copytree(CATALOG.parent, layers, ignore=shutil.ignore_patterns("build"))
+    ucdp = layers / "sources" / "ucdp_ged_v23_1_caf" / UCDP_CSV.name
+    _, line = csv_cut_mid_row(UCDP_CSV, ucdp, record=1200)
+    builds = tmp_path / "build"
+    args = ["build", "--catalog", str(layers / "sources.toml"), "--build-dir", str(builds)]
+    r = runner.invoke(app, [*args, "--surface-cell", "2000"])
+    assert r.exit_code == 2, r.output
+    error = _error_line(r.output)
+    assert error.startswith(f"error: source ucdp_ged_caf: {ucdp}: line {line}: the file ends")
+    assert error.endswith("it looks truncated; copy it again from the publisher")
+    assert not (builds / "current").exists()
+    (failed,) = builds.glob("failed-*")
+    assert error.removeprefix("error: ") in (failed / "error.txt").read_text()

@@ -2,6 +2,7 @@
 
 They are installed from npm at set-up (``package.json``, ``make run``) into ``node_modules``;
 only the distributed files of the packages listed here are served, nothing else under it.
+The pages' own script and style (``static/``) are served beside them as ``riskmap/…``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ PACKAGES = {
     "leaflet": ("dist",),
     "leaflet.fullscreen": ("",),
     "leaflet.vectorgrid": ("dist",),
+    "supercluster": ("dist",),  # incidents grouped in clusters
 }
+#: Our own files, from the package (``geo_service/maps/static``).
+OWN = "riskmap"
+STATIC = Path(__file__).parent / "static"
+OWN_FILES = ("riskmap.js", "riskmap.css")
 TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -26,8 +32,12 @@ TYPES = {
 
 def asset_file(root: Path, path: str) -> tuple[Path, str]:
     """The file for ``/assets/{path}`` and its media type, or ``NotFoundError``."""
+    if "\x00" in path:  # no file has one, and the file system refuses to look
+        raise NotFoundError("no asset with a NUL character in its name")
     parts = path.split("/")
     package = parts[0]
+    if package == OWN and len(parts) == 2 and parts[1] in OWN_FILES:
+        return STATIC / parts[1], TYPES[Path(parts[1]).suffix]
     folders = PACKAGES.get(package)
     target = (root / path).resolve()
     media = TYPES.get(target.suffix)

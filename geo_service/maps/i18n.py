@@ -40,6 +40,16 @@ def translator(lang: str) -> Callable[[str], str]:
     return _translations(lang if lang in LANGUAGES else "en").gettext
 
 
+def plural_translator(lang: str) -> Callable[[str, str, int], str]:
+    """``ngettext`` for one language: the form of a text for a count."""
+    return _translations(lang if lang in LANGUAGES else "en").ngettext
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention extractors look for
+    """Marks a text for translation where it is defined; ``_`` translates it where shown."""
+    return message
+
+
 def choose_language(lang: str | None, accept_language: str | None) -> str:
     """``lang`` if it is one of ours, else Accept-Language's best match, else English."""
     if lang in LANGUAGES:

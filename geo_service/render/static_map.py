@@ -2,8 +2,9 @@
 
 The same layers as the page, composited in Web Mercator: the outside basemap's tiles when they
 answer within a second, else the build's offline basemap; the risk surface read from the COG
-for exactly this view; communities and incidents from the layer tables; then the title, a
-legend, a scale bar and the attribution, in the page's language.
+for exactly this view; communities, incidents, mine sites and dams from the layer tables, in
+the page's shapes and colours; then the title, a legend, a scale bar and the attribution
+(crediting only what was drawn), in the page's language and sized to the picture.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 from rio_tiler.io import Reader
 
 from geo_service.render import png
@@ -95,6 +97,7 @@ FONTS = (
 )
 
 
+@cache
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     candidates = list(FONTS)
     try:  # matplotlib, when installed, ships DejaVu Sans
@@ -198,20 +201,110 @@ def surface(frame: Frame, cog: Path, opacity: float = 0.75) -> Image.Image:
     return rgba
 
 
-def points(
-    image: Image.Image,
-    frame: Frame,
-    lon: np.ndarray,
-    lat: np.ndarray,
-    colours: list[str],
-    radius: int,
-    outline: str,
+@dataclass(frozen=True)
+class Marks:
+    """Points of one layer as the page draws them: a shape per layer, a fill per point."""
+
+    lon: np.ndarray
+    lat: np.ndarray
+    fills: list[str]
+    radius: float
+    outline: str = "#111111"
+    #: ``circle``, ``triangle`` (dams), ``diamond`` (mine sites), ``hex`` (legend of areas).
+    shape: str = "circle"
+    #: A ring of this colour under each mark, so it stands apart from a surface of its colour.
+    halo: str | None = None
+    #: Points drawn with a dashed outline (no data).
+    dashed: list[bool] | None = None
+    #: Footprint radius in metres around each point (drawn as a dotted circle), if any.
+    rings_m: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class LegendItem:
+    """One line of the picture's legend: a label and the mark drawn beside it."""
+
+    label: str
+    fill: str
+    shape: str = "circle"
+    dashed: bool = False
+
+
+def _shape(
+    draw: ImageDraw.ImageDraw, shape: str, x: float, y: float, r: float, fill: str, outline: str
 ) -> None:
-    """Dots for points, outlined."""
+    if shape == "hex":
+        draw.polygon(
+            [(x + r * math.cos(a), y + r * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 7)],
+            fill=fill,
+            outline=outline,
+        )
+    elif shape == "triangle":
+        draw.polygon(
+            [(x, y - r * 1.1), (x + r, y + r * 0.8), (x - r, y + r * 0.8)],
+            fill=fill,
+            outline=outline,
+        )
+    elif shape == "diamond":
+        draw.polygon([(x, y - r), (x + r, y), (x, y + r), (x - r, y)], fill=fill, outline=outline)
+    else:
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=fill, outline=outline)
+
+
+def _dashed_circle(draw: ImageDraw.ImageDraw, x: float, y: float, r: float, colour: str) -> None:
+    steps = max(8, int(r / 2))
+    for k in range(steps):
+        start = k * 360 / steps
+        draw.arc((x - r, y - r, x + r, y + r), start, start + 180 / steps, fill=colour, width=1)
+
+
+def mark_scale(frame: Frame) -> float:
+    """How big marks are drawn in this picture: as on a screen at 1200 × 800, smaller in a
+    preview (a 360 px picture's dots would otherwise cover it)."""
+    return max(0.5, min(min(frame.width / 1200, frame.height / 800), 1.6))
+
+
+def marks(image: Image.Image, frame: Frame, layer: Marks) -> None:
+    """One layer's points, outlined, in its shape (halos first, so none covers a neighbour)."""
     draw = ImageDraw.Draw(image)
-    px, py = frame.pixels(lon, lat)
-    for x, y, c in zip(px, py, colours, strict=True):
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=c, outline=outline)
+    px, py = frame.pixels(layer.lon, layer.lat)
+    if layer.rings_m is not None:
+        lat = float(np.mean(layer.lat)) if len(layer.lat) else 0.0
+        ground = frame.res * math.cos(math.radians(lat))
+        for x, y, radius in zip(px, py, layer.rings_m, strict=True):
+            if radius and radius / ground >= 3:
+                _dashed_circle(draw, x, y, radius / ground, layer.outline)
+    r = layer.radius * mark_scale(frame)
+    if layer.halo is not None:
+        h = r + max(1.0, 2 * mark_scale(frame))
+        for x, y in zip(px, py, strict=True):
+            draw.ellipse((x - h, y - h, x + h, y + h), fill=layer.halo)
+    dashed = layer.dashed or [False] * len(layer.fills)
+    for x, y, fill, dash in zip(px, py, layer.fills, dashed, strict=True):
+        if dash:
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+            _dashed_circle(draw, x, y, r, layer.outline)
+        else:
+            _shape(draw, layer.shape, x, y, r, fill, layer.outline)
+
+
+def areas(
+    image: Image.Image, frame: Frame, polygons: list[Any], fills: list[str], opacity: float = 0.45
+) -> None:
+    """Polygons (restricted rows, known to the public only by their cell), translucent, with
+    a dark outline."""
+    overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    alpha = int(255 * opacity)
+    for geom, fill in zip(polygons, fills, strict=True):
+        parts = getattr(geom, "geoms", [geom])
+        for part in parts:
+            xy = np.asarray(part.exterior.coords)
+            px, py = frame.pixels(xy[:, 0], xy[:, 1])
+            r, g, b = ImageColor.getrgb(fill)[:3]
+            draw.polygon(list(zip(px, py, strict=True)), fill=(r, g, b, alpha))
+            draw.line(list(zip(px, py, strict=True)), fill="#111111", width=1)
+    image.alpha_composite(overlay)
 
 
 def _nice(metres: float) -> float:
@@ -219,61 +312,111 @@ def _nice(metres: float) -> float:
     return max(m * exponent for m in (1, 2, 5) if m * exponent <= metres)
 
 
-def furniture(
-    image: Image.Image,
-    frame: Frame,
-    title: str,
-    legend: list[tuple[str, str]],
-    ramp_label: str | None,
-    attribution: str,
-) -> None:
-    """Title, legend, scale bar and attribution."""
-    draw = ImageDraw.Draw(image)
-    big, small = _font(22), _font(14)
-    w, h = frame.width, frame.height
-    tb = draw.textbbox((0, 0), title, font=big)
-    draw.rectangle((10, 10, 30 + tb[2], 26 + tb[3]), fill=(255, 255, 255, 235))
-    draw.text((20, 16), title, font=big, fill="#111")
-    # Legend, bottom left.
-    rows = len(legend) + (2 if ramp_label else 0)
-    top = h - 58 - rows * 20
-    draw.rectangle((10, top - 8, 250, h - 54), fill=(255, 255, 255, 235))
-    y = top
-    if ramp_label:
-        draw.text((18, y), ramp_label, font=small, fill="#111")
-        y += 18
-        for i in range(200):
-            r, g, b = png._lut_colour(i / 199)
-            draw.line((18 + i, y, 18 + i, y + 10), fill=(r, g, b))
-        y += 22
-    for label, colour in legend:
-        draw.ellipse((18, y + 2, 30, y + 14), fill=colour, outline="#000")
-        draw.text((38, y), label, font=small, fill="#111")
-        y += 20
-    # Scale bar at the centre's latitude, bottom right above the attribution.
-    lat = float(lonlat(np.array([0.0]), np.array([(frame.south + frame.north) / 2]))[1][0])
-    ground = frame.res * math.cos(math.radians(lat))
-    length = _nice(ground * 150)
-    px = length / ground
-    x0, y0 = w - 20 - px, h - 66
-    draw.rectangle((x0 - 6, y0 - 20, w - 14, y0 + 8), fill=(255, 255, 255, 235))
-    draw.line((x0, y0, x0 + px, y0), fill="#111", width=3)
-    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    draw.text((x0, y0 - 18), label, font=small, fill="#111")
-    # Attribution, bottom strip, wrapped to the width.
+#: The picture's legend needs this much room: smaller pictures (previews) leave it out, and
+#: say what they show in their title and attribution only.
+LEGEND_MIN_SIZE = (560, 360)
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: float) -> list[str]:
+    """``text`` in lines no wider than ``width`` (a long word keeps its own line)."""
     lines, line = [], ""
-    for word in attribution.split(" "):
+    for word in text.split(" "):
         trial = f"{line} {word}".strip()
-        if line and draw.textlength(trial, font=small) > w - 16:
+        if line and draw.textlength(trial, font=font) > width:
             lines.append(line)
             line = word
         else:
             line = trial
     lines.append(line)
-    strip = 8 + 18 * len(lines)
-    draw.rectangle((0, h - strip, w, h), fill=(255, 255, 255, 220))
-    for i, text in enumerate(lines):
-        draw.text((8, h - strip + 4 + 18 * i), text, font=small, fill="#333")
+    return lines
+
+
+def furniture(
+    image: Image.Image,
+    frame: Frame,
+    title: str,
+    legend: list[LegendItem],
+    ramp: tuple[str, list[str]] | None,
+    attribution: str,
+) -> None:
+    """Title, legend, scale bar and attribution, sized to the picture.
+
+    Type scales with the picture (a 360 × 240 preview gets small, still readable type, a
+    print-size picture larger), and below ``LEGEND_MIN_SIZE`` the legend is left out rather
+    than covering the map. ``ramp`` is the risk scale's label and its tick labels.
+    """
+    draw = ImageDraw.Draw(image)
+    w, h = frame.width, frame.height
+    scale = max(0.45, min(min(w / 1200, h / 800), 1.6))
+    big, small = _font(max(11, round(22 * scale))), _font(max(9, round(14 * scale)))
+    line_h = max(11, round(18 * scale))
+    pad = max(4, round(10 * scale))
+    # Title, top left, wrapped to the width (two lines at most).
+    lines = _wrap(draw, title, big, w - 4 * pad)[:2]
+    heights = [draw.textbbox((0, 0), ln, font=big)[3] for ln in lines]
+    width = max(draw.textlength(ln, font=big) for ln in lines)
+    box_h = sum(heights) + pad * (len(lines) + 1)
+    draw.rectangle((pad, pad, 3 * pad + width, pad + box_h), fill=(255, 255, 255, 235))
+    y = 2 * pad
+    for ln, lh in zip(lines, heights, strict=True):
+        draw.text((2 * pad, y), ln, font=big, fill="#111")
+        y += lh + pad
+    # Attribution, bottom strip, wrapped to the width.
+    att = _wrap(draw, attribution, small, w - 2 * pad)
+    strip = pad + line_h * len(att)
+    draw.rectangle((0, h - strip, w, h), fill=(255, 255, 255, 225))
+    for i, text in enumerate(att):
+        draw.text((pad, h - strip + pad // 2 + line_h * i), text, font=small, fill="#333")
+    bottom = h - strip - pad
+    # Scale bar at the centre's latitude, bottom right above the attribution.
+    lat = float(lonlat(np.array([0.0]), np.array([(frame.south + frame.north) / 2]))[1][0])
+    ground = frame.res * math.cos(math.radians(lat))
+    length = _nice(ground * 150 * scale)
+    px = length / ground
+    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    x0, y0 = w - 2 * pad - px, bottom - pad
+    draw.rectangle((x0 - pad, y0 - line_h - pad, w - pad, y0 + pad), fill=(255, 255, 255, 235))
+    draw.line((x0, y0, x0 + px, y0), fill="#111", width=max(2, round(3 * scale)))
+    draw.text((x0, y0 - line_h - 2), label, font=small, fill="#111")
+    # Legend, bottom left, only where there is room for it.
+    if w < LEGEND_MIN_SIZE[0] or h < LEGEND_MIN_SIZE[1] or not (legend or ramp):
+        return
+    r = max(4, round(6 * scale))
+    ramp_w = round(220 * scale)
+    col = max(
+        [draw.textlength(item.label, font=small) + 3 * r + pad for item in legend]
+        + ([ramp_w, draw.textlength(ramp[0], font=small)] if ramp else [0])
+    )
+    rows = len(legend) + (3 if ramp else 0)
+    top = bottom - pad - rows * line_h
+    draw.rectangle((pad, top - pad, 3 * pad + col, bottom), fill=(255, 255, 255, 235))
+    y = top
+    x = 2 * pad
+    if ramp is not None:
+        label, ticks = ramp
+        draw.text((x, y), label, font=small, fill="#111")
+        y += line_h
+        for i in range(ramp_w):
+            draw.line((x + i, y, x + i, y + r), fill=png._lut_colour(i / (ramp_w - 1)))
+        y += r + 2
+        for i, tick in enumerate(ticks):
+            tx = x + ramp_w * i / max(len(ticks) - 1, 1) - draw.textlength(tick, font=small) / 2
+            draw.text(
+                (min(max(tx, x), x + ramp_w - draw.textlength(tick, font=small)), y),
+                tick,
+                font=small,
+                fill="#333",
+            )
+        y += line_h * 2 - r - 2
+    for item in legend:
+        cy = y + line_h / 2
+        if item.dashed:
+            draw.ellipse((x, cy - r, x + 2 * r, cy + r), fill=item.fill)
+            _dashed_circle(draw, x + r, cy, r, "#111")
+        else:
+            _shape(draw, item.shape, x + r, cy, r, item.fill, "#111")
+        draw.text((x + 3 * r, y), item.label, font=small, fill="#111")
+        y += line_h
 
 
 def compose(
@@ -281,20 +424,28 @@ def compose(
     basemap_template: str,
     offline: Callable[[], list[dict[str, Any]]],
     cog: Path | None,
-    layers: list[tuple[np.ndarray, np.ndarray, list[str], int, str]],
+    layers: list[Marks | tuple[list[Any], list[str]]],
     title: str,
-    legend: list[tuple[str, str]],
-    ramp_label: str | None,
-    attribution: str,
+    legend: list[LegendItem],
+    ramp: tuple[str, list[str]] | None,
+    credits: Callable[[bool], str],
 ) -> bytes:
-    """The whole picture as PNG bytes."""
-    base = outside_basemap(frame, basemap_template) or offline_basemap(frame, offline())
+    """The whole picture as PNG bytes.
+
+    ``credits(outside)`` is the attribution, told whether the outside basemap was drawn (its
+    tiles all arrived in time): only what is in the picture is credited.
+    """
+    outside = outside_basemap(frame, basemap_template)
+    base = outside or offline_basemap(frame, offline())
     image = base.convert("RGBA")
     if cog is not None:
         image.alpha_composite(surface(frame, cog))
-    for lon, lat, colours, radius, outline in layers:
-        points(image, frame, lon, lat, colours, radius, outline)
-    furniture(image, frame, title, legend, ramp_label, attribution)
+    for layer in layers:
+        if isinstance(layer, Marks):
+            marks(image, frame, layer)
+        else:
+            areas(image, frame, *layer)
+    furniture(image, frame, title, legend, ramp, credits(outside is not None))
     out = io.BytesIO()
     image.convert("RGB").save(out, format="PNG", compress_level=3)
     return out.getvalue()

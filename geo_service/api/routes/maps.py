@@ -1,12 +1,14 @@
-"""Map pages (``/maps``, ``/maps/{id}``) and the map libraries they load (``/assets/…``)."""
+"""Map pages (``/maps``, ``/maps/{id}``, ``/embed/{id}``), their pictures (``/maps/{id}.png``),
+sources, oEmbed, the offline basemap, and the map libraries they load (``/assets/…``)."""
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
@@ -22,7 +24,21 @@ from geo_service.errors import BadQueryError, NotFoundError
 from geo_service.maps.assets import asset_file
 from geo_service.maps.definitions import LANGUAGES, MapDefinition, load_maps
 from geo_service.maps.i18n import choose_language, translator
-from geo_service.maps.page import CLASS_COLOURS, Basemap, View, build_page
+from geo_service.maps.page import (
+    CLASS_COLOURS,
+    CLASSES,
+    DAM_CLASSES,
+    DAM_COLOURS,
+    INCIDENT_COLOUR,
+    NO_DATA,
+    Basemap,
+    BuildFacts,
+    View,
+    build_page,
+    class_of,
+    country_names,
+    decimal,
+)
 from geo_service.render import static_map
 from geo_service.store.base import ItemQuery
 
@@ -32,6 +48,11 @@ Lang = Annotated[
     str | None,
     Query(pattern="^(en|fr|pt)$", description="Language: en, fr or pt (else Accept-Language)."),
 ]
+ViewParam = Annotated[str | None, Query(description="Share link: centre, zoom and layers.")]
+YearParam = Annotated[
+    str | None, Query(alias="from", description="Share link: first year of incidents shown.")
+]
+ToParam = Annotated[str | None, Query(description="Share link: last year of incidents shown.")]
 
 
 def _maps(request: Request) -> dict[str, MapDefinition]:
@@ -42,6 +63,13 @@ def _maps(request: Request) -> dict[str, MapDefinition]:
     return cached
 
 
+def _definition(request: Request, map_id: str) -> MapDefinition:
+    definition = _maps(request).get(map_id)
+    if definition is None:
+        raise NotFoundError(f"no map '{map_id}'; maps are {', '.join(_maps(request))}")
+    return definition
+
+
 def _basemap(request: Request) -> Basemap:
     cached = getattr(request.app.state, "basemap", None)
     if cached is None:
@@ -50,47 +78,89 @@ def _basemap(request: Request) -> Basemap:
     return cached
 
 
-def _publishers(build: BuildDep, layer: str) -> list[str]:
-    meta = build.catalog["layers"].get(layer)
-    if meta is None:
-        return []
-    return [build.catalog["sources"][k]["publisher"] for k in meta["sources"]]
+def _facts(request: Request, build: BuildDep, access: AccessDep) -> BuildFacts:
+    """The facts of the build the pages need, as this caller sees it, read once per build."""
+    public = not access.sees_restricted
+    cache = getattr(request.app.state, "map_facts", None)
+    if cache is None or cache[0] != build.build_id:
+        cache = (build.build_id, {})
+        request.app.state.map_facts = cache
+    facts = cache[1].get(public)
+    if facts is None:
+        raster = build.catalog["layers"].get("risk_surface")
+        zoom = build.store.raster("risk_surface").native_zoom if raster else 10
+        facts = cache[1][public] = BuildFacts.of(build.catalog, zoom, public)
+    return facts
 
 
 @router.get("/maps", summary="The maps")
 def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang = None) -> Response:
-    """Every map, with its title and description."""
+    """Every map, with a picture, its title and description."""
     maps = _maps(request)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
     _ = translator(lang)
+    e = html.escape
 
     def body() -> bytes:
         items = "".join(
             f'<li><a href="{base}maps/{m.id}?lang={lang}">'
             f'<img src="{base}maps/{m.id}.png?width=360&amp;height=240&amp;lang={lang}" '
-            f'width="360" height="240" loading="lazy" alt="{html.escape(m.title.get(lang))}">'
-            f"<br>{html.escape(m.title.get(lang))}</a>"
-            f"<p>{html.escape(m.description.get(lang))}</p></li>"
+            f'srcset="{base}maps/{m.id}.png?width=720&amp;height=480&amp;lang={lang} 2x" '
+            f'width="360" height="240" loading="lazy" alt="{e(m.title.get(lang))}">'
+            f"<span>{e(m.title.get(lang))}</span></a>"
+            f"<p>{e(m.description.get(lang))}</p></li>"
             for m in maps.values()
+        )
+        names = {"en": "English", "fr": "Français", "pt": "Português"}
+        switch = " · ".join(
+            f'<a href="{base}maps?lang={code}" hreflang="{code}" lang="{code}"'
+            + (' aria-current="page"' if code == lang else "")
+            + f">{name}</a>"
+            for code, name in names.items()
         )
         return (
             f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<title>diamond-risk-map</title><style>ul{list-style:none;padding:0}"
-            "li{margin:1rem 0}img{max-width:100%;height:auto;border:1px solid #ccc}</style>"
-            '</head><body style="font-family:sans-serif">'
-            f"<h1>{html.escape(_('Maps'))}</h1><ul>{items}</ul></body></html>"
+            f"<title>{e(_('Maps'))} — diamond-risk-map</title>"
+            f'<meta name="description" content="{e(_("Risk maps for communities affected by diamond mining, from public data."))}">'
+            f'<link rel="icon" href="{base}favicon.ico">'
+            "<style>body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1180px;"
+            "padding:0 16px 32px;color:#111}ul{list-style:none;padding:0;display:grid;"
+            "grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:24px}"
+            "li a{font-weight:600;font-size:1.05rem;color:#1a3a8f}li a span{display:block;"
+            "margin-top:6px}img{width:100%;height:auto;border:1px solid #ccc;display:block}"
+            "li p{margin:4px 0 0;color:#333}nav{margin:12px 0;font-size:.95rem}"
+            "[aria-current]{font-weight:700;color:#111}</style>"
+            f'</head><body><nav aria-label="{e(_("Language"))}">{switch}</nav>'
+            f"<h1>{e(_('Maps'))}</h1><p>{e(_('Absence of evidence is not absence of risk.'))}</p>"
+            f"<ul>{items}</ul></body></html>"
         ).encode()
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
 
 
-def _view(request: Request, definition: MapDefinition) -> View:
-    """The view a share link asks for (``lat``, ``lon``, ``z``, ``layers``), checked."""
+def _years(request: Request, facts: BuildFacts) -> tuple[int, int] | None:
+    """The incidents' years of a share link (``from``, ``to``), checked, within the data's."""
     q = request.query_params
-    lat, lon = definition.centre
-    zoom = definition.zoom
+    if facts.incident_years is None or ("from" not in q and "to" not in q):
+        return None
+    first, last = facts.incident_years
+    try:
+        lo = int(q.get("from", first))
+        hi = int(q.get("to", last))
+    except ValueError as exc:
+        raise BadQueryError("from and to are years, e.g. from=2013&to=2015") from exc
+    lo, hi = sorted((min(max(lo, first), last), min(max(hi, first), last)))
+    return lo, hi
+
+
+def _view(request: Request, definition: MapDefinition, facts: BuildFacts | None = None) -> View:
+    """The view a share link asks for (``lat``, ``lon``, ``z``, ``layers``, ``from``, ``to``),
+    checked; without a centre, the map's own box fitted to the screen."""
+    q = request.query_params
+    lat, lon, zoom = definition.first_view()
+    fit = definition.bounds if not ({"lat", "lon", "z"} & set(q)) else None
     try:
         lat = float(q.get("lat", lat))
         lon = float(q.get("lon", lon))
@@ -109,57 +179,59 @@ def _view(request: Request, definition: MapDefinition) -> View:
                 f"{', '.join(definition.layers)}",
                 parameter="layers",
             )
-    return View(lat, lon, zoom, layers)
+    years = _years(request, facts) if facts is not None else None
+    return View(lat, lon, zoom, layers, fit=fit, years=years)
 
 
 def _page(
     map_id: str, request: Request, build: BuildDep, access: AccessDep, lang: str | None, embed: bool
 ) -> Response:
-    definition = _maps(request).get(map_id)
-    if definition is None:
-        raise NotFoundError(f"no map '{map_id}'; maps are {', '.join(_maps(request))}")
-    view = _view(request, definition)
+    definition = _definition(request, map_id)
+    facts = _facts(request, build, access)
+    view = _view(request, definition, facts)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
-    _ = translator(lang)
-    raster = build.catalog["layers"].get("risk_surface")
-    zoom = build.store.raster("risk_surface").native_zoom if raster else 10
-    factors = list(build.catalog.get("risk", {}).get("factors", {}))
-    extent = (build.catalog["layers"].get("incidents") or {}).get("time_extent")
-    years = (int(extent[0][:4]), int(extent[1][:4])) if extent else None
-    classes = build.catalog.get("risk", {}).get("parameters", {}).get("classes", {})
-    thresholds = tuple(
-        float(classes.get(k, d)) for k, d in (("medium", 25), ("high", 50), ("very_high", 75))
-    )
 
     def body() -> bytes:
-        # Short on the map (a phone is 360 px wide); every source's own wording is one click away.
-        publishers = dict.fromkeys(
-            p for layer in definition.layers for p in _publishers(build, layer)
-        )
-        attribution = (
-            f"{html.escape(_('Data'))}: {html.escape(', '.join(publishers))} "
-            f'(<a href="{base}collections?f=html">{html.escape(_("sources and licences"))}</a>)'
-        )
-        page = build_page(
-            definition,
-            base,
-            lang,
-            zoom,
-            attribution,
-            factors,
-            view,
-            embed,
-            years,
-            _basemap(request),
-            thresholds,
-        )
+        page = build_page(definition, base, lang, facts, view, embed, _basemap(request))
         return page.encode()
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
 
 
-ViewParam = Annotated[str | None, Query(description="Share link: centre, zoom and layers.")]
+def _frame(
+    view: View,
+    bbox: str | None,
+    width: int,
+    height: int,
+) -> static_map.Frame:
+    """The picture's extent: the bbox asked for, else the map's box, else its view."""
+    if bbox is not None:
+        box = parse_bbox(bbox)
+        if box[0] > box[2]:
+            raise BadQueryError("a picture cannot cross the antimeridian", parameter="bbox")
+        return static_map.frame_for(box, width, height)
+    if view.fit is not None:
+        return static_map.frame_for(view.fit, width, height)
+    cx, cy = static_map.mercator(np.array([view.lon]), np.array([view.lat]))
+    res = static_map.WORLD / (256 * 2**view.zoom)
+    return static_map.Frame(
+        float(cx[0]) - res * width / 2,
+        float(cy[0]) - res * height / 2,
+        float(cx[0]) + res * width / 2,
+        float(cy[0]) + res * height / 2,
+        width,
+        height,
+    )
+
+
+def _points(build: BuildDep, layer: str, query: ItemQuery, access: AccessDep) -> Any:
+    """The rows of a layer in the picture, and the table they come from; points apart from
+    the polygons of restricted rows (their public cell)."""
+    table = build.store.table(layer)
+    rows = table.select(query, access)
+    points = (table.frame.geometry.iloc[rows].geom_type == "Point").to_numpy()
+    return table, rows[points], rows[~points]
 
 
 @router.get("/maps/{map_id}.png", summary="A map as a picture")
@@ -173,61 +245,116 @@ def map_png(
     height: Annotated[int, Query(ge=100, le=3000)] = 800,
     layers: Annotated[str | None, Query(description="Comma-separated layers of the map.")] = None,
     lang: Lang = None,
+    from_: YearParam = None,
+    to: ToParam = None,
 ) -> Response:
     """The map drawn on the server (PNG): basemap, surface, points, title, legend, scale bar
-    and attribution, for print and social media."""
-    definition = _maps(request).get(map_id)
-    if definition is None:
-        raise NotFoundError(f"no map '{map_id}'; maps are {', '.join(_maps(request))}")
-    view = _view(request, definition)
+    and attribution, for print and social media. Below 560 × 360 the legend is left out."""
+    definition = _definition(request, map_id)
+    facts = _facts(request, build, access)
+    view = _view(request, definition, facts)
     lang = choose_language(lang, request.headers.get("accept-language"))
     _ = translator(lang)
-    if bbox is not None:
-        box = parse_bbox(bbox)
-        if box[0] > box[2]:
-            raise BadQueryError("a picture cannot cross the antimeridian", parameter="bbox")
-        frame = static_map.frame_for(box, width, height)
-    else:  # the map's view at its zoom
-        cx, cy = static_map.mercator(np.array([view.lon]), np.array([view.lat]))
-        res = static_map.WORLD / (256 * 2**view.zoom)
-        frame = static_map.Frame(
-            float(cx[0]) - res * width / 2,
-            float(cy[0]) - res * height / 2,
-            float(cx[0]) + res * width / 2,
-            float(cy[0]) + res * height / 2,
-            width,
-            height,
-        )
+    frame = _frame(view, bbox, width, height)
     west, south, east, north = frame.lonlat_bounds()
     query = ItemQuery(bbox=(max(west, -180), max(south, -90), min(east, 180), min(north, 90)))
+    shown = [x for x in definition.layers if x in view.layers]
 
     def body() -> bytes:
-        drawn = []
-        legend = []
-        if "community_risk" in view.layers:
-            table = build.store.table("community_risk")
-            rows = table.select(query, access)
+        drawn: list[static_map.Marks] = []
+        legend: list[static_map.LegendItem] = []
+        present = [x for x in shown if x in build.catalog["layers"]]
+        if "tailings_consequence" in present:
+            table, rows, _cells = _points(build, "tailings_consequence", query, access)
             geo = table.frame.geometry.iloc[rows]
-            classes = table.frame["risk_class"].iloc[rows].astype(str).tolist()
-            colours = [CLASS_COLOURS.get(c, "#bdbdbd") for c in classes]
-            drawn.append((geo.x.to_numpy(), geo.y.to_numpy(), colours, 5, "#000000"))
-            legend += [(_(name), colour) for name, colour in CLASS_COLOURS.items()]
-        if "incidents" in view.layers and "incidents" in build.catalog["layers"]:
-            table = build.store.table("incidents")
-            rows = table.select(query, access)
-            geo = table.frame.geometry.iloc[rows]
-            drawn.insert(
-                0, (geo.x.to_numpy(), geo.y.to_numpy(), ["#222222"] * len(rows), 3, "#ffffff")
+            classes = table.frame["indicative_consequence_class"].iloc[rows].astype(str)
+            drawn.append(
+                static_map.Marks(
+                    geo.x.to_numpy(),
+                    geo.y.to_numpy(),
+                    [DAM_COLOURS.get(c, "#ffffff") for c in classes],
+                    7,
+                    shape="triangle",
+                )
             )
-            legend.append((_("Incidents"), "#222222"))
+            legend += [static_map.LegendItem(_(c), DAM_COLOURS[c], "triangle") for c in DAM_CLASSES]
+        if "concessions" in present:
+            table, rows, _cells = _points(build, "concessions", query, access)
+            geo = table.frame.geometry.iloc[rows]
+            centre = geo.representative_point()
+            radius = table.frame["footprint_radius_m"].iloc[rows].fillna(0).tolist()
+            drawn.append(
+                static_map.Marks(
+                    centre.x.to_numpy(),
+                    centre.y.to_numpy(),
+                    ["#ffffff"] * len(rows),
+                    7,
+                    shape="diamond",
+                    rings_m=radius,
+                )
+            )
+            legend.append(static_map.LegendItem(_("Mine site"), "#ffffff", "diamond"))
+        if "community_risk" in present:
+            table, rows, cells = _points(build, "community_risk", query, access)
+            if len(cells):
+                scores = table.frame["max_score"].iloc[cells]
+                drawn.append(
+                    (
+                        list(table.frame.geometry.iloc[cells]),
+                        [CLASS_COLOURS[class_of(v, facts.thresholds)] for v in scores],
+                    )
+                )
+            frame_rows = table.frame.iloc[rows].sort_values("score", na_position="first")
+            geo = frame_rows.geometry
+            classes = frame_rows["risk_class"].astype(str).tolist()
+            known = [c if c in CLASS_COLOURS else NO_DATA for c in classes]
+            drawn.append(
+                static_map.Marks(
+                    geo.x.to_numpy(),
+                    geo.y.to_numpy(),
+                    [CLASS_COLOURS[c] for c in known],
+                    5,
+                    halo="#ffffff",
+                    dashed=[c == NO_DATA for c in known],
+                )
+            )
+            legend += [static_map.LegendItem(_(c), CLASS_COLOURS[c]) for c in CLASSES] + [
+                static_map.LegendItem(_(NO_DATA), "#ffffff", dashed=True)
+            ]
+        if "incidents" in present:
+            table, rows, cells = _points(build, "incidents", query, access)
+            if len(cells):
+                drawn.append(([*table.frame.geometry.iloc[cells]], [INCIDENT_COLOUR] * len(cells)))
+                legend.append(
+                    static_map.LegendItem(_("Reports shown only by area"), "#8a8a8a", "hex")
+                )
+            if view.years is not None and table.dates is not None:
+                years = table.dates[rows].astype("datetime64[Y]").astype(int) + 1970
+                rows = rows[(years >= view.years[0]) & (years <= view.years[1])]
+            geo = table.frame.geometry.iloc[rows]
+            drawn.append(
+                static_map.Marks(
+                    geo.x.to_numpy(),
+                    geo.y.to_numpy(),
+                    [INCIDENT_COLOUR] * len(rows),
+                    3,
+                    outline="#ffffff",
+                )
+            )
+            legend.append(static_map.LegendItem(_("Incidents"), INCIDENT_COLOUR))
         raster = build.catalog["layers"].get("risk_surface")
-        cog = (
-            build.store.path / raster["file"] if raster and "risk_surface" in view.layers else None
-        )
-        publishers = dict.fromkeys(p for layer in view.layers for p in _publishers(build, layer))
-        attribution = (
-            f"{_basemap(request).attribution}; Natural Earth; {_('Data')}: {', '.join(publishers)}"
-        )
+        cog = build.store.path / raster["file"] if raster and "risk_surface" in shown else None
+        ramp = None
+        if cog is not None or "community_risk" in present:
+            ticks = [decimal(v, lang, 0) for v in (0, *facts.thresholds, 100)]
+            ramp = (_("Risk score, 0 to 100"), ticks)
+        publishers = dict.fromkeys(p for layer in shown for p in facts.publishers.get(layer, []))
+        data_credit = f"Natural Earth; {_('Data')}: {', '.join(publishers)}"
+        outside = _basemap(request).attribution
+
+        def credits(outside_drawn: bool) -> str:
+            return f"{outside}; {data_credit}" if outside_drawn else data_credit
+
         return static_map.compose(
             frame,
             _basemap(request).url,
@@ -238,11 +365,85 @@ def map_png(
             drawn,
             definition.title.get(lang),
             legend,
-            _("Risk surface, 0 to 1") if cog is not None else None,
-            attribution,
+            ramp,
+            credits,
         )
 
     return conditional(request, build.build_id, access, body, "image/png", SHORT)
+
+
+@router.get("/maps/{map_id}/sources", summary="Sources and licences of a map")
+def map_sources(
+    map_id: str, request: Request, build: BuildDep, access: AccessDep, lang: Lang = None
+) -> Response:
+    """Every dataset a map draws on: publisher, licence, attribution, date retrieved and what
+    it covers, in the page's language (the publishers' own words as published)."""
+    definition = _definition(request, map_id)
+    facts = _facts(request, build, access)
+    base = base_url(request)
+    lang = choose_language(lang, request.headers.get("accept-language"))
+    _ = translator(lang)
+    e = html.escape
+
+    def body() -> bytes:
+        keys = dict.fromkeys(
+            k
+            for layer in definition.layers
+            for k in (build.catalog["layers"].get(layer) or {}).get("sources", [])
+        )
+        names = country_names(facts.countries, lang)
+        entries = []
+        for key in keys:
+            s = build.catalog["sources"][key]
+            licence = (
+                f'<a href="{e(s["licence_url"])}" rel="noopener">{e(s["licence"])}</a>'
+                if s.get("licence_url")
+                else e(s["licence"])
+            )
+            coverage = s.get("coverage", {})
+            where = ", ".join(names.get(c, c) for c in coverage.get("countries", []))
+            link = (
+                f'<a href="{e(s["url"])}" rel="noopener">{e(s["url"])}</a>' if s.get("url") else ""
+            )
+            rows = [
+                (_("Publisher"), e(s["publisher"])),
+                (_("Licence"), licence),
+                (_("Credit"), e(s["attribution"])),
+                (_("Countries"), e(where)),
+                (_("Retrieved"), e(s.get("retrieved", ""))),
+                (_("Web page"), link),
+                (_("Coverage"), f'<span lang="en">{e(coverage["note"])}</span>'),
+            ]
+            if not coverage.get("note"):
+                rows.pop()
+            entries.append(
+                f'<section><h2 lang="en">{e(s["title"])}</h2><dl>'
+                + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in rows if v)
+                + "</dl></section>"
+            )
+        outside = _basemap(request)
+        title = definition.title.get(lang)
+        return (
+            f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{e(_('Sources and licences'))} — {e(title)}</title>"
+            f'<link rel="icon" href="{base}favicon.ico">'
+            "<style>body{font-family:system-ui,sans-serif;max-width:46rem;margin:0 auto;"
+            "padding:0 16px 32px;line-height:1.45;color:#111}dt{font-weight:600;float:left;"
+            "clear:left;width:8.5rem}dd{margin:0 0 4px 9rem}section{border-top:1px solid #ccc;"
+            "padding-top:4px}h2{font-size:1.1rem}</style></head><body>"
+            f'<p><a href="{base}maps/{definition.id}?lang={lang}">← {e(title)}</a></p>'
+            f"<h1>{e(_('Sources and licences'))}</h1>"
+            f"<p>{e(_('Every layer of this map comes from these datasets, each under its own licence. Names and notes are as their publishers wrote them.'))}</p>"
+            + "".join(entries)
+            + f"<section><h2>{e(_('Basemap'))}</h2><p>{e(outside.attribution)} "
+            f"({e(_('when its tiles can be reached'))}); Natural Earth "
+            f"({e(_('public domain'))}).</p></section>"
+            f'<p><a href="{base}collections?f=html">{e(_("Every layer in the API"))}</a></p>'
+            "</body></html>"
+        ).encode()
+
+    return conditional(request, build.build_id, access, body, HTML, SHORT)
 
 
 @router.get("/maps/{map_id}", summary="A map page")
@@ -256,9 +457,12 @@ def map_page(
     lon: ViewParam = None,
     z: ViewParam = None,
     layers: ViewParam = None,
+    from_: YearParam = None,
+    to: ToParam = None,
 ) -> Response:
     """A full-page map; its data comes from this API as the view moves. The view (``lat``,
-    ``lon``, ``z``, ``layers``) and ``lang`` in the URL reopen it as it was shared."""
+    ``lon``, ``z``, ``layers``, ``from``, ``to``) and ``lang`` in the URL reopen it as it was
+    shared."""
     return _page(map_id, request, build, access, lang, embed=False)
 
 
@@ -273,6 +477,8 @@ def embed_page(
     lon: ViewParam = None,
     z: ViewParam = None,
     layers: ViewParam = None,
+    from_: YearParam = None,
+    to: ToParam = None,
 ) -> Response:
     """The map without page chrome, for ``<iframe>`` embeds (attribution kept)."""
     return _page(map_id, request, build, access, lang, embed=True)
@@ -300,13 +506,11 @@ def oembed(
         raise NotFoundError(f"{url!r} is not a map of this service")
     params = dict(parse_qsl(target.query))
     lang = choose_language(params.get("lang"), request.headers.get("accept-language"))
+    # The embed speaks the language the page was shared in.
+    params["lang"] = lang
     width = min(maxwidth or 800, 800)
     height = min(maxheight or round(width * 2 / 3), round(width * 2 / 3))
-    src = (
-        f"{base}embed/{definition.id}?{urlencode(params)}"
-        if params
-        else (f"{base}embed/{definition.id}")
-    )
+    src = f"{base}embed/{definition.id}?{urlencode(params)}"
     title = definition.title.get(lang)
     code = (
         f'<iframe src="{html.escape(src)}" width="{width}" height="{height}" '
@@ -340,20 +544,38 @@ def oembed(
 
 @router.get("/basemap.json", summary="Offline basemap", include_in_schema=False)
 def basemap(request: Request, build: BuildDep, access: AccessDep) -> Response:
-    """Countries, lakes and rivers of the build, drawn under the outside basemap's tiles."""
+    """Countries, lakes and rivers of the build, drawn under the outside basemap's tiles.
+
+    Compressed once per build (it is the largest thing a map loads), not on every request.
+    """
     meta = build.catalog.get("basemap")
     if meta is None:
         raise NotFoundError("this build has no basemap: rebuild with 'riskmap build'")
     path = build.store.path / meta["file"]
+    cached = getattr(request.app.state, "basemap_gz", None)
+    if cached is None or cached[0] != build.build_id:
+        cached = (build.build_id, gzip.compress(path.read_bytes(), compresslevel=6))
+        request.app.state.basemap_gz = cached
+    if "gzip" not in request.headers.get("accept-encoding", ""):
+        return conditional(
+            request, build.build_id, access, path.read_bytes, "application/geo+json", TILES_CACHE
+        )
+    headers = {"Content-Encoding": "gzip", "Vary": "Accept, Accept-Language, Accept-Encoding"}
     return conditional(
-        request, build.build_id, access, path.read_bytes, "application/geo+json", TILES_CACHE
+        request,
+        build.build_id,
+        access,
+        lambda: cached[1],
+        "application/geo+json",
+        TILES_CACHE,
+        headers,
     )
 
 
 #: A small diamond, so browsers asking for an icon get one.
 FAVICON = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
-    b'<path d="M8 1 15 7 8 15 1 7z" fill="#7e03a8"/></svg>'
+    b'<path d="M8 1 15 7 8 15 1 7z" fill="#1a386f"/></svg>'
 )
 
 
@@ -367,7 +589,7 @@ def favicon() -> Response:
 
 @router.get("/assets/{path:path}", summary="Map libraries", include_in_schema=False)
 def assets(path: str, request: Request) -> FileResponse:
-    """Leaflet and its plugins, as installed at set-up."""
+    """Leaflet and its plugins, as installed at set-up, and the pages' own script and style."""
     target, media = asset_file(Path(request.app.state.settings.assets_dir), path)
     return FileResponse(
         target, media_type=media, headers={"Cache-Control": "public, max-age=86400"}

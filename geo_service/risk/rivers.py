@@ -271,7 +271,9 @@ class RiverNetwork:
         """The river below each start (line, position), down to ``reach_m`` along the river.
 
         ``start_m`` is distance already travelled (e.g. from a dam to the river); sources with
-        ``edge`` -1 have no reach. One short walk per source over lines, not vertices.
+        ``edge`` -1 have no reach. One short walk per source over lines, not vertices: a reach
+        crosses a few lines, so thousands of dams take milliseconds, and a walk stops at its own
+        reach, which an all-pairs path matrix over the network could not.
         """
         n = len(edge)
         reach = np.broadcast_to(np.asarray(reach_m, dtype="float64"), (n,))

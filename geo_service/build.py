@@ -32,6 +32,8 @@ from geo_service.errors import BuildError
 from geo_service.ingest.base import ProgressFn
 from geo_service.ingest.problems import COLUMNS
 from geo_service.ingest.validate import SourceResult, validate_source
+from geo_service.publication import Policy, Publication
+from geo_service.risk.generalise import risk_hex
 from geo_service.risk.model import TITLES, run_risk
 from geo_service.risk.params import load_risk_params
 from geo_service.risk.surface import Surface, to_lonlat, write_cog
@@ -45,6 +47,10 @@ REJECTS_FILE = "rejects.csv"
 CATALOG_FILE = "catalog.json"
 #: The maps' offline basemap (``basemap.py``).
 BASEMAP_FILE = "basemap.json"
+#: A layer's public view beside it: ``<layer>.public.parquet``.
+PUBLIC_SUFFIX = ".public.parquet"
+#: What a public view's metadata replaces of its layer's (the rest is the layer's own).
+PUBLIC_META = ("file", "count", "bounds", "time_extent", "geometry_types", "fields")
 #: Feature ids of the layers the risk model adds.
 DERIVED_ID_FIELDS = {
     "community_risk": "community_id",
@@ -96,6 +102,9 @@ def _parameters(catalog: SourceCatalog, settings: BuildSettings, strict: bool) -
         if risk.exists()
         else None,
         "surface_cell_m": settings.surface_cell_m,
+        "restricted_resolution": settings.restricted_resolution,
+        "restricted_min_count": settings.restricted_min_count,
+        "publication_delay_days": settings.publication_delay_days,
     }
 
 
@@ -195,8 +204,29 @@ def _build_into(
     problems.to_csv(staging / REJECTS_FILE, index=False, columns=COLUMNS)
     _check_thresholds(results, catalog, settings, strict)
 
+    policy = Policy(
+        resolution=settings.restricted_resolution,
+        min_count=settings.restricted_min_count,
+        delay_days=settings.publication_delay_days,
+        as_of=today or now.date(),
+    )
+    incident_params = risk_params.factors.get("incident_intensity")
+    publication = Publication(layers, policy, getattr(incident_params, "bandwidth_km", None))
     scoring = reporter.task("scoring risk", 1)
-    risk = run_risk(layers, catalog, risk_params)
+    # The model reads restricted rows only as precisely as the public may know them.
+    evidence = {kind: publication.evidence(kind, gdf) for kind, gdf in layers.items()}
+    risk = run_risk(evidence, catalog, risk_params)
+    for name in list(risk.layers):
+        risk.layers[name] = publication.precise_geometry(name, risk.layers[name], layers)
+    if publication.any and "community_risk" in risk.layers:
+        # risk_hex says no more than the public views it summarises.
+        communities = risk.layers["community_risk"]
+        incidents = layers.get(Kind.incidents)
+        risk.layers["risk_hex"] = risk_hex(
+            publication.seen_by_public("community_risk", communities),
+            publication.seen_by_public("incidents", incidents) if incidents is not None else None,
+            risk_params.hex,
+        )
     scoring(1, 1)
 
     everything = [
@@ -230,6 +260,19 @@ def _build_into(
         layer_meta[layer_id] = _layer_metadata(
             layer_id, title, kind, gdf, path.name, sources, id_field, date_field
         )
+        public = publication.public_view(layer_id, gdf)
+        if public is not None:  # what callers who may not see restricted rows get instead
+            public_path = staging / f"{layer_id}{PUBLIC_SUFFIX}"
+            public.to_parquet(
+                public_path, index=False, compression="zstd", write_covering_bbox=True
+            )
+            layer_meta[layer_id]["public"] = {
+                k: v
+                for k, v in _layer_metadata(
+                    layer_id, title, kind, public, public_path.name, sources, id_field, date_field
+                ).items()
+                if k in PUBLIC_META
+            }
         write(i, len(everything))
     if risk.surface is not None:
         write_cog(risk.surface, staging / "risk_surface.tif")
@@ -259,6 +302,7 @@ def _build_into(
             for r in results
         },
         "rejects": {"file": REJECTS_FILE, "rows": int(len(problems))},
+        "publication": publication.record(),
         "risk": risk.metadata,
         "basemap": {"file": BASEMAP_FILE, "bytes": len(basemap), "attribution": BASEMAP_CREDIT},
     }

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -69,7 +70,8 @@ def _progress() -> Progress:
 
 
 def _fail(exc: Exception, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    # The message is the user's data (paths, [sources.x] tables): never read as markup.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -289,6 +291,71 @@ def serve_cmd(
         workers=workers,
         log_level="info",
     )
+
+
+tokens_app = typer.Typer(
+    help="Access tokens: who may see restricted rows precisely (analyst, admin) or sign in "
+    "without seeing them (viewer). The service keeps only their SHA-256 digests.",
+    no_args_is_help=True,
+)
+app.add_typer(tokens_app, name="token")
+
+
+def _tokens_file(path: Path | None) -> Path:
+    chosen = path or ApiSettings().tokens_file
+    if chosen is None:
+        raise typer.BadParameter(
+            "say where the tokens live: --file PATH, or set RISKMAP_TOKENS_FILE",
+            param_hint="--file",
+        )
+    return chosen
+
+
+@tokens_app.command("add")
+def token_add(
+    role: Annotated[str, typer.Option(help="viewer, analyst or admin.")],
+    label: Annotated[str, typer.Option(help="Who holds it (kept beside the digest).")] = "",
+    file: Annotated[
+        Path | None, typer.Option(help="Tokens file [default: RISKMAP_TOKENS_FILE].")
+    ] = None,
+) -> None:
+    """Make a token, print it once and keep only its digest in the tokens file."""
+    from geo_service.api.auth import ROLES, file_line, new_token
+
+    if role not in ROLES:
+        raise _fail(ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}"), 2)
+    path = _tokens_file(file)
+    token = new_token()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(file_line(token, ROLES[role], label.replace("\n", " ")) + "\n")
+    path.chmod(0o600)
+    err.print(
+        f"token for {role}{f' ({label})' if label else ''} added to {path}; it is shown once, "
+        "here, and cannot be recovered:",
+        highlight=False,
+    )
+    out.print(token, highlight=False, soft_wrap=True)
+
+
+@tokens_app.command("list")
+def token_list(
+    file: Annotated[
+        Path | None, typer.Option(help="Tokens file [default: RISKMAP_TOKENS_FILE].")
+    ] = None,
+) -> None:
+    """The roles and labels of the configured tokens (never the tokens)."""
+    from geo_service.api.auth import TokenError, read_tokens
+
+    path = _tokens_file(file)
+    try:
+        tokens = read_tokens(path) if path.exists() else []
+    except TokenError as exc:
+        raise _fail(exc, 2) from exc
+    table = Table("role", "label", "digest (first 12)")
+    for t in tokens:
+        table.add_row(t.role.value, t.label, t.digest.hex()[:12])
+    out.print(table)
 
 
 if __name__ == "__main__":

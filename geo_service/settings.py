@@ -29,6 +29,24 @@ class BuildSettings(BaseSettings):
     keep_builds: int = Field(
         3, ge=1, description="Completed builds kept on disk, current included."
     )
+    restricted_resolution: int = Field(
+        5,
+        ge=0,
+        le=15,
+        description="H3 resolution to which restricted rows are generalised for anonymous "
+        "callers and for the risk model (5: cells of about 250 km², 9.9 km a side).",
+    )
+    restricted_min_count: int = Field(
+        3,
+        ge=2,
+        description="A cell holding fewer restricted rows than this shows no count at all.",
+    )
+    publication_delay_days: int = Field(
+        90,
+        ge=0,
+        description="Restricted rows dated within this many days of the build are left out of "
+        "everything anonymous callers see, scores included (0: no delay).",
+    )
     surface_cell_m: float | None = Field(
         None,
         gt=0.0,
@@ -55,6 +73,26 @@ class ApiSettings(BaseSettings):
     assets_dir: Path = Field(
         Path("node_modules"), description="Where set-up installed the map libraries (npm)."
     )
+    tokens_file: Path | None = Field(
+        None,
+        description="File of hashed access tokens, one per line: 'sha256:<hex> <role> [label]' "
+        "(made by 'riskmap token add'). No file and no RISKMAP_TOKENS: every caller is anonymous.",
+    )
+    tokens: tuple[str, ...] = Field(
+        (),
+        description="Hashed tokens from the environment, as '<role>:sha256:<hex>' entries "
+        "(a JSON list), for deployments without a tokens file.",
+    )
+    frame_ancestors: tuple[str, ...] = Field(
+        ("*",),
+        description="Who may show the /embed pages in a frame (CSP frame-ancestors): '*' for "
+        "any site; a list such as '[\"https://news.example\"]' limits it. Other pages: this "
+        "site only.",
+    )
+    max_body_bytes: int = Field(
+        16_384, ge=0, description="Largest request body accepted (the API only reads)."
+    )
+    max_url_bytes: int = Field(8_192, ge=256, description="Longest path and query string accepted.")
     cors_origins: tuple[str, ...] = Field(
         ("*",),
         description="Origins allowed to read responses from a browser (embeds on other "

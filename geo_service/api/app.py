@@ -14,22 +14,27 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_service import __version__
 from geo_service.api import openapi
+from geo_service.api.auth import Tokens, UnauthorizedError, read_tokens
 from geo_service.api.deps import BuildCache, BuildDep
 from geo_service.api.routes.features import router as features_router
 from geo_service.api.routes.maps import router as maps_router
 from geo_service.api.routes.tiles import router as tiles_router
+from geo_service.api.security import SecurityHeaders, tile_origins
 from geo_service.errors import BadQueryError, NoBuildError, NotFoundError, RiskMapError
+from geo_service.maps.page import Basemap
 from geo_service.settings import ApiSettings
 
 #: Domain errors → HTTP status: the one place where they meet.
-STATUS = {NotFoundError: 404, BadQueryError: 400, NoBuildError: 503}
+STATUS = {NotFoundError: 404, BadQueryError: 400, UnauthorizedError: 401, NoBuildError: 503}
 
 
 class BuildIdHeader:
@@ -109,14 +114,35 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         description="Risk layers for communities affected by diamond mining, as OGC API – "
         "Features: concessions, tailings dams, incidents, communities and their risk scores.",
         lifespan=_lifespan,
+        # The documentation page loads Swagger UI from this service (/assets), not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.builds = BuildCache(settings.build_dir)
+    # A tokens file that cannot be read stops the service here, not at the first request.
+    app.state.tokens = Tokens(read_tokens(settings.tokens_file, settings.tokens))
 
     @app.exception_handler(RiskMapError)
     async def _domain(request: Request, exc: RiskMapError) -> JSONResponse:
         status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
-        return _error(status, type(exc).__name__.removesuffix("Error"), str(exc))
+        response = _error(status, type(exc).__name__.removesuffix("Error"), str(exc))
+        if status == 401:
+            response.headers["WWW-Authenticate"] = (
+                'Bearer realm="diamond-risk-map", error="invalid_token"'
+            )
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """No such route (404) or method (405): the same JSON shape as every other error."""
+        words = {404: ("NotFound", f"no resource at {request.url.path}; see /openapi.json")}
+        words[405] = ("MethodNotAllowed", f"{request.method} is not served: this API only reads")
+        code, description = words.get(exc.status_code, (str(exc.status_code), str(exc.detail)))
+        response = _error(exc.status_code, code, description)
+        for k, v in (exc.headers or {}).items():
+            response.headers[k] = v
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -136,11 +162,29 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             "version": __version__,
         }
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Every endpoint, with forms to try them."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="diamond-risk-map — API",
+            swagger_js_url="/assets/swagger-ui-dist/swagger-ui-bundle.js",
+            swagger_css_url="/assets/swagger-ui-dist/swagger-ui.css",
+            swagger_favicon_url="/favicon.ico",
+        )
+
     app.include_router(features_router)
     app.include_router(tiles_router)
     app.include_router(maps_router)
     openapi.install(app)
     app.add_middleware(BuildIdHeader)
+    app.add_middleware(
+        SecurityHeaders,
+        max_body_bytes=settings.max_body_bytes,
+        max_url_bytes=settings.max_url_bytes,
+        frame_ancestors=settings.frame_ancestors,
+        images=tile_origins(Basemap.named(settings.basemap).url),
+    )
     app.add_middleware(HeadAsGet)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(

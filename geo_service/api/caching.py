@@ -20,6 +20,8 @@ SHORT = "public, max-age=60"
 ITEMS = "public, max-age=300"
 #: Tiles of a build: long, then revalidate.
 TILES = "public, max-age=86400"
+#: Request headers an answer depends on.
+VARY = "Accept, Accept-Language, Authorization"
 
 
 def etag_for(request: Request, build_id: str, access: Access) -> str:
@@ -59,10 +61,13 @@ def conditional(
     etag = etag_for(request, build_id, access)
     common = {
         "ETag": etag,
-        "Cache-Control": cache_control,
+        # What a token holder sees must never sit in a shared cache that serves the public.
+        "Cache-Control": cache_control
+        if access is Access.anonymous
+        else cache_control.replace("public", "private"),
         "X-Build-Id": build_id,
-        # The answer depends on these request headers (format and language negotiation).
-        "Vary": "Accept, Accept-Language",
+        # The answer depends on these request headers (format, language, who is asking).
+        "Vary": VARY,
     }
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=common)

@@ -61,8 +61,11 @@ async def current_build(request: Request) -> Build:
 
 
 async def caller_access(request: Request) -> Access:
-    """Dependency: the caller's access level. Every caller is anonymous until tokens exist."""
-    return Access.anonymous
+    """Dependency: the caller's access level, from ``Authorization: Bearer <token>``.
+
+    Anonymous without credentials; 401 for credentials that are not a configured token.
+    """
+    return request.app.state.tokens.access(request.headers.get("authorization"))
 
 
 BuildDep = Annotated[Build, Depends(current_build)]

@@ -17,6 +17,7 @@ PACKAGES = {
     "leaflet.fullscreen": ("",),
     "leaflet.vectorgrid": ("dist",),
     "supercluster": ("dist",),  # incidents grouped in clusters
+    "swagger-ui-dist": ("",),  # the API documentation page (/docs)
 }
 #: Our own files, from the package (``geo_service/maps/static``).
 OWN = "riskmap"

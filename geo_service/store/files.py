@@ -38,8 +38,11 @@ def read_build_catalog(build_dir: Path, build_id: str | None = None) -> dict[str
         raise NoBuildError(f"build {build_id} has no catalog.json at {path}") from exc
 
 
-def load_layer(build_dir: Path, layer_id: str, build_id: str | None = None) -> gpd.GeoDataFrame:
-    """One layer of a build as a GeoDataFrame (EPSG:4326)."""
+def load_layer(
+    build_dir: Path, layer_id: str, build_id: str | None = None, *, public: bool = False
+) -> gpd.GeoDataFrame:
+    """One layer of a build as a GeoDataFrame (EPSG:4326): every row, as the build holds it,
+    or with ``public`` as anonymous callers get it (restricted rows as H3 cells)."""
     catalog = read_build_catalog(build_dir, build_id)
     try:
         meta = catalog["layers"][layer_id]
@@ -48,4 +51,5 @@ def load_layer(build_dir: Path, layer_id: str, build_id: str | None = None) -> g
         raise KeyError(
             f"build {catalog['build_id']} has no layer '{layer_id}'; it has {known}"
         ) from exc
-    return gpd.read_parquet(Path(build_dir) / catalog["build_id"] / meta["file"])
+    file = meta.get("public", meta)["file"] if public else meta["file"]
+    return gpd.read_parquet(Path(build_dir) / catalog["build_id"] / file)

@@ -124,8 +124,16 @@ class LayerTable:
         if self.date_field is not None:
             d = pd.to_datetime(frame[self.date_field], utc=True).dt.tz_localize(None)
             self.dates = d.to_numpy(dtype="datetime64[ms]")
+        # Rows a public view generalised to a cell are what anonymous callers may see; a
+        # restricted row at its own position is seen only by a role that allows it (the
+        # store serves the public view to everyone else: this mask is the second lock).
+        generalised = (
+            frame["generalised"].fillna(False).to_numpy(dtype=bool)
+            if "generalised" in frame
+            else np.zeros(len(frame), dtype=bool)
+        )
         self.restricted = (
-            frame[SENSITIVITY].astype(str).to_numpy() == "restricted"
+            (frame[SENSITIVITY].astype(str).to_numpy() == "restricted") & ~generalised
             if SENSITIVITY in frame
             else np.zeros(len(frame), dtype=bool)
         )
@@ -270,7 +278,13 @@ class LayerTable:
 
 
 class BuildStore:
-    """The vector layers of one build, each loaded on first use."""
+    """The vector layers of one build, each loaded on first use.
+
+    A layer holding restricted rows has a public view beside it (``publication.py``); every
+    caller whose role does not see restricted rows is answered from that view, with its own
+    counts, bounds and dates. ``access`` defaults to anonymous, so a call that forgets it can
+    only ever show less.
+    """
 
     def __init__(
         self,
@@ -283,12 +297,16 @@ class BuildStore:
         self.build_id = build_id
         self.catalog = catalog
         self.tile_cache_bytes = tile_cache_bytes
-        self._tables: dict[str, LayerTable] = {}
+        self._tables: dict[tuple[str, bool], LayerTable] = {}
         self._rasters: dict[str, RasterLayer] = {}
         self._lock = threading.Lock()
 
     def raster(self, layer_id: str) -> RasterLayer:
-        """A raster layer for tiles, or ``NotFoundError``."""
+        """A raster layer for tiles, or ``NotFoundError``.
+
+        Rasters are computed from the evidence as the public may know it, so they are the same
+        for every caller.
+        """
         layer = self._rasters.get(layer_id)
         if layer is not None:
             return layer
@@ -305,36 +323,47 @@ class BuildStore:
                 self._rasters[layer_id] = layer
         return layer
 
-    def vector_layers(self) -> dict[str, dict[str, Any]]:
-        """Metadata of every vector layer (rasters are served as tiles)."""
-        return {k: v for k, v in self.catalog["layers"].items() if v["kind"] != "raster"}
+    @staticmethod
+    def _as_seen(meta: dict[str, Any], access: Access) -> dict[str, Any]:
+        if access.sees_restricted or "public" not in meta:
+            return {k: v for k, v in meta.items() if k != "public"}
+        return {**{k: v for k, v in meta.items() if k != "public"}, **meta["public"]}
 
-    def layer_meta(self, layer_id: str) -> dict[str, Any]:
-        """The catalog entry of a vector layer, or ``NotFoundError``."""
-        meta = self.vector_layers().get(layer_id)
-        if meta is None:
+    def vector_layers(self, access: Access = Access.anonymous) -> dict[str, dict[str, Any]]:
+        """Metadata of every vector layer as this caller sees it (rasters are served as tiles)."""
+        return {
+            k: self._as_seen(v, access)
+            for k, v in self.catalog["layers"].items()
+            if v["kind"] != "raster"
+        }
+
+    def layer_meta(self, layer_id: str, access: Access = Access.anonymous) -> dict[str, Any]:
+        """The catalog entry of a vector layer as this caller sees it, or ``NotFoundError``."""
+        meta = self.catalog["layers"].get(layer_id)
+        if meta is None or meta["kind"] == "raster":
             known = ", ".join(self.vector_layers())
             raise NotFoundError(f"no collection '{layer_id}'; collections are {known}")
-        return meta
+        return self._as_seen(meta, access)
 
-    def table(self, layer_id: str) -> LayerTable:
-        """The layer in memory (loaded once per build)."""
-        table = self._tables.get(layer_id)
+    def table(self, layer_id: str, access: Access = Access.anonymous) -> LayerTable:
+        """The layer in memory as this caller sees it (each view loaded once per build)."""
+        key = (layer_id, access.sees_restricted)
+        table = self._tables.get(key)
         if table is not None:
             return table
-        meta = self.layer_meta(layer_id)
+        meta = self.layer_meta(layer_id, access)
         with self._lock:
-            table = self._tables.get(layer_id)
+            table = self._tables.get(key)
             if table is None:
                 frame = gpd.read_parquet(self.path / meta["file"])
                 table = LayerTable(layer_id, meta, frame)
-                self._tables[layer_id] = table
+                self._tables[key] = table
         return table
 
     def query(self, layer_id: str, query: ItemQuery, access: Access) -> FeaturePage:
         """A page of a layer's features for this caller."""
-        return self.table(layer_id).page(query, access, self.build_id)
+        return self.table(layer_id, access).page(query, access, self.build_id)
 
     def get(self, layer_id: str, feature_id: str, access: Access) -> bytes:
         """One feature of a layer for this caller."""
-        return self.table(layer_id).get(feature_id, access)
+        return self.table(layer_id, access).get(feature_id, access)

@@ -42,7 +42,9 @@ def _dumps(doc: dict[str, Any]) -> bytes:
     return orjson.dumps(doc)
 
 
-def temporal_extent(layer: dict[str, Any], build: dict[str, Any]) -> list[str] | None:
+def temporal_extent(
+    layer: dict[str, Any], build: dict[str, Any], incidents: dict[str, Any] | None
+) -> list[str] | None:
     """The time a layer describes: its own dates; else, for the risk layers, the evidence
     from the first incident to the model's reference date; else the day its sources were
     retrieved (places and facilities as they stood then)."""
@@ -53,22 +55,30 @@ def temporal_extent(layer: dict[str, Any], build: dict[str, Any]) -> list[str] |
     )
     if not retrieved:
         return None
-    incidents = (build["layers"].get("incidents") or {}).get("time_extent")
+    dates = (incidents or {}).get("time_extent")
     reference = ((build.get("risk") or {}).get("factors", {}).get("incident_intensity", {})).get(
         "reference_date"
     )
-    if layer["kind"] == "derived" and incidents:
-        return [incidents[0], str(reference or incidents[1])[:10]]
+    if layer["kind"] == "derived" and dates:
+        return [dates[0], str(reference or dates[1])[:10]]
     return [retrieved[0], retrieved[-1]]
 
 
-def collection_document(layer: dict[str, Any], build: dict[str, Any], base: str) -> dict[str, Any]:
-    """One layer as an OGC API – Features collection, with licence and provenance."""
+def collection_document(
+    layer: dict[str, Any],
+    build: dict[str, Any],
+    base: str,
+    incidents: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One layer as an OGC API – Features collection, with licence and provenance.
+
+    ``layer`` and ``incidents`` are the metadata as the caller sees them (``BuildStore``).
+    """
     sources = [build["sources"][key] for key in layer["sources"]]
     extent: dict[str, Any] = {}
     if layer.get("bounds"):
         extent["spatial"] = {"bbox": [layer["bounds"]], "crs": CRS84}
-    interval = temporal_extent(layer, build)
+    interval = temporal_extent(layer, build, incidents)
     if interval:
         extent["temporal"] = {
             "interval": [[f"{interval[0]}T00:00:00Z", f"{interval[1]}T00:00:00Z"]],
@@ -200,8 +210,11 @@ def collections(
     base = base_url(request)
 
     def doc() -> dict[str, Any]:
-        layers = build.store.vector_layers().values()
-        docs = [collection_document(v, build.catalog, base) for v in layers]
+        layers = build.store.vector_layers(access)
+        docs = [
+            collection_document(v, build.catalog, base, layers.get("incidents"))
+            for v in layers.values()
+        ]
         return {
             "title": "Collections",
             "description": f"The layers of build {build.build_id}.",
@@ -225,14 +238,15 @@ def collection(
     collection_id: str, request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
 ) -> Response:
     """One layer: extent, licence, attribution, build id and links to its items."""
-    meta = build.store.layer_meta(collection_id)
+    meta = build.store.layer_meta(collection_id, access)
+    incidents = build.store.vector_layers(access).get("incidents")
     base = base_url(request)
     return _document(
         request,
         build,
         access,
         f,
-        lambda: collection_document(meta, build.catalog, base),
+        lambda: collection_document(meta, build.catalog, base, incidents),
         lambda d: _collection_rows([d]),
     )
 
@@ -242,14 +256,14 @@ def queryables(
     collection_id: str, request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
 ) -> Response:
     """The properties items can be filtered on (``?name=value``), as a JSON Schema."""
-    build.store.layer_meta(collection_id)
+    build.store.layer_meta(collection_id, access)
     base = base_url(request)
     refuse_unknown(request.query_params.keys(), {"f"})
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
     here = f"{base}collections/{collection_id}/queryables"
 
     def body() -> bytes:
-        table = build.store.table(collection_id)
+        table = build.store.table(collection_id, access)
         props: dict[str, Any] = {"geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
         for name, kind in table.queryables.items():
             props[name] = {"title": name, "type": kind}
@@ -312,9 +326,9 @@ def items(
 
     Downloads (csv, gpkg, parquet, kml) hold every matching feature unless ``limit`` is given.
     """
-    build.store.layer_meta(collection_id)
+    build.store.layer_meta(collection_id, access)
     fmt = negotiate(f, request.headers.get("accept"))
-    table = build.store.table(collection_id)
+    table = build.store.table(collection_id, access)
     query = items_query(request.query_params, table.queryables, limit, offset, bbox, datetime)
     if query.interval is not None and table.date_field is None:
         raise BadQueryError(f"collection '{collection_id}' has no dates", parameter="datetime")
@@ -367,7 +381,7 @@ def item(
     f: Annotated[str | None, Query(description="Format: json (GeoJSON, default), html.")] = None,
 ) -> Response:
     """One feature by its id, with links to itself and its collection."""
-    build.store.layer_meta(collection_id)
+    build.store.layer_meta(collection_id, access)
     refuse_unknown(request.query_params.keys(), {"f"})
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
     feature = build.store.get(collection_id, feature_id, access)
@@ -386,7 +400,7 @@ def item(
 
     def body() -> bytes:
         if fmt.key == "html":
-            table = build.store.table(collection_id)
+            table = build.store.table(collection_id, access)
             record = table.records[table.position[feature_id]]
             rows = [{"property": k, "value": v} for k, v in record.items()]
             return html_page(f"{table.meta['title']}: {feature_id}", "", rows, links)

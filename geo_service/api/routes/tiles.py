@@ -61,9 +61,9 @@ def vector_tile(
     layer: str, z: int, x: int, y: int, request: Request, build: BuildDep, access: AccessDep
 ) -> Response:
     """A Mapbox Vector Tile of a vector layer: every property, geometry simplified per zoom."""
-    build.store.layer_meta(layer)
+    build.store.layer_meta(layer, access)
     _check_tile(z, x, y, MAX_ZOOM)
-    table = build.store.table(layer)
+    table = build.store.table(layer, access)
     return conditional(
         request,
         build.build_id,
@@ -104,11 +104,12 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
     if raster:
         maxzoom = build.store.raster(layer).native_zoom
     else:
-        table = build.store.table(layer)
+        meta = build.store.layer_meta(layer, access)  # bounds of what this caller may see
+        table = build.store.table(layer, access)
         maxzoom = VECTOR_MAX_ZOOM
 
     def body() -> bytes:
-        west, south, east, north = meta["bounds"]
+        west, south, east, north = meta["bounds"] or (-180.0, -85.0511, 180.0, 85.0511)
         doc: dict[str, Any] = {
             "tilejson": "3.0.0",
             "name": meta["title"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -31,6 +32,10 @@ MAX_LAT = 85.05112877980659
 #: Outside tiles must all arrive within this many seconds, or the offline basemap is drawn.
 BASEMAP_TIMEOUT_S = 1.0
 USER_AGENT = "diamond-risk-map static map (+https://github.com/)"
+#: After the outside tiles failed, they are not asked for again for this long: a server with
+#: no route to them draws the offline basemap at once instead of waiting on every picture.
+RETRY_OUTSIDE_S = 300.0
+_outside_down_until: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,8 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def outside_basemap(frame: Frame, template: str) -> Image.Image | None:
-    """The frame from XYZ tiles, or None when any tile fails or is late."""
+    """The frame from XYZ tiles, or None when any tile fails or is late (then, for
+    ``RETRY_OUTSIDE_S``, None at once)."""
     z = max(0, min(18, round(math.log2(WORLD / (256 * frame.res)))))
     size = WORLD / 2**z
     x0 = int((frame.west + HALF) // size)
@@ -123,8 +129,23 @@ def outside_basemap(frame: Frame, template: str) -> Image.Image | None:
     y0 = int((HALF - frame.north) // size)
     y1 = int((HALF - frame.south) // size)
     tiles = [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1) if 0 <= y < 2**z]
-    if not tiles or len(tiles) > 64:
+    if not tiles or len(tiles) > 64 or time.monotonic() < _outside_down_until.get(template, 0):
         return None
+    image = _outside_tiles(frame, template, z, (x0, y0, x1, y1), tiles)
+    if image is None:
+        _outside_down_until[template] = time.monotonic() + RETRY_OUTSIDE_S
+    return image
+
+
+def _outside_tiles(
+    frame: Frame,
+    template: str,
+    z: int,
+    span: tuple[int, int, int, int],
+    tiles: list[tuple[int, int]],
+) -> Image.Image | None:
+    x0, y0, x1, y1 = span
+    size = WORLD / 2**z
 
     def fetch(xy: tuple[int, int]) -> bytes:
         url = template.format(z=z, x=xy[0] % 2**z, y=xy[1])

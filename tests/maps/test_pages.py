@@ -490,9 +490,10 @@ def test_colours_mean_one_thing_each() -> None:
 
 @pytest.mark.slow
 def test_every_map_draws_each_layer_without_errors(url, browser) -> None:
-    languages = ["fr", "pt"]
+    languages = ["en", "fr", "pt"]  # each language at each width, across the maps
     for i, (map_id, definition) in enumerate(MAPS.items()):
-        for width, height, lang in ((1280, 800, "en"), (360, 640, languages[i % 2])):
+        wide, phone = languages[i % 3], languages[(i + 1) % 3]
+        for width, height, lang in ((1280, 800, wide), (360, 640, phone)):
             watched = open_map(browser, f"{url}/maps/{map_id}?lang={lang}", width, height)
             page = watched.page
             wait(page, "Number(document.body.dataset.basemap) > 100")

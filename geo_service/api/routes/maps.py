@@ -210,6 +210,8 @@ def _frame(
         box = parse_bbox(bbox)
         if box[0] > box[2]:
             raise BadQueryError("a picture cannot cross the antimeridian", parameter="bbox")
+        if box[0] == box[2] and box[1] == box[3]:
+            raise BadQueryError("the bbox is a point: a picture needs an area", parameter="bbox")
         return static_map.frame_for(box, width, height)
     if view.fit is not None:
         return static_map.frame_for(view.fit, width, height)

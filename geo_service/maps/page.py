@@ -319,8 +319,7 @@ def _strings(lang: str) -> dict[str, Any]:
         "leaflet": _("Leaflet, a JavaScript library for interactive maps"),
         "loading": _("Loading…"),
         "failed": _("Could not load this. Try again in a moment."),
-        "score": _("Score"),
-        "outOf": _("{score} out of 100"),
+        "scoreLine": _("Score: {score} out of 100"),
         "noScore": _("No factor has evidence here: no score."),
         "basedOn": _("Based on {n} of {total} factors. No data here for: {missing}."),
         "absence": _("Absence of evidence is not absence of risk."),
@@ -338,7 +337,7 @@ def _strings(lang: str) -> dict[str, Any]:
             "{n} more report not shown publicly", "{n} more reports not shown publicly"
         ),
         "record": _("Full record"),
-        "source": _("Source"),
+        "sourceLine": _("Source: {source}"),
         "deathsCount": _("Deaths: {n}"),
         "nearestSite": _("Nearest mine site"),
         "sitesWithin": _("Mine sites within {km} km"),
@@ -583,12 +582,27 @@ def _time_filter(years: tuple[int, int], chosen: tuple[int, int], _: Callable[[s
     )
 
 
+def _stable_names(root: Element) -> None:
+    """Name the page's elements in order rather than at random (Folium's default), so the
+    same map and build give the same page, byte for byte."""
+    count = 0
+
+    def walk(element: Element) -> None:
+        nonlocal count
+        element._id = f"{count:04x}"
+        count += 1
+        for child in element._children.values():
+            walk(child)
+
+    walk(root)
+
+
 def credit_template(definition: MapDefinition, base: str, lang: str) -> str:
     """The data credit with ``{publishers}`` to fill: the publishers, then a link to the
     page of every source's terms, in the page's language."""
     _ = translator(lang)
     return (
-        f"{html.escape(_('Data'))}: {{publishers}} "
+        f"{html.escape(_('Data: {publishers}'))} "
         f'(<a href="{base}maps/{definition.id}/sources?lang={lang}">'
         f"{html.escape(_('sources and licences'))}</a>)"
     )
@@ -702,8 +716,10 @@ def build_page(
     title = definition.title.get(lang)
     page_url = f"{base}maps/{definition.id}"
     credit = (
-        f'{html.escape(_("Map"))}: <a href="{page_url}?lang={lang}">{html.escape(title)}</a>'
-        f" — {attribution_html(definition, base, lang, facts, layers)}"
+        html.escape(_("Map: {title}")).replace(
+            "{title}", f'<a href="{page_url}?lang={lang}">{html.escape(title)}</a>'
+        )
+        + f" — {attribution_html(definition, base, lang, facts, layers)}"
     )
     years = view.years or facts.incident_years
     config = {
@@ -763,6 +779,7 @@ def build_page(
             f'<link rel="icon" href="{base}favicon.ico">'
         )
     )
+    _stable_names(root)
     page = root.render()
     # Folium's viewport forbids pinch zoom; people with low vision need it.
     page = re.sub(

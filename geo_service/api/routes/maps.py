@@ -351,7 +351,9 @@ def map_png(
             ticks = [decimal(v, lang, 0) for v in (0, *facts.thresholds, 100)]
             ramp = (_("Risk score, 0 to 100"), ticks)
         publishers = dict.fromkeys(p for layer in shown for p in facts.publishers.get(layer, []))
-        data_credit = f"Natural Earth; {_('Data')}: {', '.join(publishers)}"
+        data_credit = "Natural Earth; " + _("Data: {publishers}").replace(
+            "{publishers}", ", ".join(publishers)
+        )
         outside = _basemap(request).attribution
 
         def credits(outside_drawn: bool) -> str:

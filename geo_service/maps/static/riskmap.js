@@ -138,7 +138,8 @@
       var name = source.url
         ? '<a href="' + esc(source.url) + '" rel="noopener">' + esc(source.title) + "</a>"
         : esc(source.title);
-      return '<p class="source">' + esc(t.source) + ": " + name + ", " + esc(source.publisher)
+      return '<p class="source">' + fill(esc(t.sourceLine), {source: name}) + ", "
+        + esc(source.publisher)
         + (source.licence ? " (" + esc(source.licence) + ")" : "") + "</p>";
     }
     function rows(pairs) {
@@ -495,8 +496,8 @@
             parts.push('<p class="score"><i class="dot nodata"></i>' + esc(t.noScore) + "</p>");
           } else {
             parts.push('<p class="score"><i class="dot" style="background:'
-              + cfg.colours[cls] + '"></i><strong>' + esc(t.score) + ": "
-              + esc(fill(t.outOf, {score: count(p.score)})) + "</strong> · "
+              + cfg.colours[cls] + '"></i><strong>'
+              + esc(fill(t.scoreLine, {score: count(p.score)})) + "</strong> · "
               + esc(t.classes[cls]) + "</p>");
           }
           var available = p.factors_available || [];

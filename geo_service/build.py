@@ -33,7 +33,6 @@ from geo_service.ingest.base import ProgressFn
 from geo_service.ingest.problems import COLUMNS
 from geo_service.ingest.validate import SourceResult, validate_source
 from geo_service.publication import Policy, Publication
-from geo_service.risk.generalise import risk_hex
 from geo_service.risk.model import TITLES, run_risk
 from geo_service.risk.params import load_risk_params
 from geo_service.risk.surface import Surface, to_lonlat, write_cog
@@ -215,18 +214,9 @@ def _build_into(
     scoring = reporter.task("scoring risk", 1)
     # The model reads restricted rows only as precisely as the public may know them.
     evidence = {kind: publication.evidence(kind, gdf) for kind, gdf in layers.items()}
-    risk = run_risk(evidence, catalog, risk_params)
+    risk = run_risk(evidence, catalog, risk_params, publication)
     for name in list(risk.layers):
         risk.layers[name] = publication.precise_geometry(name, risk.layers[name], layers)
-    if publication.any and "community_risk" in risk.layers:
-        # risk_hex says no more than the public views it summarises.
-        communities = risk.layers["community_risk"]
-        incidents = layers.get(Kind.incidents)
-        risk.layers["risk_hex"] = risk_hex(
-            publication.seen_by_public("community_risk", communities),
-            publication.seen_by_public("incidents", incidents) if incidents is not None else None,
-            risk_params.hex,
-        )
     scoring(1, 1)
 
     everything = [
@@ -256,16 +246,14 @@ def _build_into(
     layer_meta: dict[str, Any] = {}
     for i, (layer_id, title, kind, gdf, sources, id_field, date_field) in enumerate(everything, 1):
         path = staging / f"{layer_id}.parquet"
-        gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=True)
+        write_layer(gdf, path)
         layer_meta[layer_id] = _layer_metadata(
             layer_id, title, kind, gdf, path.name, sources, id_field, date_field
         )
         public = publication.public_view(layer_id, gdf)
         if public is not None:  # what callers who may not see restricted rows get instead
             public_path = staging / f"{layer_id}{PUBLIC_SUFFIX}"
-            public.to_parquet(
-                public_path, index=False, compression="zstd", write_covering_bbox=True
-            )
+            write_layer(public, public_path)
             layer_meta[layer_id]["public"] = {
                 k: v
                 for k, v in _layer_metadata(
@@ -310,6 +298,12 @@ def _build_into(
         json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8"
     )
     return BuildResult(build_id, staging, meta, results)
+
+
+def write_layer(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """A layer as GeoParquet, the same bytes for the same frame (zstd, a bbox column for
+    readers that filter row groups by it)."""
+    gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=True)
 
 
 def _combine(kind: Kind, parts: list[SourceResult]) -> gpd.GeoDataFrame:

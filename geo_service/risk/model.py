@@ -16,6 +16,7 @@ import pyogrio
 import shapely
 
 from geo_service.catalog import SourceCatalog
+from geo_service.publication import Publication
 from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs
 from geo_service.risk.combine import combine
@@ -102,9 +103,17 @@ def read_countries(catalog: SourceCatalog) -> gpd.GeoDataFrame:
 
 
 def run_risk(
-    layers: dict[Kind, gpd.GeoDataFrame], catalog: SourceCatalog, params: RiskParams
+    layers: dict[Kind, gpd.GeoDataFrame],
+    catalog: SourceCatalog,
+    params: RiskParams,
+    publication: Publication | None = None,
 ) -> RiskOutput:
-    """Every risk layer from the canonical layers of one build."""
+    """Every risk layer from the canonical layers of one build.
+
+    ``layers`` is the evidence as the model may read it (``Publication.evidence``: restricted
+    rows at their cell's centre); ``risk_hex`` summarises the public views ``publication``
+    makes of them, so it says nothing they do not.
+    """
     communities = layers.get(Kind.communities)
     if communities is None:
         return RiskOutput({}, {"skipped": "no communities layer: nothing to score"})
@@ -136,7 +145,16 @@ def run_risk(
         pd.Timestamp(reference) if reference else None,
         params.concession_risk,
     )
-    derived["risk_hex"] = risk_hex(community_risk, inputs.incidents, params.hex)
+    if publication is not None:
+        public_communities = publication.seen_by_public("community_risk", community_risk)
+        public_incidents = (
+            publication.seen_by_public("incidents", inputs.incidents)
+            if inputs.incidents is not None
+            else None
+        )
+    else:
+        public_communities, public_incidents = community_risk, inputs.incidents
+    derived["risk_hex"] = risk_hex(public_communities, public_incidents, params.hex)
     countries = read_countries(catalog)
     derived["coverage"] = coverage_layer(coverage, notes, countries)
     has_evidence = any(

@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod, Transformer
 
+from geo_service.build import write_layer
 from geo_service.catalog import SourceCatalog
 from geo_service.risk import FACTORS
 from geo_service.risk.base import RiskInputs
@@ -299,12 +300,10 @@ def test_a_dam_added_upstream_of_a_town_raises_its_score(scene: Scene) -> None:
 
 
 def _write_layers(out, folder: Path) -> dict[str, bytes]:
-    """Every risk layer written as a build writes it (``build.py``: GeoParquet, zstd, covering
-    bbox; the surface through ``write_cog``), read back as bytes."""
+    """Every risk layer written as a build writes it (``build.write_layer``; the surface
+    through ``write_cog``), read back as bytes."""
     for name, gdf in out.layers.items():
-        gdf.to_parquet(
-            folder / f"{name}.parquet", index=False, compression="zstd", write_covering_bbox=True
-        )
+        write_layer(gdf, folder / f"{name}.parquet")
     if out.surface is not None:
         write_cog(out.surface, folder / "risk_surface.tif")
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}

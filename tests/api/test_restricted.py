@@ -1,0 +1,367 @@
+"""Restricted rows never reach an anonymous caller, in any form.
+
+The bundled catalog marks 76 real UCDP events restricted (one-sided violence since 2021). The
+leak test builds the bundled data twice: once as it is, and once with every restricted row
+moved inside its own H3 cell and every one of its words and ids changed. Everything an
+anonymous caller can fetch — collections, items with and without filters, single items, every
+download format, vector and raster tiles at every zoom over the restricted places, TileJSON,
+maps, embeds, pictures — must come out the same from both builds. What a row may still shape
+(its cell, its date, type and deaths, through the scores) is the same in both; anything else
+that leaked, a position inside the cell or a word of the report, would differ. The same crawl
+also looks for every restricted-only text and id, and for restricted positions, directly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import h3
+import morecantile
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+from fastapi.testclient import TestClient
+
+from geo_service.api.app import create_app
+from geo_service.api.auth import file_line, new_token
+from geo_service.build import build
+from geo_service.settings import ApiSettings, BuildSettings
+from geo_service.store.base import Access
+from geo_service.store.files import load_layer
+from tests.conftest import LAYERS, QUICK_SURFACE_M
+from tests.helpers import read_text_csv, write_text_csv
+
+TMS = morecantile.tms.get("WebMercatorQuad")
+UCDP = Path("sources/ucdp_ged_v23_1_caf/ucdp_ged_v23_1_caf.csv")
+#: What the bundled catalog restricts (layers/sources.toml).
+RESTRICTED_RULE = re.compile(r"^3\|202[1-9]")
+#: Columns of a restricted UCDP row that must never show (the model reads none of them).
+TEXT_COLUMNS = [
+    "side_a",
+    "side_b",
+    "dyad_name",
+    "where_description",
+    "where_coordinates",
+    "adm_1",
+    "adm_2",
+    "source_article",
+    "source_headline",
+    "source_original",
+]
+VECTOR_LAYERS = ["incidents", "community_risk", "concession_risk", "risk_hex", "coverage"]
+FORMATS = ["json", "html", "csv", "gpkg", "parquet", "kml"]
+
+
+def _restricted_rows(frame: pd.DataFrame) -> pd.Series:
+    key = frame["type_of_violence"].astype(str) + "|" + frame["date_start"].astype(str)
+    return key.str.match(RESTRICTED_RULE)
+
+
+def _disguised(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same events, each restricted one moved inside its cell and its words changed."""
+    out = frame.copy()
+    rows = np.flatnonzero(_restricted_rows(out).to_numpy())
+    for n, i in enumerate(rows):
+        lat, lon = float(out.at[i, "latitude"]), float(out.at[i, "longitude"])
+        cell = h3.latlng_to_cell(lat, lon, 5)
+        clat, clon = h3.cell_to_latlng(cell)
+        # Halfway to the cell's centre: another place, the same cell.
+        nlat, nlon = (lat + clat) / 2, (lon + clon) / 2
+        assert h3.latlng_to_cell(nlat, nlon, 5) == cell
+        out.at[i, "latitude"], out.at[i, "longitude"] = f"{nlat:.6f}", f"{nlon:.6f}"
+        for column in TEXT_COLUMNS:
+            if column in out and out.at[i, column]:
+                out.at[i, column] = f"changed {column} {n}"
+        out.at[i, "id"] = str(990000000 + n)
+    return out
+
+
+def _layers_copy(root: Path, disguise: bool) -> Path:
+    layers = root / "layers"
+    shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
+    if disguise:
+        path = layers / UCDP
+        write_text_csv(_disguised(read_text_csv(path)), path)
+    return layers
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory) -> dict[str, Any]:
+    """Two builds of the bundled data, as published and disguised, and their anonymous apps."""
+    out: dict[str, Any] = {}
+    for name, disguise in (("real", False), ("disguised", True)):
+        root = tmp_path_factory.mktemp(name)
+        layers = _layers_copy(root, disguise)
+        settings = BuildSettings(
+            build_dir=root / "build",
+            catalog=layers / "sources.toml",
+            surface_cell_m=QUICK_SURFACE_M,
+        )
+        result = build(settings)
+        app = create_app(ApiSettings(build_dir=settings.build_dir, maps_file=layers / "maps.toml"))
+        out[name] = {"build": result, "dir": settings.build_dir, "client": TestClient(app)}
+    return out
+
+
+def _restricted_incidents(build_dir: Path) -> gpd.GeoDataFrame:
+    incidents = load_layer(build_dir, "incidents")
+    return incidents[incidents["sensitivity"] == "restricted"]
+
+
+def _tiles(points: gpd.GeoDataFrame) -> list[tuple[int, int, int]]:
+    """Every tile holding a restricted place, zoom 0 to 16 (a sample of places beyond 10)."""
+    tiles = set()
+    lon, lat = points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
+    for z in range(17):
+        step = 1 if z <= 10 else 6
+        for x, y in zip(lon[::step], lat[::step], strict=True):
+            t = TMS.tile(x, y, z)
+            tiles.add((t.z, t.x, t.y))
+    return sorted(tiles)
+
+
+def _urls(client: TestClient, points: gpd.GeoDataFrame) -> list[str]:
+    """What an anonymous caller can ask for, around the restricted places."""
+    urls = ["/", "/?f=html", "/conformance", "/collections", "/collections?f=html"]
+    urls += ["/openapi.json", "/docs", "/maps", "/maps?lang=fr", "/basemap.json"]
+    urls += ["/tiles/risk_surface/tilejson.json", "/tiles/risk_surface/legend.json"]
+    for layer in VECTOR_LAYERS:
+        urls += [f"/collections/{layer}", f"/collections/{layer}?f=html"]
+        urls += [f"/collections/{layer}/queryables", f"/tiles/{layer}/tilejson.json"]
+        urls += [f"/collections/{layer}/items?limit=10000&f={f}" for f in FORMATS]
+        urls.append(f"/collections/{layer}/items?limit=7&offset=3")
+    for x, y, date in zip(
+        points.geometry.x, points.geometry.y, points["date"].dt.strftime("%Y-%m-%d"), strict=True
+    ):
+        near = f"{x - 0.02:.5f},{y - 0.02:.5f},{x + 0.02:.5f},{y + 0.02:.5f}"
+        around = f"{x - 0.3:.5f},{y - 0.3:.5f},{x + 0.3:.5f},{y + 0.3:.5f}"
+        for layer in ("incidents", "community_risk", "risk_hex", "concession_risk"):
+            urls.append(f"/collections/{layer}/items?bbox={near}")
+            urls.append(f"/collections/{layer}/items?bbox={around}&limit=1000")
+        urls.append(f"/collections/incidents/items?bbox={around}&type=one-sided&f=csv")
+        urls.append(f"/collections/incidents/items?datetime={date}&f=geojson")
+        urls.append(f"/collections/incidents/items?datetime={date}/..&bbox={around}&f=kml")
+    for z, x, y in _tiles(points):
+        for layer in ("incidents", "community_risk", "concession_risk", "risk_hex"):
+            urls.append(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+        if z <= 12:
+            urls.append(f"/tiles/risk_surface/{z}/{x}/{y}.png")
+    maps = [m["id"] for m in _map_ids(client)]
+    for map_id in maps:
+        for lang in ("en", "fr", "pt"):
+            urls += [f"/maps/{map_id}?lang={lang}", f"/embed/{map_id}?lang={lang}"]
+        urls.append(f"/oembed?url=http://testserver/maps/{map_id}")
+    for x, y in list(zip(points.geometry.x, points.geometry.y, strict=True))[::15]:
+        box = f"{x - 0.6:.4f},{y - 0.4:.4f},{x + 0.6:.4f},{y + 0.4:.4f}"
+        urls += [f"/maps/{m}.png?bbox={box}&width=400&height=300" for m in maps]
+    return list(dict.fromkeys(urls))
+
+
+def _map_ids(client: TestClient) -> list[dict[str, str]]:
+    return [{"id": m} for m in re.findall(r'href="[^"]*/maps/([\w-]+)\?', client.get("/maps").text)]
+
+
+def _normalised(body: bytes, content_type: str, build_id: str) -> str:
+    """A response as text a comparison can use: the build's own id and clock, and the names
+    Folium draws at random for a page's elements, taken out."""
+    if content_type.startswith("application/geopackage"):
+        frame = pyogrio.read_dataframe(io.BytesIO(body))
+        text = frame.to_json(default=str)
+    elif content_type.startswith("application/vnd.apache.parquet"):
+        text = gpd.read_parquet(io.BytesIO(body)).to_json(default=str)
+    elif content_type.startswith(("image/", "application/vnd.mapbox")):
+        return body.hex()
+    else:
+        text = body.decode("utf-8")
+    text = text.replace(build_id, "BUILD").replace(build_id[:16], "BUILD")
+    text = re.sub(r"_[0-9a-f]{32}\b", "_ID", text)  # Folium names each element anew
+    return re.sub(r'"(timeStamp|created|build_created)": ?"[^"]+"', r'"\1":"T"', text)
+
+
+def _crawl(
+    client: TestClient, urls: list[str], build_id: str
+) -> tuple[dict[str, tuple[int, str]], dict[str, str]]:
+    """Every answer, normalised for comparison, and as text a word can be looked for in
+    (vector tiles as their raw bytes: their strings are UTF-8 inside; pictures left out)."""
+    out, text = {}, {}
+    for url in urls:
+        r = client.get(url)
+        assert r.status_code < 500, (url, r.status_code, r.text[:300])
+        kind = r.headers.get("content-type", "")
+        out[url] = (r.status_code, _normalised(r.content, kind, build_id))
+        if kind.startswith("application/vnd.mapbox"):
+            text[url] = r.content.decode("utf-8", errors="replace")
+        elif not kind.startswith("image/"):
+            text[url] = out[url][1]
+    return out, text
+
+
+def test_anonymous_outputs_do_not_depend_on_restricted_details(twins) -> None:
+    real, disguised = twins["real"], twins["disguised"]
+    points = _restricted_incidents(real["dir"])
+    assert len(points) == 76  # the documented part of the real data
+    moved = _restricted_incidents(disguised["dir"])
+    assert len(moved) == 76 and not np.allclose(points.geometry.x, moved.geometry.x)
+    urls = _urls(real["client"], points)
+    assert len(urls) > 1500
+    a, a_text = _crawl(real["client"], urls, real["build"].build_id)
+    b, _ = _crawl(disguised["client"], urls, disguised["build"].build_id)
+    differ = [u for u in urls if a[u] != b[u]]
+    if differ:
+        first = differ[0]
+        x, y = a[first][1], b[first][1]
+        at = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+        detail = (
+            a[first][0],
+            b[first][0],
+            x[max(0, at - 120) : at + 120],
+            y[max(0, at - 120) : at + 120],
+        )
+    assert not differ, (differ[:10], detail if differ else None)
+    # ... and every restricted-only word and id is absent from all of it.
+    source = read_text_csv(LAYERS / UCDP)
+    hidden = source[_restricted_rows(source)]
+    public_text = "\n".join(source[~_restricted_rows(source)].to_numpy().ravel().astype(str))
+    words = {
+        w
+        for column in TEXT_COLUMNS
+        if column in source
+        for w in hidden[column]
+        if len(w) >= 6 and w not in public_text  # text a public report shares is public
+    }
+    assert len(words) > 50
+    ids = [(f"ucdp_ged_caf:{i}", f'"{i}"', f",{i},") for i in hidden["id"]]
+    found = [w for w in words if any(w in text for text in a_text.values())]
+    found += [i[0] for i in ids if any(any(x in t for x in i) for t in a_text.values())]
+    assert not found, found[:10]
+
+
+def test_no_anonymous_feature_stands_at_a_restricted_place(twins) -> None:
+    real = twins["real"]
+    client = real["client"]
+    points = _restricted_incidents(real["dir"])
+    public = load_layer(real["dir"], "incidents")
+    public = public[public["sensitivity"] != "restricted"]
+    public_xy = {
+        (round(x, 5), round(y, 5))
+        for x, y in zip(public.geometry.x, public.geometry.y, strict=True)
+    }
+    secret = {
+        (round(x, 5), round(y, 5))
+        for x, y in zip(points.geometry.x, points.geometry.y, strict=True)
+    } - public_xy  # a place also named by a public report is public
+    assert secret
+    body = client.get("/collections/incidents/items?limit=10000").json()
+    for f in body["features"]:
+        if f["geometry"]["type"] == "Point":
+            x, y = f["geometry"]["coordinates"]
+            assert (round(x, 5), round(y, 5)) not in secret, f["id"]
+    cells = [f for f in body["features"] if f["properties"]["generalised"]]
+    assert cells and all(f["geometry"]["type"] == "Polygon" for f in cells)
+    assert all(f["properties"]["count"] >= 3 for f in cells)
+    assert body["numberMatched"] == len(public) + len(cells)
+
+
+def test_restricted_ids_answer_404_like_any_unknown_id(twins) -> None:
+    client = twins["real"]["client"]
+    rid = _restricted_incidents(twins["real"]["dir"])["incident_id"].iloc[0]
+    hidden = client.get(f"/collections/incidents/items/{rid}")
+    unknown = client.get("/collections/incidents/items/ucdp_ged_caf:1")
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json()["description"].replace(rid, "X") == unknown.json()["description"].replace(
+        "ucdp_ged_caf:1", "X"
+    )
+
+
+def test_evidence_names_no_restricted_incident(twins) -> None:
+    real = twins["real"]
+    rids = set(_restricted_incidents(real["dir"])["incident_id"])
+    precise = load_layer(real["dir"], "community_risk")
+    named = precise["incident_intensity_evidence"].map(lambda v: bool(set(v) & rids))
+    assert named.sum() > 0  # restricted reports are among the evidence of some scores
+    url = "/collections/community_risk/items?limit=10000&properties=community_id,score,"
+    url += "incident_intensity_evidence,incident_intensity_evidence_withheld"
+    shown = {f["id"]: f["properties"] for f in real["client"].get(url).json()["features"]}
+    for cid in precise.loc[named, "community_id"]:
+        p = shown[cid]
+        assert not set(p["incident_intensity_evidence"]) & rids
+        assert p["incident_intensity_evidence_withheld"] >= 1
+        # The score itself stays: it is computed from the evidence as the public may know it.
+        want = precise.set_index("community_id").loc[cid, "score"]
+        assert p["score"] == pytest.approx(want)
+
+
+def test_a_token_with_the_right_role_sees_restricted_rows(twins) -> None:
+    real = twins["real"]
+    analyst, viewer = new_token(), new_token()
+    entries = (
+        f"analyst:{file_line(analyst, Access.analyst).split()[0]}",
+        f"viewer:{file_line(viewer, Access.viewer).split()[0]}",
+    )
+    client = TestClient(create_app(ApiSettings(build_dir=real["dir"], tokens=entries)))
+    rid = _restricted_incidents(real["dir"])["incident_id"].iloc[0]
+    url = f"/collections/incidents/items/{rid}"
+    r = client.get(url, headers={"Authorization": f"Bearer {analyst}"})
+    assert r.status_code == 200 and r.json()["properties"]["sensitivity"] == "restricted"
+    assert r.headers["cache-control"].startswith("private")
+    assert "Authorization" in r.headers["vary"]
+    every = client.get(
+        "/collections/incidents/items?limit=10000", headers={"Authorization": f"Bearer {analyst}"}
+    ).json()
+    assert every["numberMatched"] == 1848
+    assert client.get(url, headers={"Authorization": f"Bearer {viewer}"}).status_code == 404
+    assert client.get(url).status_code == 404
+    bad = client.get(url, headers={"Authorization": "Bearer not-a-token"})
+    assert bad.status_code == 401 and "not-a-token" not in bad.text
+    assert bad.headers["www-authenticate"].startswith("Bearer")
+    assert client.get(url, headers={"Authorization": "Basic abc"}).status_code == 401
+    # The analyst's tiles and counts are not the public's: different ETags.
+    tile = "/tiles/incidents/6/34/30.mvt"
+    assert (
+        client.get(tile, headers={"Authorization": f"Bearer {analyst}"}).headers["etag"]
+        != client.get(tile).headers["etag"]
+    )
+
+
+def test_publication_delay_keeps_recent_restricted_rows_out(tmp_path) -> None:
+    import datetime as dt
+
+    layers = _layers_copy(tmp_path, disguise=False)
+    settings = BuildSettings(
+        build_dir=tmp_path / "build",
+        catalog=layers / "sources.toml",
+        surface_cell_m=QUICK_SURFACE_M,
+        publication_delay_days=365,
+    )
+    # As if built a month after the newest report: a year of restricted reports held back.
+    result = build(settings, today=dt.date(2023, 1, 30))
+    record = result.catalog["publication"]
+    incidents = load_layer(settings.build_dir, "incidents")
+    restricted = incidents[incidents["sensitivity"] == "restricted"]
+    recent = restricted["date"] > pd.Timestamp("2022-01-30")
+    assert record["kinds"]["incidents"]["delayed"] == int(recent.sum()) > 0
+    client = TestClient(create_app(ApiSettings(build_dir=settings.build_dir)))
+    cells = [
+        f
+        for f in client.get("/collections/incidents/items?limit=10000").json()["features"]
+        if f["properties"]["generalised"]
+    ]
+    old = restricted.loc[~recent]
+    old_cells = pd.Series(
+        [h3.latlng_to_cell(y, x, 5) for x, y in zip(old.geometry.x, old.geometry.y, strict=True)]
+    ).value_counts()
+    assert {f["properties"]["h3"]: f["properties"]["count"] for f in cells} == {
+        c: int(n) for c, n in old_cells.items() if n >= 3
+    }
+    # Nor do they count in any score: the evidence the model read had none of them.
+    scores = load_layer(settings.build_dir, "community_risk")
+    named = set().union(*map(set, scores["incident_intensity_evidence"]))
+    assert not named & set(restricted.loc[recent, "incident_id"])
+    assert json.dumps(result.catalog["publication"]["as_of"]) == '"2023-01-30"'

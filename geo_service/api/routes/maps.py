@@ -230,7 +230,7 @@ def _frame(
 def _points(build: BuildDep, layer: str, query: ItemQuery, access: AccessDep) -> Any:
     """The rows of a layer in the picture, and the table they come from; points apart from
     the polygons of restricted rows (their public cell)."""
-    table = build.store.table(layer)
+    table = build.store.table(layer, access)
     rows = table.select(query, access)
     points = (table.frame.geometry.iloc[rows].geom_type == "Point").to_numpy()
     return table, rows[points], rows[~points]

@@ -365,3 +365,55 @@ def test_publication_delay_keeps_recent_restricted_rows_out(tmp_path) -> None:
     named = set().union(*map(set, scores["incident_intensity_evidence"]))
     assert not named & set(restricted.loc[recent, "incident_id"])
     assert json.dumps(result.catalog["publication"]["as_of"]) == '"2023-01-30"'
+
+
+def test_restricted_communities_are_shown_only_as_cells(tmp_path) -> None:
+    """Monitors' villages: the same rule for communities (here the 28 GeoNames places of
+    Sierra Leone's Eastern Province, Kono's, marked restricted in a copy of the catalog)."""
+    layers = _layers_copy(tmp_path, disguise=False)
+    catalog = (layers / "sources.toml").read_text()
+    rule = (
+        "[sources.geonames_africa.mapping]\n"
+        'sensitivity = { template = "{country_iso3}|{admin1_code}", '
+        'match = { "^SLE\\\\|01$" = "restricted" } }\n'
+    )
+    (layers / "sources.toml").write_text(
+        catalog.replace("[sources.geonames_africa.mapping]\n", rule, 1)
+    )
+    settings = BuildSettings(
+        build_dir=tmp_path / "build",
+        catalog=layers / "sources.toml",
+        surface_cell_m=QUICK_SURFACE_M,
+    )
+    result = build(settings)
+    assert result.catalog["publication"]["kinds"]["communities"]["restricted"] == 28
+    places = load_layer(settings.build_dir, "communities")
+    hidden = places[places["sensitivity"] == "restricted"]
+    client = TestClient(create_app(ApiSettings(build_dir=settings.build_dir)))
+    for layer in ("communities", "community_risk"):
+        body = client.get(f"/collections/{layer}/items?country=SLE&limit=10000").json()
+        ids = {f["id"] for f in body["features"]}
+        assert not ids & set(hidden["community_id"]), layer
+        assert body["numberMatched"] == len(ids) < 88  # the province's places are not listed
+        cells = client.get(f"/collections/{layer}/items?generalised=true&limit=10000").json()
+        counts = [f["properties"]["count"] for f in cells["features"]]
+        assert counts and min(counts) >= 3 and sum(counts) <= 28, layer
+    scored = client.get("/collections/community_risk/items?generalised=true").json()["features"]
+    assert all(f["properties"]["max_score"] is not None for f in scored)
+    # Those who may see them find them where they are, with their scores.
+    token = new_token()
+    entry = (f"analyst:{file_line(token, Access.analyst).split()[0]}",)
+    analyst = TestClient(create_app(ApiSettings(build_dir=settings.build_dir, tokens=entry)))
+    one = hidden.iloc[0]
+    got = analyst.get(
+        f"/collections/community_risk/items/{one['community_id']}",
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    assert got["geometry"]["coordinates"] == pytest.approx([one.geometry.x, one.geometry.y])
+    assert got["properties"]["score"] is not None
+    # risk_hex at resolution 7, finer than their cells, does not count them.
+    hexes = load_layer(settings.build_dir, "risk_hex")
+    fine = hexes[(hexes["resolution"] == 7)].set_index("h3")["communities"].dropna()
+    public = places[places["sensitivity"] != "restricted"]
+    at7 = pd.Series([h3.latlng_to_cell(p.y, p.x, 7) for p in public.geometry]).value_counts()
+    assert (fine == at7.reindex(fine.index)).all()

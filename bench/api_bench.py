@@ -44,19 +44,26 @@ import math
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
+from benchlib import (
+    BENCH,
+    RESULTS,
+    ROOT,
+    RUN,
+    git_commit,
+    start_server,
+    stop_server,
+    tree_rss_mib,
+    wait_for_idle,
+)
+
 DATA = BENCH / "data" / "api"
 PEERS = BENCH / ".peers"
-RESULTS = BENCH / "results"
-RUN = BENCH / ".run"
 BBOX = (-13.5, 6.8, -10.2, 10.1)
 SIZE = 3700
 PORTS = {"ceiling": 18290, "titiler": 18291, "pygeoapi": 18292, "ours": 18293}
@@ -414,36 +421,12 @@ def _command(target: str) -> tuple[list[str], dict[str, str], Path]:
 def start(target: str) -> subprocess.Popen[bytes]:
     """A fresh server for the target, pinned to core 0, once it answers."""
     cmd, env, cwd = _command(target)
-    log = (RUN / f"{target}.log").open("ab")
-    proc = subprocess.Popen(
-        ["taskset", "-c", "0", *cmd],
-        env=env,
-        cwd=cwd,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    for _ in range(300):  # at most 60 s
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", PORTS[target], timeout=2)
-            c.request("GET", "/")
-            c.getresponse().read()
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"{target} exited; see {RUN / (target + '.log')}") from None
-            time.sleep(0.2)
-    stop(proc)
-    raise SystemExit(f"{target} did not answer within 60 s")
+    return start_server(target, cmd, PORTS[target], cpu=0, env=env, cwd=cwd)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop a server and everything it started."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_server(proc)
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -536,35 +519,11 @@ def load(target: str, paths: list[str], seconds: int, conc: int) -> dict[str, fl
     return {k: float(v) for k, v in (t.split("=") for t in line.split()[1:])}
 
 
-def idle_share(seconds: float = 1.0) -> float:
-    """Share of CPU time idle over a short window (/proc/stat)."""
-
-    def read() -> tuple[int, int]:
-        parts = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return parts[3] + parts[4], sum(parts)
-
-    i0, t0 = read()
-    time.sleep(seconds)
-    i1, t1 = read()
-    return (i1 - i0) / max(t1 - t0, 1)
-
-
-def wait_idle(threshold: float = 0.85, limit_s: float = 120.0) -> float:
-    """Wait (bounded) until the machine is mostly idle; the idle share seen last."""
-    deadline = time.monotonic() + limit_s
-    share = idle_share()
-    while share < threshold and time.monotonic() < deadline:
-        share = idle_share()
-    return share
-
-
 def run(repeats: int, load_s: int, conc: int, cap_s: float, workloads: list[str]) -> Path:
     """Every workload and target, fresh server per repeat, order rotated; TSV of results."""
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"api-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.tsv"
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+    commit = git_commit()
     plans = {"tiles": ["ceiling", "titiler", "ours"], "features": ["ceiling", "pygeoapi", "ours"]}
     plans = {k: v for k, v in plans.items() if k in workloads}
     with out.open("w") as fh:
@@ -572,14 +531,14 @@ def run(repeats: int, load_s: int, conc: int, cap_s: float, workloads: list[str]
             for rep in range(1, repeats + 1):
                 order = targets[rep - 1 :] + targets[: rep - 1]
                 for target in order:
-                    idle = wait_idle()
+                    idle = wait_for_idle(0.85, 120.0)
                     paths = urls(target, workload)
                     proc = start(target)
                     try:
                         rows = [("cold", one_pass(target, paths, cap_s))]
                         rows.append(("warm", one_pass(target, paths, cap_s)))
                         rows.append(("load", load(target, paths, load_s, conc)))
-                        rss = _rss_mib(proc.pid)
+                        rss = tree_rss_mib(proc.pid)
                     finally:
                         stop(proc)
                     for phase, res in rows:
@@ -605,30 +564,6 @@ def run(repeats: int, load_s: int, conc: int, cap_s: float, workloads: list[str]
     return out
 
 
-def _rss_mib(pid: int) -> int:
-    """Resident memory of the server (the uvicorn child of taskset, or itself)."""
-    total = 0
-    for p in [pid, *_children(pid)]:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total // 1024
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except FileNotFoundError:
-        return []
-    out = [int(k) for k in kids]
-    for k in list(out):
-        out += _children(k)
-    return out
-
-
 def memory(build_dir: Path, seconds: int) -> None:
     """The server's RSS on a real build: after start-up (every vector layer loaded), and after
     ``seconds`` of load over a map page's kind of requests (collections, items, tiles)."""
@@ -651,32 +586,18 @@ def memory(build_dir: Path, seconds: int) -> None:
     os.environ["RISKMAP_BUILD_DIR"] = env_dir
     cmd, env, cwd = _command("ours")
     env["RISKMAP_BUILD_DIR"] = env_dir
-    log = (RUN / "ours-memory.log").open("ab")
-    proc = subprocess.Popen(
-        ["taskset", "-c", "0", *cmd],
-        env=env,
-        cwd=cwd,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
+    proc = start_server(
+        "ours-memory", cmd, PORTS["ours"], cpu=0, env=env, cwd=cwd, ready_path="/health"
     )
     try:
-        for _ in range(300):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", PORTS["ours"], timeout=2)
-                c.request("GET", "/health")
-                c.getresponse().read()
-                break
-            except OSError:
-                time.sleep(0.2)
         one_pass("ours", [f"/collections/{k}/items?limit=1" for k in layers], 120)
         time.sleep(2)
-        start_rss = _rss_mib(proc.pid)
+        start_rss = tree_rss_mib(proc.pid)
         first = one_pass("ours", paths, 600)
         res = load("ours", paths, seconds, 8)
-        end_rss = _rss_mib(proc.pid)
+        end_rss = tree_rss_mib(proc.pid)
         again = load("ours", paths, seconds, 8)
-        last_rss = _rss_mib(proc.pid)
+        last_rss = tree_rss_mib(proc.pid)
     finally:
         stop(proc)
     print(f"{len(paths)} URLs (every vector layer: items, TileJSON; tiles z3/5/7 of every layer)")

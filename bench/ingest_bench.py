@@ -36,19 +36,17 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import hashlib
 import io
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
+import benchlib
+from benchlib import BENCH, RESULTS, ROOT, fmt, mmm, print_table, wait_for_idle
+
 DATA = BENCH / "data"
-RESULTS = BENCH / "results"
 CATALOG = ROOT / "layers" / "sources.toml"
 SOURCE_KEY = "ucdp_ged_caf"
 SOURCE_CSV = ROOT / "layers" / "sources" / "ucdp_ged_v23_1_caf" / "ucdp_ged_v23_1_caf.csv"
@@ -202,32 +200,6 @@ def measure(which: str, path: Path) -> dict[str, object]:
 # --- run ---------------------------------------------------------------------------------------
 
 
-def _cpu_times() -> tuple[int, int]:
-    with open("/proc/stat", encoding="ascii") as fh:
-        fields = [int(x) for x in fh.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return idle, sum(fields[:8])  # guest time is already counted in user/nice
-
-
-def idle_share() -> float:
-    """Share of CPU time idle over one second, all cores together."""
-    i0, t0 = _cpu_times()
-    time.sleep(1.0)
-    i1, t1 = _cpu_times()
-    return (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-def wait_for_idle(target: float = IDLE_TARGET, limit_s: float = IDLE_WAIT_S) -> float:
-    """Wait (at most ``limit_s``) until the machine is at least ``target`` idle; the last share."""
-    deadline = time.monotonic() + limit_s
-    share = idle_share()
-    while share < target and time.monotonic() < deadline:
-        share = idle_share()
-    if share < target:
-        print(f"  machine only {share:.0%} idle after {limit_s:.0f} s; measuring anyway")
-    return share
-
-
 def run_child(which: str, path: Path) -> dict[str, object]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "measure", which, str(path)]
     proc = subprocess.run(
@@ -238,39 +210,14 @@ def run_child(which: str, path: Path) -> dict[str, object]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _fmt(v: object) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
 def code_fingerprint() -> str:
     """SHA-256 (12 hex) of the code and catalog a measurement runs, to spot edits mid-run."""
-    h = hashlib.sha256()
-    for p in sorted((ROOT / "geo_service").rglob("*.py")) + [CATALOG]:
-        h.update(str(p.relative_to(ROOT)).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
+    return benchlib.code_fingerprint([CATALOG])
 
 
 def git_head() -> str:
-    """The checked-out commit and whether geo_service/ or layers/ differ from it (read-only)."""
-    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "geo_service", "layers/sources.toml"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" (geo_service has uncommitted changes)" if dirty else "")
+    """The checked-out commit and whether geo_service/ or the catalog differ from it."""
+    return benchlib.git_head(["geo_service", "layers/sources.toml"])
 
 
 def run(sizes: list[str], repeats: int) -> Path:
@@ -289,12 +236,12 @@ def run(sizes: list[str], repeats: int) -> Path:
             n = SIZES[size]
             for repeat in range(1, repeats + 1):
                 for which in ("floor", "ours"):
-                    idle = wait_for_idle()
+                    idle = wait_for_idle(IDLE_TARGET, IDLE_WAIT_S)
                     res = run_child(which, data_path(size))
                     row = {"size": size, "rows": n, "repeat": repeat, "which": which}
                     row |= {"idle_before": idle, **res}
                     rows.append(row)
-                    writer.writerow({k: _fmt(row[k]) for k in TSV_COLUMNS})
+                    writer.writerow({k: fmt(row[k]) for k in TSV_COLUMNS})
                     fh.flush()
                     print(
                         f"{size:>5} #{repeat} {which:<5} {res['seconds']:7.2f} s "
@@ -345,13 +292,6 @@ def summarise(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return table
 
 
-def _mmm(values: list[float], fmt: str = "{:.2f}") -> str:
-    if not values:
-        return "-"
-    med = statistics.median(values)
-    return f"{fmt.format(med)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
-
-
 def print_summary(rows: list[dict[str, object]]) -> None:
     head = ["size", "rows", "floor s", "ours s", "ours/floor", "ours peak MiB", "floor peak MiB"]
     lines = [head]
@@ -360,17 +300,14 @@ def print_summary(rows: list[dict[str, object]]) -> None:
             [
                 str(t["size"]),
                 f"{t['rows']:,}",
-                _mmm(t["floor"]),
-                _mmm(t["ours"]),
-                _mmm(t["ratio"]),
-                _mmm(t["ours_rss"], "{:.0f}"),
-                _mmm(t["floor_rss"], "{:.0f}"),
+                mmm(t["floor"]),
+                mmm(t["ours"]),
+                mmm(t["ratio"]),
+                mmm(t["ours_rss"], "{:.0f}"),
+                mmm(t["floor_rss"], "{:.0f}"),
             ]
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    print("median (min–max) over repeats; ratio computed per repeat")
-    for line in lines:
-        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+    print_table(lines, "median (min–max) over repeats; ratio computed per repeat")
 
 
 def summary_of(tsv: Path) -> None:

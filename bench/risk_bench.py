@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import hashlib
 import json
 import os
 import statistics
@@ -60,10 +59,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
+import benchlib
+from benchlib import BENCH, RESULTS, ROOT, fmt, mmm, print_table, rss_kib, wait_for_idle
+
 DATA = BENCH / "data"
-RESULTS = BENCH / "results"
 BASE_BUILD = DATA / "risk_base"
 CATALOG = ROOT / "layers" / "sources.toml"
 RISK_TOML = ROOT / "layers" / "risk.toml"
@@ -556,43 +555,6 @@ def measure_surface(size: str, write: bool = True) -> dict[str, object]:
 # --- run ---------------------------------------------------------------------------------------
 
 
-def _cpu_times() -> tuple[int, int]:
-    with open("/proc/stat", encoding="ascii") as fh:
-        fields = [int(x) for x in fh.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return idle, sum(fields[:8])  # guest time is already counted in user/nice
-
-
-def idle_share() -> float:
-    """Share of CPU time idle over one second, all cores together."""
-    i0, t0 = _cpu_times()
-    time.sleep(1.0)
-    i1, t1 = _cpu_times()
-    return (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-def wait_for_idle(target: float = IDLE_TARGET, limit_s: float = IDLE_WAIT_S) -> float:
-    """Wait (at most ``limit_s``) until the machine is at least ``target`` idle; the last share."""
-    deadline = time.monotonic() + limit_s
-    share = idle_share()
-    while share < target and time.monotonic() < deadline:
-        share = idle_share()
-    if share < target:
-        print(f"  machine only {share:.0%} idle after {limit_s:.0f} s; measuring anyway")
-    return share
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def run_child(args: list[str], rss_cap_gib: float) -> dict[str, object]:
     """One measurement in a fresh process, stopped if it passes the RSS cap or the timeout."""
     cmd = [sys.executable, str(Path(__file__).resolve()), *args]
@@ -603,7 +565,7 @@ def run_child(args: list[str], rss_cap_gib: float) -> dict[str, object]:
         seen_kib = 0
         reason = None
         while proc.poll() is None:
-            seen_kib = max(seen_kib, _rss_kib(proc.pid))
+            seen_kib = max(seen_kib, rss_kib(proc.pid))
             if seen_kib > cap_kib:
                 reason = f"RSS passed {rss_cap_gib:g} GiB"
             elif time.monotonic() > deadline:
@@ -626,50 +588,14 @@ def run_child(args: list[str], rss_cap_gib: float) -> dict[str, object]:
         return {"status": "ok", **json.loads(out.read().strip().splitlines()[-1])}
 
 
-def _fmt(v: object) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
 def code_fingerprint() -> str:
     """SHA-256 (12 hex) of the code, catalog and parameters a measurement runs."""
-    h = hashlib.sha256()
-    for p in sorted((ROOT / "geo_service").rglob("*.py")) + [CATALOG, RISK_TOML]:
-        h.update(str(p.relative_to(ROOT)).encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
+    return benchlib.code_fingerprint([CATALOG, RISK_TOML])
 
 
 def git_head() -> str:
     """The checked-out commit and whether geo_service/ or layers/ differ from it (read-only)."""
-    git = ["git", "--no-optional-locks", "-C", str(ROOT)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                *git,
-                "status",
-                "--porcelain",
-                "--",
-                "geo_service",
-                "layers/sources.toml",
-                "layers/risk.toml",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" (geo_service or layers have uncommitted changes)" if dirty else "")
+    return benchlib.git_head(["geo_service", "layers/sources.toml", "layers/risk.toml"])
 
 
 def run(
@@ -700,7 +626,7 @@ def run(
             # Rotate the order so no size always runs first or last.
             shift = (repeat - 1) % len(sizes)
             for size in sizes[shift:] + sizes[:shift]:
-                idle = wait_for_idle()
+                idle = wait_for_idle(IDLE_TARGET, IDLE_WAIT_S)
                 fingerprint = code_fingerprint()
                 if surface:
                     args = ["measure-surface", size]
@@ -715,7 +641,7 @@ def run(
                 }
                 row |= res
                 rows.append(row)
-                writer.writerow({k: _fmt(row.get(k)) for k in columns})
+                writer.writerow({k: fmt(row.get(k)) for k in columns})
                 fh.flush()
                 if res["status"] != "ok":
                     print(f"{size:>7} #{repeat} {res['status']}  idle {idle:.0%}")
@@ -743,13 +669,6 @@ def run(
     print(f"\nwrote {out.relative_to(ROOT)} (code fingerprint {after})\n")
     (print_surface_summary if surface else print_summary)(rows)
     return out
-
-
-def _mmm(values: list[float], fmt: str = "{:.2f}") -> str:
-    if not values:
-        return "-"
-    med = statistics.median(values)
-    return f"{fmt.format(med)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def print_summary(rows: list[dict[str, object]]) -> None:
@@ -788,9 +707,9 @@ def print_summary(rows: list[dict[str, object]]) -> None:
                 f"{int(first['communities']):,}",
                 f"{int(first['concessions']):,}",
                 f"{int(first['tailings_dams']):,}",
-                _mmm([float(r["seconds"]) for r in mine]),
-                _mmm([float(r.get("vector_seconds") or "nan") for r in mine]),
-                _mmm([float(r["peak_rss_mb"]) for r in mine], "{:.0f}"),
+                mmm([float(r["seconds"]) for r in mine]),
+                mmm([float(r.get("vector_seconds") or "nan") for r in mine]),
+                mmm([float(r["peak_rss_mb"]) for r in mine], "{:.0f}"),
                 str(first.get("incident_method") or "?"),
             ]
         )
@@ -819,10 +738,7 @@ def print_summary(rows: list[dict[str, object]]) -> None:
         ("median seconds per stage", stage_lines),
         ("pairs found (first repeat)", pair_lines),
     ):
-        print(title)
-        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-        for line in table:
-            print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+        print_table(table, title)
         print()
     for r in failed:
         print(f"{r['size']} #{r['repeat']}: {r['status']}")
@@ -849,16 +765,13 @@ def print_surface_summary(rows: list[dict[str, object]]) -> None:
                 size,
                 f"{int(first['width'])}x{int(first['height'])}",
                 f"{float(first['cell_m']):g}",
-                _mmm([float(r["seconds"]) for r in mine]),
-                _mmm([float(r["cog_seconds"]) for r in mine]),
-                _mmm([float(r["seconds"]) + float(r["cog_seconds"]) for r in mine]),
-                _mmm([float(r["peak_rss_mb"]) for r in mine], "{:.0f}"),
+                mmm([float(r["seconds"]) for r in mine]),
+                mmm([float(r["cog_seconds"]) for r in mine]),
+                mmm([float(r["seconds"]) + float(r["cog_seconds"]) for r in mine]),
+                mmm([float(r["peak_rss_mb"]) for r in mine], "{:.0f}"),
             ]
         )
-    print("median (min–max) over repeats")
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    for line in table:
-        print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)))
+    print_table(table, "median (min–max) over repeats")
     for r in rows:
         if r.get("status") != "ok":
             print(f"{r['size']} #{r['repeat']}: {r['status']}")

@@ -299,7 +299,14 @@ class BuildStore:
         self.tile_cache_bytes = tile_cache_bytes
         self._tables: dict[tuple[str, bool], LayerTable] = {}
         self._rasters: dict[str, RasterLayer] = {}
-        self._lock = threading.Lock()
+        # One lock per thing loaded: a layer taking half a second to load holds up only the
+        # requests for that layer, never a tile answered on the event loop.
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def _lock(self, *key: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
 
     def raster(self, layer_id: str) -> RasterLayer:
         """A raster layer for tiles, or ``NotFoundError``.
@@ -316,7 +323,7 @@ class BuildStore:
             raise NotFoundError(
                 f"no raster layer '{layer_id}'; raster layers are {', '.join(rasters) or '(none)'}"
             )
-        with self._lock:
+        with self._lock("raster", layer_id):
             layer = self._rasters.get(layer_id)
             if layer is None:
                 layer = RasterLayer(self.path / meta["file"], meta, self.tile_cache_bytes)
@@ -352,7 +359,7 @@ class BuildStore:
         if table is not None:
             return table
         meta = self.layer_meta(layer_id, access)
-        with self._lock:
+        with self._lock("table", layer_id, str(access.sees_restricted)):
             table = self._tables.get(key)
             if table is None:
                 frame = gpd.read_parquet(self.path / meta["file"])

@@ -81,16 +81,26 @@ def cells_of(geometry: gpd.GeoSeries, resolution: int) -> np.ndarray:
         return np.array([], dtype=object)
     if shapely.is_empty(geoms).any() or shapely.is_missing(geoms).any():
         raise ValueError("a restricted row without a geometry cannot be generalised")
-    points = np.where(shapely.get_type_id(geoms) == 0, geoms, shapely.point_on_surface(geoms))
+    is_point = shapely.get_type_id(geoms) == 0
+    points = geoms.copy()
+    if not is_point.all():
+        points[~is_point] = shapely.point_on_surface(geoms[~is_point])
     xy = shapely.get_coordinates(points)
-    unique, inverse = np.unique(xy, axis=0, return_inverse=True)
-    cells = np.array([h3.latlng_to_cell(lat, lon, resolution) for lon, lat in unique], dtype=object)
-    return cells[inverse.ravel()]
+    inverse, unique = pd.factorize(xy[:, 0] + 1j * xy[:, 1])  # hashed: no sort
+    cells = np.array([h3.latlng_to_cell(z.imag, z.real, resolution) for z in unique], dtype=object)
+    return cells[inverse]
 
 
-def cell_polygons(cells: Iterable[str]) -> list[shapely.Polygon]:
-    """The outline of each H3 cell, lon/lat."""
-    return [shapely.Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(c)]) for c in cells]
+def cell_polygons(cells: Iterable[str]) -> np.ndarray:
+    """The outline of each H3 cell, lon/lat (built together, by number of vertices)."""
+    rings = [h3.cell_to_boundary(c) for c in cells]
+    out = np.empty(len(rings), dtype=object)
+    sizes = np.array([len(r) for r in rings], dtype=np.int64)
+    for n in np.unique(sizes):
+        at = np.flatnonzero(sizes == n)
+        coords = np.array([rings[i] for i in at], dtype="float64")[:, :, ::-1]  # lat,lng → x,y
+        out[at] = shapely.polygons(coords)
+    return out
 
 
 def cell_centres(cells: Iterable[str]) -> list[shapely.Point]:
@@ -247,7 +257,7 @@ class Publication:
             table["max_score"] = scores.groupby(level=0).max().round(2).to_numpy()
             public["mean_score"] = public["score"]
             public["max_score"] = public["score"]
-        geometry = list(gdf.geometry[~mask]) + cell_polygons(counts.index)
+        geometry = list(gdf.geometry[~mask]) + list(cell_polygons(counts.index))
         frame = pd.concat([public, table[public.columns]], ignore_index=True)
         frame = _keep_dtypes(frame, gdf)
         frame["resolution"] = frame["resolution"].astype("Int64")

@@ -127,7 +127,14 @@ def _totals(
     return out
 
 
-def suppress(counts: dict[int, pd.Series], k: int) -> dict[int, pd.Series]:
+def parents_of(cells: pd.Index, resolution: int) -> pd.Series:
+    """Each cell's parent at a coarser resolution (index: the cell)."""
+    return pd.Series([h3.cell_to_parent(c, resolution) for c in cells], index=cells, dtype=object)
+
+
+def suppress(
+    counts: dict[int, pd.Series], k: int, parents: dict[int, pd.Series] | None = None
+) -> dict[int, pd.Series]:
     """Which counts may be shown, per resolution (index: cell), so none below ``k`` can be
     worked out from the others.
 
@@ -139,7 +146,11 @@ def suppress(counts: dict[int, pd.Series], k: int) -> dict[int, pd.Series]:
     shown = {levels[0]: counts[levels[0]] >= k}
     for coarse, fine in zip(levels, levels[1:], strict=False):
         c = counts[fine]
-        parent = pd.Series([h3.cell_to_parent(x, coarse) for x in c.index], index=c.index)
+        parent = (
+            parents[fine].reindex(c.index)
+            if parents is not None and fine in parents
+            else parents_of(c.index, coarse)
+        )
         up = shown[coarse].reindex(parent.to_numpy()).fillna(False).to_numpy(dtype=bool)
         ok = pd.Series((c >= k).to_numpy() & up, index=c.index)
         visible = c.where(ok, 0).groupby(parent.to_numpy()).sum()
@@ -166,8 +177,12 @@ def risk_hex(
     communities, community_cells = _split(community_risk)
     points, incident_cells = _split(incidents)
     totals = _totals(communities, community_cells, points, incident_cells, resolutions)
+    parents = {
+        fine: parents_of(totals[fine].index, coarse)
+        for coarse, fine in zip(resolutions, resolutions[1:], strict=False)
+    }
     show = {
-        column: suppress({r: totals[r][column] for r in resolutions}, k)
+        column: suppress({r: totals[r][column] for r in resolutions}, k, parents)
         for column in ("communities", "scored", "incidents")
     }
     frames = []

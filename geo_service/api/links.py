@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
 
@@ -46,25 +47,48 @@ def collection_links(
     return out
 
 
+class ParamsUrl:
+    """The request's URL with some parameters set (replaced, appended after the others).
+
+    The same result as Starlette's ``URL.include_query_params``, which parses, re-encodes and
+    rebuilds the whole URL on every call: at 6–8 links a page that was most of a small page's
+    time. Here the query is parsed and encoded once, a pair at a time.
+    """
+
+    def __init__(self, request: Request) -> None:
+        url = request.url
+        self._stem = f"{url.scheme}://{url.netloc}{url.path}?"
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        self._pairs = [(k, urlencode([(k, v)])) for k, v in pairs]
+
+    def __call__(self, **params: object) -> str:
+        """The URL with ``params`` set."""
+        kept = [encoded for k, encoded in self._pairs if k not in params]
+        return self._stem + "&".join(kept + [urlencode(list(params.items()))])
+
+
+def with_params(request: Request, **params: object) -> str:
+    """The request's URL with these parameters set (see ``ParamsUrl``)."""
+    return ParamsUrl(request)(**params)
+
+
 def items_links(
     request: Request, layer_id: str, page: FeaturePage, query: ItemQuery, fmt_key: str = "json"
 ) -> list[dict[str, str]]:
     """Self, next, prev and collection links of a page of items."""
-    url = request.url
     here = FORMATS[fmt_key]
-    out = [link(str(url), "self", here.media_type, "This page")]
+    url_with = ParamsUrl(request)
+    out = [link(str(request.url), "self", here.media_type, "This page")]
     for fmt in FORMATS.values():
         if fmt.key != fmt_key:
-            alt = url.include_query_params(f=fmt.key)
-            out.append(link(str(alt), "alternate", fmt.media_type, f"This page as {fmt.key}"))
+            alt = url_with(f=fmt.key)
+            out.append(link(alt, "alternate", fmt.media_type, f"This page as {fmt.key}"))
     if query.offset + len(page.features) < page.number_matched:
-        nxt = url.include_query_params(offset=query.offset + query.limit, limit=query.limit)
-        out.append(link(str(nxt), "next", here.media_type, "Next page"))
+        nxt = url_with(offset=query.offset + query.limit, limit=query.limit)
+        out.append(link(nxt, "next", here.media_type, "Next page"))
     if query.offset > 0:
-        prev = url.include_query_params(
-            offset=max(query.offset - query.limit, 0), limit=query.limit
-        )
-        out.append(link(str(prev), "prev", here.media_type, "Previous page"))
+        prev = url_with(offset=max(query.offset - query.limit, 0), limit=query.limit)
+        out.append(link(prev, "prev", here.media_type, "Previous page"))
     out.append(
         link(f"{base_url(request)}collections/{layer_id}", "collection", JSON, "The collection")
     )

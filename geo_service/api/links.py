@@ -67,11 +67,6 @@ class ParamsUrl:
         return self._stem + "&".join(kept + [urlencode(list(params.items()))])
 
 
-def with_params(request: Request, **params: object) -> str:
-    """The request's URL with these parameters set (see ``ParamsUrl``)."""
-    return ParamsUrl(request)(**params)
-
-
 def items_links(
     request: Request, layer_id: str, page: FeaturePage, query: ItemQuery, fmt_key: str = "json"
 ) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ import pandas as pd
 import pyogrio
 import pytest
 from fastapi.testclient import TestClient
+from starlette.datastructures import URL
 
 from geo_service.api.app import create_app
 from geo_service.settings import ApiSettings
@@ -77,6 +78,25 @@ def test_paging_through_next_links_returns_every_feature_once(client, incidents)
     second = client.get("/collections/incidents/items?limit=500&offset=500").json()
     prev = [link["href"] for link in second["links"] if link["rel"] == "prev"]
     assert _ids(client.get(prev[0]).json()) == seen[:500]
+
+
+def test_page_links_keep_every_filter_and_change_only_their_own(client) -> None:
+    query = "bbox=14,2,28,11&datetime=2015-01-01T00:00:00Z/..&properties=type,date&limit=7&offset=7"
+    body = client.get(f"/collections/incidents/items?{query}").json()
+    assert body["numberMatched"] > 14
+    here = URL(f"http://testserver/collections/incidents/items?{query}")
+    links = {(x["rel"], x["type"]): x["href"] for x in body["links"]}
+    geojson = "application/geo+json"
+    assert links[("self", geojson)] == str(here)
+    assert links[("next", geojson)] == str(here.include_query_params(offset=14, limit=7))
+    assert links[("prev", geojson)] == str(here.include_query_params(offset=0, limit=7))
+    for fmt in ("html", "csv", "gpkg", "parquet", "kml"):
+        assert str(here.include_query_params(f=fmt)) in links.values()
+    following = client.get(links[("next", geojson)]).json()
+    expected = client.get(f"/collections/incidents/items?{query.replace('offset=7', 'offset=14')}")
+    assert _ids(following) == _ids(expected.json()) and len(_ids(following)) == 7
+    csv = client.get(str(here.include_query_params(f="csv")))
+    assert len(pd.read_csv(io.StringIO(csv.text))) == 7
 
 
 def test_offset_past_the_end_is_an_empty_page(client, incidents) -> None:

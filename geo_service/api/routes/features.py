@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from geo_service.api.caching import ITEMS, SHORT, conditional
 from geo_service.api.deps import AccessDep, BuildDep
-from geo_service.api.links import base_url, collection_links, items_links, link, with_params
+from geo_service.api.links import ParamsUrl, base_url, collection_links, items_links, link
 from geo_service.api.params import MAX_LIMIT, items_query, refuse_unknown
 from geo_service.errors import BadQueryError
 from geo_service.render.features import FORMATS, html_page, negotiate
@@ -390,7 +390,7 @@ def item(
     links = [
         link(str(request.url), "self", fmt.media_type, "This feature"),
         link(
-            with_params(request, f=other),
+            ParamsUrl(request)(f=other),
             "alternate",
             FORMATS[other].media_type,
             f"This feature as {other}",

@@ -267,6 +267,96 @@ def layers_cmd(
     )
 
 
+@app.command("backtest")
+def backtest_cmd(
+    table: Annotated[
+        Path | None,
+        typer.Option(
+            help="Failures table [default: layers/sources/tailings_failures/tailings_failures.csv]."
+        ),
+    ] = None,
+    risk: Annotated[
+        Path | None, typer.Option(help="Risk parameters [default: layers/risk.toml].")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="Also write the per-failure results as CSV here.")
+    ] = None,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table as the methodology shows it.")
+    ] = False,
+) -> None:
+    """The run-out model against historic tailings-dam failures, leave-one-out.
+
+    Exit code 1 when the spreads in the risk parameters are not those the table gives, or
+    fewer than 70 % of the observed run-outs fall inside their 80 % band.
+    """
+    from geo_service.risk.backtest import (
+        FAILURES,
+        MIN_COVERAGE,
+        markdown,
+        read_failures,
+        rounded,
+        run_backtest,
+    )
+    from geo_service.risk.params import load_risk_params
+
+    try:
+        result = run_backtest(read_failures(table or FAILURES))
+        params = load_risk_params(risk or BuildSettings().catalog.parent / "risk.toml")
+    except (RiskMapError, ValueError) as exc:
+        raise _fail(exc, 2) from exc
+    used = params.factors["tailings_exposure"].runout_spread_log10
+    fitted = rounded(result.spread)
+    if as_markdown:
+        print(markdown(result))
+    else:
+        grid = Table(title=f"Run-out backtest: {result.n} tailings failures (leave-one-out)")
+        for col in (
+            "failure",
+            "date",
+            "H m",
+            "VT Mm³",
+            "observed km",
+            "Rico km",
+            "CLL km",
+            "80 % band km",
+            "inside",
+        ):
+            grid.add_column(col, justify="left" if col in ("failure", "date") else "right")
+        for r in result.cases.itertuples():
+            grid.add_row(
+                r.failure_id,
+                r.date,
+                f"{r.height_m:g}",
+                f"{r.stored_volume_m3 / 1e6:.3g}",
+                f"{r.runout_km:g}",
+                f"{r.rico2008_p50_km:.3g}",
+                f"{r.concha_larrauri_lall2018_p50_km:.3g}",
+                f"{r.p10_km:.2g} – {r.p90_km:.3g}",
+                "yes" if r.inside else "[bold]no[/]",
+            )
+        out.print(grid)
+        for law in fitted:
+            out.print(
+                f"{law}: log10 spread {result.spread[law]:.3f} (risk.toml: {used.get(law)}), "
+                f"bias {result.bias[law]:+.2f} (negative: the law over-predicts), "
+                f"inside the band {result.coverage[law]:.0%}, rank correlation "
+                f"{result.rank_correlation[law]:.2f}"
+            )
+        out.print(
+            f"both laws (the model): inside the 80 % band {result.coverage['mixture']:.0%} "
+            f"(aim ≥ {MIN_COVERAGE:.0%}), rank correlation {result.rank_correlation['mixture']:.2f}"
+        )
+    if csv is not None:
+        result.cases.to_csv(csv, index=False)
+        out.print(f"per-failure results written to {csv}")
+    if dict(used) != fitted:
+        err.print(f"[bold red]risk.toml's spreads {dict(used)} are not the fitted {fitted}[/]")
+        raise typer.Exit(1)
+    if result.coverage["mixture"] < MIN_COVERAGE:
+        raise typer.Exit(1)
+
+
 @app.command("serve")
 def serve_cmd(
     host: Annotated[

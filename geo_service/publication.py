@@ -194,7 +194,7 @@ class Publication:
             out["footprint"] = footprint
         geoms[moved] = cell_centres(ids[moved].map(r.cell))
         out = out.set_geometry(gpd.GeoSeries(geoms, crs=gdf.crs))
-        if kind == Kind.incidents and "location_precision" in out:
+        if kind in (Kind.incidents, Kind.concessions) and "location_precision" in out:
             out["location_precision"] = self._coarsened(out["location_precision"], moved)
         return out
 

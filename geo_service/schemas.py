@@ -25,9 +25,14 @@ class Kind(StrEnum):
 
 SENSITIVITIES = ("public", "restricted")
 
-#: Location precision of an incident, coarsest last. Publisher codes (UCDP ``where_prec``,
-#: ACLED ``geo_precision``) are mapped onto these words in the source catalog.
+#: Location precision of an incident or a mine site, coarsest last. Publisher codes (UCDP
+#: ``where_prec``, ACLED ``geo_precision``, USGS location confidence) are mapped onto these
+#: words in the source catalog.
 LOCATION_PRECISIONS = ("exact", "near", "admin2", "admin1", "region", "country", "international")
+
+#: Incident types that are tailings or water-dam failures: evidence for the tailings factor
+#: (a failed dam, and where it reached), not for incident intensity.
+FAILURE_TYPES = ("tailings failure", "dam failure")
 
 CONSTRUCTION_METHODS = ("upstream", "downstream", "centreline", "single_stage", "unknown")
 
@@ -119,6 +124,14 @@ SCHEMAS: dict[Kind, KindSchema] = {
                 min=0,
                 min_exclusive=True,
                 description="radius of the footprint a site point stands for",
+            ),
+            FieldSpec(
+                "location_precision",
+                "enum",
+                choices=LOCATION_PRECISIONS,
+                description="how precisely the site is located: exact (mapped or imaged), "
+                "near (estimated), admin2, or admin1/country for a point standing for a "
+                "province's or a country's diggings",
             ),
         ),
     ),

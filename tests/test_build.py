@@ -35,7 +35,7 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
         "concessions": 65,
         "communities": 12095,
         "tailings_dams": 604,
-        "incidents": 1848,
+        "incidents": 1848 + 2,  # UCDP, and the two located tailings failures
     }
     derived = {k for k, v in meta["layers"].items() if v["kind"] == "derived"}
     assert {"community_risk", "concession_risk", "risk_hex", "coverage"} <= derived
@@ -49,7 +49,8 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     assert (build_dir / built.build_id / "risk_surface.tif").stat().st_size > 0
     assert meta["layers"]["incidents"]["time_extent"] == ["1991-08-08", "2022-12-30"]
     assert meta["layers"]["incidents"]["bounds"] == pytest.approx(
-        [14.609, 3.189, 27.196, 10.465], abs=1e-3
+        [-43.4425, -29.775, 27.196, 10.465],
+        abs=1e-3,  # UCDP, and Fundão and Jagersfontein
     )
     for key, source in meta["sources"].items():
         assert source["licence"] and source["attribution"] and source["retrieved"], key
@@ -62,7 +63,8 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     assert isinstance(incidents, gpd.GeoDataFrame) and incidents.crs.to_epsg() == 4326
     assert incidents["incident_id"].is_unique
     # The sum of UCDP's best estimates, as documented by the publisher.
-    assert int(incidents["fatalities"].sum()) == 14948
+    ucdp = incidents["source"] == "ucdp_ged_caf"
+    assert int(incidents.loc[ucdp, "fatalities"].sum()) == 14948
     rejects = pd.read_csv(build_dir / built.build_id / "rejects.csv")
     assert {"source", "file", "position", "field", "reason", "action", "message"} <= set(
         rejects.columns
@@ -100,7 +102,7 @@ def test_if_needed_skips_same_inputs_and_rebuilds_changed(tmp_path) -> None:
     time.sleep(1.1)  # build ids have one-second resolution
     changed = build(settings, if_needed=True)
     assert not changed.skipped and changed.build_id != first.build_id
-    assert read_build_catalog(settings.build_dir)["layers"]["incidents"]["count"] == 100
+    assert read_build_catalog(settings.build_dir)["layers"]["incidents"]["count"] == 100 + 2
 
 
 def _copy_layers(tmp_path: Path) -> tuple[Path, BuildSettings]:
@@ -146,7 +148,7 @@ def test_refused_build_keeps_previous_current_and_its_report(tmp_path) -> None:
             "[sources.ucdp_ged_caf]\n", "[sources.ucdp_ged_caf]\nmax_reject_share = 0.2\n"
         )
     )
-    assert build(settings).catalog["layers"]["incidents"]["count"] == 1848 - 185
+    assert build(settings).catalog["layers"]["incidents"]["count"] == 1848 - 185 + 2
 
 
 def test_strict_refuses_any_reject_or_cleared_value(tmp_path) -> None:

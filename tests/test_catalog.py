@@ -34,6 +34,7 @@ def test_project_catalog_names_every_bundled_file(catalog) -> None:
     keys = [s.key for s in catalog.sources]
     assert keys == [
         "ucdp_ged_caf",
+        "tailings_failures",
         "geonames_africa",
         "geonames_brazil",
         "usgs_africa_diamond_facilities",

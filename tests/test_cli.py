@@ -99,7 +99,7 @@ def test_build_layers_and_strict(tmp_path) -> None:
     assert built["layers"]["risk_surface"]["cell_m"] == 2000.0
     r = runner.invoke(app, ["layers", "--build-dir", str(builds)])
     assert r.exit_code == 0
-    for word in ("incidents", "1848", "CC BY 4.0", "tailings_dams", "604"):
+    for word in ("incidents", "1850", "CC BY 4.0", "tailings_dams", "604"):
         assert word in r.output
     r = runner.invoke(app, ["layers", "--build-dir", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "no current build" in r.output

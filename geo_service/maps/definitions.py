@@ -43,7 +43,7 @@ POPUP_FIELDS: dict[str, tuple[str, ...]] = {
         "volume_m3",
         "runout",
         "communities_in_runout",
-        "population_in_runout",
+        "people_in_runout",
         "communities_downstream",
         "river_name",
     ),

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import folium
+import numpy as np
 from babel import Locale
 from babel.numbers import format_decimal
 from branca.element import Element, MacroElement
@@ -44,6 +45,7 @@ from geo_service.maps.assets import STATIC
 from geo_service.maps.definitions import MapDefinition
 from geo_service.maps.i18n import N_, plural_translator, translator
 from geo_service.render import png
+from geo_service.risk.params import Classes
 
 
 def _cividis(value: float) -> str:
@@ -88,6 +90,20 @@ INCIDENT_TYPES = {
     "state-based": N_("state-based conflict"),
     "non-state": N_("non-state conflict"),
     "one-sided": N_("one-sided violence (against civilians)"),
+    "tailings failure": N_("tailings dam failure"),
+    "dam failure": N_("dam failure"),
+}
+#: Confidence in a score, and why it is not high (``risk/confidence.py``).
+CONFIDENCE = {
+    "high": N_("Confidence: high"),
+    "medium": N_("Confidence: medium"),
+    "low": N_("Confidence: low"),
+}
+CONFIDENCE_REASONS = {
+    "province_stand_in": N_("the nearest mine is a point standing for a whole province"),
+    "approximate_location": N_("the evidence is located only approximately"),
+    "estimated_dam": N_("the dam's height or volume is estimated"),
+    "factors_missing": N_("not every factor has data here"),
 }
 PRECISIONS = {
     "exact": N_("exact place"),
@@ -102,6 +118,7 @@ DAM_STATUS = {
     "inactive": N_("inactive"),
     "decommissioning": N_("decommissioning"),
     "under construction": N_("under construction"),
+    "failed": N_("failed"),
     "unknown": N_("unknown"),
 }
 CONSTRUCTION = {
@@ -247,10 +264,16 @@ class BuildFacts:
 
 
 def class_of(score: float | None, thresholds: tuple[float, ...]) -> str:
-    """The class of a score 0–100 (``no data`` for none), as the legend names it."""
-    if score is None or score != score:  # NaN
-        return NO_DATA
-    return CLASSES[sum(score >= t for t in thresholds)]
+    """The class of a score 0–100 (``no data`` for none), as the legend names it
+    (``Classes.of``: the one place a score gets its class)."""
+    value = np.nan if score is None else score
+    return str(_classes(tuple(thresholds)).of(value)[0])
+
+
+@cache
+def _classes(thresholds: tuple[float, ...]) -> Classes:
+    medium, high, very_high = thresholds
+    return Classes(medium=medium, high=high, very_high=very_high)
 
 
 @cache
@@ -296,8 +319,9 @@ def field_labels(_: Callable[[str], str]) -> dict[str, str]:
         "height_m": _("Height"),
         "volume_m3": _("Volume"),
         "runout": _("Run-out if it failed"),
+        "failure": _("Failure recorded"),
         "communities_in_runout": _("Communities within run-out"),
-        "population_in_runout": _("People within run-out"),
+        "people_in_runout": _("People a failure would reach"),
         "communities_downstream": _("Communities on the river below"),
         "river_name": _("River"),
     }
@@ -352,6 +376,16 @@ def _strings(lang: str) -> dict[str, Any]:
         "m3": _("{value} m³"),
         "people": plural("{n} person", "{n} people"),
         "range": _("{low} to {high} km"),
+        "percent": _("{value} %"),
+        "runoutBand": _("{median} at the median; 8 in 10 flows between {low} and {high}"),
+        "peopleBand": _("about {n} (8 in 10 chances: {low} to {high})"),
+        "screening": _("upper-bound screening estimate: a circle, not the valley"),
+        "estimatedDam": _("height or volume estimated from the register"),
+        "failedOn": _("failed on {date} (recorded failure)"),
+        "reachChance": _("Chance a dam's flow reaches it"),
+        "failureInReach": _("Recorded failures within reach"),
+        "confidence": {k: _(v) for k, v in CONFIDENCE.items()},
+        "reasons": {k: _(v) for k, v in CONFIDENCE_REASONS.items()},
         "indicative": _("indicative, not an engineering classification"),
         "siteFootprint": _(
             "a circle of {km} km around the published point (no boundary is published)"
@@ -412,6 +446,14 @@ DIAMOND = (
     '<svg class="sym" viewBox="0 0 16 16" aria-hidden="true">'
     '<path d="M8 1 15 8 8 15 1 8z" fill="#fff"/></svg>'
 )
+
+
+def triangle_failed() -> str:
+    """A failed dam's triangle, as the legend draws it."""
+    return (
+        '<svg class="sym failed" viewBox="0 0 16 15" aria-hidden="true">'
+        '<path d="M8 1 15 14 1 14z" fill="#ffffff"/></svg>'
+    )
 
 
 def triangle(colour: str) -> str:
@@ -521,6 +563,8 @@ def _legend(
             f'<p><i class="dot" style="background:{CLASS_COLOURS[CLASSES[2]]}"></i>'
             f"{e(_('Community, coloured by its class'))}</p>"
             f'<p><i class="dot nodata"></i>{e(_("Community with no data: no factor has evidence there"))}</p>'
+            f'<p><i class="dot hollow" style="border-color:{CLASS_COLOURS[CLASSES[2]]}"></i>'
+            f"{e(_('Hollow: low confidence (coarse evidence, or few factors with data)'))}</p>"
             f'<p id="legend-hexagons" hidden><i class="hex" style="background:{CLASS_COLOURS[CLASSES[1]]}"></i>'
             f"{e(_('Hexagon: communities grouped when zoomed out, coloured by the highest score in it'))}</p>"
             '<p class="status" id="community-status" aria-live="polite"></p></section>'
@@ -531,7 +575,8 @@ def _legend(
             '<section data-layers="tailings_consequence">'
             f"<h3>{e(_('Tailings dams, by indicative consequence of a failure'))}</h3>"
             f'<ul class="classes dams">{dams}</ul>'
-            f'<p><i class="ring"></i>{e(_("Run-out of the selected dam (low and high estimates)"))}</p>'
+            f'<p><i class="ring"></i>{e(_("Run-out of the selected dam: the median, and how far one flow in ten would go (over land, 25 km at most)"))}</p>'
+            f"<p>{triangle_failed()}{e(_('A dam where a failure is recorded'))}</p>"
             '<p class="status" id="dam-status" aria-live="polite"></p></section>'
         )
     if "concessions" in layers:

@@ -3,6 +3,9 @@
 The colour map is cividis (Nuñez, Anderton & Renslow 2018), designed to read the same with
 the common colour-vision deficiencies and in greyscale: dark blue for a score of 0, yellow for
 1. Cells with no value are transparent, so the basemap shows where the surface says nothing.
+Low scores are drawn lighter (partly transparent, from ``LOW_ALPHA`` at 0 to opaque at
+``OPAQUE_FROM``): a country searched and found quiet stays readable under its basemap, and
+is still told apart from no data, which is fully transparent.
 """
 
 from __future__ import annotations
@@ -29,6 +32,17 @@ def colormap() -> dict[int, tuple[int, int, int, int]]:
 
 #: Palette index of transparent pixels; scores use 0 … TRANSPARENT − 1.
 TRANSPARENT = 255
+#: Opacity of a score of 0, rising linearly to opaque at the score OPAQUE_FROM (0–1).
+LOW_ALPHA = 0.4
+OPAQUE_FROM = 0.25
+
+
+@cache
+def _alpha() -> bytes:
+    """Per palette index, its opacity (the PNG's tRNS chunk): see ``LOW_ALPHA``."""
+    score = np.arange(TRANSPARENT) / (TRANSPARENT - 1)
+    alpha = LOW_ALPHA + (1.0 - LOW_ALPHA) * np.clip(score / OPAQUE_FROM, 0.0, 1.0)
+    return bytes(np.rint(alpha * 255).astype(np.uint8)) + b"\x00"
 
 
 @cache
@@ -56,7 +70,7 @@ def render(image: ImageData) -> bytes:
     tile = Image.fromarray(index, "P")
     tile.putpalette(_palette())
     buffer = io.BytesIO()
-    tile.save(buffer, format="PNG", compress_level=PNG_LEVEL, transparency=TRANSPARENT)
+    tile.save(buffer, format="PNG", compress_level=PNG_LEVEL, transparency=_alpha())
     return buffer.getvalue()
 
 
@@ -67,6 +81,11 @@ def empty_tile() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", compress_level=9)
     return buffer.getvalue()
+
+
+def alpha(score: float) -> float:
+    """The opacity a score is drawn with (0–1), as the tiles draw it."""
+    return LOW_ALPHA + (1.0 - LOW_ALPHA) * min(max(score / OPAQUE_FROM, 0.0), 1.0)
 
 
 def legend(stops: int = 11) -> list[dict[str, object]]:

@@ -237,6 +237,8 @@ class Marks:
     halo: str | None = None
     #: Points drawn with a dashed outline (no data).
     dashed: list[bool] | None = None
+    #: Points drawn hollow: a thick ring of their colour round a white centre (low confidence).
+    hollow: list[bool] | None = None
     #: Footprint radius in metres around each point (drawn as a dotted circle), if any.
     rings_m: list[float] | None = None
 
@@ -249,6 +251,13 @@ class LegendItem:
     fill: str
     shape: str = "circle"
     dashed: bool = False
+    hollow: bool = False
+
+
+def _hollow(draw: ImageDraw.ImageDraw, x: float, y: float, r: float, colour: str) -> None:
+    """A ring of ``colour`` round a white centre (low confidence)."""
+    width = max(2, round(r * 0.55))
+    draw.ellipse((x - r, y - r, x + r, y + r), fill="#ffffff", outline=colour, width=width)
 
 
 def _shape(
@@ -301,10 +310,13 @@ def marks(image: Image.Image, frame: Frame, layer: Marks) -> None:
         for x, y in zip(px, py, strict=True):
             draw.ellipse((x - h, y - h, x + h, y + h), fill=layer.halo)
     dashed = layer.dashed or [False] * len(layer.fills)
-    for x, y, fill, dash in zip(px, py, layer.fills, dashed, strict=True):
+    hollow = layer.hollow or [False] * len(layer.fills)
+    for x, y, fill, dash, ring in zip(px, py, layer.fills, dashed, hollow, strict=True):
         if dash:
             draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
             _dashed_circle(draw, x, y, r, layer.outline)
+        elif ring:
+            _hollow(draw, x, y, r, fill)
         else:
             _shape(draw, layer.shape, x, y, r, fill, layer.outline)
 
@@ -434,6 +446,8 @@ def furniture(
         if item.dashed:
             draw.ellipse((x, cy - r, x + 2 * r, cy + r), fill=item.fill)
             _dashed_circle(draw, x + r, cy, r, "#111")
+        elif item.hollow:
+            _hollow(draw, x + r, cy, r, item.fill)
         else:
             _shape(draw, item.shape, x + r, cy, r, item.fill, "#111")
         draw.text((x + 3 * r, y), item.label, font=small, fill="#111")

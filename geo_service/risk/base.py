@@ -112,6 +112,9 @@ class FactorResult:
     layers: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
     #: Model ids, coefficients and anything else the build metadata should record.
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Per community, how precisely its strongest evidence is known: "precise",
+    #: "approximate", "estimated" or "stand_in" (``confidence.py``); None without evidence.
+    precision: np.ndarray | None = None
 
 
 class RiskFactor(Protocol):
@@ -148,6 +151,27 @@ def top_ids(
     if isinstance(strings, pa.ChunkedArray):  # Arrow splits a large NumPy text array
         strings = strings.combine_chunks()
     return pa.ListArray.from_arrays(pa.array(offsets), strings)
+
+
+def first_ids(evidence: pa.ListArray) -> np.ndarray:
+    """The first (strongest) id of every evidence list, None where the list is empty."""
+    offsets = evidence.offsets.to_numpy()
+    values = evidence.flatten().to_numpy(zero_copy_only=False).astype(object)
+    out = np.full(len(evidence), None, dtype=object)
+    has = np.diff(offsets) > 0
+    out[has] = values[offsets[:-1][has] - offsets[0]]
+    return out
+
+
+def precision_of(
+    evidence: pa.ListArray, ids: pd.Series, words: np.ndarray | pd.Series
+) -> np.ndarray:
+    """Per community, the precision word of its strongest evidence (``ids`` → ``words``)."""
+    lookup = pd.Series(np.asarray(words, dtype=object), index=ids.astype(str).to_numpy())
+    lookup = lookup[~lookup.index.duplicated()]
+    first = pd.Series(first_ids(evidence), dtype=object)
+    out = first.map(lookup).astype(object)
+    return out.where(out.notna(), None).to_numpy(dtype=object)
 
 
 def no_evidence(n: int) -> pa.ListArray:

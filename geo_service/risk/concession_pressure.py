@@ -6,11 +6,14 @@ Kotsadam & Tolonen (2016) measure local effects of mines within about 20 km and 
 zero at 50 km, so nothing further than ``max_km`` counts. Where a source gives a mine as a point,
 the point stands for a footprint of ``footprint_radius_m`` (from the source catalog): the
 distance is to that circle's edge, and the community row says the nearest concession is a site.
+A point that stands for a whole province or country (``location_precision`` admin1 or coarser)
+can lift the normalised value to ``stand_in_cap`` at most (class "medium" by itself): it says
+mining happens somewhere in the province, not next to this town.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,6 +41,40 @@ class ConcessionPressureParams(FactorParams):
     evidence_max: int = Field(
         10, ge=1, description="Concession ids kept per community, nearest first."
     )
+    stand_in_cap: float = Field(
+        0.45,
+        ge=0.0,
+        le=1.0,
+        description="Most a concession located only to a province or country (a stand-in "
+        "point, location_precision admin1 or coarser) can give: 0.45, a score of 45 "
+        "(medium) by itself.",
+    )
+
+
+#: Concession location precisions → the confidence word of evidence so located.
+STAND_IN = ("admin1", "region", "country", "international")
+
+
+def concession_precision(concessions: pd.DataFrame) -> np.ndarray:
+    """Per concession: "precise" (a boundary, or a site located exactly), "approximate" (a site
+    placed near, or to a district; a site of unknown precision) or "stand_in" (a point for a
+    province or a country)."""
+    footprint = (
+        concessions["footprint"].astype(object).to_numpy()
+        if "footprint" in concessions
+        else np.full(len(concessions), "polygon", dtype=object)
+    )
+    given = (
+        concessions["location_precision"].astype(object).to_numpy()
+        if "location_precision" in concessions
+        else np.full(len(concessions), None, dtype=object)
+    )
+    given = np.where(pd.isna(given), None, given)
+    out = np.where(footprint == "site", "approximate", "precise").astype(object)
+    out[given == "exact"] = "precise"
+    out[np.isin(given, ["near", "admin2"])] = "approximate"
+    out[np.isin(given, STAND_IN)] = "stand_in"
+    return out
 
 
 class ConcessionPressure:
@@ -54,13 +91,17 @@ class ConcessionPressure:
         n = len(communities)
         covered = inputs.covered(self.evidence_kind)
         raw = np.where(covered, 0.0, np.nan)
+        normalised = raw.copy()
+        precision = np.full(n, None, dtype=object)
         nearest_km = np.full(n, np.nan)
         nearest_is_site = np.zeros(n, dtype=bool)
         rings = {f"within_{r:g}km": np.where(covered, 0, -1) for r in params.rings_km}
         concessions = inputs.concessions
         evidence = no_evidence(n)
         if concessions is not None and len(concessions):
-            rows = np.flatnonzero(covered)
+            # Every community: one beyond the declared coverage with a concession in reach has
+            # evidence all the same (only "nothing found" needs coverage to mean 0).
+            rows = np.arange(n)
             reach = params.max_km * 1000.0
             # Rings beyond max_km count what lies within max_km, as nothing further counts.
             ring_m = np.minimum(np.asarray(params.rings_km, dtype="float64") * 1000.0, reach)
@@ -77,10 +118,15 @@ class ConcessionPressure:
             nearest_km[s] = best / 1000.0
             raw[s] = np.exp(-best / (params.decay_km * 1000.0))
             nearest_is_site[s] = concessions["footprint"].to_numpy()[near.nearest[found]] == "site"
+            has = covered | (near.nearest >= 0)
             for r, m in zip(params.rings_km, ring_m, strict=True):
-                rings[f"within_{r:g}km"][rows] += near.counts[:, np.searchsorted(radii, m)]
+                counts = near.counts[:, np.searchsorted(radii, m)]
+                rings[f"within_{r:g}km"] = np.where(has, counts, -1)
             evidence = _ranked_ids(
                 rows[near.ranked_source], concessions["concession_id"], near.ranked_target, n
+            )
+            normalised[s], precision[s] = self._capped(
+                communities.geometry.to_numpy()[s], concessions, near, found, params
             )
         columns: dict[str, np.ndarray] = {
             "nearest_km": nearest_km,
@@ -90,15 +136,57 @@ class ConcessionPressure:
         return FactorResult(
             name=self.name,
             raw=raw,
-            normalised=raw.copy(),
+            normalised=normalised,
             evidence=evidence,
             columns=columns,
             metadata={
-                "formula": "exp(-d/λ), d = metres to the nearest concession boundary (0 inside; "
-                "edge of the footprint circle for site points), nothing beyond max_km",
+                "formula": "raw = exp(-d/λ), d = metres to the nearest concession boundary (0 "
+                "inside; edge of the footprint circle for site points), nothing beyond max_km; "
+                "normalised = max(raw to the nearest located concession, min(raw to the nearest "
+                "province or country stand-in, stand_in_cap))",
                 "reference": "Kotsadam & Tolonen 2016, World Development 83:325-339",
             },
+            precision=precision,
         )
+
+    @staticmethod
+    def _capped(
+        points: np.ndarray,
+        concessions: pd.DataFrame,
+        near: Any,
+        found: np.ndarray,
+        params: ConcessionPressureParams,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised values with stand-ins capped, and the precision of the evidence behind.
+
+        ``points`` are the communities with a concession in reach (``found``); when every
+        concession is of one kind the nearest settles it, else each kind is searched apart.
+        """
+        words = concession_precision(concessions)
+        stand_in = words == "stand_in"
+        value = np.exp(-near.metres[found] / (params.decay_km * 1000.0))
+        nearest_word = words[near.nearest[found]]
+        if not stand_in.any():
+            return value, nearest_word
+        if stand_in.all():
+            return np.minimum(value, params.stand_in_cap), nearest_word
+        reach = params.max_km * 1000.0
+        grow = np.nan_to_num(concessions["footprint_radius_m"].to_numpy(dtype="float64"))
+        best = np.zeros(len(points))
+        word = np.full(len(points), None, dtype=object)
+        for mask, cap in ((stand_in, params.stand_in_cap), (~stand_in, 1.0)):
+            idx = np.flatnonzero(mask)
+            sub = neighbourhood(
+                points, concessions.geometry.to_numpy()[idx], np.array([reach]), 1, grow=grow[idx]
+            )
+            hit = sub.nearest >= 0
+            v = np.where(
+                hit, np.minimum(np.exp(-sub.metres / (params.decay_km * 1000.0)), cap), 0.0
+            )
+            better = hit & (v >= best)
+            best[better] = v[better]
+            word[better] = words[idx[sub.nearest[better]]]
+        return best, word
 
 
 def _ranked_ids(source: np.ndarray, ids: pd.Series, taken: np.ndarray, n: int) -> pa.ListArray:

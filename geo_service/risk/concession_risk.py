@@ -3,7 +3,8 @@
 Per concession footprint (a mapped polygon, or a site point grown to its documented radius):
 incidents inside it or within ``within_km`` over the last 1, 3 and 5 years before the
 reference date, communities and their known population within ``within_km``, and the tailings
-dams inside the footprint. Distances in metres (``metric.py``).
+dams inside the footprint. Distances in metres (``metric.py``). A count is null, never 0, where
+no source of its kind covers the concession (its country, or a declared area at its centre).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pydantic import BaseModel, ConfigDict, Field
 
+from geo_service.risk.base import CoverageArea
 from geo_service.risk.metric import buffer_metres, sums_within
+from geo_service.schemas import Kind
 
 
 class ConcessionRiskParams(BaseModel):
@@ -32,6 +36,7 @@ def concession_risk(
     dams: gpd.GeoDataFrame | None,
     reference_date: pd.Timestamp | None,
     params: ConcessionRiskParams,
+    coverage: dict[Kind, CoverageArea] | None = None,
 ) -> gpd.GeoDataFrame:
     """One row per concession with its footprint geometry and the counts around it."""
     columns = [
@@ -52,6 +57,12 @@ def concession_risk(
     out = concessions[columns].copy()
     footprint = buffer_metres(concessions.geometry, concessions["footprint_radius_m"].fillna(0.0))
     reach = params.within_km * 1000.0
+    centres = shapely.point_on_surface(concessions.geometry.to_numpy())
+    country = concessions["country"].to_numpy(dtype=object)
+    covers = {
+        kind: (coverage or {}).get(kind, CoverageArea()).contains(country, centres)
+        for kind in (Kind.incidents, Kind.communities, Kind.tailings_dams)
+    }
 
     if incidents is not None and len(incidents):
         dates = incidents["date"].to_numpy()
@@ -66,13 +77,14 @@ def concession_risk(
         # Radius 0: inside the footprint (distance 0); ``reach``: within ``within_km`` of it.
         counts = sums_within(incidents.geometry, footprint, [0.0, reach], recent).astype("int64")
         for i, years in enumerate(params.years):
-            out[f"incidents_{years}y"] = counts[:, 1, i]
-            out[f"incidents_inside_{years}y"] = counts[:, 0, i]
+            out[f"incidents_{years}y"] = _where(covers[Kind.incidents], counts[:, 1, i])
+            out[f"incidents_inside_{years}y"] = _where(covers[Kind.incidents], counts[:, 0, i])
         out["reference_date"] = pd.Timestamp(ref).date().isoformat()
     else:
+        zero = np.zeros(len(out), dtype="int64")
         for years in params.years:
-            out[f"incidents_{years}y"] = 0
-            out[f"incidents_inside_{years}y"] = 0
+            out[f"incidents_{years}y"] = _where(covers[Kind.incidents], zero)
+            out[f"incidents_inside_{years}y"] = _where(covers[Kind.incidents], zero)
         out["reference_date"] = None
 
     population = communities["population"].to_numpy(dtype="float64", na_value=np.nan)
@@ -80,12 +92,21 @@ def concession_risk(
     weights = np.column_stack([np.ones(len(population)), np.nan_to_num(population), unknown])
     # Populations are whole numbers, so their sums are exact in any order.
     around = sums_within(communities.geometry, footprint, reach, weights)[:, 0].astype("int64")
-    out["communities_within"] = around[:, 0]
-    out["population_within"] = around[:, 1]
-    out["communities_unknown_population"] = around[:, 2]
+    places = covers[Kind.communities]
+    out["communities_within"] = _where(places, around[:, 0])
+    out["population_within"] = _where(places, around[:, 1])
+    out["communities_unknown_population"] = _where(places, around[:, 2])
 
     if dams is not None and len(dams):
-        out["dams_inside"] = sums_within(dams.geometry, footprint, 0.0)[:, 0, 0].astype("int64")
+        inside = sums_within(dams.geometry, footprint, 0.0)[:, 0, 0].astype("int64")
     else:
-        out["dams_inside"] = 0
+        inside = np.zeros(len(out), dtype="int64")
+    out["dams_inside"] = _where(covers[Kind.tailings_dams], inside)
     return gpd.GeoDataFrame(out, geometry=footprint, crs="EPSG:4326")
+
+
+def _where(covered: np.ndarray, counts: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Counts where the kind is covered, null elsewhere (whole numbers, nullable)."""
+    out = pd.array(np.where(covered, counts, 0), dtype="Int64")
+    out[~np.asarray(covered, dtype=bool)] = pd.NA
+    return out

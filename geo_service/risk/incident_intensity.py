@@ -29,10 +29,17 @@ import shapely
 from pydantic import Field, field_validator
 from scipy.spatial import cKDTree
 
-from geo_service.risk.base import FactorParams, FactorResult, RiskInputs, no_evidence, top_ids
+from geo_service.risk.base import (
+    FactorParams,
+    FactorResult,
+    RiskInputs,
+    no_evidence,
+    precision_of,
+    top_ids,
+)
 from geo_service.risk.kernel_grid import gaussian_sums
 from geo_service.risk.metric import EARTH_RADIUS_M, pairs_within, zone_slices
-from geo_service.schemas import LOCATION_PRECISIONS, Kind
+from geo_service.schemas import FAILURE_TYPES, LOCATION_PRECISIONS, Kind
 
 FORMULA = (
     "raw = Σ_i w_i · exp(−d_i² / (2 h_i²)) · 2^(−Δt_i / T½) over incidents with d_i ≤ c · h_i "
@@ -42,8 +49,15 @@ FORMULA = (
 )
 
 #: Why an incident was left out, in the order the reasons are tested (each is counted once,
-#: under the first that applies).
-EXCLUSION_REASONS = ("no_location", "no_date", "low_precision", "after_reference_date")
+#: under the first that applies). A tailings or dam failure is evidence of the tailings factor
+#: (``tailings_exposure``), not of violence.
+EXCLUSION_REASONS = (
+    "no_location",
+    "no_date",
+    "tailings_failure",
+    "low_precision",
+    "after_reference_date",
+)
 
 #: Candidate pairs measured at once: bounds memory (about 100 bytes a pair inside
 #: ``pairs_within``) however dense communities and incidents are. Results do not depend on it.
@@ -172,9 +186,15 @@ def resolve_reference_date(
         return params.reference_date
     if incidents is None or len(incidents) == 0:
         return None
-    days = _days(incidents)
+    days = _days(incidents)[~_failures(incidents)]
     days = days[~np.isnat(days)]
     return days.max().astype(dt.date) if days.size else None
+
+
+def _failures(incidents: pd.DataFrame) -> np.ndarray:
+    """Incidents whose type is a tailings or dam failure."""
+    kind = _column(incidents, "type").astype("string").str.strip().str.lower()
+    return kind.isin(FAILURE_TYPES).fillna(False).to_numpy(dtype=bool)
 
 
 def exclusions(
@@ -191,6 +211,7 @@ def exclusions(
     masks = {
         "no_location": shapely.is_missing(geoms) | shapely.is_empty(geoms),
         "no_date": np.isnat(days),
+        "tailings_failure": _failures(incidents),
         "low_precision": ~precision.isin(sorted(params.bandwidth_km)).to_numpy(),
         "after_reference_date": days > np.datetime64(reference_date, "D"),
     }
@@ -557,7 +578,9 @@ class IncidentIntensity:
             excluded = {k: int(m.sum()) for k, m in exclusions(incidents, params, ref).items()}
             w = incident_weights(incidents, params, ref)
             used = int(w.keep.sum())
-            rows = np.flatnonzero(covered)
+            # Every community: one beyond the declared coverage that incidents reach has
+            # evidence all the same (only "nothing found" needs coverage to mean 0).
+            rows = np.arange(n)
             points = communities.geometry.to_numpy()[rows]
             zones = _zones(points, incidents, w, params)
             count[rows] = _reach_counts(zones, rows.size, params.cutoff_bandwidths)
@@ -581,11 +604,23 @@ class IncidentIntensity:
                 )
                 evidence = _spread(evidence, rows, n)
 
+        # Reach, not the sum: the k-d tree counts are the same for both methods.
+        has = covered | (np.nan_to_num(count) > 0)
+        raw[~has] = np.nan
+        count[~has] = np.nan
+        fatalities_in_reach[~has] = np.nan
+        words = (
+            _column(incidents, "location_precision")
+            .map({"exact": "precise", "near": "approximate", "admin2": "approximate"})
+            .fillna("stand_in")
+            .to_numpy(dtype=object)
+        )
         return FactorResult(
             name=self.name,
             raw=raw,
             normalised=1.0 - np.exp(-raw / params.saturation),
             evidence=evidence,
+            precision=precision_of(evidence, _column(incidents, "incident_id"), words),
             columns={
                 "incidents_in_reach": count,
                 "fatalities_in_reach": fatalities_in_reach,

@@ -55,7 +55,8 @@ def coverage_of(
 
     A source declares countries, an outline (``polygon``) or a ``bbox``; one that declares none
     covers the countries its rows lie in, so a quick extract without a coverage table still
-    says where it looked rather than nowhere.
+    says where it looked rather than nowhere. ``countries = []`` declares that it covers
+    nowhere (a list of notable tailings failures says nothing of violence anywhere).
     """
     countries: dict[Kind, set[str]] = {}
     areas: dict[Kind, list[tuple[str, shapely.Geometry]]] = {}
@@ -65,7 +66,7 @@ def coverage_of(
         area = entry.coverage.area()
         if area is not None:
             areas.setdefault(entry.kind, []).append((entry.key, area))
-        elif not declared and entry.kind in layers:
+        elif "countries" not in entry.coverage.model_fields_set and entry.kind in layers:
             layer = layers[entry.kind]
             declared = set(layer.loc[layer["source"] == entry.key, "country"].dropna())
         countries.setdefault(entry.kind, set()).update(declared)
@@ -144,6 +145,7 @@ def run_risk(
         inputs.tailings_dams,
         pd.Timestamp(reference) if reference else None,
         params.concession_risk,
+        coverage,
     )
     if publication is not None:
         public_communities = publication.seen_by_public("community_risk", community_risk)
@@ -169,6 +171,7 @@ def run_risk(
         "factors": {r.name: r.metadata for r in results},
         "coverage": {k.value: v.record() for k, v in coverage.items()},
         "classes": community_risk["risk_class"].value_counts().to_dict(),
+        "confidence": community_risk["confidence"].value_counts().to_dict(),
         "surface": surface.metadata if surface is not None else None,
     }
     return RiskOutput(derived, metadata, surface)

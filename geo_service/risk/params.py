@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geo_service.errors import CatalogError
@@ -19,11 +20,16 @@ from geo_service.risk import FACTORS
 from geo_service.risk.base import FactorParams
 from geo_service.risk.concession_risk import ConcessionRiskParams
 
-MODEL_VERSION = "1.0"
+MODEL_VERSION = "2.0"
+
+
+#: Score classes, lowest first, and the word for a community with no score.
+CLASS_NAMES = ("low", "medium", "high", "very high")
+NO_DATA = "no data"
 
 
 class Classes(BaseModel):
-    """Lower bounds of the score classes (score 0–100)."""
+    """Lower bounds of the score classes (score 0–100): the one place a score gets its class."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,17 +43,20 @@ class Classes(BaseModel):
             raise ValueError("class bounds must satisfy 0 < medium < high < very_high <= 100")
         return self
 
-    def label(self, score: float) -> str:
-        """The class of one score ("no data" when it is NaN)."""
-        if score != score:
-            return "no data"
-        if score >= self.very_high:
-            return "very high"
-        if score >= self.high:
-            return "high"
-        if score >= self.medium:
-            return "medium"
-        return "low"
+    @property
+    def bounds(self) -> tuple[float, float, float]:
+        """The lower bounds of medium, high and very high."""
+        return self.medium, self.high, self.very_high
+
+    def of(self, scores: np.ndarray | float | None) -> np.ndarray:
+        """The class of each score ("no data" where it is missing or NaN), as published.
+
+        Classify the score as it is published (rounded): a reader who sees 50 sees "high".
+        """
+        s = np.atleast_1d(np.asarray(scores, dtype="float64"))
+        bins = np.digitize(np.nan_to_num(s, nan=-1.0), self.bounds)
+        labels = np.array(CLASS_NAMES, dtype=object)[bins]
+        return np.where(np.isnan(s), NO_DATA, labels).astype(object)
 
 
 class HexParams(BaseModel):

@@ -97,8 +97,11 @@ def test_a_build_swapped_in_under_load_fails_nothing_and_mixes_nothing(
             t_swapped = time.monotonic()
             # Until every thread has had an answer it asked for after the swap (bounded).
             deadline = t_swapped + AFTER_S
-            while time.monotonic() < deadline and not all(
-                any(s.t0 > t_swapped and s.status for s in mine) for mine in seen
+            # (and every kind of request has been answered after it: a loaded machine is slow)
+            while time.monotonic() < deadline and not (
+                all(any(s.t0 > t_swapped and s.status for s in mine) for mine in seen)
+                and {s.url for mine in seen for s in mine if s.t0 > t_swapped and s.status}
+                == set(URLS)
             ):
                 time.sleep(0.1)
             time.sleep(1.0)

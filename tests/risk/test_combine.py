@@ -11,11 +11,12 @@ import pytest
 import shapely
 
 from geo_service.errors import CatalogError
-from geo_service.risk.base import FactorResult, top_ids
-from geo_service.risk.combine import combine
+from geo_service.risk.base import CoverageArea, FactorResult, top_ids
+from geo_service.risk.combine import aggregate, combine, round_parts
 from geo_service.risk.concession_risk import ConcessionRiskParams, concession_risk
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import HexParams, load_risk_params
+from geo_service.schemas import Kind
 
 
 def _communities(n: int, lon0: float = 21.98, lat0: float = 6.54) -> gpd.GeoDataFrame:
@@ -48,21 +49,24 @@ def _result(name: str, values: list[float], ids: list[list[str]] | None = None) 
     )
 
 
-def test_score_is_weighted_mean_over_available_factors() -> None:
+def test_score_is_a_probabilistic_or_over_available_factors() -> None:
     params = load_risk_params(None)
     results = [
         _result("concession_pressure", [0.8, 0.2, np.nan, np.nan], [["k1", "k2"], [], [], []]),
         _result("incident_intensity", [0.4, np.nan, 0.9, np.nan], [["i9"], [], ["i1"], []]),
     ]
     out = combine(_communities(4), results, params)
-    assert out["score"].tolist()[:3] == pytest.approx([60.0, 20.0, 90.0])
+    # 1 − (1 − 0.8)(1 − 0.4) = 0.88: the strong factor is not averaged away by the weak one.
+    assert out["score"].tolist()[:3] == pytest.approx([88.0, 20.0, 90.0])
     assert math.isnan(out["score"].iloc[3])
-    assert out["risk_class"].tolist() == ["high", "low", "very high", "no data"]
-    # Contributions add up to the score, and each factor keeps its evidence.
-    total = out["concession_pressure_contribution"].fillna(0) + out[
-        "incident_intensity_contribution"
-    ].fillna(0)
-    assert total.tolist()[:3] == pytest.approx(out["score"].tolist()[:3])
+    assert out["risk_class"].tolist() == ["very high", "low", "very high", "no data"]
+    # Shapley parts: non-negative, adding up to the score exactly at the published decimal.
+    c = out["concession_pressure_contribution"].fillna(0)
+    i = out["incident_intensity_contribution"].fillna(0)
+    assert (c + i).round(1).tolist()[:3] == out["score"].tolist()[:3]
+    # Two factors: each gets half the joint value plus half its value alone.
+    assert c.iloc[0] == pytest.approx(0.5 * (80 + (88 - 40)), abs=0.05)
+    assert i.iloc[0] == pytest.approx(0.5 * (40 + (88 - 80)), abs=0.05)
     assert out["concession_pressure_evidence"].iloc[0] == ["k1", "k2"]
     assert out["incident_intensity_evidence"].iloc[2] == ["i1"]
     assert out["factors_missing"].iloc[1] == ["incident_intensity"]
@@ -73,6 +77,7 @@ def test_score_is_weighted_mean_over_available_factors() -> None:
         .startswith("based on 1 of 2 factors; no data for incident_intensity")
     )
     assert out["score_caveat"].iloc[3] == "no data for any factor here: no score"
+    assert pd.isna(out["confidence"].iloc[3])
 
 
 def test_weights_and_class_bounds_come_from_risk_toml(tmp_path) -> None:
@@ -87,8 +92,68 @@ def test_weights_and_class_bounds_come_from_risk_toml(tmp_path) -> None:
         [_result("concession_pressure", [0.2]), _result("incident_intensity", [0.6])],
         params,
     )
-    assert out["score"].iloc[0] == pytest.approx(100 * (3 * 0.2 + 0.6) / 4)
+    assert out["score"].iloc[0] == pytest.approx(round(100 * (1 - 0.8**3 * 0.4), 1))
     assert out["risk_class"].iloc[0] == "very high"
+
+
+def test_aggregate_is_the_one_combination_for_arrays_of_any_shape() -> None:
+    a = np.array([[0.0, 0.5], [1.0, np.nan]], dtype=np.float32)
+    b = np.array([[0.0, 0.5], [0.2, np.nan]], dtype=np.float32)
+    out = aggregate([a, b], [1.0, 1.0])
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[0], [0.0, 0.75])
+    assert out[1, 0] == 1.0 and np.isnan(out[1, 1])
+
+
+def test_the_class_is_that_of_the_published_score() -> None:
+    """A score that rounds to 50 is "high": the reader sees 50 · high, never 50 · medium."""
+    params = load_risk_params(None)
+    n = 1 - 0.49996
+    out = combine(_communities(1), [_result("incident_intensity", [n])], params)
+    assert out["score"].iloc[0] == 50.0 and out["risk_class"].iloc[0] == "high"
+    classes = params.classes
+    assert classes.of(np.array([24.9, 25.0, 49.9, 50.0, 74.9, 75.0, np.nan])).tolist() == [
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+        "very high",
+        "no data",
+    ]
+
+
+def test_rounded_parts_add_up_to_the_rounded_score() -> None:
+    rng = np.random.default_rng(7)
+    parts = rng.uniform(0, 40, (500, 3))
+    parts[rng.uniform(size=(500, 3)) < 0.2] = np.nan
+    total = np.round(np.nansum(parts, axis=1), 1)
+    out = round_parts(parts, total)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(parts))
+    np.testing.assert_allclose(np.nansum(out, axis=1), total, atol=1e-9)
+    assert (np.abs(np.nan_to_num(out - parts)) <= 0.1 + 1e-9).all()
+
+
+def test_confidence_follows_evidence_precision_and_coverage() -> None:
+    params = load_risk_params(None)
+    communities = _communities(5)
+    c = _result("concession_pressure", [1.0, 0.45, 0.0, 0.9, np.nan])
+    c.precision = np.array(["precise", "stand_in", None, "approximate", None], dtype=object)
+    t = _result("tailings_exposure", [np.nan, np.nan, np.nan, 0.0, np.nan])
+    i = _result("incident_intensity", [0.0, 0.0, 0.0, 0.0, np.nan])
+    out = combine(communities, [c, t, i], params)
+    # A precise mine at the door, 2 of 3 factors looked at: medium (coverage).
+    assert out["confidence"].iloc[0] == "medium"
+    assert out["confidence_reasons"].iloc[0] == ["factors_missing"]
+    # A province-wide stand-in: low, whatever else.
+    assert out["confidence"].iloc[1] == "low"
+    assert "province_stand_in" in out["confidence_reasons"].iloc[1]
+    # Nothing found where 2 of 3 factors looked: medium.
+    assert out["confidence"].iloc[2] == "medium"
+    # Every factor looked, the evidence estimated: medium for its location alone.
+    assert out["confidence"].iloc[3] == "medium"
+    assert out["confidence_reasons"].iloc[3] == ["approximate_location"]
+    assert pd.isna(out["confidence"].iloc[4])
 
 
 @pytest.mark.parametrize(
@@ -165,9 +230,25 @@ def test_concession_surroundings() -> None:
         ],
         crs="EPSG:4326",
     )
-    out = concession_risk(site, incidents, _communities(3), None, ref, ConcessionRiskParams())
+    covered = {
+        Kind.incidents: CoverageArea(frozenset({"CAF"})),
+        Kind.communities: CoverageArea(frozenset({"CAF"})),
+    }
+    params = ConcessionRiskParams()
+    out = concession_risk(site, incidents, _communities(3), None, ref, params, covered)
     row = out.iloc[0]
     assert (row["incidents_1y"], row["incidents_3y"], row["incidents_5y"]) == (1, 2, 2)
     assert row["incidents_inside_1y"] == 1
     assert row["communities_within"] == 3 and row["population_within"] == 600
     assert out.geometry.iloc[0].geom_type == "Polygon"
+    # No dam register covers CAR: "no data", never 0.
+    assert pd.isna(row["dams_inside"])
+    # Where no incident source looked, the counts are null, not 0 (the DR Congo false zeros).
+    bare = concession_risk(site, None, _communities(3), None, ref, params, {})
+    assert (
+        bare[["incidents_1y", "incidents_5y", "communities_within", "dams_inside"]]
+        .isna()
+        .all(axis=None)
+    )
+    looked = concession_risk(site, None, _communities(3), None, ref, params, covered)
+    assert looked["incidents_5y"].iloc[0] == 0

@@ -69,7 +69,8 @@ def test_inside_a_polygon_is_full_pressure_and_rings_count() -> None:
     _, _, to_edge = GEOD.inv(*near, 20.2, -9.4)
     inputs = RiskInputs(
         communities=_communities(
-            [(20.1, -9.4), near, (23.0, -9.4), (20.1, -9.4)], ["AGO", "AGO", "AGO", "BRA"]
+            [(20.1, -9.4), near, (23.0, -9.4), (20.1, -9.4), (-44.0, -20.0)],
+            ["AGO", "AGO", "AGO", "BRA", "BRA"],
         ),
         concessions=_sites(
             [square, shapely.Point(20.1, -9.45)], [np.nan, 1000.0], ["polygon", "site"]
@@ -80,10 +81,13 @@ def test_inside_a_polygon_is_full_pressure_and_rings_count() -> None:
     assert result.raw[0] == 1.0 and result.columns["nearest_km"][0] == 0.0
     assert result.raw[1] == pytest.approx(math.exp(-to_edge / 5000), rel=2e-3)
     assert result.raw[2] == 0.0  # more than 50 km from anything: covered, no pressure
-    assert math.isnan(result.raw[3])  # Brazil: no concession data, not zero
+    # A place no concession source covers: no data, not zero — unless a concession reaches it
+    # (the same spot recorded under another country is inside the square all the same).
+    assert math.isnan(result.raw[4]) and math.isnan(result.columns["within_5km"][4])
+    assert result.raw[3] == 1.0 and result.columns["within_5km"][3] == 2
     assert result.columns["within_5km"][0] == 2
     assert result.columns["within_5km"][1] == 1
-    assert math.isnan(result.columns["within_5km"][3])
+    assert list(result.precision) == ["precise", "precise", None, "precise", None]
 
 
 def test_moving_closer_never_lowers_pressure() -> None:

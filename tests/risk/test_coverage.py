@@ -2,7 +2,9 @@
 
 The outline is real: the Natural Earth outline of the Central African Republic cut at 19° E (the
 west of the country, Bangui and Bossangoa; not Bambari or Bria), saved as a GeoJSON file the way
-a data steward would save an area drawn in a GIS. UCDP's coverage is then that file alone.
+a data steward would save an area drawn in a GIS. UCDP's coverage is then that file alone, and
+its events those of the west (a survey of the west). Outside the outline a place has a value
+only where evidence reaches it: "no data" is for where nobody looked and nothing was found.
 """
 
 from __future__ import annotations
@@ -85,7 +87,14 @@ def test_coverage_of_reads_the_outline(outlined, west_car, layers) -> None:
     assert "Lethal organised violence only" in notes[Kind.incidents][0]
 
 
+def _west(layers) -> dict[Kind, gpd.GeoDataFrame]:
+    """The bundled layers with the events of the west only (what a survey of it found)."""
+    events = layers[Kind.incidents]
+    return {**layers, Kind.incidents: events[events.geometry.x < CUT_LON].reset_index(drop=True)}
+
+
 def test_inside_the_outline_a_value_outside_no_data(outlined, layers) -> None:
+    layers = _west(layers)
     coverage, _ = coverage_of(outlined, layers)
     inputs = _inputs(layers, coverage)
     params = load_risk_params(None)
@@ -95,9 +104,13 @@ def test_inside_the_outline_a_value_outside_no_data(outlined, layers) -> None:
     lon = communities.geometry.x.to_numpy()
     caf = communities["country"].eq("CAF").to_numpy()
     raw = out["incident_intensity_raw"].to_numpy()
-    # 29 of the 51 CAR places lie west of the cut; only those have an incident value.
+    # 29 of the 51 CAR places lie west of the cut: all have an incident value; east of the
+    # cut, only those the western events reach (within 3 bandwidths) have one, and it is > 0.
     assert (caf & (lon < CUT_LON)).sum() == 29 and caf.sum() == 51
-    np.testing.assert_array_equal(~np.isnan(raw), caf & (lon < CUT_LON))
+    assert (~np.isnan(raw))[caf & (lon < CUT_LON)].all()
+    east = caf & (lon >= CUT_LON)
+    assert (np.nan_to_num(raw[east & ~np.isnan(raw)]) > 0).all()
+    assert np.isnan(raw[caf & (lon > CUT_LON + 1.0)]).all()
     # Bangui and Bossangoa (west) have a value, and it is not zero: UCDP recorded deaths there.
     for town in ("Bangui", "Bossangoa"):
         assert out.loc[town, "incident_intensity_raw"] > 0.5, town
@@ -147,7 +160,7 @@ def test_surface_honours_the_outline(outlined, west_car, layers, catalog) -> Non
     coverage, _ = coverage_of(outlined, layers)
     events = layers[Kind.incidents]
     x, y = events.geometry.x, events.geometry.y
-    near_cut = events[x.between(CUT_LON - 1.0, CUT_LON + 1.5) & y.between(4.0, 7.5)]
+    near_cut = events[x.between(CUT_LON - 1.0, CUT_LON) & y.between(4.0, 7.5)]
     assert len(near_cut) > 100
     inputs = RiskInputs(
         communities=layers[Kind.communities].iloc[:0],
@@ -162,13 +175,16 @@ def test_surface_honours_the_outline(outlined, west_car, layers, catalog) -> Non
     cx, cy = s.transform @ (cols.ravel() + 0.5, rows.ravel() + 0.5)
     lon, lat = TO_LONLAT.transform(cx, cy)
     centres = shapely.points(lon, lat)
-    # Concessions cover all of CAR, so the score has a value wherever a cell was computed.
-    computed = np.isfinite(s.mosaic())
+    # The cells computed near the evidence (elsewhere nothing reaches: 0 where covered).
+    computed = np.zeros(values.shape, dtype=bool)
+    for r in s.regions:
+        computed[r.rows, r.cols] = True
     car = read_countries(catalog).set_index("iso3").geometry["CAF"]
-    # Well inside the outline (5 km from its edge), or well outside it but still in CAR.
+    # Well inside the outline (5 km from its edge), or in CAR beyond the reach of the western
+    # events (75 km for a district-level event; 1° of longitude is 110 km there).
     inside = shapely.within(centres, shapely.buffer(part, -0.05)).reshape(values.shape)
     outside = (
-        shapely.within(centres, car) & ~shapely.intersects(centres, shapely.buffer(part, 0.05))
+        shapely.within(centres, car) & ~shapely.intersects(centres, shapely.buffer(part, 1.0))
     ).reshape(values.shape)
     finite = np.isfinite(values)
     assert (inside & finite).sum() > 1000 and (outside & computed).sum() > 1000

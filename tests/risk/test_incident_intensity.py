@@ -140,6 +140,7 @@ def test_hand_computed_at_bria() -> None:
     assert result.metadata["excluded"] == {
         "no_location": 0,
         "no_date": 0,
+        "tailings_failure": 0,
         "low_precision": 1,
         "after_reference_date": 0,
     }
@@ -215,20 +216,49 @@ def test_an_earlier_reference_date_ignores_later_incidents() -> None:
     assert _run(communities, incidents, eve).metadata["excluded"]["after_reference_date"] == 1
 
 
-def test_outside_coverage_is_nan_even_next_to_incidents() -> None:
-    communities = _communities([BABOUA, GAROUA_BOULAI], ["CAF", "CMR"])
+def test_outside_coverage_evidence_that_reaches_counts_and_nothing_found_is_no_data() -> None:
+    """UCDP covers CAR; Garoua-Boulaï is in Cameroon, 32 km from an attack in Baboua: the
+    attack reaches it, so it has a value (a border is no wall). Yaoundé, far from any event,
+    is where nobody looked and nothing was found: no data, not 0."""
+    yaounde = (11.52, 3.87)
+    communities = _communities([BABOUA, GAROUA_BOULAI, yaounde], ["CAF", "CMR", "CMR"])
     incidents = _incidents(
         [dict(lon=BABOUA[0], lat=BABOUA[1], date=REF, type="one-sided", precision="admin2")]
     )
     assert GEOD.inv(*BABOUA, *GAROUA_BOULAI)[2] < 75_000  # within 3 bandwidths of 25 km
     result = _run(communities, incidents)
-    assert result.raw[0] > 0
-    assert math.isnan(result.raw[1]) and math.isnan(result.normalised[1])
-    assert result.evidence[1].as_py() == []
-    assert math.isnan(result.columns["incidents_in_reach"][1])
-    assert math.isnan(result.columns["fatalities_in_reach"][1])
-    # Without any coverage, every community is "no data".
-    assert np.isnan(_run(communities, incidents, coverage=()).raw).all()
+    assert result.raw[0] > result.raw[1] > 0
+    assert result.evidence[1].as_py() == ["i0"]
+    assert result.columns["incidents_in_reach"][1] == 1
+    assert math.isnan(result.raw[2]) and math.isnan(result.normalised[2])
+    assert result.evidence[2].as_py() == []
+    assert math.isnan(result.columns["incidents_in_reach"][2])
+    assert math.isnan(result.columns["fatalities_in_reach"][2])
+    # Without any coverage, only where the event reaches has a value.
+    none = _run(communities, incidents, coverage=()).raw
+    assert none[0] > 0 and none[1] > 0 and math.isnan(none[2])
+
+
+def test_tailings_failures_are_not_violence() -> None:
+    """A tailings failure is evidence of the tailings factor, not of incident intensity:
+    excluded and counted, and it does not move the reference date."""
+    communities = _communities([BRIA], ["CAF"])
+    incidents = _incidents(
+        [
+            dict(lon=BRIA[0], lat=BRIA[1], date=REF, type="one-sided", precision="exact"),
+            dict(
+                lon=BRIA[0],
+                lat=BRIA[1],
+                date=REF + dt.timedelta(days=400),
+                type="Tailings failure",
+                precision="exact",
+            ),
+        ]
+    )
+    result = _run(communities, incidents)
+    assert result.metadata["excluded"]["tailings_failure"] == 1
+    assert result.metadata["reference_date"] == REF.isoformat()
+    assert result.evidence[0].as_py() == ["i0"]
 
 
 @pytest.mark.parametrize("incidents", [None, "empty"])
@@ -383,7 +413,10 @@ def test_on_the_bundled_build(built, build_dir, catalog) -> None:
     caf = country == "CAF"
     assert np.isfinite(result.raw[caf]).all() and (result.raw[caf] > 0).mean() > 0.9
     assert np.isnan(result.raw[country == "BRA"]).all()
-    assert np.isnan(result.raw[~caf]).all()
+    # Beyond CAR, a value only where CAR's events reach (Zongo, across the Ubangi from
+    # Bangui), never 0: elsewhere no data.
+    outside = result.raw[~caf]
+    assert (outside[~np.isnan(outside)] > 0).all() and np.isnan(outside).mean() > 0.99
 
     top = int(np.nanargmax(result.raw))
     assert country[top] == "CAF"

@@ -14,10 +14,12 @@ import rasterio
 import shapely
 from pydantic import ValidationError
 from pyproj import Geod, Transformer
+from scipy.stats import norm
 
 from geo_service.risk import FACTORS
 from geo_service.risk import surface as surface_module
 from geo_service.risk.base import RiskInputs
+from geo_service.risk.combine import aggregate
 from geo_service.risk.incident_intensity import IncidentIntensityParams
 from geo_service.risk.model import coverage_of, read_countries, read_rivers
 from geo_service.risk.params import RiskParams, load_risk_params
@@ -230,20 +232,34 @@ def test_incident_at_its_cell_and_two_kilometres_away(bria) -> None:
     assert n[row, col + 25] == 0.0 and n[row - 25, col] == 0.0
 
 
-def test_dam_cone_and_river_below(bria) -> None:
+def reach(km: float) -> float:
+    """P(run-out ≥ km) of the scene's dam (20 m, 2 Mm³), written out: the mean of the two
+    laws' log-normal exceedances around their medians (9.30 and 6.48 km)."""
+    spread = load_risk_params(None).factors["tailings_exposure"].runout_spread_log10
+    medians = {"rico2008": 9.2989, "concha_larrauri_lall2018": 6.4818}
+    return float(np.mean([norm.sf(math.log10(km / medians[k]) / spread[k]) for k in medians]))
+
+
+def test_dam_runout_and_river_below(bria) -> None:
     s, _, _ = bria
     n = s.factors["tailings_exposure"]
     raw = -np.log1p(-n.astype("float64"))  # κ = 1
-    row, col = cell_of(s, DAM)
-    # At the dam: its weight 1, less the cell centre's offset (≤ 177 m of a 9.3 km run-out).
-    assert raw[row, col] == pytest.approx(1.0, abs=0.02)
-    # Half the run-out away, on the upstream side (near the river, but above the dam).
-    assert raw[cell_of(s, fwd(DAM, 315, 4_650))] == pytest.approx(0.5, abs=0.02)
-    for azimuth in (0, 180):  # off the river, just beyond the run-out: nothing
-        assert raw[cell_of(s, fwd(DAM, azimuth, 9_600))] == 0.0
-    assert raw[cell_of(s, fwd(DAM, 270, 20_000))] == 0.0  # up the river: not exposed
-    # 30 km down the river: 1 − s/R, R = max(Dmax, 300 km).
-    assert raw[cell_of(s, fwd(DAM, 90, 30_000))] == pytest.approx(1 - 30 / 300, abs=0.005)
+
+    def at(azimuth: float, metres: float) -> tuple[float, float]:
+        row, col = cell_of(s, fwd(DAM, azimuth, metres))
+        lon, lat = centre(s, row, col)
+        return raw[row, col], GEOD.inv(*DAM, lon, lat)[2] / 1000.0
+
+    # Near the dam, half a run-out away, just beyond either median, 20 km up the river (not on
+    # the river below): the chance a flow gets that far (weight 1); no hard edge anywhere.
+    for azimuth, metres in ((0, 0), (315, 4_650), (0, 9_600), (180, 9_600), (270, 20_000)):
+        value, km = at(azimuth, metres)
+        assert value == pytest.approx(reach(max(km, 1e-3)), abs=0.01), (azimuth, metres)
+        assert value > 0.1
+    # Beyond the overland limit (25 km), off the river: nothing.
+    assert at(0, 26_000)[0] == 0.0
+    # 30 km down the river: 1 − s/R, R = max(p90 run-out, 300 km).
+    assert at(90, 30_000)[0] == pytest.approx(1 - 30 / 300, abs=0.005)
 
 
 def test_agrees_with_the_vector_factors_on_cell_centres(bria) -> None:
@@ -252,6 +268,12 @@ def test_agrees_with_the_vector_factors_on_cell_centres(bria) -> None:
         np.arange(3, s.shape[0], 7), np.arange(3, s.shape[1], 7), indexing="ij"
     )
     rows, cols = rows.ravel(), cols.ravel()
+    # The computed cells (beyond them nothing reaches: the score is 0 where covered).
+    computed = np.zeros(s.shape, dtype=bool)
+    for r in s.regions:
+        computed[r.rows, r.cols] = True
+    keep = computed[rows, cols]
+    rows, cols = rows[keep], cols[keep]
     lon, lat = centre(s, rows, cols)
     expected = vector(inputs, params, lon, lat)
     # Concessions: half a cell (177 m diagonal) of a 10 km decay. Incidents: the incident sits
@@ -294,7 +316,9 @@ def test_incident_off_a_cell_centre_is_within_the_grid_resolution(countries) -> 
 # --- coverage, score, determinism ------------------------------------------------------------
 
 
-def test_coverage_is_nan_outside_and_the_score_combines_what_is_left(countries) -> None:
+def test_transparent_exactly_where_no_factor_has_coverage_or_evidence(countries) -> None:
+    """The surface's rule is the dots': a value where a factor has coverage or its evidence
+    reaches, the combination of those (``combine.aggregate``), NaN nowhere else."""
     params = risk_params(incident_intensity={"weight": 2.0})
     coverage = {Kind.concessions: {"CAF"}, Kind.incidents: {"CAF"}, Kind.tailings_dams: set()}
     inputs = scene(
@@ -305,20 +329,46 @@ def test_coverage_is_nan_outside_and_the_score_combines_what_is_left(countries) 
         rivers=None,
     )
     s = compute_surface(inputs, params, SurfaceParams(cell_m=1000.0), countries, keep_factors=True)
-    assert np.isnan(s.factors["tailings_exposure"]).all()  # no coverage at all
-    for name in ("concession_pressure", "incident_intensity"):
-        assert np.isnan(s.factors[name][cell_of(s, GAROUA_BOULAI)])  # Cameroon
-        assert np.isfinite(s.factors[name][cell_of(s, BABOUA)])
-    assert np.isnan(s.score[cell_of(s, GAROUA_BOULAI)])
     c = s.factors["concession_pressure"]
     i = s.factors["incident_intensity"]
-    assert np.array_equal(np.isnan(s.score), np.isnan(c) & np.isnan(i))
-    both = ~np.isnan(c) & ~np.isnan(i)
-    np.testing.assert_allclose(s.score[both], (c[both] + 2.0 * i[both]) / 3.0, rtol=1e-6)
-    finite = s.score[~np.isnan(s.score)]
+    t = s.factors["tailings_exposure"]
+    # No register covers the dam: values where its run-out reaches (25 km), NaN beyond.
+    assert np.isfinite(t[cell_of(s, fwd(BABOUA, 0, 22_000))])
+    assert np.array_equal(np.isfinite(t), np.nan_to_num(t) > 0)
+    # Garoua-Boulaï (Cameroon, 32 km): the mine reaches it (50 km), the exact incident not.
+    gb = cell_of(s, GAROUA_BOULAI)
+    assert c[gb] > 0 and np.isnan(i[gb])
+    for name in ("concession_pressure", "incident_intensity"):
+        assert np.isfinite(s.factors[name][cell_of(s, BABOUA)])
+    # The computed cells: the combination of what has data, NaN only where nothing has.
+    computed = np.zeros(s.shape, dtype=bool)
+    for r in s.regions:
+        computed[r.rows, r.cols] = True
+    score = s.score
+    nothing = np.isnan(c) & np.isnan(i) & np.isnan(t)
+    assert np.array_equal(np.isnan(score)[computed], nothing[computed])
+    expected = aggregate([c, i, t], [1.0, 2.0, 1.0])
+    have = computed & ~nothing
+    np.testing.assert_allclose(score[have], expected[have], rtol=1e-6, atol=1e-7)
+    one = have & ~np.isnan(c) & np.isnan(i) & np.isnan(t)
+    np.testing.assert_allclose(score[one], c[one], rtol=1e-6, atol=1e-7)
+    # Beyond the computed cells nothing reaches: 0 inside CAR (covered), NaN outside it.
+    lon, lat = centre(s, *np.indices(s.shape))
+    car = read_countries_outline(countries, "CAF")
+    beyond = ~computed
+    in_car = shapely.within(shapely.points(lon, lat), shapely.buffer(car, -0.02))
+    out_car = ~shapely.intersects(shapely.points(lon, lat), shapely.buffer(car, 0.02))
+    assert (beyond & in_car).sum() > 1000 and (beyond & out_car).sum() > 1000
+    assert (score[beyond & in_car] == 0.0).all()
+    assert np.isnan(score[beyond & out_car]).all()
+    finite = score[~np.isnan(score)]
     assert finite.size and finite.min() >= 0.0 and finite.max() <= 1.0
-    assert s.score.dtype == np.float32
+    assert score.dtype == np.float32
     assert all(v.dtype == np.float32 for v in s.factors.values())
+
+
+def read_countries_outline(countries: gpd.GeoDataFrame, iso3: str) -> shapely.Geometry:
+    return countries.set_index("iso3").geometry[iso3]
 
 
 def test_same_inputs_identical_arrays(bria, countries) -> None:
@@ -472,14 +522,20 @@ def test_far_apart_evidence_makes_separate_regions_with_the_same_values(countrie
     assert len(alone.regions) == 1 and len(both.regions) == 2
     assert both.metadata["regions"] == 2
     assert both.metadata["computed_cells"] < both.shape[0] * both.shape[1] / 2
-    # Between the two, nothing is computed: beyond every reach, nodata rather than 0.
+    # Between the two, nothing is computed: beyond every reach, 0 where covered (CAR).
     midway = fwd(BRIA, 270, 400_000)
-    assert np.isnan(both.score[cell_of(both, midway)])
+    computed = np.zeros(both.shape, dtype=bool)
+    for r in both.regions:
+        computed[r.rows, r.cols] = True
+    assert not computed[cell_of(both, midway)] and both.score[cell_of(both, midway)] == 0.0
     assert np.isfinite(both.score[cell_of(both, BABOUA)])
     assert both.factors["concession_pressure"][cell_of(both, BABOUA)] == 1.0
     # The Bria region does not see Baboua: the same values as a surface of Bria alone.
+    bria = np.zeros(alone.shape, dtype=bool)
+    bria[alone.regions[0].rows, alone.regions[0].cols] = True
     for name in (None, *NAMES):
         mine, other = _values_at(both, alone, name)
+        mine, other = mine[bria], other[bria]
         assert np.array_equal(np.isnan(mine), np.isnan(other)), name
         np.testing.assert_allclose(mine, other, atol=1e-6, rtol=0, err_msg=str(name))
 
@@ -510,22 +566,18 @@ def test_regions_are_written_into_one_sparse_cog(countries, tmp_path) -> None:
         assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
         assert src.transform == both.transform and (src.height, src.width) == both.shape
         assert np.array_equal(src.read(1), both.mosaic(), equal_nan=True)
-        # Tiles no region touches were never written: GDAL gives them no offset.
+        # Tiles with nothing but nodata (no coverage, no evidence) were never written: GDAL
+        # gives them no offset.
+        mosaic = both.mosaic()
         offsets = {
             (bx, by): src.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=1)
             for bx in range(-(-src.width // 512))
             for by in range(-(-src.height // 512))
         }
 
-    def touched(bx: int, by: int) -> bool:
-        return any(
-            r.rows.start < (by + 1) * 512
-            and by * 512 < r.rows.stop
-            and r.cols.start < (bx + 1) * 512
-            and bx * 512 < r.cols.stop
-            for r in both.regions
-        )
+    def empty(bx: int, by: int) -> bool:
+        return bool(np.isnan(mosaic[by * 512 : (by + 1) * 512, bx * 512 : (bx + 1) * 512]).all())
 
-    untouched = [b for b in offsets if not touched(*b)]
+    untouched = [b for b in offsets if empty(*b)]
     assert untouched and not any(offsets[b] for b in untouched)
-    assert all(int(offsets[b]) > 0 for b in offsets if touched(*b))
+    assert all(int(offsets[b]) > 0 for b in offsets if not empty(*b))

@@ -310,6 +310,11 @@ def map_png(
             geo = frame_rows.geometry
             classes = frame_rows["risk_class"].astype(str).tolist()
             known = [c if c in CLASS_COLOURS else NO_DATA for c in classes]
+            low = (
+                frame_rows["confidence"].eq("low").fillna(False).tolist()
+                if "confidence" in frame_rows
+                else [False] * len(known)
+            )
             drawn.append(
                 static_map.Marks(
                     geo.x.to_numpy(),
@@ -318,10 +323,12 @@ def map_png(
                     5,
                     halo="#ffffff",
                     dashed=[c == NO_DATA for c in known],
+                    hollow=[c != NO_DATA and h for c, h in zip(known, low, strict=True)],
                 )
             )
             legend += [static_map.LegendItem(_(c), CLASS_COLOURS[c]) for c in CLASSES] + [
-                static_map.LegendItem(_(NO_DATA), "#ffffff", dashed=True)
+                static_map.LegendItem(_(NO_DATA), "#ffffff", dashed=True),
+                static_map.LegendItem(_("low confidence"), CLASS_COLOURS[CLASSES[2]], hollow=True),
             ]
         if "incidents" in present:
             table, rows, cells = _points(build, "incidents", query, access)

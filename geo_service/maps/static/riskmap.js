@@ -55,6 +55,12 @@
       return numberFormats[key].format(value);
     }
     function count(value) { return num(value, 0); }
+    // A score as published: one decimal at most (the class is that of this very number).
+    var scoreFormat = new Intl.NumberFormat(lang, {maximumFractionDigits: 1});
+    function scoreText(value) { return scoreFormat.format(value); }
+    function percent(p) {
+      return fill(t.percent, {value: num(100 * p, p < 0.1 ? 1 : 0)});
+    }
     function plural(forms, n, values) {
       var text = forms[pluralRules.select(n) === "one" ? 0 : 1];
       return fill(text, Object.assign({n: count(n)}, values || {}));
@@ -343,9 +349,9 @@
           + (restricted ? "<p>" + esc(plural(t.areaCommunities, n)) + "</p>" : "") + "<p>"
           + esc(fill(t.hexBody, {
             n: count(n),
-            max: p.max_score === null ? t.noData : count(p.max_score),
+            max: p.max_score === null ? t.noData : scoreText(p.max_score),
             "class": t.classes[cls],
-            mean: p.mean_score === null ? t.noData : count(p.mean_score)
+            mean: p.mean_score === null ? t.noData : scoreText(p.mean_score)
           })) + '</p><p class="note">' + esc(restricted ? t.areaNote
             : fill(t.hexNote, {min: count(cfg.hexMinCount)})) + "</p></div>";
       }
@@ -377,10 +383,14 @@
             var halo = L.circleMarker([c[1], c[0]], {radius: 6.5, stroke: false,
               fillColor: "#fff", fillOpacity: 0.8, interactive: false,
               renderer: haloRenderer}).addTo(points);
+            // Low confidence is hollow: a ring of the class's colour round a white centre.
+            var hollow = cls !== "no data" && p.confidence === "low";
             var marker = L.circleMarker([c[1], c[0]], {
-              radius: 5, weight: cls === "no data" ? 1.5 : 1, color: "#111",
+              radius: 5, weight: cls === "no data" ? 1.5 : (hollow ? 3 : 1),
+              color: hollow ? cfg.colours[cls] : "#111",
               dashArray: cls === "no data" ? "2 2" : null,
-              fillColor: cfg.colours[cls], fillOpacity: 1, riskLayer: "community_risk"
+              fillColor: hollow ? "#fff" : cfg.colours[cls], fillOpacity: 1,
+              riskLayer: "community_risk"
             }).addTo(points);
             marker.feature = f;
             lazyPopup(marker, p.name, function (el, refresh) {
@@ -414,7 +424,7 @@
             if (mine !== seq) { return null; }
             if (head.numberMatched <= cfg.viewLimit) {
               return getJSON(api + "community_risk/items?limit=" + cfg.viewLimit
-                + "&properties=name,score,risk_class"
+                + "&properties=name,score,risk_class,confidence"
                 + (cfg.generalised.community_risk ? ",generalised,count,max_score,mean_score" : "")
                 + "&bbox=" + bbox).then(function (fc) {
                 if (mine === seq) { drawPoints(fc); }
@@ -468,7 +478,11 @@
                    : esc(count(p.concession_pressure_within_10km))]];
         }
         if (factor === "tailings_exposure") {
-          return [[t.damsInRunout, p.tailings_exposure_dams_in_runout === null ? null
+          return [[t.failureInReach, p.tailings_exposure_failures_in_reach
+                   ? esc(count(p.tailings_exposure_failures_in_reach)) : null],
+                  [t.reachChance, p.tailings_exposure_reach_probability
+                   ? esc(percent(p.tailings_exposure_reach_probability)) : null],
+                  [t.damsInRunout, p.tailings_exposure_dams_in_runout === null ? null
                    : esc(count(p.tailings_exposure_dams_in_runout))],
                   [t.damsUpstream, p.tailings_exposure_dams_downstream === null ? null
                    : esc(count(p.tailings_exposure_dams_downstream))],
@@ -497,8 +511,16 @@
           } else {
             parts.push('<p class="score"><i class="dot" style="background:'
               + cfg.colours[cls] + '"></i><strong>'
-              + esc(fill(t.scoreLine, {score: count(p.score)})) + "</strong> · "
+              + esc(fill(t.scoreLine, {score: scoreText(p.score)})) + "</strong> · "
               + esc(t.classes[cls]) + "</p>");
+            if (p.confidence) {
+              var why = (p.confidence_reasons || []).map(function (r) {
+                return t.reasons[r] || r;
+              });
+              parts.push('<p class="confidence ' + esc(p.confidence) + '">'
+                + esc(t.confidence[p.confidence] || p.confidence)
+                + (why.length ? ": " + esc(why.join("; ")) : "") + "</p>");
+            }
           }
           var available = p.factors_available || [];
           var missing = (p.factors_missing || []).map(function (f) {
@@ -690,15 +712,20 @@
           footprint: p.footprint === "site" && p.footprint_radius_m
             ? esc(fill(t.siteFootprint, {km: num(p.footprint_radius_m / 1000, 0)}))
             : esc(t.polygon),
-          incidents_nearby: r && r.reference_date ? esc(fill(t.incidentsNearby, {
-            y1: count(r.incidents_1y), y3: count(r.incidents_3y), y5: count(r.incidents_5y),
-            km: count(cfg.concessionKm), date: date(r.reference_date)
-          })) : null,
-          communities_nearby: r ? esc(fill(t.communitiesNearby, {
-            n: count(r.communities_within), km: count(cfg.concessionKm),
-            people: plural(t.people, r.population_within)
-          })) : null,
-          dams_inside: r ? esc(count(r.dams_inside)) : null
+          // Counts are null where no source of their kind looked: "no data", never 0.
+          incidents_nearby: !r ? null : (r.incidents_1y === null ? esc(t.noCoverage)
+            : (r.reference_date ? esc(fill(t.incidentsNearby, {
+              y1: count(r.incidents_1y), y3: count(r.incidents_3y),
+              y5: count(r.incidents_5y), km: count(cfg.concessionKm),
+              date: date(r.reference_date)
+            })) : null)),
+          communities_nearby: !r ? null : (r.communities_within === null ? esc(t.noCoverage)
+            : esc(fill(t.communitiesNearby, {
+              n: count(r.communities_within), km: count(cfg.concessionKm),
+              people: plural(t.people, r.population_within)
+            }))),
+          dams_inside: !r ? null
+            : (r.dams_inside === null ? esc(t.noCoverage) : esc(count(r.dams_inside)))
         };
         var list = cfg.popup.concessions.map(function (k) {
           return field(k, values[k]);
@@ -718,7 +745,8 @@
       var colour = cfg.damColours[p.indicative_consequence_class] || "#ffffff";
       var marker = L.marker([c[1], c[0]], {
         keyboard: false, title: p.name, riskLayer: "tailings_consequence",
-        icon: L.divIcon({className: "dam-icon", iconSize: [16, 15],
+        icon: L.divIcon({className: p.failed ? "dam-icon failed" : "dam-icon",
+          iconSize: [16, 15],
           html: '<svg viewBox="0 0 16 15" aria-hidden="true"><path d="M8 1 15 14 1 14z" '
             + 'style="fill:' + colour + '"/></svg>'})
       }).addTo(target);
@@ -726,7 +754,9 @@
       lazyPopup(marker, p.name, function (el) { return dam(f.id, p.name, el); });
       marker.on("popupopen", function () {
         runout.clearLayers();
-        [[p.dmax_high_km, "6 4"], [p.dmax_low_km, null]].forEach(function (r) {
+        // The median run-out, and how far a flow is followed over land (the p90 run-out, no
+        // further than the overland limit): the chance of a flow falls between the two.
+        [[p.runout_reach_km, "6 4"], [p.runout_p50_km, null]].forEach(function (r) {
           if (r[0]) {
             L.circle([c[1], c[0]], {radius: r[0] * 1000, color: "#7a0177", weight: 2,
               dashArray: r[1], fillColor: colour, fillOpacity: r[1] ? 0.08 : 0.12,
@@ -747,20 +777,26 @@
             + '"/></svg>' + esc(t.damClasses[cls] || cls)
             + ' <small>(' + esc(t.indicative) + ")</small>" : null,
           reported_consequence: esc(p.reported_consequence),
-          status: esc(t.damStatus[p.status] || p.status),
+          status: p.failed ? esc(fill(t.failedOn, {date: date(p.failure_date)}))
+            : esc(t.damStatus[p.status] || p.status),
           construction_method: esc(t.construction[p.construction_method]
             || p.construction_method),
           height_m: p.height_m === null ? null : esc(fill(t.m, {value: num(p.height_m, 0)})),
           volume_m3: p.volume_m3 === null ? null
             : esc(fill(t.m3, {value: count(p.volume_m3)})),
-          runout: p.dmax_low_km === null ? null : esc(fill(t.range, {
-            low: num(p.dmax_low_km, p.dmax_low_km < 10 ? 1 : 0),
-            high: num(p.dmax_high_km, p.dmax_high_km < 10 ? 1 : 0)
-          })),
-          communities_in_runout: esc(count(p.communities_in_runout || 0)),
-          population_in_runout: p.population_in_runout === null ? null
-            : esc(plural(t.people, Math.round(p.population_in_runout))),
-          communities_downstream: esc(count(p.communities_downstream || 0)),
+          runout: p.runout_p50_km === null ? null : esc(fill(t.runoutBand, {
+            median: km(p.runout_p50_km), low: km(p.runout_p10_km), high: km(p.runout_p90_km)
+          })) + (p.height_estimated || p.volume_estimated
+            ? " <small>(" + esc(t.estimatedDam) + ")</small>" : ""),
+          communities_in_runout: p.communities_in_runout === null ? esc(t.noCoverage)
+            : esc(count(p.communities_in_runout)),
+          people_in_runout: p.people_in_runout === null ? esc(t.noCoverage)
+            : esc(fill(t.peopleBand, {
+              n: count(p.people_in_runout), low: count(p.people_in_runout_p10),
+              high: count(p.people_in_runout_p90)
+            })) + " <small>(" + esc(t.screening) + ")</small>",
+          communities_downstream: p.communities_downstream === null ? esc(t.noCoverage)
+            : esc(count(p.communities_downstream)),
           river_name: esc(p.river_name)
         };
         var list = cfg.popup.tailings_consequence.map(function (k) {
@@ -1086,7 +1122,7 @@
     }
     if (layers.tailings_consequence) {
       ViewLayer("tailings_consequence", layers.tailings_consequence,
-        "name,indicative_consequence_class,dmax_low_km,dmax_high_km", drawDam,
+        "name,indicative_consequence_class,runout_p50_km,runout_reach_km,failed", drawDam,
         "dam-status", t.dams);
     }
     if (layers.incidents) { incidents = Incidents(layers.incidents); }

@@ -291,7 +291,6 @@ def backtest_cmd(
     fewer than 70 % of the observed run-outs fall inside their 80 % band.
     """
     from geo_service.risk.backtest import (
-        FAILURES,
         MIN_COVERAGE,
         markdown,
         read_failures,
@@ -301,7 +300,7 @@ def backtest_cmd(
     from geo_service.risk.params import load_risk_params
 
     try:
-        result = run_backtest(read_failures(table or FAILURES))
+        result = run_backtest(read_failures(table))
         params = load_risk_params(risk or BuildSettings().catalog.parent / "risk.toml")
     except (RiskMapError, ValueError) as exc:
         raise _fail(exc, 2) from exc

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+import numpy as np
+import pandas as pd
+
 FieldType = Literal["str", "int", "float", "date", "country", "enum", "url"]
 
 
@@ -33,6 +36,14 @@ LOCATION_PRECISIONS = ("exact", "near", "admin2", "admin1", "region", "country",
 #: Incident types that are tailings or water-dam failures: evidence for the tailings factor
 #: (a failed dam, and where it reached), not for incident intensity.
 FAILURE_TYPES = ("tailings failure", "dam failure")
+
+
+def is_failure(types: pd.Series) -> np.ndarray:
+    """Which incident types are failures (any case, spaces around), word by distinct word."""
+    distinct = pd.Series(pd.unique(types.dropna()), dtype=object)
+    words = distinct[distinct.astype(str).str.strip().str.lower().isin(FAILURE_TYPES)]
+    return types.isin(list(words)).to_numpy(dtype=bool)
+
 
 CONSTRUCTION_METHODS = ("upstream", "downstream", "centreline", "single_stage", "unknown")
 

@@ -1,7 +1,8 @@
 """The run-out model against historic tailings-dam failures, leave-one-out.
 
-Reads ``layers/sources/tailings_failures/tailings_failures.csv`` (cited facts, CC BY 4.0) and, for every failure
-with a known height, stored volume and observed flow run-out (river pollution kept apart),
+Reads ``layers/sources/tailings_failures/tailings_failures.csv`` (cited facts, CC BY 4.0)
+and, for every failure with a known height, stored volume and observed flow run-out (river
+pollution kept apart),
 predicts the run-out from height and volume alone — as the model does for a registered dam —
 with each law's spread fitted on all the *other* failures. Reports each failure's median and
 80 % band against what happened, the share inside the band and the rank correlation; the
@@ -20,15 +21,10 @@ from scipy.stats import spearmanr
 
 from geo_service.errors import SourceError
 from geo_service.risk.runout import LAWS, mixture_quantile
+from geo_service.settings import BuildSettings
 
-#: The table shipped with the project.
-FAILURES = (
-    Path(__file__).resolve().parents[2]
-    / "layers"
-    / "sources"
-    / "tailings_failures"
-    / "tailings_failures.csv"
-)
+#: The table shipped with the project, relative to the source catalog's folder.
+FAILURES = Path("sources") / "tailings_failures" / "tailings_failures.csv"
 REQUIRED = ("failure_id", "name", "country", "date", "height_m", "stored_volume_m3", "runout_km")
 #: Share of observed run-outs the 80 % band must hold (the test and ``riskmap backtest``).
 MIN_COVERAGE = 0.70
@@ -56,8 +52,14 @@ class Backtest:
         return len(self.cases)
 
 
-def read_failures(path: Path = FAILURES) -> pd.DataFrame:
+def default_table() -> Path:
+    """The shipped table, beside the catalog the settings name (``layers/sources.toml``)."""
+    return BuildSettings().catalog.parent / FAILURES
+
+
+def read_failures(path: Path | None = None) -> pd.DataFrame:
     """The failures table, checked: its columns, numbers and dates, naming row and field."""
+    path = path or default_table()
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError) as exc:

@@ -137,7 +137,10 @@ def top_ids(
     Vectorised: one sort, ranks within each source, and an Arrow list column built from offsets.
     """
     source = np.asarray(source, dtype=np.int64)
-    order = np.lexsort((-np.asarray(strength, dtype="float64"), source))
+    # One integer key: source, then the rank of strength (strongest first; ties in order).
+    rank = np.empty(len(source), dtype=np.int64)
+    rank[np.argsort(-np.asarray(strength, dtype="float64"), kind="stable")] = np.arange(len(rank))
+    order = np.argsort(source * max(len(rank), 1) + rank)
     s = source[order]
     values = np.asarray(ids, dtype=object)[order]
     if k is not None and len(s):
@@ -147,7 +150,12 @@ def top_ids(
         s, values = s[keep], values[keep]
     counts = np.bincount(s, minlength=n) if len(s) else np.zeros(n, dtype=np.int64)
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
-    strings = pa.array(values.astype(str), pa.string())
+    try:  # ids are text already, as a rule
+        strings = pa.array(values, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        strings = None
+    if strings is None or strings.null_count:
+        strings = pa.array(values.astype(str), pa.string())
     if isinstance(strings, pa.ChunkedArray):  # Arrow splits a large NumPy text array
         strings = strings.combine_chunks()
     return pa.ListArray.from_arrays(pa.array(offsets), strings)
@@ -166,10 +174,18 @@ def first_ids(evidence: pa.ListArray) -> np.ndarray:
 def precision_of(
     evidence: pa.ListArray, ids: pd.Series, words: np.ndarray | pd.Series
 ) -> np.ndarray:
-    """Per community, the precision word of its strongest evidence (``ids`` → ``words``)."""
-    lookup = pd.Series(np.asarray(words, dtype=object), index=ids.astype(str).to_numpy())
-    lookup = lookup[~lookup.index.duplicated()]
+    """Per community, the precision word of its strongest evidence (``ids`` → ``words``).
+
+    Only the ids that are some community's strongest are looked up (a million incidents are
+    not turned into a table for a few thousand of them).
+    """
     first = pd.Series(first_ids(evidence), dtype=object)
+    wanted = pd.unique(first.dropna())
+    chosen = ids.isin(wanted).to_numpy()
+    lookup = pd.Series(
+        np.asarray(words, dtype=object)[chosen], index=ids[chosen].astype(str).to_numpy()
+    )
+    lookup = lookup[~lookup.index.duplicated()]
     out = first.map(lookup).astype(object)
     return out.where(out.notna(), None).to_numpy(dtype=object)
 

@@ -158,14 +158,16 @@ def _availability(available: np.ndarray, names: np.ndarray) -> tuple[np.ndarray,
     """Factors present, factors missing and a caveat sentence, per row.
 
     Computed once per distinct pattern of coverage (at most 2^factors of them) and spread
-    to the rows, so a million communities cost one ``np.unique``.
+    to the rows, so a million communities cost one ``np.unique`` of integers.
     """
     n = len(available)
     if available.shape[1] == 0:
         empty = np.empty(n, dtype=object)
         empty[:] = [[] for _ in range(n)]
         return empty, empty, np.full(n, "no factor has evidence here", dtype=object)
-    patterns, inverse = np.unique(available, axis=0, return_inverse=True)
+    bits = 1 << np.arange(available.shape[1], dtype=np.int64)
+    codes, inverse = np.unique(available.astype(np.int64) @ bits, return_inverse=True)
+    patterns = (codes[:, None] & bits) > 0
     total = len(names)
     have_lists = np.empty(len(patterns), dtype=object)
     missing_lists = np.empty(len(patterns), dtype=object)

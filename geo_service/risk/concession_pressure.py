@@ -159,34 +159,40 @@ class ConcessionPressure:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Normalised values with stand-ins capped, and the precision of the evidence behind.
 
-        ``points`` are the communities with a concession in reach (``found``); when every
-        concession is of one kind the nearest settles it, else each kind is searched apart.
+        ``points`` are the communities with a concession in reach (``found``). Where the
+        nearest concession is located, it settles the value (a farther stand-in gives less);
+        only where it is a stand-in are the located ones searched apart.
         """
         words = concession_precision(concessions)
         stand_in = words == "stand_in"
         value = np.exp(-near.metres[found] / (params.decay_km * 1000.0))
-        nearest_word = words[near.nearest[found]]
+        nearest = near.nearest[found]
+        word = words[nearest].astype(object)
         if not stand_in.any():
-            return value, nearest_word
-        if stand_in.all():
-            return np.minimum(value, params.stand_in_cap), nearest_word
-        reach = params.max_km * 1000.0
-        grow = np.nan_to_num(concessions["footprint_radius_m"].to_numpy(dtype="float64"))
-        best = np.zeros(len(points))
-        word = np.full(len(points), None, dtype=object)
-        for mask, cap in ((stand_in, params.stand_in_cap), (~stand_in, 1.0)):
-            idx = np.flatnonzero(mask)
+            return value, word
+        behind = stand_in[nearest]
+        value[behind] = np.minimum(value[behind], params.stand_in_cap)
+        located = np.flatnonzero(~stand_in)
+        rows = np.flatnonzero(behind)
+        if located.size and rows.size:
+            grow = np.nan_to_num(concessions["footprint_radius_m"].to_numpy(dtype="float64"))
+            # Steps below the reach let the search stop near the nearest located one.
+            reach = params.max_km * 1000.0
+            steps = np.array([params.decay_km * 250.0, params.decay_km * 1000.0, reach])
             sub = neighbourhood(
-                points, concessions.geometry.to_numpy()[idx], np.array([reach]), 1, grow=grow[idx]
+                points[rows],
+                concessions.geometry.to_numpy()[located],
+                np.unique(np.minimum(steps, reach)),
+                1,
+                grow=grow[located],
             )
             hit = sub.nearest >= 0
-            v = np.where(
-                hit, np.minimum(np.exp(-sub.metres / (params.decay_km * 1000.0)), cap), 0.0
-            )
-            better = hit & (v >= best)
-            best[better] = v[better]
-            word[better] = words[idx[sub.nearest[better]]]
-        return best, word
+            better = np.zeros(len(rows), dtype=bool)
+            v = np.exp(-sub.metres[hit] / (params.decay_km * 1000.0))
+            better[hit] = v >= value[rows[hit]]
+            value[rows[better]] = np.exp(-sub.metres[better] / (params.decay_km * 1000.0))
+            word[rows[better]] = words[located[sub.nearest[better]]]
+        return value, word
 
 
 def _ranked_ids(source: np.ndarray, ids: pd.Series, taken: np.ndarray, n: int) -> pa.ListArray:

@@ -39,7 +39,7 @@ from geo_service.risk.base import (
 )
 from geo_service.risk.kernel_grid import gaussian_sums
 from geo_service.risk.metric import EARTH_RADIUS_M, pairs_within, zone_slices
-from geo_service.schemas import FAILURE_TYPES, LOCATION_PRECISIONS, Kind
+from geo_service.schemas import LOCATION_PRECISIONS, Kind, is_failure
 
 FORMULA = (
     "raw = Σ_i w_i · exp(−d_i² / (2 h_i²)) · 2^(−Δt_i / T½) over incidents with d_i ≤ c · h_i "
@@ -193,8 +193,7 @@ def resolve_reference_date(
 
 def _failures(incidents: pd.DataFrame) -> np.ndarray:
     """Incidents whose type is a tailings or dam failure."""
-    kind = _column(incidents, "type").astype("string").str.strip().str.lower()
-    return kind.isin(FAILURE_TYPES).fillna(False).to_numpy(dtype=bool)
+    return is_failure(_column(incidents, "type"))
 
 
 def exclusions(
@@ -425,7 +424,7 @@ def _reach_counts(zones: list[_Zone], n: int, cutoff: float) -> np.ndarray:
     count = np.zeros(n)
     for z in zones:
         for h, _, tree in z.classes:
-            count[z.rows] += tree.query_ball_point(z.xy, cutoff * h, return_length=True)
+            count[z.rows] += tree.query_ball_point(z.xy, cutoff * h, return_length=True, workers=-1)
     return count
 
 

@@ -132,8 +132,15 @@ def pairs_within(
         return Pairs(empty, empty, np.empty(0))
     reach = float(np.nanmax(limit))
     sources, targets_out, metres = [], [], []
+    point_targets = bool(((shapely.get_type_id(tgs) == 0) & ~shapely.is_empty(tgs)).all())
     for zs in zone_slices(shapely.get_x(pts), shapely.get_y(pts), shapely.bounds(tgs), reach):
         idx, near = zs.points, zs.targets
+        if point_targets:
+            i, j, d = _point_pairs(zs, pts[idx], tgs[near], limit[near])
+            sources.append(idx[i])
+            targets_out.append(near[j])
+            metres.append(d)
+            continue
         p_proj = project(pts[idx], zs.zone, zs.south)
         t_proj = project(tgs[near], zs.zone, zs.south)
         # The tree holds the points and each target searches its own radius, so one large
@@ -151,8 +158,23 @@ def pairs_within(
         empty = np.empty(0, dtype=np.int64)
         return Pairs(empty, empty, np.empty(0))
     s, t, m = np.concatenate(sources), np.concatenate(targets_out), np.concatenate(metres)
-    order = np.lexsort((t, s))
+    order = np.argsort(s.astype(np.int64) * len(tgs) + t)  # by source, then target
     return Pairs(s[order], t[order], m[order])
+
+
+def _point_pairs(
+    zs: ZoneSlice, points: np.ndarray, targets: np.ndarray, limit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pairs_within`` of one zone for Point targets, from two k-d trees of projected
+    coordinates (the same metres as measuring the projected points, without building them)."""
+    p = shapely.get_coordinates(points)
+    t = shapely.get_coordinates(targets)
+    p_xy, t_xy = zs.metres(p[:, 0], p[:, 1]), zs.metres(t[:, 0], t[:, 1])
+    found = cKDTree(t_xy).sparse_distance_matrix(
+        cKDTree(p_xy), float(limit.max()), output_type="ndarray"
+    )
+    ok = found["v"] <= limit[found["i"]]
+    return found["j"][ok], found["i"][ok], found["v"][ok]
 
 
 def nearest(

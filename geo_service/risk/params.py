@@ -91,7 +91,7 @@ class SurfaceParams(BaseModel):
         ge=1,
         description="Most cells a surface may compute (only blocks near the evidence are "
         "computed; the rest of the lattice is nodata). The bundled evidence needs 86 million "
-        "at 250 m: about 45 s and 2.6 GB at the peak, in tiles of 16 million cells. Evidence "
+        "at 250 m: about 55 s (a whole build 1.8 GB at the peak), in tiles of 8 million cells. Evidence "
         "that needs more gets larger cells, recorded in the metadata.",
     )
     margin_km: float = Field(

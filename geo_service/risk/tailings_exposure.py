@@ -8,7 +8,8 @@ metres is exposed through two pathways, and for each dam the stronger counts:
 * run-out: weight · P(run-out ≥ d), within ``overland_max_km`` (a long run-out follows valleys,
   not a circle: beyond it only the river pathway counts);
 * river: within ``river_corridor_km`` of the river below the dam (``rivers.py``), at an
-  along-river distance s of at most R = max(p90 run-out, ``river_reach_km``): weight · (1 − s/R).
+  along-river distance s of at most R = max(median run-out, ``river_reach_km``):
+  weight · (1 − s/R).
 
 raw = Σ over dams; normalised = 1 − exp(−raw / saturation). An incident of a failure type
 (``schemas.FAILURE_TYPES``) within ``failure_match_km`` of a registered dam marks it failed;
@@ -45,7 +46,7 @@ from geo_service.risk.runout import (
     Runout,
     round_significant,
 )
-from geo_service.schemas import FAILURE_TYPES, Kind
+from geo_service.schemas import Kind, is_failure
 
 #: GISTM consequence classes by population at risk (upper bounds, inclusive).
 GISTM_CLASSES = (
@@ -166,7 +167,7 @@ class TailingsExposureParams(FactorParams):
     river_reach_km: float = Field(
         300.0,
         gt=0.0,
-        description="How far down a river pollution is followed when that is beyond the p90 "
+        description="How far down a river pollution is followed when that is beyond the median "
         "run-out (the 2021 Catoca spill travelled hundreds of km down the Tshikapa and Kasai).",
     )
     river_snap_km: float = Field(
@@ -243,9 +244,8 @@ def failure_incidents(incidents: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | 
     """The incidents whose type is a dam or tailings failure (None when there are none)."""
     if incidents is None or len(incidents) == 0 or "type" not in incidents:
         return None
-    kind = incidents["type"].astype("string").str.strip().str.lower()
     geoms = incidents.geometry.to_numpy()
-    hit = kind.isin(FAILURE_TYPES).fillna(False).to_numpy() & ~shapely.is_missing(geoms)
+    hit = is_failure(incidents["type"]) & ~shapely.is_missing(geoms)
     return incidents[hit].reset_index(drop=True) if hit.any() else None
 
 
@@ -331,7 +331,7 @@ class DamTable:
     #: below ``NEGLIGIBLE``; and how far a failed dam's flow is taken to have reached (m).
     search_m: np.ndarray
     reached_m: np.ndarray
-    #: River reach R (m) below each dam.
+    #: River reach R (m) below each dam: max(median run-out, river_reach_km).
     river_reach_m: np.ndarray
     #: Rows of the register (the rest are failures where no registered dam is near).
     registered: int = 0
@@ -392,7 +392,7 @@ def dam_table(
         p90_km=p90,
         search_m=np.minimum(negligible, overland) * 1000.0,
         reached_m=np.minimum(p90, overland) * 1000.0,
-        river_reach_m=np.maximum(p90, params.river_reach_km) * 1000.0,
+        river_reach_m=np.maximum(p50, params.river_reach_km) * 1000.0,
         registered=registered,
     )
 
@@ -544,7 +544,7 @@ class TailingsExposure:
             "formula": "raw = Σ_dams max(w·P(run-out ≥ d), w·(1 − s/R)), w = status weight · "
             "construction-method weight, P from the mixture of the two laws' log-normal "
             "run-outs (d ≤ overland_max_km), s = metres along the river below the dam "
-            "(≤ R = max(p90 run-out, river_reach_km)); normalised = 1 − exp(−raw/saturation), "
+            "(≤ R = max(median run-out, river_reach_km)); normalised = 1 − exp(−raw/saturation), "
             "1 where a recorded failure reached",
         }
         if table is None:
@@ -643,9 +643,8 @@ def _strongest_word(
     """Per community, ``word`` of its strongest pair (None without pairs)."""
     out = np.full(n, None, dtype=object)
     if len(source):
-        order = np.lexsort((-strength, source))
-        first = np.r_[True, source[order][1:] != source[order][:-1]]
-        out[source[order][first]] = word[order][first]
+        first = _strongest(source, strength, 1)
+        out[source[first]] = word[first]
     return out
 
 

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from geo_service.cli import app
 from geo_service.errors import SourceError
 from geo_service.risk.backtest import (
-    FAILURES,
     MIN_COVERAGE,
     cases,
     markdown,
@@ -22,7 +21,9 @@ from geo_service.risk.backtest import (
     run_backtest,
 )
 from geo_service.risk.params import load_risk_params
-from tests.conftest import LAYERS, ROOT
+from tests.conftest import LAYERS, ROOT, SOURCES
+
+FAILURES = SOURCES / "tailings_failures" / "tailings_failures.csv"
 
 runner = CliRunner()
 

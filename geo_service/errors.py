@@ -61,3 +61,7 @@ class BadQueryError(RiskMapError):
     def __init__(self, message: str, *, parameter: str | None = None) -> None:
         self.parameter = parameter
         super().__init__(f"parameter '{parameter}': {message}" if parameter else message)
+
+
+class UnsupportedFormatError(BadQueryError):
+    """A response format the resource does not give (oEmbed answers it 501 Not Implemented)."""

@@ -30,12 +30,25 @@ from geo_service.api.routes.features import router as features_router
 from geo_service.api.routes.maps import router as maps_router
 from geo_service.api.routes.tiles import router as tiles_router
 from geo_service.api.security import SecurityHeaders, tile_origins
-from geo_service.errors import BadQueryError, NoBuildError, NotFoundError, RiskMapError
+from geo_service.errors import (
+    BadQueryError,
+    NoBuildError,
+    NotFoundError,
+    RiskMapError,
+    UnsupportedFormatError,
+)
 from geo_service.maps.page import Basemap
 from geo_service.settings import ApiSettings
 
 #: Domain errors → HTTP status: the one place where they meet.
-STATUS = {NotFoundError: 404, BadQueryError: 400, UnauthorizedError: 401, NoBuildError: 503}
+#: The first entry an error is an instance of gives its status (subclasses first).
+STATUS = {
+    NotFoundError: 404,
+    UnsupportedFormatError: 501,
+    BadQueryError: 400,
+    UnauthorizedError: 401,
+    NoBuildError: 503,
+}
 
 
 class BuildIdHeader:

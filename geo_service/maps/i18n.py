@@ -51,9 +51,10 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention extractors l
 
 
 def choose_language(lang: str | None, accept_language: str | None) -> str:
-    """``lang`` if it is one of ours, else Accept-Language's best match, else English."""
-    if lang in LANGUAGES:
-        return lang
+    """The page's language: ``lang`` if given (a regional tag such as fr-CA takes its language;
+    one we do not speak gives English), else Accept-Language's best match, else English."""
+    if lang:
+        return lang if lang in LANGUAGES else _by_language([lang.replace("-", "_")]) or "en"
     wanted = []
     for part in (accept_language or "").split(","):
         tag, _, q = part.strip().partition(";q=")

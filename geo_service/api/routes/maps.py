@@ -20,7 +20,7 @@ from geo_service.api.caching import TILES as TILES_CACHE
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
 from geo_service.api.params import parse_bbox
-from geo_service.errors import BadQueryError, NotFoundError
+from geo_service.errors import BadQueryError, NotFoundError, UnsupportedFormatError
 from geo_service.maps.assets import asset_file
 from geo_service.maps.definitions import LANGUAGES, MapDefinition, load_maps
 from geo_service.maps.i18n import choose_language, translator
@@ -46,7 +46,10 @@ router = APIRouter(tags=["maps"])
 HTML = "text/html; charset=utf-8"
 Lang = Annotated[
     str | None,
-    Query(pattern="^(en|fr|pt)$", description="Language: en, fr or pt (else Accept-Language)."),
+    Query(
+        description="Language: en, fr or pt; a regional tag (fr-CA) takes its language, any "
+        "other value English. Without it, the browser's Accept-Language."
+    ),
 ]
 ViewParam = Annotated[str | None, Query(description="Share link: centre, zoom and layers.")]
 YearParam = Annotated[
@@ -506,8 +509,8 @@ def oembed(
     format: Annotated[str, Query(description="json (default) or xml.")] = "json",
 ) -> Response:
     """The embed code of a map page by its URL (oEmbed 1.0, type ``rich``), for CMSs."""
-    if format not in ("json", "xml"):
-        raise BadQueryError(f"expected json or xml, got {format!r}", parameter="format")
+    if format not in ("json", "xml"):  # oEmbed 1.0 §2.3.4: 501 Not Implemented
+        raise UnsupportedFormatError(f"expected json or xml, got {format!r}", parameter="format")
     base = base_url(request)
     target = urlsplit(url)
     own = urlsplit(base)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from babel import Locale, negotiate_locale
+from babel import Locale, UnknownLocaleError, negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -72,7 +72,7 @@ def _by_language(preferred: list[str]) -> str | None:
     for tag in preferred:
         try:
             language = Locale.parse(tag, sep="_").language
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnknownLocaleError):  # "a", "footprint", "x-y"
             continue
         if language in LANGUAGES:
             return language

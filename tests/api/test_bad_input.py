@@ -114,8 +114,10 @@ def test_very_long_and_oversized_requests(built, build_dir) -> None:
 
 
 def test_openapi_operations_never_answer_5xx(built, build_dir) -> None:
-    """A bounded schemathesis run over every operation ``/openapi.json`` documents: zero 5xx."""
+    """A bounded schemathesis run over every operation ``/openapi.json`` documents: no 5xx the
+    operation does not document (oEmbed's 501 for a format it does not give is its spec's)."""
     app = create_app(ApiSettings(build_dir=build_dir))
+    spec = app.openapi()
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: list[tuple] = []
     labels = []
@@ -133,7 +135,8 @@ def test_openapi_operations_never_answer_5xx(built, build_dir) -> None:
         @given(case=operation.as_strategy())
         def run(case) -> None:  # type: ignore[no-untyped-def]
             response = case.call()
-            if response.status_code >= 500:
+            documented = spec["paths"][case.operation.path][case.method.lower()]["responses"]
+            if response.status_code >= 500 and str(response.status_code) not in documented:
                 failures.append(
                     (case.method, case.formatted_path, case.query, response.status_code)
                 )

@@ -231,6 +231,10 @@ def test_page_loads_nothing_from_a_third_party_but_the_basemap(client) -> None:
     assert odd.status_code == 200 and '<html lang="en">' in odd.text and "<script>" not in odd.text
     assert '<html lang="fr">' in client.get("/maps/overview?lang=fr-CA").text
     assert '<html lang="pt">' in client.get("/maps/overview?lang=pt_BR").text
+    for header in ("a", "footprint, fr;q=0.5", "x-y;q=abc"):  # tags Babel does not know
+        page = client.get("/maps/overview", headers={"accept-language": header})
+        assert page.status_code == 200, header
+        assert f'<html lang="{"fr" if "fr" in header else "en"}">' in page.text, header
     assert client.get("/assets/leaflet/../../pyproject.toml").status_code == 404
     assert client.get("/assets/leaflet/package.json").status_code == 404
     assert client.get("/assets/riskmap/../page.py").status_code == 404

@@ -498,7 +498,11 @@ def embed_page(
     return _page(map_id, request, build, access, lang, embed=True)
 
 
-@router.get("/oembed", summary="oEmbed 1.0")
+@router.get(
+    "/oembed",
+    summary="oEmbed 1.0",
+    responses={501: {"description": "A format other than json or xml (oEmbed 1.0 §2.3.4)."}},
+)
 def oembed(
     request: Request,
     build: BuildDep,

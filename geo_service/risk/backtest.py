@@ -2,9 +2,8 @@
 
 Reads ``layers/sources/tailings_failures/tailings_failures.csv`` (cited facts, CC BY 4.0)
 and, for every failure with a known height, stored volume and observed flow run-out (river
-pollution kept apart),
-predicts the run-out from height and volume alone — as the model does for a registered dam —
-with each law's spread fitted on all the *other* failures. Reports each failure's median and
+pollution kept apart), predicts the run-out from height and volume alone — as the model does
+for a registered dam — with each law's spread fitted on all the *other* failures. Reports each failure's median and
 80 % band against what happened, the share inside the band and the rank correlation; the
 spread fitted on every failure is what ``risk.toml`` must hold. Figures:
 ``docs/methodology.md`` §2.

@@ -190,3 +190,19 @@ def test_nearest_point_target_same_as_measuring_every_pair(seed: int) -> None:
     # Ties (the last ten sites repeat the first ten) go to the earlier site.
     assert np.array_equal(best[s], every.target[order][first])
     assert np.isnan(dist[best < 0]).all()
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_point_targets_pair_as_every_geometry_does(seed: int) -> None:
+    """Point targets take the k-d tree path; as one-point MultiPoints they take the STRtree
+    path, which measures each pair: the same pairs, in the same order, the same metres."""
+    pts, geoms, _ = _mixed(seed)
+    sites = shapely.points(shapely.get_coordinates(shapely.centroid(geoms)))
+    limit = np.random.default_rng(seed).uniform(500.0, 8000.0, len(sites))  # one per target
+    fast = pairs_within(pts, sites, limit)
+    slow = pairs_within(pts, shapely.multipoints(sites[:, None]), limit)
+    assert len(fast) > 100
+    assert np.array_equal(fast.source, slow.source)
+    assert np.array_equal(fast.target, slow.target)
+    assert np.allclose(fast.metres, slow.metres, rtol=0, atol=1e-6)
+    assert (fast.metres <= limit[fast.target]).all()

@@ -15,7 +15,7 @@ ARG NODE_IMAGE=node:20-slim
 FROM ${NODE_IMAGE} AS assets
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
 
 # --- stage 1: install the package and build the layers -------------------------------------
 FROM ${PYTHON_IMAGE} AS builder

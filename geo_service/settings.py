@@ -89,6 +89,12 @@ class ApiSettings(BaseSettings):
         "any site; a list such as '[\"https://news.example\"]' limits it. Other pages: this "
         "site only.",
     )
+    host_names: tuple[str, ...] = Field(
+        (),
+        description="Other names of this server (host or host:port, a JSON list), whose map "
+        "URLs oEmbed answers as its own: a map shared as https://maps.example/... embeds the "
+        "same map when oEmbed is asked through another name.",
+    )
     max_body_bytes: int = Field(
         16_384, ge=0, description="Largest request body accepted (the API only reads)."
     )

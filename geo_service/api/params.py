@@ -17,7 +17,7 @@ from geo_service.store.base import BBox, ItemQuery
 
 #: Parameters every items request may carry besides the queryable properties.
 ITEMS_PARAMETERS = frozenset(
-    {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties"}
+    {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties", "q"}
 )
 #: The one CRS features are served in (lon/lat, WGS84), in the spellings clients send.
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -145,6 +145,7 @@ def items_query(
         bbox=parse_bbox(bbox) if bbox is not None else None,
         interval=parse_datetime(datetime) if datetime is not None else None,
         filters={k: v for k, v in params.items() if k in names},
+        q=params.get("q") or None,
         limit=limit,
         offset=offset,
         properties=tuple(p for p in params["properties"].split(",") if p)

@@ -7,6 +7,7 @@ The pages' own script and style (``static/``) are served beside them as ``riskma
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from geo_service.errors import NotFoundError
@@ -22,7 +23,11 @@ PACKAGES = {
 #: Our own files, from the package (``geo_service/maps/static``).
 OWN = "riskmap"
 STATIC = Path(__file__).parent / "static"
-OWN_FILES = ("riskmap.js", "riskmap.css")
+OWN_FILES = ("riskmap.css",)
+#: The page's script: ES modules, served as ``riskmap/<version>/js/<module>.js`` (the
+#: version, a digest of them all, only changes their URLs).
+SCRIPTS = STATIC / "js"
+MODULE = re.compile(r"^[a-z_]+\.js$")
 TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -39,6 +44,10 @@ def asset_file(root: Path, path: str) -> tuple[Path, str]:
     package = parts[0]
     if package == OWN and len(parts) == 2 and parts[1] in OWN_FILES:
         return STATIC / parts[1], TYPES[Path(parts[1]).suffix]
+    if package == OWN and len(parts) == 4 and parts[2] == "js" and MODULE.match(parts[3]):
+        module = SCRIPTS / parts[3]
+        if module.is_file():
+            return module, TYPES[".js"]
     folders = PACKAGES.get(package)
     target = (root / path).resolve()
     media = TYPES.get(target.suffix)

@@ -11,43 +11,14 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geo_service.errors import CatalogError
+from geo_service.maps.i18n import typography
 
 LANGUAGES = ("en", "fr", "pt")
-
-#: The layers a map can draw, in drawing order (the surface at the bottom).
-LAYERS = ("risk_surface", "community_risk", "tailings_consequence", "concessions", "incidents")
-
-#: What a popup of each layer can show, in the default order. ``community_risk`` lists the
-#: factors of the risk model whose breakdown (contribution, details, evidence) is shown.
-POPUP_FIELDS: dict[str, tuple[str, ...]] = {
-    "community_risk": ("concession_pressure", "tailings_exposure", "incident_intensity"),
-    "incidents": ("type", "fatalities", "perpetrator", "location_precision"),
-    "concessions": (
-        "holder",
-        "status",
-        "footprint",
-        "incidents_nearby",
-        "communities_nearby",
-        "dams_inside",
-    ),
-    "tailings_consequence": (
-        "indicative_consequence_class",
-        "reported_consequence",
-        "status",
-        "construction_method",
-        "height_m",
-        "volume_m3",
-        "runout",
-        "communities_in_runout",
-        "people_in_runout",
-        "communities_downstream",
-        "river_name",
-    ),
-}
 
 
 class Texts(BaseModel):
@@ -60,8 +31,9 @@ class Texts(BaseModel):
     pt: str
 
     def get(self, lang: str) -> str:
-        """The text in ``lang`` (English if unknown)."""
-        return getattr(self, lang if lang in LANGUAGES else "en")
+        """The text in ``lang`` (English if unknown), in that language's typography."""
+        lang = lang if lang in LANGUAGES else "en"
+        return typography(getattr(self, lang), lang)
 
 
 class MapDefinition(BaseModel):
@@ -90,53 +62,75 @@ class MapDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> MapDefinition:
-        unknown = [x for x in self.layers if x not in LAYERS]
-        if unknown:
-            raise ValueError(
-                f"unknown layer(s) {', '.join(unknown)}; maps draw {', '.join(LAYERS)}"
-            )
         if self.bounds is None and (self.centre is None or self.zoom is None):
             raise ValueError("a map needs bounds, or a centre and a zoom")
         if self.bounds is not None:
             west, south, east, north = self.bounds
             if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
                 raise ValueError("bounds are west, south, east, north in degrees, west < east")
-        for layer, fields in self.popup.items():
+        for layer in self.popup:
             if layer not in self.layers:
                 raise ValueError(f"popup fields for '{layer}', which this map does not draw")
-            known = POPUP_FIELDS.get(layer, ())
-            wrong = [f for f in fields if f not in known]
+        return self
+
+    def with_layers(self, known: dict[str, Any]) -> MapDefinition:
+        """This map checked against the layer definitions ``known`` (id → definition):
+        every layer it names is defined, its popup fields are the layer's, and the layers
+        whose definition names this map are added; all in the definitions' drawing order."""
+        unknown = [x for x in self.layers if x not in known]
+        if unknown:
+            raise ValueError(f"unknown layer(s) {', '.join(unknown)}; maps draw {', '.join(known)}")
+        for layer, fields in self.popup.items():
+            wrong = [f for f in fields if f not in known[layer].fields]
             if wrong:
                 raise ValueError(
                     f"popup of '{layer}': unknown field(s) {', '.join(wrong)}; "
-                    f"it knows {', '.join(known)}"
+                    f"it knows {', '.join(known[layer].fields)}"
                 )
-        return self
+        wanted = set(self.layers) | {k for k, d in known.items() if self.id in d.maps}
+        return self.model_copy(update={"layers": [k for k in known if k in wanted]})
 
-    def popup_fields(self, layer: str) -> list[str]:
-        """The fields a popup of ``layer`` shows on this map, in order."""
-        return list(self.popup.get(layer, POPUP_FIELDS.get(layer, ())))
+    def popup_fields(self, layer: str, default: list[str]) -> list[str]:
+        """The fields a popup of ``layer`` shows on this map, in order (``default``: the
+        layer's own)."""
+        return list(self.popup.get(layer, default))
 
     def first_view(self) -> tuple[float, float, int]:
-        """Latitude, longitude and zoom of the first view (a box: its centre, a zoom that
-        holds it on a 1280 × 800 screen), for the page's start and the default picture."""
+        """Latitude, longitude and zoom of the first view (a box: ``box_view``), for the
+        page's start and the default picture."""
         if self.bounds is None:
             assert self.centre is not None and self.zoom is not None
             return self.centre[0], self.centre[1], self.zoom
-        west, south, east, north = self.bounds
-
-        def y(lat: float) -> float:
-            return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
-
-        span_x = (east - west) / 360
-        span_y = (y(north) - y(south)) / (2 * math.pi)
-        zoom = math.floor(min(math.log2(1280 / 256 / span_x), math.log2(800 / 256 / span_y)))
-        lat = math.degrees(2 * math.atan(math.exp((y(north) + y(south)) / 2)) - math.pi / 2)
-        return lat, (west + east) / 2, max(0, min(18, zoom))
+        return box_view(self.bounds)
 
 
-def load_maps(path: Path) -> dict[str, MapDefinition]:
-    """Every map of the file, or ``CatalogError`` naming the map and field at fault."""
+def box_view(bounds: tuple[float, float, float, float]) -> tuple[float, float, int]:
+    """Latitude, longitude and zoom of a box (west, south, east, north): its centre, and a
+    zoom that holds it on a 1280 × 800 screen."""
+    west, south, east, north = bounds
+
+    def y(lat: float) -> float:
+        return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+    span_x = (east - west) / 360
+    span_y = (y(north) - y(south)) / (2 * math.pi)
+    zoom = math.floor(min(math.log2(1280 / 256 / span_x), math.log2(800 / 256 / span_y)))
+    lat = math.degrees(2 * math.atan(math.exp((y(north) + y(south)) / 2)) - math.pi / 2)
+    return lat, (west + east) / 2, max(0, min(18, zoom))
+
+
+def layers_file(maps_file: Path) -> Path:
+    """The layer definitions that go with a maps file: ``layers.toml`` beside it."""
+    return Path(maps_file).with_name("layers.toml")
+
+
+def load_maps(path: Path, layers: dict[str, Any] | None = None) -> dict[str, MapDefinition]:
+    """Every map of the file, checked against the layer definitions ``layers`` (by default
+    those of ``layers.toml`` beside it), or ``CatalogError`` naming the map and field."""
+    if layers is None:
+        from geo_service.maps.layers import load_layers
+
+        layers = load_layers(layers_file(path))
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -144,9 +138,11 @@ def load_maps(path: Path) -> dict[str, MapDefinition]:
     maps = {}
     for key, value in raw.items():
         try:
-            maps[key] = MapDefinition(id=key, **value)
+            maps[key] = MapDefinition(id=key, **value).with_layers(layers)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(map)"
             raise CatalogError(f"map '{key}', field '{where}': {first['msg']}", path=path) from exc
+        except ValueError as exc:
+            raise CatalogError(f"map '{key}': {exc}", path=path) from exc
     return maps

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -36,13 +37,38 @@ def _translations(lang: str) -> gettext.NullTranslations:
 
 
 def translator(lang: str) -> Callable[[str], str]:
-    """``_`` for one language."""
-    return _translations(lang if lang in LANGUAGES else "en").gettext
+    """``_`` for one language (set in its typography)."""
+    gettext_ = _translations(lang if lang in LANGUAGES else "en").gettext
+    if lang != "fr":
+        return gettext_
+    return lambda message: typography(gettext_(message), lang)
 
 
 def plural_translator(lang: str) -> Callable[[str, str, int], str]:
     """``ngettext`` for one language: the form of a text for a count."""
-    return _translations(lang if lang in LANGUAGES else "en").ngettext
+    ngettext = _translations(lang if lang in LANGUAGES else "en").ngettext
+    if lang != "fr":
+        return ngettext
+    return lambda one, other, n: typography(ngettext(one, other, n), lang)
+
+
+#: French sets a thin no-break space before ; ! ? and a no-break space before : (and inside
+#: « »), so a line never breaks between a word and its mark.
+_FRENCH = (
+    (re.compile(r"[ \u00a0\u202f]*([;!?])(?=\s|$)"), "\u202f\\1"),
+    (re.compile(r"(?<=\S)[ \u00a0\u202f]*:(?=\s|$)"), "\u00a0:"),
+    (re.compile(r"«[ \u00a0]*"), "«\u00a0"),
+    (re.compile(r"[ \u00a0]*»"), "\u00a0»"),
+)
+
+
+def typography(text: str, lang: str) -> str:
+    """``text`` set in the typography of ``lang`` (French spacing; others as they are)."""
+    if lang != "fr":
+        return text
+    for pattern, replacement in _FRENCH:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention extractors look for

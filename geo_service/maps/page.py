@@ -27,7 +27,8 @@ import hashlib
 import html
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -35,64 +36,31 @@ from urllib.parse import urlencode
 import folium
 import numpy as np
 from babel import Locale
+from babel.dates import format_date
 from babel.numbers import format_decimal
 from branca.element import Element, MacroElement
 from folium.plugins import Fullscreen
 from folium.utilities import JsCode
-from jinja2 import Template
+from jinja2 import Environment, PackageLoader, Template
 
-from geo_service.maps.assets import STATIC
+from geo_service.maps.assets import SCRIPTS, STATIC
 from geo_service.maps.definitions import MapDefinition
 from geo_service.maps.i18n import N_, plural_translator, translator
+from geo_service.maps.layers import LayerDefinition
 from geo_service.render import png
+from geo_service.render.symbols import svg_path
 from geo_service.risk.params import Classes
 
-
-def _cividis(value: float) -> str:
-    r, g, b, _ = png.colormap()[int(round(min(max(value, 0.0), 1.0) * 255))]
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-#: The class names of community scores, lowest first (translated where shown).
-CLASSES = (N_("low"), N_("medium"), N_("high"), N_("very high"))
 NO_DATA = N_("no data")
-#: Each class is the surface's colour at the middle of its class (scores 0–25 → 0.125 …):
-#: one scale for risk on the whole map. No data is white, outlined with dashes.
-CLASS_COLOURS = {name: _cividis((i + 0.5) / len(CLASSES)) for i, name in enumerate(CLASSES)} | {
-    NO_DATA: "#ffffff"
-}
-#: Indicative consequence classes of tailings dams (GISTM-style), lowest first, and their
-#: colours (ColorBrewer RdPu, 5 classes).
-DAM_CLASSES = (
-    N_("Low"),
-    N_("Significant"),
-    N_("High"),
-    N_("Very High"),
-    N_("Extreme"),
-)
-DAM_COLOURS = dict(
-    zip(DAM_CLASSES, ("#feebe2", "#fbb4b9", "#f768a1", "#c51b8a", "#7a0177"), strict=True)
-)
-INCIDENT_COLOUR = "#111111"
 #: Most features of one view drawn one by one; beyond it communities are drawn as hexagons
 #: and other layers ask to zoom in.
 VIEW_LIMIT = 2000
+#: The picture of a shared link's card (Open Graph: 1.91 to 1), and the view it keeps.
+CARD = (1200, 630)
+PICTURE_VIEW = ("bbox", "lat", "lon", "z", "layers", "from", "to")
 #: Evidence features a popup fetches per factor (the rest are counted, with a link).
 EVIDENCE_SHOWN = 3
 
-#: Words of the data the pages translate (the model's and the publishers' fixed values).
-FACTOR_NAMES = {
-    "concession_pressure": N_("concession pressure"),
-    "tailings_exposure": N_("tailings exposure"),
-    "incident_intensity": N_("incident intensity"),
-}
-INCIDENT_TYPES = {
-    "state-based": N_("state-based conflict"),
-    "non-state": N_("non-state conflict"),
-    "one-sided": N_("one-sided violence (against civilians)"),
-    "tailings failure": N_("tailings dam failure"),
-    "dam failure": N_("dam failure"),
-}
 #: Confidence in a score, and why it is not high (``risk/confidence.py``).
 CONFIDENCE = {
     "high": N_("Confidence: high"),
@@ -104,29 +72,6 @@ CONFIDENCE_REASONS = {
     "approximate_location": N_("the evidence is located only approximately"),
     "estimated_dam": N_("the dam's height or volume is estimated"),
     "factors_missing": N_("not every factor has data here"),
-}
-PRECISIONS = {
-    "exact": N_("exact place"),
-    "near": N_("near the place"),
-    "admin2": N_("district"),
-    "admin1": N_("province"),
-    "region": N_("region"),
-    "country": N_("country"),
-}
-DAM_STATUS = {
-    "active": N_("active"),
-    "inactive": N_("inactive"),
-    "decommissioning": N_("decommissioning"),
-    "under construction": N_("under construction"),
-    "failed": N_("failed"),
-    "unknown": N_("unknown"),
-}
-CONSTRUCTION = {
-    "upstream": N_("upstream"),
-    "centreline": N_("centreline"),
-    "downstream": N_("downstream"),
-    "single_stage": N_("single stage"),
-    "unknown": N_("unknown"),
 }
 
 
@@ -194,6 +139,19 @@ class BuildFacts:
     layers: list[str] = field(default_factory=list)
     #: Layer → its fields as the caller sees it (the public view has cells and counts).
     fields: dict[str, list[str]] = field(default_factory=dict)
+    #: Layer → (publisher, countries covered) of each of its sources (none: everywhere).
+    layer_sources: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
+
+    def in_countries(self, countries: set[str]) -> BuildFacts:
+        """These facts crediting only the sources that cover one of ``countries`` (a source
+        with no coverage listed, such as a table of failures worldwide, covers them all)."""
+        publishers = {
+            layer: list(
+                dict.fromkeys(p for p, where in pairs if not where or countries & set(where))
+            )
+            for layer, pairs in self.layer_sources.items()
+        }
+        return replace(self, publishers=publishers)
 
     @classmethod
     def of(cls, catalog: dict[str, Any], raster_zoom: int, public: bool = True) -> BuildFacts:
@@ -260,6 +218,16 @@ class BuildFacts:
                 lid: list(((meta.get("public") if public else None) or meta).get("fields", {}))
                 for lid, meta in layers.items()
             },
+            layer_sources={
+                lid: [
+                    (
+                        catalog["sources"][k]["publisher"],
+                        tuple(catalog["sources"][k].get("coverage", {}).get("countries", [])),
+                    )
+                    for k in meta["sources"]
+                ]
+                for lid, meta in layers.items()
+            },
         )
 
 
@@ -282,15 +250,36 @@ def asset_version(name: str) -> str:
     return hashlib.blake2b((STATIC / name).read_bytes(), digest_size=6).hexdigest()
 
 
+@cache
+def script_version() -> str:
+    """A digest of every module of the page's script, in their URLs' path: a module's
+    imports resolve beside it, so the whole set changes URL when any of them does."""
+    digest = hashlib.blake2b(digest_size=6)
+    for path in sorted(SCRIPTS.glob("*.js")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+#: Names CLDR writes otherwise than the maps' titles do ("Congo - Kinshasa"): one name for
+#: a country on every page.
+COUNTRY_NAMES = {
+    "COD": {"en": "DR Congo", "fr": "RD Congo", "pt": "RD Congo"},
+    "COG": {"en": "Republic of the Congo", "fr": "République du Congo", "pt": "República do Congo"},
+}
+
+
 def country_names(codes: list[str], lang: str) -> dict[str, str]:
-    """ISO alpha-3 → the country's name in ``lang`` (CLDR through Babel)."""
+    """ISO alpha-3 → the country's name in ``lang`` (CLDR through Babel, but for
+    ``COUNTRY_NAMES``)."""
     import pycountry
 
     territories = Locale.parse(lang).territories
     out = {}
     for code in codes:
         country = pycountry.countries.get(alpha_3=code)
-        if country is not None:
+        if code in COUNTRY_NAMES:
+            out[code] = COUNTRY_NAMES[code].get(lang, COUNTRY_NAMES[code]["en"])
+        elif country is not None:
             out[code] = territories.get(country.alpha_2, country.name)
     return out
 
@@ -298,33 +287,6 @@ def country_names(codes: list[str], lang: str) -> dict[str, str]:
 def decimal(value: float, lang: str, digits: int = 1) -> str:
     """A number written the way ``lang`` writes it (0,80 in French and Portuguese)."""
     return format_decimal(value, format=f"#,##0.{'0' * digits}" if digits else "#,##0", locale=lang)
-
-
-def field_labels(_: Callable[[str], str]) -> dict[str, str]:
-    """The label of every field a popup can show, in one language."""
-    return {
-        "type": _("Type"),
-        "fatalities": _("Deaths"),
-        "perpetrator": _("Perpetrator"),
-        "location_precision": _("Location"),
-        "holder": _("Operator"),
-        "status": _("Status"),
-        "footprint": _("Footprint"),
-        "incidents_nearby": _("Incidents nearby"),
-        "communities_nearby": _("Communities nearby"),
-        "dams_inside": _("Tailings dams inside"),
-        "indicative_consequence_class": _("Indicative consequence"),
-        "reported_consequence": _("Reported by the register"),
-        "construction_method": _("Construction"),
-        "height_m": _("Height"),
-        "volume_m3": _("Volume"),
-        "runout": _("Run-out if it failed"),
-        "failure": _("Failure recorded"),
-        "communities_in_runout": _("Communities within run-out"),
-        "people_in_runout": _("People a failure would reach"),
-        "communities_downstream": _("Communities on the river below"),
-        "river_name": _("River"),
-    }
 
 
 def _strings(lang: str) -> dict[str, Any]:
@@ -361,6 +323,38 @@ def _strings(lang: str) -> dict[str, Any]:
             "{n} more report not shown publicly", "{n} more reports not shown publicly"
         ),
         "record": _("Full record"),
+        "searchLabel": _("Find a town or a mine"),
+        "searchPlaceholder": _("Find a town…"),
+        "searchFound": plural("{n} place found", "{n} places found"),
+        "sentMine": _("The nearest known diamond-mining site is {km} away."),
+        "sentMineZone": _(
+            "The nearest known diamond-mining area, a {radius} zone {publisher} gives for "
+            "the whole of {place}, is {km} away."
+        ),
+        "sentMineNone": _("No known diamond-mining site is close enough to count."),
+        "sentDams": plural(
+            "{n} tailings dam could reach this place if it failed (chance a flow reaches it: {p}).",
+            "{n} tailings dams could reach this place if they failed (chance a flow reaches "
+            "it: {p}).",
+        ),
+        "sentFailures": plural(
+            "{n} recorded dam failure reached this place.",
+            "{n} recorded dam failures reached this place.",
+        ),
+        "sentDamsNone": _("No tailings dam is within reach."),
+        "sentIncidents": plural(
+            "{n} incident of lethal violence within reach ({deaths}), the latest on {date}.",
+            "{n} incidents of lethal violence within reach ({deaths}), the latest on {date}.",
+        ),
+        "deaths": plural("{n} death", "{n} deaths"),
+        "sentIncidentsNone": _("No incident of lethal violence is recorded within reach."),
+        "sentMissing": _("No {missing} data covers this place."),
+        "or": _(" or "),
+        "evidenceOf": {
+            "concession_pressure": _("mining"),
+            "tailings_exposure": _("tailings dam"),
+            "incident_intensity": _("incident"),
+        },
         "sourceLine": _("Source: {source}"),
         "deathsCount": _("Deaths: {n}"),
         "nearestSite": _("Nearest mine site"),
@@ -426,42 +420,15 @@ def _strings(lang: str) -> dict[str, Any]:
         ),
         "incidentCount": plural("{n} incident in view", "{n} incidents in view"),
         "sites": plural("{n} mine site", "{n} mine sites"),
+        "features": plural("{n} feature", "{n} features"),
         "dams": plural("{n} tailings dam", "{n} tailings dams"),
         "partial": _("{shown} of {total}: zoom in for all"),
-        "classes": {c: _(c) for c in CLASSES} | {NO_DATA: _(NO_DATA)},
-        "damClasses": {c: _(c) for c in DAM_CLASSES},
-        "factors": {k: _(v) for k, v in FACTOR_NAMES.items()},
-        "types": {k: _(v) for k, v in INCIDENT_TYPES.items()},
-        "precisions": {k: _(v) for k, v in PRECISIONS.items()},
-        "damStatus": {k: _(v) for k, v in DAM_STATUS.items()},
-        "construction": {k: _(v) for k, v in CONSTRUCTION.items()},
-        "fields": field_labels(_),
-        "embed": _("Embed"),
+        "share": _("Share"),
+        "shareLink": _("Link to this view"),
+        "shareWith": _("Share with…"),
+        "picture": _("This view as a picture (PNG)"),
         "copy": _("Copy this code into your page"),
     }
-
-
-#: Symbols of the legend, drawn as on the map.
-DIAMOND = (
-    '<svg class="sym" viewBox="0 0 16 16" aria-hidden="true">'
-    '<path d="M8 1 15 8 8 15 1 8z" fill="#fff"/></svg>'
-)
-
-
-def triangle_failed() -> str:
-    """A failed dam's triangle, as the legend draws it."""
-    return (
-        '<svg class="sym failed" viewBox="0 0 16 15" aria-hidden="true">'
-        '<path d="M8 1 15 14 1 14z" fill="#ffffff"/></svg>'
-    )
-
-
-def triangle(colour: str) -> str:
-    """A dam's triangle in a colour, as the legend draws it."""
-    return (
-        '<svg class="sym" viewBox="0 0 16 15" aria-hidden="true">'
-        f'<path d="M8 1 15 14 1 14z" fill="{colour}"/></svg>'
-    )
 
 
 class _FirstView(MacroElement):
@@ -496,16 +463,18 @@ class _FirstView(MacroElement):
 
 
 class _Start(MacroElement):
-    """Hands the map, its layers and the page's settings to ``riskmap.js``."""
+    """Hands the map, its layers and the page's settings to the page's script (a module,
+    which runs once the page is parsed: ``static/js/main.js``)."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
-        RiskMap.start({{ this._parent.get_name() }}, {{ this.config|tojson }}, {
+        window.riskMapParts = {map: {{ this._parent.get_name() }},
+          config: {{ this.config|tojson }}, layers: {
           basemap: {{ this.basemap.get_name() }},
           control: {{ this.control.get_name() }}{% for id, layer in this.layers.items() %},
           {{ id|tojson }}: {{ layer.get_name() }}{% endfor %}
-        });
+        }};
         {% endmacro %}
         """
     )
@@ -521,84 +490,87 @@ class _Start(MacroElement):
         self.control = control
 
 
+TEMPLATES = Environment(
+    loader=PackageLoader("geo_service.maps", "templates"), autoescape=True, trim_blocks=True
+)
+
+
+def evidence_line(facts: BuildFacts, lang: str, years: tuple[int, int] | None = None) -> str | None:
+    """ "Evidence up to <date>" in ``lang`` (and the incidents' years when filtered)."""
+    _ = translator(lang)
+    if facts.reference_date is None:
+        return None
+    when = format_date(date.fromisoformat(facts.reference_date), format="long", locale=lang)
+    line = _("Evidence up to {date}").replace("{date}", when)
+    if years is not None and facts.incident_years is not None and years != facts.incident_years:
+        line += "; " + _("incidents {first}–{last}").replace("{first}", str(years[0])).replace(
+            "{last}", str(years[1])
+        )
+    return line
+
+
 def _legend(
-    definition: MapDefinition, lang: str, facts: BuildFacts, _: Callable[[str], str]
+    definition: MapDefinition,
+    lang: str,
+    facts: BuildFacts,
+    styles: dict[str, LayerDefinition],
+    layers: list[str],
+    _: Callable[[str], str],
+    page: str,
 ) -> str:
-    """The legend: one section per layer (the script hides those not shown), the status of
-    what is drawn, and the map's own note."""
-    e = html.escape
-    stops = ", ".join(s["color"] for s in png.legend(11))
-    layers = definition.layers
-    parts = []
-    if "risk_surface" in layers or "community_risk" in layers:
-        ticks = "".join(
-            f"<span>{e(decimal(v, lang, 0))}</span>" for v in (0, *facts.thresholds, 100)
+    """The legend, from the layer definitions: one section per layer (the script hides those
+    not shown), the date of the evidence, and the map's own note."""
+    size = (
+        _("{value} m").replace("{value}", decimal(facts.cell_m, lang, 0)) if facts.cell_m else "—"
+    )
+    sections = []
+    for layer in layers:
+        style = styles[layer]
+        classes = style.classes.values if style.classes else []
+        notes = list(style.notes)
+        plain = None if classes else next((n for n in notes if n.mark is None), None)
+        sections.append(
+            {
+                "id": layer,
+                "draw": style.draw,
+                "heading": style.heading_of(lang),
+                "name": plain.text.get(lang) if plain else style.name.get(lang),
+                "path": svg_path(style.symbol),
+                "colour": style.colour,
+                "classes": [{"colour": c.colour, "label": c.label.get(lang)} for c in classes],
+                "other": style.other
+                and {
+                    "mark": style.other.mark,
+                    "colour": style.other.colour,
+                    "label": style.other.label.get(lang),
+                },
+                "notes": [
+                    {"id": n.id, "mark": n.mark, "text": n.text.get(lang).replace("{size}", size)}
+                    for n in notes
+                    if n is not plain
+                ],
+                "accent": classes[len(classes) // 2].colour if classes else style.colour,
+                "filter": style.filter
+                and {
+                    "label": style.filter.label.get(lang),
+                    "groups": [g.label.get(lang) for g in style.filter.groups],
+                    "other": style.filter.other.get(lang),
+                },
+            }
         )
-        classes = "".join(
-            f'<li><i class="dot" style="background:{CLASS_COLOURS[c]}"></i>{e(_(c))}</li>'
-            for c in CLASSES
-        )
-        parts.append(
-            '<section data-layers="risk_surface community_risk">'
-            f"<h3>{e(_('Risk score, 0 to 100'))}</h3>"
-            f'<div class="ramp" style="background:linear-gradient(to right, {stops})"></div>'
-            f'<div class="ticks">{ticks}</div><ul class="classes">{classes}</ul></section>'
-        )
-    if "risk_surface" in layers:
-        cell = (
-            _("Surface: the score of each {size} cell, in the same colours").replace(
-                "{size}", _("{value} m").replace("{value}", decimal(facts.cell_m, lang, 0))
-            )
-            if facts.cell_m
-            else _("Surface: the score on a grid, in the same colours")
-        )
-        parts.append(
-            '<section data-layers="risk_surface">'
-            f'<p><i class="swatch" style="background:linear-gradient(to right, {stops})"></i>'
-            f"{e(cell)}; {e(_('transparent where no factor has evidence'))}</p></section>"
-        )
-    if "community_risk" in layers:
-        parts.append(
-            '<section data-layers="community_risk">'
-            f'<p><i class="dot" style="background:{CLASS_COLOURS[CLASSES[2]]}"></i>'
-            f"{e(_('Community, coloured by its class'))}</p>"
-            f'<p><i class="dot nodata"></i>{e(_("Community with no data: no factor has evidence there"))}</p>'
-            f'<p><i class="dot hollow" style="border-color:{CLASS_COLOURS[CLASSES[2]]}"></i>'
-            f"{e(_('Hollow: low confidence (coarse evidence, or few factors with data)'))}</p>"
-            f'<p id="legend-hexagons" hidden><i class="hex" style="background:{CLASS_COLOURS[CLASSES[1]]}"></i>'
-            f"{e(_('Hexagon: communities grouped when zoomed out, coloured by the highest score in it'))}</p>"
-            '<p class="status" id="community-status" aria-live="polite"></p></section>'
-        )
-    if "tailings_consequence" in layers:
-        dams = "".join(f"<li>{triangle(DAM_COLOURS[c])}{e(_(c))}</li>" for c in DAM_CLASSES)
-        parts.append(
-            '<section data-layers="tailings_consequence">'
-            f"<h3>{e(_('Tailings dams, by indicative consequence of a failure'))}</h3>"
-            f'<ul class="classes dams">{dams}</ul>'
-            f'<p><i class="ring"></i>{e(_("Run-out of the selected dam: the median, and how far one flow in ten would go (over land, 25 km at most)"))}</p>'
-            f"<p>{triangle_failed()}{e(_('A dam where a failure is recorded'))}</p>"
-            '<p class="status" id="dam-status" aria-live="polite"></p></section>'
-        )
-    if "concessions" in layers:
-        parts.append(
-            '<section data-layers="concessions">'
-            f"<p>{DIAMOND}{e(_('Diamond mine or plant (USGS), with its footprint'))}</p>"
-            '<p class="status" id="concession-status" aria-live="polite"></p></section>'
-        )
-    if "incidents" in layers:
-        parts.append(
-            '<section data-layers="incidents">'
-            f'<p><i class="dot incident"></i>{e(_("Incident (UCDP)"))}'
-            f'<i class="cluster-sample">12</i>{e(_("several: select to zoom in"))}</p></section>'
-        )
-    if definition.legend is not None:
-        parts.append(f'<p class="note">{e(definition.legend.get(lang))}</p>')
-    title = definition.title.get(lang)
-    return (
-        f'<div id="risk-legend" class="risk-legend" role="region" aria-label="{e(_("Legend"))}">'
-        f'<details id="legend-details" open><summary><span class="legend-title">{e(title)}</span>'
-        f'<span class="legend-word">{e(_("Legend"))}</span></summary>'
-        f"{''.join(parts)}</details></div>"
+    stops = png.legend(11)
+    return TEMPLATES.get_template("legend.html").render(
+        title=definition.title.get(lang),
+        words={"legend": _("Legend"), "language": _("Language")},
+        languages=[("en", "English"), ("fr", "Français"), ("pt", "Português")],
+        lang=lang,
+        page=page,
+        evidence=evidence_line(facts, lang),
+        stops=[{"offset": i / (len(stops) - 1), "color": s["color"]} for i, s in enumerate(stops)],
+        ticks=[decimal(v, lang, 0) for v in (0, *facts.thresholds, 100)],
+        layers=sections,
+        shapes={k: svg_path(k) for k in ("hexagon", "triangle")},
+        note=definition.legend.get(lang) if definition.legend is not None else None,
     )
 
 
@@ -668,9 +640,11 @@ def build_page(
     base: str,
     lang: str,
     facts: BuildFacts,
-    view: View | None = None,
-    embed: bool = False,
-    basemap: Basemap | None = None,
+    view: View | None,
+    embed: bool,
+    basemap: Basemap | None,
+    styles: dict[str, LayerDefinition],
+    shared: dict[str, str] | None = None,
 ) -> str:
     """The page's HTML: Leaflet and our script from ``base``/assets, data from ``base``'s API.
 
@@ -681,7 +655,7 @@ def build_page(
     if view is None:
         lat, lon, zoom = definition.first_view()
         view = View(lat, lon, zoom, tuple(definition.layers), fit=definition.bounds)
-    layers = [x for x in definition.layers if x in facts.layers or x == "risk_surface"]
+    layers = [x for x in definition.layers if x in facts.layers or styles[x].draw == "surface"]
     if facts.incident_years is None and "incidents" in layers:
         layers.remove("incidents")
     m = folium.Map(
@@ -696,7 +670,6 @@ def build_page(
     m.default_js = [
         ("leaflet", f"{assets}leaflet/dist/leaflet.js"),
         ("supercluster", f"{assets}supercluster/dist/supercluster.min.js"),
-        ("riskmap", f"{assets}riskmap/riskmap.js?v={asset_version('riskmap.js')}"),
     ]
     if "incidents" not in layers:
         m.default_js.pop(1)
@@ -718,13 +691,6 @@ def build_page(
         max_zoom=18,
         max_native_zoom=basemap.max_zoom,
     ).add_to(m)
-    names = {
-        "risk_surface": _("Risk surface"),
-        "community_risk": _("Communities"),
-        "tailings_consequence": _("Tailings dams"),
-        "concessions": _("Mine sites"),
-        "incidents": _("Incidents"),
-    }
     overlays: dict[str, Any] = {}
     for layer in layers:
         shown = layer in view.layers
@@ -732,7 +698,7 @@ def build_page(
             overlays[layer] = folium.TileLayer(
                 tiles=f"{base}tiles/risk_surface/{{z}}/{{x}}/{{y}}.png",
                 attr=" ",
-                name=names[layer],
+                name=styles[layer].name.get(lang),
                 overlay=True,
                 opacity=0.75,
                 max_native_zoom=facts.raster_zoom,
@@ -741,7 +707,7 @@ def build_page(
             ).add_to(m)
         else:
             overlays[layer] = folium.FeatureGroup(
-                name=names[layer], overlay=True, show=shown
+                name=styles[layer].name.get(lang), overlay=True, show=shown
             ).add_to(m)
     full = Fullscreen(
         position="topleft", title=_("Full screen"), title_cancel=_("Exit full screen")
@@ -772,6 +738,8 @@ def build_page(
         "mapId": definition.id,
         "embed": embed,
         "embedUrl": f"{base}embed/{definition.id}",
+        "oembedUrl": f"{base}oembed",
+        "pictureUrl": f"{base}maps/{definition.id}.png",
         "api": f"{base}collections/",
         "title": title,
         "credit": credit,
@@ -786,12 +754,17 @@ def build_page(
         "evidenceShown": EVIDENCE_SHOWN,
         "thresholds": list(facts.thresholds),
         "layers": layers,
-        "classes": list(CLASSES),
-        "colours": CLASS_COLOURS,
-        "damColours": DAM_COLOURS,
-        "incidentColour": INCIDENT_COLOUR,
-        "factors": [f for f in definition.popup_fields("community_risk") if f in facts.factors],
-        "popup": {layer: definition.popup_fields(layer) for layer in layers},
+        # Every layer's definition (a popup lists evidence of layers the map may not draw).
+        "styles": {layer: style.script(lang) for layer, style in styles.items()},
+        "factors": [
+            f
+            for f in definition.popup_fields("community_risk", styles["community_risk"].popup)
+            if f in facts.factors
+        ]
+        if "community_risk" in styles
+        else [],
+        "popup": {layer: definition.popup_fields(layer, styles[layer].popup) for layer in layers},
+        "evidenceDate": evidence_line(facts, lang),
         "sources": facts.sources,
         "countries": country_names(facts.countries, lang),
         "hexMinCount": facts.hex_min_count,
@@ -804,7 +777,15 @@ def build_page(
     m.add_child(_Start(config, overlays, outside, control))
 
     root = m.get_root()
-    root.html.add_child(Element(_legend(definition, lang, facts, _)))
+    scripts = f"{assets}riskmap/{script_version()}/js/"
+    root.header.add_child(
+        Element(
+            TEMPLATES.get_template("modules.html").render(
+                base=scripts, modules=sorted(p.name for p in SCRIPTS.glob("*.js"))
+            )
+        )
+    )
+    root.html.add_child(Element(_legend(definition, lang, facts, styles, layers, _, page_url)))
     if "incidents" in layers and facts.incident_years and years:
         root.html.add_child(Element(_time_filter(facts.incident_years, years, _)))
     if embed:
@@ -814,14 +795,22 @@ def build_page(
                 f'rel="noopener">{html.escape(_("View larger map"))}</a>'
             )
         )
-    oembed = f"{base}oembed?" + urlencode({"url": f"{page_url}?lang={lang}", "format": "json"})
+    shown = urlencode({**(shared or {}), "lang": lang})
+    oembed = f"{base}oembed?" + urlencode({"url": f"{page_url}?{shown}", "format": "json"})
+    picture = {k: v for k, v in (shared or {}).items() if k in PICTURE_VIEW}
+    picture |= {"lang": lang, "width": str(CARD[0]), "height": str(CARD[1])}
     root.header.add_child(
         Element(
-            f"<title>{html.escape(title)}</title>"
-            f'<meta name="description" content="{html.escape(definition.description.get(lang))}">'
-            f'<link rel="alternate" type="application/json+oembed" href="{html.escape(oembed)}" '
-            f'title="{html.escape(title)}">'
-            f'<link rel="icon" href="{base}favicon.ico">'
+            TEMPLATES.get_template("head.html").render(
+                title=title,
+                description=definition.description.get(lang),
+                oembed=oembed,
+                base=base,
+                url=f"{page_url}?{shown}",
+                locale={"en": "en_GB", "fr": "fr_FR", "pt": "pt_BR"}[lang],
+                image=f"{base}maps/{definition.id}.png?{urlencode(picture)}",
+                image_size=CARD,
+            )
         )
     )
     _stable_names(root)

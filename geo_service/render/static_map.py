@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 from rio_tiler.io import Reader
 
-from geo_service.render import png
+from geo_service.render import png, symbols
 
 WORLD = 2 * math.pi * 6378137.0
 HALF = WORLD / 2
@@ -94,26 +94,27 @@ def frame_for(bbox: tuple[float, float, float, float], width: int, height: int) 
     )
 
 
-#: Fonts with every Latin letter of French and Portuguese (é, ç, ã …), first found wins.
+#: Fonts with every Latin letter of French and Portuguese (é, ç, ã …), first found wins
+#: (``{}``: nothing, or ``-Bold``).
 FONTS = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans{}.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans{}.ttf",
 )
 
 
 @cache
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def _font(size: int, bold: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     candidates = list(FONTS)
     try:  # matplotlib, when installed, ships DejaVu Sans
         import matplotlib
 
         candidates.append(
-            str(Path(matplotlib.__file__).parent / "mpl-data/fonts/ttf/DejaVuSans.ttf")
+            str(Path(matplotlib.__file__).parent / "mpl-data/fonts/ttf/DejaVuSans{}.ttf")
         )
     except ImportError:
         pass
-    for path in candidates:
+    for pattern in candidates:
+        path = pattern.format("-Bold" if bold else "")
         if Path(path).exists():
             return ImageFont.truetype(path, size)
     return ImageFont.load_default(size=size)  # Pillow's own: no accented letters
@@ -231,7 +232,7 @@ class Marks:
     fills: list[str]
     radius: float
     outline: str = "#111111"
-    #: ``circle``, ``triangle`` (dams), ``diamond`` (mine sites), ``hex`` (legend of areas).
+    #: A symbol of ``render.symbols``: circle, triangle, diamond, square, hexagon.
     shape: str = "circle"
     #: A ring of this colour under each mark, so it stands apart from a surface of its colour.
     halo: str | None = None
@@ -245,13 +246,55 @@ class Marks:
 
 @dataclass(frozen=True)
 class LegendItem:
-    """One line of the picture's legend: a label and the mark drawn beside it."""
+    """One line of the picture's legend: a label and the mark drawn beside it, or a layer's
+    heading (no mark)."""
 
     label: str
-    fill: str
+    fill: str = "#ffffff"
     shape: str = "circle"
     dashed: bool = False
     hollow: bool = False
+    heading: bool = False
+    #: The risk scale's colour ramp and its tick labels, drawn under this line.
+    ramp: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Label:
+    """A place's name, written beside its point."""
+
+    lon: float
+    lat: float
+    text: str
+
+
+def labels(image: Image.Image, frame: Frame, places: list[Label]) -> None:
+    """Names beside their points, in a white halo, most important first: a name that would
+    cover one already written is left out."""
+    draw = ImageDraw.Draw(image)
+    scale = mark_scale(frame)
+    font = _font(max(9, round(13 * scale)))
+    taken: list[tuple[float, float, float, float]] = []
+    for place in places:
+        px, py = frame.pixels(np.array([place.lon]), np.array([place.lat]))
+        x, y = float(px[0]) + 7 * scale, float(py[0])
+        left, top, right, bottom = draw.textbbox((x, y), place.text, font=font, anchor="lm")
+        box = (left - 2, top - 2, right + 2, bottom + 2)
+        outside = box[0] < 0 or box[1] < 0 or box[2] > frame.width or box[3] > frame.height
+        if outside or any(
+            box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken
+        ):
+            continue
+        taken.append(box)
+        draw.text(
+            (x, y),
+            place.text,
+            font=font,
+            fill="#111",
+            anchor="lm",
+            stroke_width=2,
+            stroke_fill="#ffffff",
+        )
 
 
 def _hollow(draw: ImageDraw.ImageDraw, x: float, y: float, r: float, colour: str) -> None:
@@ -263,22 +306,11 @@ def _hollow(draw: ImageDraw.ImageDraw, x: float, y: float, r: float, colour: str
 def _shape(
     draw: ImageDraw.ImageDraw, shape: str, x: float, y: float, r: float, fill: str, outline: str
 ) -> None:
-    if shape == "hex":
-        draw.polygon(
-            [(x + r * math.cos(a), y + r * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 7)],
-            fill=fill,
-            outline=outline,
-        )
-    elif shape == "triangle":
-        draw.polygon(
-            [(x, y - r * 1.1), (x + r, y + r * 0.8), (x - r, y + r * 0.8)],
-            fill=fill,
-            outline=outline,
-        )
-    elif shape == "diamond":
-        draw.polygon([(x, y - r), (x + r, y), (x, y + r), (x - r, y)], fill=fill, outline=outline)
-    else:
+    polygon = symbols.outline(shape, x, y, r)
+    if polygon is None:
         draw.ellipse((x - r, y - r, x + r, y + r), fill=fill, outline=outline)
+    else:
+        draw.polygon(polygon, fill=fill, outline=outline)
 
 
 def _dashed_circle(draw: ImageDraw.ImageDraw, x: float, y: float, r: float, colour: str) -> None:
@@ -369,30 +401,33 @@ def furniture(
     frame: Frame,
     title: str,
     legend: list[LegendItem],
-    ramp: tuple[str, list[str]] | None,
     attribution: str,
+    subtitle: str | None = None,
 ) -> None:
-    """Title, legend, scale bar and attribution, sized to the picture.
+    """Title (and a line under it), legend, scale bar and attribution, sized to the picture.
 
     Type scales with the picture (a 360 × 240 preview gets small, still readable type, a
     print-size picture larger), and below ``LEGEND_MIN_SIZE`` the legend is left out rather
-    than covering the map. ``ramp`` is the risk scale's label and its tick labels.
+    than covering the map.
     """
     draw = ImageDraw.Draw(image)
     w, h = frame.width, frame.height
     scale = max(0.45, min(min(w / 1200, h / 800), 1.6))
     big, small = _font(max(11, round(22 * scale))), _font(max(9, round(14 * scale)))
+    bold = _font(max(9, round(14 * scale)), bold=True)
     line_h = max(11, round(18 * scale))
     pad = max(4, round(10 * scale))
-    # Title, top left, wrapped to the width (two lines at most).
-    lines = _wrap(draw, title, big, w - 4 * pad)[:2]
-    heights = [draw.textbbox((0, 0), ln, font=big)[3] for ln in lines]
-    width = max(draw.textlength(ln, font=big) for ln in lines)
+    # Title, top left, wrapped to the width (two lines at most), and the subtitle.
+    lines = [(ln, big) for ln in _wrap(draw, title, big, w - 4 * pad)[:2]]
+    if subtitle:
+        lines += [(ln, small) for ln in _wrap(draw, subtitle, small, w - 4 * pad)[:1]]
+    heights = [draw.textbbox((0, 0), ln, font=f)[3] for ln, f in lines]
+    width = max(draw.textlength(ln, font=f) for ln, f in lines)
     box_h = sum(heights) + pad * (len(lines) + 1)
     draw.rectangle((pad, pad, 3 * pad + width, pad + box_h), fill=(255, 255, 255, 235))
     y = 2 * pad
-    for ln, lh in zip(lines, heights, strict=True):
-        draw.text((2 * pad, y), ln, font=big, fill="#111")
+    for (ln, f), lh in zip(lines, heights, strict=True):
+        draw.text((2 * pad, y), ln, font=f, fill="#111" if f is big else "#333")
         y += lh + pad
     # Attribution, bottom strip, wrapped to the width.
     att = _wrap(draw, attribution, small, w - 2 * pad)
@@ -411,47 +446,47 @@ def furniture(
     draw.rectangle((x0 - pad, y0 - line_h - pad, w - pad, y0 + pad), fill=(255, 255, 255, 235))
     draw.line((x0, y0, x0 + px, y0), fill="#111", width=max(2, round(3 * scale)))
     draw.text((x0, y0 - line_h - 2), label, font=small, fill="#111")
-    # Legend, bottom left, only where there is room for it.
-    if w < LEGEND_MIN_SIZE[0] or h < LEGEND_MIN_SIZE[1] or not (legend or ramp):
+    # Legend, bottom left, only where there is room for it: a heading per layer, its marks.
+    if w < LEGEND_MIN_SIZE[0] or h < LEGEND_MIN_SIZE[1] or not legend:
         return
     r = max(4, round(6 * scale))
     ramp_w = round(220 * scale)
     col = max(
-        [draw.textlength(item.label, font=small) + 3 * r + pad for item in legend]
-        + ([ramp_w, draw.textlength(ramp[0], font=small)] if ramp else [0])
+        draw.textlength(item.label, font=bold if item.heading else small)
+        + (0 if item.heading else 3 * r + pad)
+        for item in legend
     )
-    rows = len(legend) + (3 if ramp else 0)
+    if any(item.ramp for item in legend):
+        col = max(col, ramp_w + pad)
+    rows = sum(3 if item.ramp else 1 for item in legend)
     top = bottom - pad - rows * line_h
     draw.rectangle((pad, top - pad, 3 * pad + col, bottom), fill=(255, 255, 255, 235))
     y = top
     x = 2 * pad
-    if ramp is not None:
-        label, ticks = ramp
-        draw.text((x, y), label, font=small, fill="#111")
-        y += line_h
-        for i in range(ramp_w):
-            draw.line((x + i, y, x + i, y + r), fill=png._lut_colour(i / (ramp_w - 1)))
-        y += r + 2
-        for i, tick in enumerate(ticks):
-            tx = x + ramp_w * i / max(len(ticks) - 1, 1) - draw.textlength(tick, font=small) / 2
-            draw.text(
-                (min(max(tx, x), x + ramp_w - draw.textlength(tick, font=small)), y),
-                tick,
-                font=small,
-                fill="#333",
-            )
-        y += line_h * 2 - r - 2
     for item in legend:
         cy = y + line_h / 2
-        if item.dashed:
+        if item.heading:
+            draw.text((x, y), item.label, font=bold, fill="#111")
+        elif item.dashed:
             draw.ellipse((x, cy - r, x + 2 * r, cy + r), fill=item.fill)
             _dashed_circle(draw, x + r, cy, r, "#111")
         elif item.hollow:
             _hollow(draw, x + r, cy, r, item.fill)
         else:
             _shape(draw, item.shape, x + r, cy, r, item.fill, "#111")
-        draw.text((x + 3 * r, y), item.label, font=small, fill="#111")
+        if not item.heading:
+            draw.text((x + 3 * r, y), item.label, font=small, fill="#111")
         y += line_h
+        if item.ramp:
+            for i in range(ramp_w):
+                draw.line((x + i, y, x + i, y + r), fill=png._lut_colour(i / (ramp_w - 1)))
+            y += r + 2
+            ticks = item.ramp
+            for i, tick in enumerate(ticks):
+                tw = draw.textlength(tick, font=small)
+                tx = x + ramp_w * i / max(len(ticks) - 1, 1) - tw / 2
+                draw.text((min(max(tx, x), x + ramp_w - tw), y), tick, font=small, fill="#333")
+            y += line_h * 2 - r - 2
 
 
 def compose(
@@ -462,8 +497,9 @@ def compose(
     layers: list[Marks | tuple[list[Any], list[str]]],
     title: str,
     legend: list[LegendItem],
-    ramp: tuple[str, list[str]] | None,
     credits: Callable[[bool], str],
+    subtitle: str | None = None,
+    places: list[Label] | None = None,
 ) -> bytes:
     """The whole picture as PNG bytes.
 
@@ -480,7 +516,8 @@ def compose(
             marks(image, frame, layer)
         else:
             areas(image, frame, *layer)
-    furniture(image, frame, title, legend, ramp, credits(outside is not None))
+    labels(image, frame, places or [])
+    furniture(image, frame, title, legend, credits(outside is not None), subtitle)
     out = io.BytesIO()
     image.convert("RGB").save(out, format="PNG", compress_level=3)
     return out.getvalue()

@@ -71,6 +71,7 @@ LAYER_COLUMNS = [
     "dam_id",
     "name",
     "country",
+    "commodity",
     "status",
     "construction_method",
     "height_m",
@@ -294,6 +295,9 @@ def _mark_failures(
                 ),
                 "name": np.where(hidden, "recorded failure (a report shown only by area)", names),
                 "country": _column(rows, "country").to_numpy(dtype=object),
+                "commodity": np.where(
+                    hidden, None, _column(rows, "commodity").to_numpy(dtype=object)
+                ),
                 "status": "failed",
                 "construction_method": None,
                 "height_m": np.nan,
@@ -688,6 +692,7 @@ def _consequence_layer(
             "dam_id": table.ids,
             "name": _column(dams, "name").to_numpy(dtype=object),
             "country": _column(dams, "country").to_numpy(dtype=object),
+            "commodity": _column(dams, "commodity").to_numpy(dtype=object),
             "status": status.to_numpy(dtype=object),
             "construction_method": _column(dams, "construction_method").to_numpy(dtype=object),
             "height_m": height,

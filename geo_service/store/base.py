@@ -44,6 +44,9 @@ class ItemQuery:
     offset: int = 0
     #: Only these properties in each feature (None: all of them).
     properties: tuple[str, ...] | None = None
+    #: Words to find in the features' names, whatever their case and accents; the best
+    #: matches first (the whole name, then its start, then a word's start, then anywhere).
+    q: str | None = None
 
 
 @dataclass(frozen=True)

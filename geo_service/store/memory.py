@@ -8,7 +8,9 @@ of a thousand features is a join of bytes, not a thousand serialisations.
 
 from __future__ import annotations
 
+import re
 import threading
+import unicodedata
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,15 @@ from geo_service.errors import BadQueryError, NotFoundError
 from geo_service.render import mvt
 from geo_service.store.base import Access, FeaturePage, ItemQuery
 from geo_service.store.raster import RasterLayer, TileCache
+
+
+def search_key(value: object) -> str:
+    """A text folded for search: no accents, lower case, words split on punctuation."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    text = unicodedata.normalize("NFKD", str(value)).casefold()
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.split(r"[^\w]+", text)).strip()
 
 
 def _to_lonlat(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +229,51 @@ class LayerTable:
             mask &= ~np.isnat(self.dates)
         for column, value in query.filters.items():
             mask &= self._matches(column, value)
-        return np.flatnonzero(mask)
+        if query.q is None:
+            return np.flatnonzero(mask)
+        return self._search(mask, query.q)
+
+    @cached_property
+    def names(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's name, and its name with its other names, folded (``search_key``)."""
+        if "name" not in self.frame:
+            empty = np.full(len(self.frame), "", dtype=object)
+            return empty, empty
+        name = np.array([search_key(v) for v in self.frame["name"]], dtype=object)
+        if "alternatenames" not in self.frame:
+            return name, name
+        other = [search_key(v) for v in self.frame["alternatenames"]]
+        return name, np.array([f"{a} {b}" for a, b in zip(name, other, strict=True)], dtype=object)
+
+    def _search(self, mask: np.ndarray, q: str) -> np.ndarray:
+        """Rows of ``mask`` whose names hold every word of ``q``, best match first, then the
+        most populous."""
+        words = search_key(q).split()
+        name, every = self.names
+        rows = np.flatnonzero(mask)
+        if not words:
+            return rows
+        wanted = " ".join(words)
+        hits = [i for i in rows if all(w in every[i] for w in words)]
+        population = (
+            self.frame["population"].fillna(0).to_numpy(dtype="float64")
+            if "population" in self.frame
+            else np.zeros(len(self.frame))
+        )
+
+        def rank(i: int) -> tuple[int, float, int]:
+            n = name[i]
+            if n == wanted:
+                best = 0
+            elif n.startswith(wanted):
+                best = 1
+            elif f" {wanted}" in f" {n}":
+                best = 2
+            else:
+                best = 3
+            return best, -population[i], i
+
+        return np.array(sorted(hits, key=rank), dtype=np.int64)
 
     def page(self, query: ItemQuery, access: Access, build_id: str) -> FeaturePage:
         """One page of the matching features."""

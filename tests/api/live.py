@@ -23,11 +23,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(build_dir: Path) -> Iterator[str]:
-    """``riskmap serve`` on a free loopback port; yields its URL, stops it afterwards."""
+def live_server(build_dir: Path, **settings: str) -> Iterator[str]:
+    """``riskmap serve`` on a free loopback port; yields its URL, stops it afterwards.
+    ``settings`` are further ``RISKMAP_*`` settings (``maps_file="…"``)."""
     port = free_port()
     riskmap = Path(sys.executable).with_name("riskmap")
     env = {**os.environ, "RISKMAP_BUILD_DIR": str(build_dir)}
+    env |= {f"RISKMAP_{k.upper()}": v for k, v in settings.items()}
     proc = subprocess.Popen(
         [str(riskmap), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

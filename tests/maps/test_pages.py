@@ -17,11 +17,13 @@ import ast
 import html
 import io
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
 import pytest
@@ -29,6 +31,7 @@ from fastapi.testclient import TestClient
 
 from geo_service.api.app import create_app
 from geo_service.maps.definitions import load_maps
+from geo_service.maps.layers import load_layers
 from geo_service.settings import ApiSettings
 from tests.api.live import live_server
 from tests.conftest import ROOT, in_ci
@@ -188,6 +191,15 @@ def popup(page: Any, done: str) -> str:
     return popup.inner_text()
 
 
+def _config(page: str) -> dict[str, Any]:
+    """The settings a map page hands its script."""
+    import json
+
+    found = re.search(r"config: (\{.*?\}), layers: \{", page, re.DOTALL)
+    assert found, "no config in the page"
+    return json.loads(found.group(1))
+
+
 def feature(client: TestClient, layer: str, fid: str) -> dict[str, Any]:
     r = client.get(f"/collections/{layer}/items/{fid}")
     assert r.status_code == 200, (layer, fid)
@@ -217,9 +229,22 @@ def test_page_loads_nothing_from_a_third_party_but_the_basemap(client) -> None:
     templates = {t for t in templates if not t.startswith("http://testserver/")}
     assert templates == {f"https://{BASEMAP_HOST}/{{z}}/{{x}}/{{y}}.png"}
     assets = re.findall(r"http://testserver(/assets/[^\"']+)", page.text)
-    assert any("riskmap.js" in a for a in assets) and any("riskmap.css" in a for a in assets)
+    assert any("/js/main.js" in a for a in assets) and any("riskmap.css" in a for a in assets)
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+    # The script's modules: every one the entry imports is preloaded, and served as
+    # JavaScript; nothing outside them is.
+    modules = sorted(p.name for p in (ROOT / "geo_service/maps/static/js").glob("*.js"))
+    preloaded = re.findall(
+        r'rel="modulepreload" href="http://testserver(/assets/[^"]+)"', page.text
+    )
+    assert sorted(a.rsplit("/", 1)[1] for a in preloaded) == modules
+    for asset in preloaded:
+        r = client.get(asset)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    base = preloaded[0].rsplit("/", 1)[0]
+    for name in ("main.py", "%2e%2e%2fmain.js", "nope.js"):
+        assert client.get(f"{base}/{name}").status_code == 404, name
     assert '<html lang="en">' in page.text
     assert "République centrafricaine" in client.get("/maps/central-african-republic?lang=fr").text
     assert client.get("/maps/nope").status_code == 404
@@ -292,7 +317,8 @@ def test_titles_and_descriptions_read_as_written(client) -> None:
                 assert head.description == definition.description.get(lang)
                 assert "\\u00" not in text.split("</head>")[0], (path, lang)
     fr = client.get("/maps/central-african-republic?lang=fr").text
-    assert "<title>République centrafricaine : communautés, mines et violences</title>" in fr
+    # French sets a no-break space before its colon.
+    assert "<title>République centrafricaine\u00a0: communautés, mines et violences</title>" in fr
 
 
 def test_language_by_parameter_then_accept_language(client) -> None:
@@ -358,8 +384,8 @@ def test_every_catalog_has_every_string() -> None:
         found, n = _marked(ROOT / module)
         used |= found
         inside += n
-    assert len(used) > 150 and inside > 20  # f-strings' calls are seen
-    assert ("sources and licences",) in used and ("Risk score, 0 to 100",) in used
+    assert len(used) > 100 and inside > 10  # f-strings' calls are seen
+    assert ("sources and licences",) in used and ("Evidence up to {date}",) in used
     for lang in ("fr", "pt"):
         with (LOCALES / lang / "LC_MESSAGES" / "messages.po").open("rb") as fh:
             catalog = read_po(fh, locale=lang)
@@ -391,16 +417,32 @@ def test_oembed_follows_the_spec(client) -> None:
     assert found  # discovery
     doc = client.get(html.unescape(found.group(1))).json()
     assert doc["version"] == "1.0" and doc["type"] == "rich"
-    assert doc["html"].startswith("<iframe") and "/embed/overview" in doc["html"]
+    assert "<iframe" in doc["html"] and "/embed/overview" in doc["html"]
     assert "lang=fr" in doc["html"]  # the embed speaks the page's language
-    assert doc["title"] == MAPS["overview"].title.fr
+    # Responsive: as wide as its column up to its width, in proportion, never below 240 px;
+    # it says how recent its evidence is, and a picture of it stands in where frames cannot.
+    assert "width:100%" in doc["html"] and "min-height:240px" in doc["html"]
+    assert "décembre 2022" in doc["html"]
+    thumb = client.get(doc["thumbnail_url"].replace("http://testserver", ""))
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/png"
+    assert (doc["thumbnail_width"], doc["thumbnail_height"]) == (600, 400)
+    # A shared view travels as a box, so every frame fits it; the page's discovery link
+    # keeps the view it was opened with.
+    shared = client.get("/maps/overview?lat=7.25&lon=21.5&z=7&layers=community_risk&lang=fr")
+    link = html.unescape(
+        re.search(r'type="application/json\+oembed" href="([^"]+)"', shared.text).group(1)
+    )
+    assert "lat%3D7.25" in link and "layers%3Dcommunity_risk" in link
+    boxed = client.get(link).json()["html"]
+    assert "bbox=" in boxed and "lat=" not in boxed and "layers=community_risk" in boxed
+    assert doc["title"] == MAPS["overview"].title.get("fr")  # in French typography
     assert {"width", "height", "provider_name", "provider_url", "title"} <= set(doc)
     small = client.get(
         "/oembed",
         params={"url": "http://testserver/maps/overview?z=7", "maxwidth": 300, "maxheight": 150},
         headers={"Accept-Language": "pt"},
     ).json()
-    assert small["width"] <= 300 and small["height"] <= 150 and "z=7" in small["html"]
+    assert small["width"] <= 300 and small["height"] <= 240 and "bbox=" in small["html"]
     assert "lang=pt" in small["html"]
     assert (
         client.get("/oembed", params={"url": "http://elsewhere.example/maps/overview"}).status_code
@@ -411,7 +453,7 @@ def test_oembed_follows_the_spec(client) -> None:
     assert xml.status_code == 200 and xml.headers["content-type"].startswith("text/xml")
     root = ElementTree.fromstring(xml.content)
     assert root.tag == "oembed" and root.findtext("type") == "rich"
-    assert root.findtext("html").startswith("<iframe")  # escaped in the XML, text once read
+    assert root.findtext("html").startswith("<div")  # escaped in the XML, text once read
     bad = client.get("/oembed", params={"url": "http://testserver/maps/overview", "format": "x"})
     # oEmbed 1.0 §2.3.4: a format the provider does not give is 501 Not Implemented.
     assert bad.status_code == 501 and "format" in bad.json()["description"]
@@ -460,24 +502,30 @@ def test_map_definitions_are_checked(tmp_path) -> None:
     )
     path = tmp_path / "maps.toml"
     path.write_text(base, encoding="utf-8")
-    assert load_maps(path)["m"].popup_fields("community_risk")[0] == "concession_pressure"
+    layers = load_layers(ROOT / "layers" / "layers.toml")
+    default = layers["community_risk"].popup
+    assert load_maps(path, layers)["m"].popup_fields("community_risk", default) == default
     for bad, word in (
         (base.replace('["community_risk"]', '["nope"]'), "nope"),
         (base.replace("bounds = [1, 1, 2, 2]", "bounds = [2, 1, 1, 2]"), "west < east"),
         (base.replace("bounds = [1, 1, 2, 2]\n", ""), "centre and a zoom"),
         (base + '[m.popup]\ncommunity_risk = ["wealth"]\n', "wealth"),
+        (base.replace("[m.title]", 'maps = ["elsewhere"]\n[m.title]'), "maps"),
         (base + '[m.popup]\nincidents = ["type"]\n', "does not draw"),
     ):
         path.write_text(bad, encoding="utf-8")
         with pytest.raises(CatalogError, match=word):
-            load_maps(path)
+            load_maps(path, layers)
 
 
 def test_colours_mean_one_thing_each() -> None:
     """Community classes are the surface's colours at their class's middle (one scale); no
     data and the dams' colours are nowhere on that scale."""
-    from geo_service.maps.page import CLASS_COLOURS, CLASSES, DAM_COLOURS, NO_DATA
     from geo_service.render import png
+
+    layers = load_layers(ROOT / "layers" / "layers.toml")
+    classes = layers["community_risk"].classes.values
+    other = layers["community_risk"].other
 
     def rgb(hex_colour: str) -> tuple[int, int, int]:
         return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
@@ -486,15 +534,15 @@ def test_colours_mean_one_thing_each() -> None:
         return sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5
 
     ramp = [png.colormap()[i][:3] for i in range(256)]
-    for i, name in enumerate(CLASSES):
-        middle = ramp[round((i + 0.5) / len(CLASSES) * 255)]
-        assert far(rgb(CLASS_COLOURS[name]), middle) < 3, name
+    for i, c in enumerate(classes):
+        middle = ramp[round((i + 0.5) / len(classes) * 255)]
+        assert far(rgb(c.colour), middle) < 3, c.value
     # Light to dark in the order of the scale, so the classes read in greyscale.
-    lightness = [sum(rgb(CLASS_COLOURS[c])) for c in CLASSES]
+    lightness = [sum(rgb(c.colour)) for c in classes]
     assert lightness == sorted(lightness)
-    assert min(far(rgb(CLASS_COLOURS[NO_DATA]), c) for c in ramp) > 60
-    for colour in DAM_COLOURS.values():
-        assert min(far(rgb(colour), c) for c in ramp) > 40, colour
+    assert min(far(rgb(other.colour), c) for c in ramp) > 60
+    for c in layers["tailings_consequence"].classes.values:
+        assert min(far(rgb(c.colour), r) for r in ramp) > 40, c.value
 
 
 # ---- every map in the browser -----------------------------------------------------------------
@@ -650,10 +698,7 @@ def test_community_popup_shows_the_score_its_factors_and_their_evidence(
 
 @pytest.mark.slow
 def test_popups_speak_french_and_count_what_the_public_may_not_see(url, browser, client) -> None:
-    from geo_service.maps.i18n import translator
-    from geo_service.maps.page import INCIDENT_TYPES
-
-    _ = translator("fr")
+    incidents = load_layers(ROOT / "layers" / "layers.toml")["incidents"]
     fid, p = community(client, "Bambari", "CAF")
     record = feature(client, "community_risk", fid)
     x, y = client.get(f"/collections/community_risk/items/{fid}").json()["geometry"]["coordinates"]
@@ -668,7 +713,7 @@ def test_popups_speak_french_and_count_what_the_public_may_not_see(url, browser,
     normalised = f"{record['incident_intensity_normalised']:.2f}".replace(".", ",")
     assert f"niveau {normalised} sur 1" in text  # decimals as French writes them
     first = feature(client, "incidents", record["incident_intensity_evidence"][0])
-    assert _(INCIDENT_TYPES[first["type"]]) in text  # the incident type in French
+    assert incidents.values["type"][first["type"]].fr in text  # the incident type in French
     assert "state-based" not in text and "one-sided" not in text
     withheld = record.get("incident_intensity_evidence_withheld") or 0
     if withheld:  # restricted reports are counted, never listed
@@ -813,10 +858,9 @@ def test_low_confidence_is_hollow_and_says_why_and_failures_are_marked(
                        weight: hit.options.weight}; }""",
         "Kananga",
     )
-    from geo_service.maps.page import CLASS_COLOURS
-
-    assert style == {"fill": "#fff", "color": CLASS_COLOURS["medium"], "weight": 3}
-    assert page.locator("#risk-legend i.dot.hollow").count() == 1
+    medium = load_layers(ROOT / "layers" / "layers.toml")["community_risk"].colour_of("medium")
+    assert style == {"fill": "#fff", "color": medium, "weight": 3}
+    assert page.locator("#risk-legend svg.sym.hollow").count() == 1
     click_feature(page, "community_risk", "Kananga")
     text = popup(page, ".evidence")
     assert f"Score: {record['score']:g} out of 100 · medium" in text
@@ -848,7 +892,7 @@ def test_layout_leaves_the_map_readable(url, browser) -> None:
         "embed": ".embed-control",
         "layers": ".leaflet-control-layers",
         "legend": "#risk-legend",
-        "status": "#community-status",
+        "status": "#community_risk-status",
         "time": "#time-filter",
         "attribution": ".leaflet-control-attribution",
         "scale": ".leaflet-control-scale",
@@ -910,11 +954,12 @@ def test_share_link_reopens_the_same_view_and_language(url, browser) -> None:
     wait(page, "location.search.includes('z=7')")
     shared = page.url
     assert "lang=fr" in shared and "lat=7.25" in shared and "layers=community_risk" in shared
-    page.get_by_role("button", name="Intégrer").click()
+    page.get_by_role("button", name="Partager").click()
     code = page.input_value("#embed-code")
     assert code.startswith('<div style="position:relative') and "/embed/overview?" in code
     src = html.unescape(re.search(r'src="([^"]+)"', code).group(1))
-    assert "lang=fr" in src and "lat=7.25" in src and "Uppsala" in code
+    assert "lang=fr" in src and "bbox=" in src and "lat=" not in src and "Uppsala" in code
+    box = [float(v) for v in parse_qs(urlsplit(src).query)["bbox"][0].split(",")]
     # Reopened by someone whose browser prefers English: the same view, still in French.
     again = open_map(browser, shared, 900, 600, accept_language="en-GB,en;q=0.9")
     centre = again.page.evaluate("[window.riskMap.getCenter().lat, window.riskMap.getCenter().lng]")
@@ -923,10 +968,19 @@ def test_share_link_reopens_the_same_view_and_language(url, browser) -> None:
     assert again.page.evaluate(RISK_TILES) == 0
     assert again.page.evaluate("document.documentElement.lang") == "fr"
     assert again.page.locator(".leaflet-control-zoom-in").get_attribute("title") == "Zoom avant"
-    # The embed snippet opens as an embed, in French, on the same view.
-    embed = open_map(browser, src, 600, 400, accept_language="en")
+    # The embed snippet opens as an embed, in French, on the same view: in a newspaper's
+    # column on a phone (336 × 222) it still shows the whole box, and the map's title.
+    embed = open_map(browser, src, 336, 222, accept_language="en")
     assert embed.page.evaluate("document.documentElement.lang") == "fr"
-    assert embed.page.evaluate("window.riskMap.getZoom()") == 7
+    seen = embed.page.evaluate(
+        "(() => { const b = window.riskMap.getBounds();"
+        " return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; })()"
+    )
+    assert seen[0] <= box[0] + 0.05 and seen[1] <= box[1] + 0.05
+    assert seen[2] >= box[2] - 0.05 and seen[3] >= box[3] - 0.05
+    title = embed.page.locator(".legend-title")
+    assert title.is_visible() and MAPS["overview"].title.get("fr")[:20] in title.inner_text()
+    shot(embed.page, "embed-336x222-fr")
     for w in (watched, again, embed):
         w.clean()
         w.page.context.close()
@@ -952,7 +1006,9 @@ def test_embed_renders_inside_an_iframe_from_another_origin(url, browser, tmp_pa
         page = browser.new_page(viewport={"width": 1000, "height": 700})
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
         frame = page.frame_locator("#m")
-        frame.locator("#community-status").filter(has_text="communautés").wait_for(timeout=30_000)
+        frame.locator("#community_risk-status").filter(has_text="communautés").wait_for(
+            timeout=30_000
+        )
         assert frame.locator("a.full-map").get_attribute("href").endswith("lang=fr")
         assert frame.locator(".embed-control").count() == 0
         shot(page, "embed-in-another-site")
@@ -1006,9 +1062,10 @@ def test_time_filter_changes_the_incident_count(url, browser, client) -> None:
     assert f"{in_2013} incidents in view" in page.inner_text("#incidents-status")
     assert page.locator(".leaflet-control-zoom-fullscreen").count() == 1  # full screen
     shot(page, "incidents-2013")
-    # A cluster opens into its incidents.
+    # A cluster opens into its incidents (a tap on its ring: a community inside it answers
+    # a tap on its own dot).
     zoom = page.evaluate("window.riskMap.getZoom()")
-    page.locator(".incident-cluster").first.click()
+    page.locator(".incident-cluster span").first.click()  # its count, on the ring
     wait(page, f"window.riskMap.getZoom() > {zoom}")
     watched.clean()
     page.context.close()
@@ -1071,8 +1128,6 @@ def test_static_png_is_the_requested_size_and_shows_the_layers(client) -> None:
     import numpy as np
     from PIL import Image
 
-    from geo_service.maps.page import CLASS_COLOURS
-
     r = client.get("/maps/central-african-republic.png?bbox=14,2,28,11&width=1200&height=800")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(r.content))
@@ -1083,7 +1138,8 @@ def test_static_png_is_the_requested_size_and_shows_the_layers(client) -> None:
     # covered countries, and the communities' class colours are drawn.
     blue = rgb[:, 2] > rgb[:, 0] + 15
     assert blue.mean() > 0.2
-    medium = np.array([int(CLASS_COLOURS["medium"][i : i + 2], 16) for i in (1, 3, 5)])
+    colour = load_layers(ROOT / "layers" / "layers.toml")["community_risk"].colour_of("medium")
+    medium = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
     assert (np.abs(rgb - medium).sum(axis=1) < 12).sum() > 50
     minas = client.get("/maps/brazil-minas-gerais.png?width=1200&height=800&lang=pt")
     dams = np.asarray(Image.open(io.BytesIO(minas.content)).convert("RGB")).reshape(-1, 3)
@@ -1114,8 +1170,8 @@ def test_small_pictures_keep_the_map_visible() -> None:
     for (w, h), most in (((360, 240), 0.3), ((1200, 800), 0.2)):
         frame = static_map.frame_for((10.0, -10.0, 30.0, 10.0), w, h)
         image = Image.new("RGBA", (w, h), (255, 0, 255, 255))
-        ramp = ("Risk score, 0 to 100", ["0", "25", "50", "75", "100"])
-        static_map.furniture(image, frame, title, legend, ramp, credit)
+        ramp = static_map.LegendItem("Risk score", heading=True, ramp=("0", "25", "50", "100"))
+        static_map.furniture(image, frame, title, [ramp, *legend], credit, "Evidence up to 2022")
         px = np.asarray(image.convert("RGB")).astype(int)
         covered = (np.abs(px - [255, 0, 255]).sum(axis=2) > 30).mean()
         assert covered < most, (w, h, covered)
@@ -1136,7 +1192,7 @@ def test_static_png_credits_only_what_it_drew(client, monkeypatch) -> None:
     original = static_map.furniture
 
     def furniture(*args: Any) -> None:
-        said.append(args[-1])
+        said.append(args[4])  # the attribution
         original(*args)
 
     monkeypatch.setattr(static_map, "furniture", furniture)
@@ -1145,6 +1201,14 @@ def test_static_png_credits_only_what_it_drew(client, monkeypatch) -> None:
     client.get("/maps/drc-kasai.png?width=400&height=300&lang=fr")
     assert "OpenStreetMap" not in said[-1] and "Natural Earth" in said[-1]
     assert "U.S. Geological Survey" in said[-1] and "Données" in said[-1]
+    # Only the sources that cover what is drawn: no UCDP (Central African Republic only) on
+    # the Kasai picture, nor on the Minas Gerais picture and page.
+    assert "Uppsala" not in said[-1]
+    client.get("/maps/brazil-minas-gerais.png?width=402&height=300")
+    assert "Uppsala" not in said[-1] and "Agência Nacional de Mineração" in said[-1]
+    config = _config(client.get("/maps/brazil-minas-gerais").text)
+    credits = " ".join(p for names in config["publishers"].values() for p in names)
+    assert "Uppsala" not in credits and "Agência Nacional de Mineração" in credits
     # Tiles that arrive are credited.
     monkeypatch.setattr(
         static_map,
@@ -1160,3 +1224,218 @@ def test_basemap_is_configurable(built, build_dir) -> None:
     page = other.get("/maps/overview").text
     assert "tile.opentopomap.org" in page and BASEMAP_HOST not in page
     assert "OpenTopoMap" in page  # its attribution
+
+
+# ---- one definition per layer ---------------------------------------------------------------
+
+#: A layer the bundled maps do not draw (the register's dams as published), defined here alone.
+EXTRA_LAYER = """
+[tailings_dams]
+draw = "points"
+symbol = "square"
+size = 14
+name = { en = "Registered dams", fr = "Barrages inscrits", pt = "Barragens cadastradas" }
+heading = { en = "Registered dams, by status", fr = "Barrages inscrits, par statut", pt = "Barragens cadastradas, por situação" }
+properties = ["name"]
+popup = ["commodity", "status"]
+maps = ["brazil-minas-gerais"]
+
+[tailings_dams.classes]
+field = "status"
+values = [
+    { value = "active", colour = "#00c957", label = { en = "in use", fr = "en service", pt = "em uso" } },
+    { value = "inactive", colour = "#ff7f00", label = { en = "out of use", fr = "hors service", pt = "fora de uso" } },
+]
+
+[tailings_dams.fields]
+commodity = { en = "Ore mined", fr = "Minerai extrait", pt = "Minério lavrado" }
+status = { en = "Register status", fr = "Statut au registre", pt = "Situação no cadastro" }
+"""
+
+
+@pytest.fixture(scope="module")
+def extra_layer(tmp_path_factory) -> Path:
+    """The bundled maps and layers, plus one layer definition: nothing else changed."""
+    folder = tmp_path_factory.mktemp("layers")
+    shutil.copy(ROOT / "layers" / "maps.toml", folder / "maps.toml")
+    text = (ROOT / "layers" / "layers.toml").read_text(encoding="utf-8") + EXTRA_LAYER
+    (folder / "layers.toml").write_text(text, encoding="utf-8")
+    return folder / "maps.toml"
+
+
+def test_a_layer_definition_alone_draws_the_layer(
+    built, build_dir, extra_layer, browser, monkeypatch
+) -> None:
+    """Adding one definition to layers.toml puts the layer on the map page (drawn, with a
+    popup of its fields), in its legend, and in the picture and the picture's legend."""
+    import numpy as np
+    from PIL import Image
+
+    from geo_service.render import static_map
+
+    client = TestClient(create_app(ApiSettings(build_dir=build_dir, maps_file=extra_layer)))
+    page = client.get("/maps/brazil-minas-gerais?lang=fr").text
+    assert '<section data-layers="tailings_dams"><h3>Barrages inscrits, par statut</h3>' in page
+    assert "en service" in page and "hors service" in page and "#00c957" in page
+
+    said: list[list[str]] = []
+    original = static_map.furniture
+
+    def furniture(image: Any, frame: Any, title: str, legend: list[Any], *rest: Any) -> None:
+        said.append([item.label for item in legend])
+        original(image, frame, title, legend, *rest)
+
+    monkeypatch.setattr(static_map, "furniture", furniture)
+    monkeypatch.setattr(static_map, "outside_basemap", lambda frame, template: None)
+    picture = client.get("/maps/brazil-minas-gerais.png?layers=tailings_dams&lang=pt")
+    assert picture.status_code == 200
+    assert said[-1][:3] == ["Barragens cadastradas, por situação", "em uso", "fora de uso"]
+    rgb = np.asarray(Image.open(io.BytesIO(picture.content)).convert("RGB")).reshape(-1, 3)
+    green = (np.abs(rgb.astype(int) - [0x00, 0xC9, 0x57]).sum(axis=1) < 12).sum()
+    assert green > 200  # squares of dams in use
+
+    with live_server(build_dir, maps_file=str(extra_layer)) as address:
+        watched = open_map(
+            browser, f"{address}/maps/brazil-minas-gerais?lang=en&layers=tailings_dams"
+        )
+        p = watched.page
+        assert wait(p, f"({DRAWN}).tailings_dams") > 10
+        assert p.locator("#risk-legend section[data-layers=tailings_dams]").is_visible()
+        # A dam in use: its popup shows the fields the definition names, with its labels.
+        name = p.evaluate(
+            """() => { let n = null; window.riskMap.eachLayer(l => {
+              if (!n && l.options && l.options.riskLayer === 'tailings_dams' && l.feature
+                  && l.feature.properties.name
+                  && window.riskMap.getBounds().contains(l.getLatLng())) {
+                n = l.feature.properties.name; } }); return n; }"""
+        )
+        click_feature(p, "tailings_dams", name)
+        text = popup(p, "table")
+        assert "Register status" in text and ("in use" in text or "out of use" in text)
+        shot(p, "extra-layer-en")
+        watched.clean()
+
+
+# ---- find, read, phones ---------------------------------------------------------------------
+
+
+def test_names_are_found_whatever_their_case_and_accents(client) -> None:
+    """q= finds a town however it is typed, the best match first, and only in what the
+    caller may see."""
+    found = client.get("/collections/community_risk/items", params={"q": "tshikapa"}).json()
+    assert found["features"][0]["properties"]["name"] == "Tshikapa"
+    mbuji = client.get("/collections/community_risk/items", params={"q": "MBUJI mayi"}).json()
+    assert mbuji["features"][0]["properties"]["name"] == "Mbuji-Mayi"
+    accents = client.get("/collections/community_risk/items", params={"q": "Sao Joao"}).json()
+    names = [f["properties"]["name"] for f in accents["features"]]
+    assert names and all("São João" in n for n in names[:3]), names
+    everything = client.get(
+        "/collections/community_risk/items", params={"q": "a", "limit": 10000}
+    ).json()
+    assert everything["numberMatched"] > 1000
+    assert all(f["properties"]["sensitivity"] != "restricted" for f in everything["features"])
+    assert all(f["geometry"]["type"] == "Point" for f in everything["features"])
+    assert client.get("/collections/incidents/items", params={"q": "x"}).status_code == 200
+
+
+@pytest.mark.slow
+def test_search_box_finds_a_town_and_opens_it(url, browser) -> None:
+    watched = open_map(browser, f"{url}/maps/drc-kasai?lang=fr")
+    page = watched.page
+    page.fill("#place-search", "tshikapa")
+    page.locator("#place-results li").first.wait_for(timeout=10_000)
+    first = page.locator("#place-results li").first.inner_text()
+    assert first.startswith("Tshikapa") and "RD Congo" in first
+    page.keyboard.press("Enter")
+    text = popup(page, ".summary")
+    assert text.startswith("Tshikapa")
+    centre = page.evaluate("[window.riskMap.getCenter().lat, window.riskMap.getCenter().lng]")
+    assert centre == pytest.approx([-6.41, 20.8], abs=0.1)
+    # Town names of our own at this zoom (no outside basemap here).
+    assert int(wait(page, "document.body.dataset.labels")) > 0
+    named = page.locator(".town-label").filter(has_text=re.compile("^Tshikapa$"))
+    wait(page, "document.querySelectorAll('.town-label').length > 0")
+    page.wait_for_timeout(300)  # a name leaving fades out
+    assert named.count() == 1
+    shot(page, "search-tshikapa-fr")
+    watched.clean()
+
+
+@pytest.mark.slow
+def test_a_name_with_markup_is_text(url, browser) -> None:
+    """Popups are made of nodes: a name holding markup shows as it is written, runs nothing."""
+    evil = '<img src=x onerror="window.pwned=1">Tshikapa<script>window.pwned=2</script>'
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+
+    def rename(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        for f in body.get("features", [body]):
+            if f.get("properties", {}).get("name") == "Tshikapa":
+                f["properties"]["name"] = evil
+        route.fulfill(response=response, json=body)
+
+    page.route("**/collections/community_risk/items**", rename)
+    page.goto(f"{url}/maps/drc-kasai?lang=en&lat=-6.41&lon=20.8&z=10&layers=community_risk")
+    wait(page, "document.body.dataset.drawn === '1'")
+    click_feature(page, "community_risk", evil)
+    text = popup(page, ".summary")
+    assert evil in text
+    assert page.evaluate("window.pwned === undefined")
+    assert page.locator(".leaflet-popup img").count() == 0
+    page.unroute_all(behavior="ignoreErrors")
+    context.close()
+
+
+@pytest.mark.slow
+def test_on_a_phone_popups_are_clear_of_controls_and_dots_are_reachable(
+    url, browser, client
+) -> None:
+    """390 × 844: the map's title shows; Bria, under a group of incidents, opens with a tap;
+    its popup is above every control; every symbol answers a tap 24 px wide."""
+    fid, p = community(client, "Bria", "CAF")
+    x, y = client.get(f"/collections/community_risk/items/{fid}").json()["geometry"]["coordinates"]
+    for lang in ("en", "fr", "pt"):
+        watched = open_map(
+            browser,
+            f"{url}/maps/central-african-republic?lang={lang}&lat={y}&lon={x}&z=9",
+            390,
+            844,
+        )
+        page = watched.page
+        title = page.locator(".legend-title")
+        assert title.is_visible() and title.inner_text().strip()
+        under = page.evaluate(
+            """([lat, lon]) => { const m = window.riskMap; const p = m.latLngToContainerPoint([lat, lon]);
+            const r = m.getContainer().getBoundingClientRect();
+            const hit = document.elementFromPoint(p.x + r.left, p.y + r.top);
+            return hit && hit.closest('.incident-cluster') !== null; }""",
+            [y, x],
+        )
+        assert under, "Bria is under a group of incidents at this zoom"
+        click_feature(page, "community_risk", "Bria")
+        text = popup(page, ".summary")
+        assert text.startswith("Bria")
+        clear = page.evaluate(
+            """() => { const pop = document.querySelector('.leaflet-popup').getBoundingClientRect();
+            const out = [];
+            for (const el of document.querySelectorAll('.leaflet-control')) {
+              const r = el.getBoundingClientRect();
+              const x0 = Math.max(r.left, pop.left), x1 = Math.min(r.right, pop.right);
+              const y0 = Math.max(r.top, pop.top), y1 = Math.min(r.bottom, pop.bottom);
+              if (x1 - x0 < 2 || y1 - y0 < 2) continue;
+              const hit = document.elementFromPoint((x0 + x1) / 2, (y0 + y1) / 2);
+              out.push(!!(hit && hit.closest('.leaflet-popup')));
+            }
+            return out; }"""
+        )
+        assert all(clear), clear
+        shot(page, f"phone-bria-popup-{lang}")
+        sizes = page.evaluate(
+            "Array.from(document.querySelectorAll('.touch-icon, .incident-cluster'))"
+            ".map(e => { const r = e.getBoundingClientRect(); return Math.min(r.width, r.height); })"
+        )
+        assert sizes and min(sizes) >= 23.5, sizes  # 24 px, to a rounding
+        watched.clean()
+        page.context.close()

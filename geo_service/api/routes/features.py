@@ -320,9 +320,17 @@ def items(
         str | None,
         Query(description="GeoJSON: only these properties (comma-separated), e.g. name,score."),
     ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            description="Search the names (and other names) of the features, whatever the "
+            "case and accents: q=tshikapa finds Tshikapa, q=sao joao São João; best first."
+        ),
+    ] = None,
 ) -> Response:
-    """A page of features, filtered by ``bbox``, ``datetime`` and queryable properties
-    (``?type=one-sided&country=CAF``); ``next``/``prev`` links page through the rest.
+    """A page of features, filtered by ``bbox``, ``datetime``, queryable properties
+    (``?type=one-sided&country=CAF``) and names (``q``); ``next``/``prev`` links page
+    through the rest.
 
     Downloads (csv, gpkg, parquet, kml) hold every matching feature unless ``limit`` is given.
     """

@@ -7,10 +7,12 @@ import gzip
 import html
 import json
 import re
+import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import cachetools
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -19,25 +21,27 @@ from geo_service.api.caching import SHORT, conditional
 from geo_service.api.caching import TILES as TILES_CACHE
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
-from geo_service.api.params import parse_bbox
+from geo_service.api.params import parse_bbox, refuse_unknown
 from geo_service.errors import BadQueryError, NotFoundError, UnsupportedFormatError
+from geo_service.maps import picture
 from geo_service.maps.assets import asset_file
-from geo_service.maps.definitions import LANGUAGES, MapDefinition, load_maps
+from geo_service.maps.definitions import (
+    LANGUAGES,
+    MapDefinition,
+    box_view,
+    layers_file,
+    load_maps,
+)
 from geo_service.maps.i18n import choose_language, translator
+from geo_service.maps.layers import LayerDefinition, load_layers
 from geo_service.maps.page import (
-    CLASS_COLOURS,
-    CLASSES,
-    DAM_CLASSES,
-    DAM_COLOURS,
-    INCIDENT_COLOUR,
-    NO_DATA,
+    TEMPLATES,
     Basemap,
     BuildFacts,
     View,
     build_page,
-    class_of,
     country_names,
-    decimal,
+    evidence_line,
 )
 from geo_service.render import static_map
 from geo_service.store.base import ItemQuery
@@ -56,12 +60,28 @@ YearParam = Annotated[
     str | None, Query(alias="from", description="Share link: first year of incidents shown.")
 ]
 ToParam = Annotated[str | None, Query(description="Share link: last year of incidents shown.")]
+BoxParam = Annotated[
+    str | None,
+    Query(
+        description="The view as a box, west,south,east,north in degrees, fitted to the "
+        "screen or frame (embeds: each fits its own box)."
+    ),
+]
+
+
+def _layers(request: Request) -> dict[str, LayerDefinition]:
+    """The layer definitions (``layers.toml`` beside the maps file), read once."""
+    cached = getattr(request.app.state, "map_layers", None)
+    if cached is None:
+        cached = load_layers(layers_file(Path(request.app.state.settings.maps_file)))
+        request.app.state.map_layers = cached
+    return cached
 
 
 def _maps(request: Request) -> dict[str, MapDefinition]:
     cached = getattr(request.app.state, "maps", None)
     if cached is None:
-        cached = load_maps(Path(request.app.state.settings.maps_file))
+        cached = load_maps(Path(request.app.state.settings.maps_file), _layers(request))
         request.app.state.maps = cached
     return cached
 
@@ -164,6 +184,11 @@ def _view(request: Request, definition: MapDefinition, facts: BuildFacts | None 
     q = request.query_params
     lat, lon, zoom = definition.first_view()
     fit = definition.bounds if not ({"lat", "lon", "z"} & set(q)) else None
+    if "bbox" in q:  # the view as a box, fitted to whatever screen or frame shows it
+        fit = parse_bbox(q["bbox"])
+        if not (fit[0] < fit[2] and fit[1] < fit[3]):
+            raise BadQueryError("bbox is west,south,east,north, west < east", parameter="bbox")
+        lat, lon, zoom = box_view(fit)
     try:
         lat = float(q.get("lat", lat))
         lon = float(q.get("lon", lon))
@@ -186,17 +211,70 @@ def _view(request: Request, definition: MapDefinition, facts: BuildFacts | None 
     return View(lat, lon, zoom, layers, fit=fit, years=years)
 
 
+def _countries(build: BuildDep, access: AccessDep, definition: MapDefinition) -> set[str]:
+    """ISO alpha-3 codes of the countries of the map's features in its box (for credits)."""
+    if definition.bounds is None:
+        return set()
+    query = ItemQuery(bbox=definition.bounds)
+    found: set[str] = set()
+    for layer in definition.layers:
+        if (
+            layer not in build.catalog["layers"]
+            or build.catalog["layers"][layer]["kind"] == "raster"
+        ):
+            continue
+        table = build.store.table(layer, access)
+        if "country" in table.frame:
+            rows = table.select(query, access)
+            found.update(str(c) for c in table.frame["country"].iloc[rows].dropna().unique())
+    return found
+
+
+#: The parameters of a shared view (kept in the page's oEmbed discovery link).
+SHARED = ("lat", "lon", "z", "bbox", "layers", "from", "to")
+
+
+def _shared_box(
+    params: dict[str, str], definition: MapDefinition
+) -> tuple[float, float, float, float] | None:
+    """The box a shared link shows: its ``bbox``, else the 1280 × 800 screen around its
+    centre and zoom, else the map's own box."""
+    try:
+        if "bbox" in params:
+            return parse_bbox(params["bbox"])
+        if {"lat", "lon", "z"} <= set(params):
+            lat, lon, zoom = float(params["lat"]), float(params["lon"]), int(params["z"])
+            cx, cy = static_map.mercator(np.array([lon]), np.array([lat]))
+            half = static_map.WORLD / (256 * 2**zoom) * np.array([640, 400])
+            west, south = static_map.lonlat(cx - half[0], cy - half[1])
+            east, north = static_map.lonlat(cx + half[0], cy + half[1])
+            return (
+                max(float(west[0]), -180.0),
+                max(float(south[0]), -85.0),
+                min(float(east[0]), 180.0),
+                min(float(north[0]), 85.0),
+            )
+    except (ValueError, BadQueryError) as exc:
+        raise BadQueryError(f"the shared link's view cannot be read: {exc}") from exc
+    return definition.bounds
+
+
 def _page(
     map_id: str, request: Request, build: BuildDep, access: AccessDep, lang: str | None, embed: bool
 ) -> Response:
     definition = _definition(request, map_id)
     facts = _facts(request, build, access)
+    if definition.bounds is not None:
+        facts = facts.in_countries(_countries(build, access, definition))
     view = _view(request, definition, facts)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
 
     def body() -> bytes:
-        page = build_page(definition, base, lang, facts, view, embed, _basemap(request))
+        shared = {k: v for k, v in request.query_params.items() if k in SHARED}
+        page = build_page(
+            definition, base, lang, facts, view, embed, _basemap(request), _layers(request), shared
+        )
         return page.encode()
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
@@ -230,13 +308,17 @@ def _frame(
     )
 
 
-def _points(build: BuildDep, layer: str, query: ItemQuery, access: AccessDep) -> Any:
-    """The rows of a layer in the picture, and the table they come from; points apart from
-    the polygons of restricted rows (their public cell)."""
-    table = build.store.table(layer, access)
-    rows = table.select(query, access)
-    points = (table.frame.geometry.iloc[rows].geom_type == "Point").to_numpy()
-    return table, rows[points], rows[~points]
+#: Pictures kept once rendered (per build, access, map and parameters), up to this many bytes.
+PICTURE_CACHE_BYTES = 64 * 2**20
+PNG_PARAMS = {"bbox", "width", "height", "layers", "lang", "from", "to", "lat", "lon", "z"}
+
+
+def _picture_cache(request: Request) -> tuple[cachetools.LRUCache, threading.Lock]:
+    cached = getattr(request.app.state, "pictures", None)
+    if cached is None:
+        cached = (cachetools.LRUCache(PICTURE_CACHE_BYTES, getsizeof=len), threading.Lock())
+        request.app.state.pictures = cached
+    return cached
 
 
 @router.get("/maps/{map_id}.png", summary="A map as a picture")
@@ -252,10 +334,17 @@ def map_png(
     lang: Lang = None,
     from_: YearParam = None,
     to: ToParam = None,
+    lat: ViewParam = None,
+    lon: ViewParam = None,
+    z: ViewParam = None,
 ) -> Response:
-    """The map drawn on the server (PNG): basemap, surface, points, title, legend, scale bar
-    and attribution, for print and social media. Below 560 × 360 the legend is left out."""
+    """The map drawn on the server (PNG): basemap, surface, points, title and the date of
+    its evidence, a legend with a heading per layer, scale bar and attribution, for print
+    and social media. Below 560 × 360 the legend is left out. Rendered once per build and
+    parameters, then served from a bounded cache."""
+    refuse_unknown(request.query_params.keys(), PNG_PARAMS)
     definition = _definition(request, map_id)
+    styles = _layers(request)
     facts = _facts(request, build, access)
     view = _view(request, definition, facts)
     lang = choose_language(lang, request.headers.get("accept-language"))
@@ -264,103 +353,28 @@ def map_png(
     west, south, east, north = frame.lonlat_bounds()
     query = ItemQuery(bbox=(max(west, -180), max(south, -90), min(east, 180), min(north, 90)))
     shown = [x for x in definition.layers if x in view.layers]
+    key = (build.build_id, access.value, map_id, lang, tuple(sorted(request.query_params.items())))
 
-    def body() -> bytes:
-        drawn: list[static_map.Marks] = []
-        legend: list[static_map.LegendItem] = []
-        present = [x for x in shown if x in build.catalog["layers"]]
-        if "tailings_consequence" in present:
-            table, rows, _cells = _points(build, "tailings_consequence", query, access)
-            geo = table.frame.geometry.iloc[rows]
-            classes = table.frame["indicative_consequence_class"].iloc[rows].astype(str)
-            drawn.append(
-                static_map.Marks(
-                    geo.x.to_numpy(),
-                    geo.y.to_numpy(),
-                    [DAM_COLOURS.get(c, "#ffffff") for c in classes],
-                    7,
-                    shape="triangle",
-                )
-            )
-            legend += [static_map.LegendItem(_(c), DAM_COLOURS[c], "triangle") for c in DAM_CLASSES]
-        if "concessions" in present:
-            table, rows, _cells = _points(build, "concessions", query, access)
-            geo = table.frame.geometry.iloc[rows]
-            centre = geo.representative_point()
-            radius = table.frame["footprint_radius_m"].iloc[rows].fillna(0).tolist()
-            drawn.append(
-                static_map.Marks(
-                    centre.x.to_numpy(),
-                    centre.y.to_numpy(),
-                    ["#ffffff"] * len(rows),
-                    7,
-                    shape="diamond",
-                    rings_m=radius,
-                )
-            )
-            legend.append(static_map.LegendItem(_("Mine site"), "#ffffff", "diamond"))
-        if "community_risk" in present:
-            table, rows, cells = _points(build, "community_risk", query, access)
-            if len(cells):
-                scores = table.frame["max_score"].iloc[cells]
-                drawn.append(
-                    (
-                        list(table.frame.geometry.iloc[cells]),
-                        [CLASS_COLOURS[class_of(v, facts.thresholds)] for v in scores],
-                    )
-                )
-            frame_rows = table.frame.iloc[rows].sort_values("score", na_position="first")
-            geo = frame_rows.geometry
-            classes = frame_rows["risk_class"].astype(str).tolist()
-            known = [c if c in CLASS_COLOURS else NO_DATA for c in classes]
-            low = (
-                frame_rows["confidence"].eq("low").fillna(False).tolist()
-                if "confidence" in frame_rows
-                else [False] * len(known)
-            )
-            drawn.append(
-                static_map.Marks(
-                    geo.x.to_numpy(),
-                    geo.y.to_numpy(),
-                    [CLASS_COLOURS[c] for c in known],
-                    5,
-                    halo="#ffffff",
-                    dashed=[c == NO_DATA for c in known],
-                    hollow=[c != NO_DATA and h for c, h in zip(known, low, strict=True)],
-                )
-            )
-            legend += [static_map.LegendItem(_(c), CLASS_COLOURS[c]) for c in CLASSES] + [
-                static_map.LegendItem(_(NO_DATA), "#ffffff", dashed=True),
-                static_map.LegendItem(_("low confidence"), CLASS_COLOURS[CLASSES[2]], hollow=True),
-            ]
-        if "incidents" in present:
-            table, rows, cells = _points(build, "incidents", query, access)
-            if len(cells):
-                drawn.append(([*table.frame.geometry.iloc[cells]], [INCIDENT_COLOUR] * len(cells)))
-                legend.append(
-                    static_map.LegendItem(_("Reports shown only by area"), "#8a8a8a", "hex")
-                )
-            if view.years is not None and table.dates is not None:
-                years = table.dates[rows].astype("datetime64[Y]").astype(int) + 1970
-                rows = rows[(years >= view.years[0]) & (years <= view.years[1])]
-            geo = table.frame.geometry.iloc[rows]
-            drawn.append(
-                static_map.Marks(
-                    geo.x.to_numpy(),
-                    geo.y.to_numpy(),
-                    [INCIDENT_COLOUR] * len(rows),
-                    3,
-                    outline="#ffffff",
-                )
-            )
-            legend.append(static_map.LegendItem(_("Incidents"), INCIDENT_COLOUR))
+    def render() -> bytes:
+        present = [x for x in shown if x in build.catalog["layers"] or styles[x].draw == "surface"]
         raster = build.catalog["layers"].get("risk_surface")
-        cog = build.store.path / raster["file"] if raster and "risk_surface" in shown else None
-        ramp = None
-        if cog is not None or "community_risk" in present:
-            ticks = [decimal(v, lang, 0) for v in (0, *facts.thresholds, 100)]
-            ramp = (_("Risk score, 0 to 100"), ticks)
-        publishers = dict.fromkeys(p for layer in shown for p in facts.publishers.get(layer, []))
+        cog = build.store.path / raster["file"] if raster and "risk_surface" in present else None
+        if cog is None:
+            present = [x for x in present if styles[x].draw != "surface"]
+        drawn = picture.draw_layers(
+            present,
+            styles,
+            lambda layer: build.store.table(layer, access),
+            query,
+            access,
+            facts.thresholds,
+            view.years,
+            lang,
+        )
+        drawn_facts = facts.in_countries(drawn.countries)
+        publishers = dict.fromkeys(
+            p for layer in present for p in drawn_facts.publishers.get(layer, [])
+        )
         data_credit = "Natural Earth; " + _("Data: {publishers}").replace(
             "{publishers}", ", ".join(publishers)
         )
@@ -376,12 +390,23 @@ def map_png(
                 "features"
             ],
             cog,
-            drawn,
+            drawn.marks,
             definition.title.get(lang),
-            legend,
-            ramp,
+            drawn.legend,
             credits,
+            evidence_line(facts, lang, view.years),
+            drawn.places,
         )
+
+    def body() -> bytes:
+        cache, lock = _picture_cache(request)
+        with lock:
+            found = cache.get(key)
+        if found is None:
+            found = render()
+            with lock:
+                cache[key] = found
+        return found
 
     return conditional(request, build.build_id, access, body, "image/png", SHORT)
 
@@ -470,6 +495,7 @@ def map_page(
     lat: ViewParam = None,
     lon: ViewParam = None,
     z: ViewParam = None,
+    bbox: BoxParam = None,
     layers: ViewParam = None,
     from_: YearParam = None,
     to: ToParam = None,
@@ -490,6 +516,7 @@ def embed_page(
     lat: ViewParam = None,
     lon: ViewParam = None,
     z: ViewParam = None,
+    bbox: BoxParam = None,
     layers: ViewParam = None,
     from_: YearParam = None,
     to: ToParam = None,
@@ -518,24 +545,37 @@ def oembed(
     base = base_url(request)
     target = urlsplit(url)
     own = urlsplit(base)
+    names = {own.netloc, *request.app.state.settings.host_names}
     match = re.fullmatch(r"/(?:maps|embed)/([^/]+)", target.path)
     definition = _maps(request).get(match.group(1)) if match else None
-    if target.netloc != own.netloc or definition is None:
+    if target.netloc not in names or definition is None:
         raise NotFoundError(f"{url!r} is not a map of this service")
+    facts = _facts(request, build, access)
     params = dict(parse_qsl(target.query))
     lang = choose_language(params.get("lang"), request.headers.get("accept-language"))
-    # The embed speaks the language the page was shared in.
+    # The embed speaks the language the page was shared in, and shows its view as a box, so
+    # a frame of any size fits it.
     params["lang"] = lang
+    box = _shared_box(params, definition)
+    for key in ("lat", "lon", "z"):
+        params.pop(key, None)
+    if box is not None:
+        params["bbox"] = ",".join(f"{v:.4f}" for v in box)
     width = min(maxwidth or 800, 800)
-    height = min(maxheight or round(width * 2 / 3), round(width * 2 / 3))
+    height = max(min(maxheight or round(width * 2 / 3), round(width * 2 / 3)), min(240, width))
     src = f"{base}embed/{definition.id}?{urlencode(params)}"
     title = definition.title.get(lang)
-    code = (
-        f'<iframe src="{html.escape(src)}" width="{width}" height="{height}" '
-        f'title="{html.escape(title)}" style="border:0" loading="lazy" allowfullscreen>'
-        "</iframe>"
+    thumb_w, thumb_h = 600, 400
+    picture_params = {k: v for k, v in params.items() if k in PNG_PARAMS}
+    picture_params |= {"width": str(thumb_w), "height": str(thumb_h)}
+    code = TEMPLATES.get_template("oembed.html").render(
+        src=src,
+        title=title,
+        width=width,
+        height=height,
+        ratio=f"{width} / {height}",
+        evidence=evidence_line(facts, lang),
     )
-
     doc = {
         "version": "1.0",
         "type": "rich",
@@ -545,6 +585,9 @@ def oembed(
         "html": code,
         "width": width,
         "height": height,
+        "thumbnail_url": f"{base}maps/{definition.id}.png?{urlencode(picture_params)}",
+        "thumbnail_width": thumb_w,
+        "thumbnail_height": thumb_h,
         "cache_age": 3600,
     }
 

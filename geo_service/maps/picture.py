@@ -1,0 +1,172 @@
+"""A map as a picture: its layers' marks and legend made from their definitions.
+
+Each layer's features in the frame become marks in its definition's symbol and colours (with
+what the page adds for some layers: halos and hollow dots for communities, footprints for
+mine sites, the year filter for incidents, and the public cells of restricted rows); the
+legend has a heading per layer and the same classes and lines as the page's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from geo_service.maps.layers import LayerDefinition
+from geo_service.maps.page import class_of, decimal
+from geo_service.render import static_map
+from geo_service.store.base import ItemQuery
+
+#: Marks are drawn this much smaller than the page's symbols (a print is read closer).
+SCALE = 0.45
+#: The most populous communities of a picture whose names are written (those that fit).
+TOWNS = 40
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What one layer puts in the picture: its marks (and cells), and its legend lines."""
+
+    marks: list[static_map.Marks | tuple[list[Any], list[str]]]
+    legend: list[static_map.LegendItem]
+    #: ISO alpha-3 codes of the countries of the features drawn (for the credits).
+    countries: set[str]
+    #: Town names to write, the most populous first.
+    places: list[static_map.Label]
+
+
+def layer_marks(
+    style: LayerDefinition,
+    table: Any,
+    query: ItemQuery,
+    access: Any,
+    thresholds: tuple[float, ...],
+    years: tuple[int, int] | None,
+    countries: set[str] | None = None,
+    places: list[static_map.Label] | None = None,
+) -> list[static_map.Marks | tuple[list[Any], list[str]]]:
+    """The marks of one layer's rows in ``query``'s box (restricted rows as their cells);
+    the countries of those rows are added to ``countries``."""
+    rows = table.select(query, access)
+    frame = table.frame
+    if countries is not None and "country" in frame:
+        countries.update(str(c) for c in frame["country"].iloc[rows].dropna().unique())
+    points = (frame.geometry.iloc[rows].geom_type == "Point").to_numpy()
+    cells, rows = rows[~points], rows[points]
+    out: list[static_map.Marks | tuple[list[Any], list[str]]] = []
+    if len(cells):
+        if "max_score" in frame:
+            fills = [
+                style.colour_of(class_of(v, thresholds)) for v in frame["max_score"].iloc[cells]
+            ]
+        else:
+            fills = [style.colour] * len(cells)
+        out.append((list(frame.geometry.iloc[cells]), fills))
+    if style.draw == "incidents" and years is not None and table.dates is not None:
+        year = table.dates[rows].astype("datetime64[Y]").astype(int) + 1970
+        rows = rows[(year >= years[0]) & (year <= years[1])]
+    chosen = frame.iloc[rows]
+    if style.draw == "communities" and "score" in chosen:
+        chosen = chosen.sort_values("score", na_position="first")
+    centre = chosen.geometry.representative_point()
+    if places is not None and style.draw == "communities" and "population" in chosen:
+        biggest = chosen["population"].fillna(0).to_numpy().argsort()[::-1][:TOWNS]
+        places += [
+            static_map.Label(float(centre.x.iloc[i]), float(centre.y.iloc[i]), str(name))
+            for i, name in zip(biggest, chosen["name"].iloc[biggest], strict=True)
+            if name
+        ]
+    field = style.classes.field if style.classes else None
+    values = chosen[field].tolist() if field in chosen else [None] * len(chosen)
+    fills = [style.colour_of(v) for v in values]
+    known = {c.value for c in style.classes.values} if style.classes else set()
+    other = [bool(known) and v not in known for v in values]
+    kwargs: dict[str, Any] = {}
+    if style.draw == "communities":
+        low = (
+            chosen["confidence"].eq("low").fillna(False).tolist() if "confidence" in chosen else []
+        )
+        kwargs = {
+            "halo": "#ffffff",
+            "dashed": other,
+            "hollow": [not o and bool(h) for o, h in zip(other, low, strict=False)] or None,
+        }
+    if style.draw == "sites" and "footprint_radius_m" in chosen:
+        kwargs["rings_m"] = chosen["footprint_radius_m"].fillna(0).tolist()
+    out.append(
+        static_map.Marks(
+            centre.x.to_numpy(),
+            centre.y.to_numpy(),
+            fills,
+            style.size * SCALE,
+            outline=style.outline,
+            shape=style.symbol,
+            **kwargs,
+        )
+    )
+    return out
+
+
+def layer_legend(
+    style: LayerDefinition,
+    lang: str,
+    ticks: list[str],
+    cells: bool,
+    years: tuple[int, int] | None = None,
+) -> list[static_map.LegendItem]:
+    """The legend lines of one layer: its heading (with the years shown, when filtered), its
+    classes or its symbol, no data, and the notes a picture can draw (hollow dots, and the
+    cells of rows shown only by their area)."""
+    item = static_map.LegendItem
+    heading = style.heading_of(lang)
+    if style.draw == "surface":
+        return [item(heading, heading=True, ramp=tuple(ticks))]
+    if years is not None and style.draw == "incidents":
+        heading = f"{heading}, {years[0]}–{years[1]}"
+    lines = [item(heading, heading=True)]
+    notes = list(style.notes)
+    if style.classes is not None:
+        lines += [item(c.label.get(lang), c.colour, style.symbol) for c in style.classes.values]
+    else:  # its symbol, said by its first plain note (else its name)
+        plain = next((n for n in notes if n.mark is None), None)
+        label = plain.text.get(lang) if plain else style.name.get(lang)
+        lines.append(item(label, style.colour, style.symbol))
+        notes = [n for n in notes if n is not plain]
+    if style.other is not None:
+        lines.append(item(style.other.label.get(lang), style.other.colour, dashed=True))
+    for note in notes:
+        if note.mark == "hollow" and style.classes is not None:
+            colour = style.classes.values[len(style.classes.values) // 2].colour
+            lines.append(item(note.text.get(lang), colour, hollow=True))
+        if note.mark in ("hex", "area") and cells:
+            fill = style.classes.values[1].colour if style.classes else "#8a8a8a"
+            lines.append(item(note.text.get(lang), fill, "hexagon"))
+    return lines
+
+
+def draw_layers(
+    shown: list[str],
+    styles: dict[str, LayerDefinition],
+    table_of: Callable[[str], Any],
+    query: ItemQuery,
+    access: Any,
+    thresholds: tuple[float, ...],
+    years: tuple[int, int] | None,
+    lang: str,
+) -> Drawn:
+    """Every shown layer's marks (in drawing order) and the legend of them all."""
+    marks: list[static_map.Marks | tuple[list[Any], list[str]]] = []
+    legend: list[static_map.LegendItem] = []
+    countries: set[str] = set()
+    places: list[static_map.Label] = []
+    ticks = [decimal(v, lang, 0) for v in (0, *thresholds, 100)]
+    for layer in shown:
+        style = styles[layer]
+        drawn = []
+        if style.draw != "surface":
+            table = table_of(layer)
+            drawn = layer_marks(style, table, query, access, thresholds, years, countries, places)
+            marks += drawn
+        cells = any(not isinstance(m, static_map.Marks) for m in drawn)
+        legend += layer_legend(style, lang, ticks, cells, years)
+    return Drawn(marks, legend, countries, places)

@@ -1,0 +1,122 @@
+/*
+ * What a map page does as it is used (geo_service/maps/page.py writes the page; this module
+ * starts once it is parsed, from the map, layers and settings the page hands over in
+ * window.riskMapParts).
+ *
+ * Every layer comes from the service's API by URL, only for the view, and is drawn as its
+ * definition (layers/layers.toml) says. A popup fetches what it shows only when it opens.
+ * The legend follows the layers shown, the attribution credits what is drawn, and the view
+ * is kept in the URL, so a shared link reopens it.
+ *
+ * Test hooks (document.body.dataset): communities, grouped, labels, incidents,
+ * incidentMarkers, concessions, dams, basemap, and drawn ("1" once every shown layer has
+ * drawn its view); window.riskMap is the map, RiskMap.drawn(map) counts what is drawn.
+ */
+
+import {Communities} from "./communities.js";
+import {setupControls} from "./controls.js";
+import {Dams, Points, ViewLayer, drawSite, evidenceItem} from "./features.js";
+import {Incidents} from "./incidents.js";
+import {Net} from "./net.js";
+import {addSearch} from "./search.js";
+import {Sharing} from "./share.js";
+import {Styles} from "./style.js";
+import {Words} from "./text.js";
+
+const SMALL = "(max-width: 600px), (max-height: 480px)";
+
+/*
+ * The features of a layer drawn by key: a new view adds what is new and removes what left
+ * it, so a feature that stays (and its open popup) is never redrawn; the popup panning the
+ * map into view does not close it.
+ */
+function Keyed(target) {
+  let drawn = {};
+  function open(layer) {
+    return (layer.isPopupOpen && layer.isPopupOpen())
+      || (layer.getLayers && layer.getLayers().some(open));
+  }
+  return {
+    update(items, keyOf, make) {
+      const next = {};
+      items.forEach((item) => { next[keyOf(item)] = true; });
+      Object.keys(drawn).forEach((key) => {
+        if (!next[key] && !drawn[key].some(open)) {
+          drawn[key].forEach((layer) => target.removeLayer(layer));
+          delete drawn[key];
+        }
+      });
+      const added = items.filter((item) => !drawn[keyOf(item)]);
+      make(added).forEach((pair) => { drawn[pair[0]] = pair[1]; });
+    },
+    clear() { target.clearLayers(); drawn = {}; }
+  };
+}
+
+export function start(map, cfg, layers) {
+  const data = document.body.dataset;
+  const ctx = {
+    map, cfg, layers, data,
+    t: cfg.t,
+    small: window.matchMedia(SMALL).matches,
+    words: new Words(cfg.lang, cfg.t),
+    styles: new Styles(cfg),
+    net: new Net(cfg.api, data),
+    keyed: Keyed,
+    communities: null,
+    incidents: null,
+    shown: (id) => !!layers[id] && map.hasLayer(layers[id]),
+    status: (id, text) => {
+      const el = document.getElementById(id);
+      if (el) { el.textContent = text; }
+    },
+    update: () => {}
+  };
+  ctx.evidenceItem = (e) => evidenceItem(ctx, e);
+  window.riskMap = map;
+
+  const {credit, syncLegend} = setupControls(ctx);
+  addSearch(ctx);
+  const sharing = Sharing(ctx);
+  ctx.update = sharing.update;
+
+  cfg.layers.forEach((id) => {
+    const style = ctx.styles.of(id);
+    const group = layers[id];
+    if (!group || !style || style.draw === "surface") { return; }
+    if (style.draw === "communities") {
+      ctx.communities = Communities(ctx, group);
+    } else if (style.draw === "sites") {
+      ViewLayer(ctx, id, group, (f, target) => drawSite(ctx, f, target), ctx.t.sites);
+    } else if (style.draw === "dams") {
+      Dams(ctx, id, group);
+    } else if (style.draw === "incidents") {
+      ctx.incidents = Incidents(ctx, group);
+    } else {
+      Points(ctx, id, group);
+    }
+  });
+  map.on("overlayadd overlayremove", () => { syncLegend(); credit(); });
+  map.on("moveend overlayadd overlayremove", () => ctx.update());
+  syncLegend();
+  credit();
+  ctx.update();
+  ctx.net.start();
+  if (layers.risk_surface) {
+    layers.risk_surface.on("load", () => { data.tilesAt = Math.round(performance.now()); });
+  }
+}
+
+/** Features drawn now per layer (what is on the map, not what was fetched). */
+export function drawn(map) {
+  const counts = {};
+  map.eachLayer((layer) => {
+    const id = layer.options && layer.options.riskLayer;
+    if (id) { counts[id] = (counts[id] || 0) + 1; }
+  });
+  return counts;
+}
+
+window.RiskMap = {drawn};
+const parts = window.riskMapParts;
+if (parts) { start(parts.map, parts.config, parts.layers); }

@@ -2,7 +2,8 @@
 
 They are installed from npm at set-up (``package.json``, ``make run``) into ``node_modules``;
 only the distributed files of the packages listed here are served, nothing else under it.
-The pages' own script and style (``static/``) are served beside them as ``riskmap/…``.
+The pages' own script and styles (``static/``: the map's, and ``site.css`` for every other
+page) are served beside them as ``riskmap/…``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ PACKAGES = {
 #: Our own files, from the package (``geo_service/maps/static``).
 OWN = "riskmap"
 STATIC = Path(__file__).parent / "static"
-OWN_FILES = ("riskmap.js", "riskmap.css")
+OWN_FILES = ("riskmap.js", "riskmap.css", "site.css")
 TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",

@@ -320,7 +320,12 @@ def test_language_by_parameter_then_accept_language(client) -> None:
 
 #: Calls that mark a text for the catalogs, and how many of their first arguments are texts.
 MARKERS = {"_": 1, "N_": 1, "ngettext": 2, "plural": 2}
-TRANSLATED = ("geo_service/maps/page.py", "geo_service/api/routes/maps.py")
+TRANSLATED = (
+    "geo_service/maps/page.py",
+    "geo_service/api/routes/maps.py",
+    "geo_service/api/routes/features.py",
+    "geo_service/render/record.py",
+)
 
 
 def _marked(path: Path) -> tuple[set[tuple[str, ...]], int]:
@@ -347,6 +352,24 @@ def _marked(path: Path) -> tuple[set[tuple[str, ...]], int]:
     return found, inside
 
 
+def _in_templates() -> set[tuple[str, ...]]:
+    """Every text the page templates translate (``_()``, ``ngettext()`` and ``{% trans %}``
+    blocks), read by Jinja2's extractor for Babel with the options the pages are made with."""
+    from jinja2.ext import babel_extract
+
+    from geo_service.render.templates import OPTIONS, TEMPLATES
+
+    found: set[tuple[str, ...]] = set()
+    for path in sorted(TEMPLATES.glob("*.html")):
+        with path.open("rb") as fh:
+            for _line, _function, message, _comments in babel_extract(
+                fh, ("_", "gettext", "ngettext"), [], OPTIONS
+            ):
+                texts = (message,) if isinstance(message, str) else message
+                found.add(tuple(t for t in texts if t is not None))
+    return found
+
+
 def test_every_catalog_has_every_string() -> None:
     from babel.messages.pofile import read_po
 
@@ -354,12 +377,23 @@ def test_every_catalog_has_every_string() -> None:
 
     used: set[tuple[str, ...]] = set()
     inside = 0
+    marked = {}
     for module in TRANSLATED:
-        found, n = _marked(ROOT / module)
-        used |= found
+        marked[module], n = _marked(ROOT / module)
+        used |= marked[module]
         inside += n
     assert len(used) > 150 and inside > 20  # f-strings' calls are seen
     assert ("sources and licences",) in used and ("Risk score, 0 to 100",) in used
+    templates = _in_templates()
+    # The texts of the templates and records are written with French typography's
+    # non-breaking space before : ; ? and ! (no line starts with one of them).
+    record = marked["geo_service/render/record.py"]
+    typeset = templates | (
+        record - marked["geo_service/maps/page.py"] - marked["geo_service/api/routes/maps.py"]
+    )
+    assert ("Sources and licences",) in templates and ("Language",) in templates
+    assert ("%(num)s feature matches.", "%(num)s features match.") in templates  # {% trans %}
+    used |= templates
     for lang in ("fr", "pt"):
         with (LOCALES / lang / "LC_MESSAGES" / "messages.po").open("rb") as fh:
             catalog = read_po(fh, locale=lang)
@@ -374,13 +408,15 @@ def test_every_catalog_has_every_string() -> None:
             assert all(strings), (lang, key)
             if len(key) == 2:
                 assert isinstance(message.id, tuple) and message.id[1] == key[1], (lang, key)
-            # Every placeholder of the English text is in the translation.
+            # Every placeholder of the English text is in the translation: {name} for the
+            # pages made in Python, %(name)s for the templates.
             for s in strings:
-                assert set(re.findall(r"\{\w+\}", key[-1])) <= set(re.findall(r"\{\w+\}", s)), (
-                    lang,
-                    key,
-                    s,
-                )
+                for pattern in (r"\{\w+\}", r"%\(\w+\)s"):
+                    wanted = set(re.findall(pattern, key[-1]))
+                    assert wanted <= set(re.findall(pattern, s)), (lang, key, s)
+            if lang == "fr" and key in typeset:
+                for s in strings:
+                    assert not re.search(r"[^\u00a0\u202f][:;?!](\s|$)", s), (key, s)
 
 
 def test_oembed_follows_the_spec(client) -> None:

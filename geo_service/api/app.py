@@ -2,7 +2,8 @@
 
 Nothing is built at import, so tests make an app with their own settings. The current build is
 looked up on every request (one ``readlink``), so a new build is served as soon as its pointer
-is swapped, without a restart; each response names the build it came from.
+is swapped, without a restart; each response names the build it came from. Errors are JSON
+(``code``, ``description``), or a page for a browser that asks for HTML.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -25,7 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from geo_service import __version__
 from geo_service.api import openapi
 from geo_service.api.auth import Tokens, UnauthorizedError, read_tokens
+from geo_service.api.caching import VARY
 from geo_service.api.deps import BuildCache, BuildDep
+from geo_service.api.links import base_url
 from geo_service.api.routes.features import router as features_router
 from geo_service.api.routes.maps import router as maps_router
 from geo_service.api.routes.tiles import router as tiles_router
@@ -37,7 +40,10 @@ from geo_service.errors import (
     RiskMapError,
     UnsupportedFormatError,
 )
+from geo_service.maps.i18n import choose_language
 from geo_service.maps.page import Basemap
+from geo_service.render.features import negotiate
+from geo_service.render.templates import render
 from geo_service.settings import ApiSettings
 
 #: Domain errors → HTTP status: the one place where they meet.
@@ -124,8 +130,27 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def _error(status: int, code: str, description: str) -> JSONResponse:
-    return JSONResponse({"code": code, "description": description}, status_code=status)
+def _error(request: Request, status: int, code: str, description: str) -> Response:
+    """The error as JSON; as a page in the visitor's language when a browser asks for HTML
+    (Accept) and no other format (``f``). The description is the same English either way;
+    the answer says it depends on Accept, so a cache never gives one to the other."""
+    accept = request.headers.get("accept")
+    fmt = request.query_params.get("f", "html").lower()
+    if fmt == "html" and negotiate(None, accept, allowed=("json", "html")).key == "html":
+        lang = request.query_params.get("lang")
+        page = render(
+            "error.html",
+            lang=choose_language(lang, request.headers.get("accept-language")),
+            base=base_url(request),
+            here=str(request.url),
+            status=status,
+            code=code,
+            description=description,
+        )
+        return HTMLResponse(page, status_code=status, headers={"Vary": VARY})
+    return JSONResponse(
+        {"code": code, "description": description}, status_code=status, headers={"Vary": VARY}
+    )
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -147,9 +172,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.tokens = Tokens(read_tokens(settings.tokens_file, settings.tokens))
 
     @app.exception_handler(RiskMapError)
-    async def _domain(request: Request, exc: RiskMapError) -> JSONResponse:
+    async def _domain(request: Request, exc: RiskMapError) -> Response:
         status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
-        response = _error(status, type(exc).__name__.removesuffix("Error"), str(exc))
+        response = _error(request, status, type(exc).__name__.removesuffix("Error"), str(exc))
         if status == 401:
             response.headers["WWW-Authenticate"] = (
                 'Bearer realm="diamond-risk-map", error="invalid_token"'
@@ -157,23 +182,23 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return response
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         """No such route (404) or method (405): the same JSON shape as every other error."""
         words = {404: ("NotFound", f"no resource at {request.url.path}; see /openapi.json")}
         words[405] = ("MethodNotAllowed", f"{request.method} is not served: this API only reads")
         code, description = words.get(exc.status_code, (str(exc.status_code), str(exc.detail)))
-        response = _error(exc.status_code, code, description)
+        response = _error(request, exc.status_code, code, description)
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for e in exc.errors():
             where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path"))
             problems.append(f"parameter '{where}': {e.get('msg', 'invalid')}")
-        return _error(400, "BadQuery", "; ".join(problems))
+        return _error(request, 400, "BadQuery", "; ".join(problems))
 
     @app.get("/health", tags=["service"])
     def health(build: BuildDep) -> dict[str, Any]:

@@ -15,9 +15,10 @@ import pandas as pd
 from geo_service.errors import BadQueryError
 from geo_service.store.base import BBox, ItemQuery
 
-#: Parameters every items request may carry besides the queryable properties.
+#: Parameters every items request may carry besides the queryable properties (``lang`` is
+#: the language of the HTML page).
 ITEMS_PARAMETERS = frozenset(
-    {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties", "q"}
+    {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties", "q", "lang"}
 )
 #: The one CRS features are served in (lon/lat, WGS84), in the spellings clients send.
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"

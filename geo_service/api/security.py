@@ -5,7 +5,10 @@ pages can carry a strict Content-Security-Policy: scripts only from this origin 
 blocks whose SHA-256 the policy names (computed from the page as sent, so a cached page and
 its policy always agree), no ``eval``, no plugins, and frames only where the operator allows
 (``RISKMAP_FRAME_ANCESTORS`` for ``/embed`` pages, this site for the others). Images may also
-come from the outside basemap's tile server, the one outside resource of a map.
+come from the outside basemap's tile server, the one outside resource of a map. Style
+attributes are allowed only on pages that have them or run a script (the maps: Leaflet places
+things with them); the other pages (``geo_service/templates``) take their look from one
+stylesheet and get no such allowance.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 INLINE = re.compile(
     rb"<(script|style)\b(?![^>]*\bsrc=)[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL
 )
+#: What makes a page need style attributes: a script (which may set them) or one in its markup.
+STYLED = re.compile(rb"<[a-z][^>]*\sstyle\s*=", re.IGNORECASE)
 ALWAYS = [
     (b"x-content-type-options", b"nosniff"),
     # The outside basemap's servers ask for the origin of the page (OSM's tile policy).
@@ -52,13 +57,15 @@ def policy(html: bytes, frame_ancestors: Iterable[str], images: Iterable[str]) -
     styles = " ".join(["'self'", *dict.fromkeys(hashes["style"])])
     ancestors = " ".join(frame_ancestors) or "'none'"
     img = " ".join(["'self'", "data:", "blob:", *images])
+    # A page with a style attribute in its markup needs them allowed (they cannot run code);
+    # the map pages set styles from their script (CSSOM), which needs nothing.
+    attributes = ["style-src-attr 'unsafe-inline'"] if STYLED.search(html) else []
     return "; ".join(
         [
             "default-src 'self'",
             f"script-src {scripts}",
             f"style-src {styles}",
-            # Leaflet and the pages position things with style attributes; they cannot run code.
-            "style-src-attr 'unsafe-inline'",
+            *attributes,
             f"img-src {img}",
             "connect-src 'self'",
             "font-src 'self' data:",

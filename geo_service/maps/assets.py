@@ -2,12 +2,15 @@
 
 They are installed from npm at set-up (``package.json``, ``make run``) into ``node_modules``;
 only the distributed files of the packages listed here are served, nothing else under it.
-The pages' own script and style (``static/``) are served beside them as ``riskmap/…``.
+The pages' own script and styles (``static/``: the map's, and ``site.css`` for every other
+page) are served beside them as ``riskmap/…``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from functools import cache
 from pathlib import Path
 
 from geo_service.errors import NotFoundError
@@ -23,7 +26,7 @@ PACKAGES = {
 #: Our own files, from the package (``geo_service/maps/static``).
 OWN = "riskmap"
 STATIC = Path(__file__).parent / "static"
-OWN_FILES = ("riskmap.css",)
+OWN_FILES = ("riskmap.css", "site.css")
 #: The page's script: ES modules, served as ``riskmap/<version>/js/<module>.js`` (the
 #: version, a digest of them all, only changes their URLs).
 SCRIPTS = STATIC / "js"
@@ -57,3 +60,19 @@ def asset_file(root: Path, path: str) -> tuple[Path, str]:
     if not any(target.is_relative_to(a) for a in allowed) or not target.is_file():
         raise NotFoundError(f"no asset '{path}' (is the set-up done? run 'make run')")
     return target, media
+
+
+@cache
+def asset_version(name: str) -> str:
+    """A digest of one of our own assets: its URL changes when it does (cached a day)."""
+    return hashlib.blake2b((STATIC / name).read_bytes(), digest_size=6).hexdigest()
+
+
+@cache
+def script_version() -> str:
+    """A digest of every module of the page's script, in their URLs' path: a module's
+    imports resolve beside it, so the whole set changes URL when any of them does."""
+    digest = hashlib.blake2b(digest_size=6)
+    for path in sorted(SCRIPTS.glob("*.js")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

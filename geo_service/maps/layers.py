@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +26,7 @@ from pydantic import (
 )
 
 from geo_service.errors import CatalogError
-from geo_service.maps.definitions import Texts
+from geo_service.maps.definitions import Texts, layers_file
 from geo_service.render.symbols import svg_path
 
 #: How the page draws a layer; ``points`` is any point layer of the API.
@@ -194,6 +196,29 @@ class LayerDefinition(BaseModel):
                 else None
             ),
         }
+
+
+@lru_cache(maxsize=8)
+def definitions(maps_file: Path = Path("layers/maps.toml")) -> dict[str, LayerDefinition]:
+    """The layer definitions that go with a maps file (``layers.toml`` beside it), read once."""
+    return load_layers(layers_file(Path(maps_file)))
+
+
+def words(styles: Mapping[str, LayerDefinition], lang: str) -> tuple[dict, dict]:
+    """Every definition's field labels (field → label) and the words of its values (field →
+    value → words, classes included), in ``lang``: what a full record shows of them."""
+    labels: dict[str, str] = {}
+    values: dict[str, dict[str, str]] = {}
+    for style in styles.values():
+        for name, text in style.fields.items():
+            labels.setdefault(name, text.get(lang))
+        for name, texts in style.values.items():
+            values.setdefault(name, {}).update({v: t.get(lang) for v, t in texts.items()})
+        if style.classes is not None:
+            values.setdefault(style.classes.field, {}).update(
+                {c.value: c.label.get(lang) for c in style.classes.values}
+            )
+    return labels, values
 
 
 def load_layers(path: Path) -> dict[str, LayerDefinition]:

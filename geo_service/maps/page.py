@@ -23,7 +23,6 @@ Colours (one meaning per colour, readable with the common colour-vision deficien
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from collections.abc import Callable
@@ -41,14 +40,15 @@ from babel.numbers import format_decimal
 from branca.element import Element, MacroElement
 from folium.plugins import Fullscreen
 from folium.utilities import JsCode
-from jinja2 import Environment, PackageLoader, Template
+from jinja2 import Template
 
-from geo_service.maps.assets import SCRIPTS, STATIC
+from geo_service.maps.assets import SCRIPTS, asset_version, script_version
 from geo_service.maps.definitions import MapDefinition
 from geo_service.maps.i18n import N_, plural_translator, translator
 from geo_service.maps.layers import LayerDefinition
 from geo_service.render import png
 from geo_service.render.symbols import svg_path
+from geo_service.render.templates import environment
 from geo_service.risk.params import Classes
 
 NO_DATA = N_("no data")
@@ -244,22 +244,6 @@ def _classes(thresholds: tuple[float, ...]) -> Classes:
     return Classes(medium=medium, high=high, very_high=very_high)
 
 
-@cache
-def asset_version(name: str) -> str:
-    """A digest of one of our own assets: its URL changes when it does (cached a day)."""
-    return hashlib.blake2b((STATIC / name).read_bytes(), digest_size=6).hexdigest()
-
-
-@cache
-def script_version() -> str:
-    """A digest of every module of the page's script, in their URLs' path: a module's
-    imports resolve beside it, so the whole set changes URL when any of them does."""
-    digest = hashlib.blake2b(digest_size=6)
-    for path in sorted(SCRIPTS.glob("*.js")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
 #: Names CLDR writes otherwise than the maps' titles do ("Congo - Kinshasa"): one name for
 #: a country on every page.
 COUNTRY_NAMES = {
@@ -307,7 +291,10 @@ def _strings(lang: str) -> dict[str, Any]:
         "failed": _("Could not load this. Try again in a moment."),
         "scoreLine": _("Score: {score} out of 100"),
         "noScore": _("No factor has evidence here: no score."),
-        "basedOn": _("Based on {n} of {total} factors. No data here for: {missing}."),
+        "basedOn": plural(
+            "Based on {n} of {total} factors. No data here for: {missing}.",
+            "Based on {n} of {total} factors. No data here for: {missing}.",
+        ),
         "absence": _("Absence of evidence is not absence of risk."),
         "points": _("points"),
         "level": _("level {value} of 1"),
@@ -323,6 +310,19 @@ def _strings(lang: str) -> dict[str, Any]:
             "{n} more report not shown publicly", "{n} more reports not shown publicly"
         ),
         "record": _("Full record"),
+        "tableTitle": _("Communities in view"),
+        "tableFirst": _("the {n} highest scores"),
+        "colName": _("Community"),
+        "colCountry": _("Country"),
+        "colScore": _("Score"),
+        "colClass": _("Class"),
+        "colConfidence": _("Confidence"),
+        "colFactors": _("Factors with data"),
+        "confidenceWord": {
+            "high": _("high confidence"),
+            "medium": _("medium confidence"),
+            "low": _("low confidence"),
+        },
         "searchLabel": _("Find a town or a mine"),
         "searchPlaceholder": _("Find a town…"),
         "searchFound": plural("{n} place found", "{n} places found"),
@@ -490,11 +490,6 @@ class _Start(MacroElement):
         self.control = control
 
 
-TEMPLATES = Environment(
-    loader=PackageLoader("geo_service.maps", "templates"), autoescape=True, trim_blocks=True
-)
-
-
 def evidence_line(facts: BuildFacts, lang: str, years: tuple[int, int] | None = None) -> str | None:
     """ "Evidence up to <date>" in ``lang`` (and the incidents' years when filtered)."""
     _ = translator(lang)
@@ -559,18 +554,28 @@ def _legend(
             }
         )
     stops = png.legend(11)
-    return TEMPLATES.get_template("legend.html").render(
-        title=definition.title.get(lang),
-        words={"legend": _("Legend"), "language": _("Language")},
-        languages=[("en", "English"), ("fr", "Français"), ("pt", "Português")],
-        lang=lang,
-        page=page,
-        evidence=evidence_line(facts, lang),
-        stops=[{"offset": i / (len(stops) - 1), "color": s["color"]} for i, s in enumerate(stops)],
-        ticks=[decimal(v, lang, 0) for v in (0, *facts.thresholds, 100)],
-        layers=sections,
-        shapes={k: svg_path(k) for k in ("hexagon", "triangle")},
-        note=definition.legend.get(lang) if definition.legend is not None else None,
+    return (
+        environment()
+        .get_template("map/legend.html")
+        .render(
+            title=definition.title.get(lang),
+            words={
+                "legend": _("Legend"),
+                "language": _("Language"),
+                "table": _("The communities in view, as a table"),
+            },
+            languages=[("en", "English"), ("fr", "Français"), ("pt", "Português")],
+            lang=lang,
+            page=page,
+            evidence=evidence_line(facts, lang),
+            stops=[
+                {"offset": i / (len(stops) - 1), "color": s["color"]} for i, s in enumerate(stops)
+            ],
+            ticks=[decimal(v, lang, 0) for v in (0, *facts.thresholds, 100)],
+            layers=sections,
+            shapes={k: svg_path(k) for k in ("hexagon", "triangle")},
+            note=definition.legend.get(lang) if definition.legend is not None else None,
+        )
     )
 
 
@@ -780,9 +785,9 @@ def build_page(
     scripts = f"{assets}riskmap/{script_version()}/js/"
     root.header.add_child(
         Element(
-            TEMPLATES.get_template("modules.html").render(
-                base=scripts, modules=sorted(p.name for p in SCRIPTS.glob("*.js"))
-            )
+            environment()
+            .get_template("map/modules.html")
+            .render(base=scripts, modules=sorted(p.name for p in SCRIPTS.glob("*.js")))
         )
     )
     root.html.add_child(Element(_legend(definition, lang, facts, styles, layers, _, page_url)))
@@ -801,7 +806,9 @@ def build_page(
     picture |= {"lang": lang, "width": str(CARD[0]), "height": str(CARD[1])}
     root.header.add_child(
         Element(
-            TEMPLATES.get_template("head.html").render(
+            environment()
+            .get_template("map/head.html")
+            .render(
                 title=title,
                 description=definition.description.get(lang),
                 oembed=oembed,

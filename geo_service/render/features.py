@@ -2,12 +2,12 @@
 
 GeoJSON is the page the store assembles from pre-encoded features; the download formats
 (CSV, GeoPackage, GeoParquet, KML) are written from the selected rows of the layer's table;
-HTML is a plain page a person can read. A new format is an encoder and one ``FORMATS`` line.
+HTML is a page a person can read (``templates.py``). A new format is an encoder and one
+``FORMATS`` line.
 """
 
 from __future__ import annotations
 
-import html
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -142,40 +142,3 @@ def negotiate(
             if key in allowed:
                 return FORMATS[key]
     return FORMATS["json"]
-
-
-def html_page(
-    title: str, intro: str, rows: list[dict[str, Any]], links: list[dict[str, str]]
-) -> bytes:
-    """A plain, readable page: a heading, a line of context, links and a table."""
-    esc = html.escape
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{esc(str(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{esc(_cell(r.get(c)))}</td>" for c in columns) + "</tr>"
-        for r in rows
-    )
-    nav = " · ".join(
-        f'<a href="{esc(link["href"])}" rel="{esc(link["rel"])}">{esc(link["title"])}</a>'
-        for link in links
-    )
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title>"
-        "<style>body{font-family:system-ui,sans-serif;margin:1rem;line-height:1.4}"
-        "table{border-collapse:collapse;font-size:.85rem;display:block;overflow-x:auto}"
-        "th,td{border:1px solid #ccc;padding:.2rem .4rem;text-align:left;vertical-align:top}"
-        "th{background:#f0f0f0}</style></head><body>"
-        f"<h1>{esc(title)}</h1><p>{esc(intro)}</p><p>{nav}</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        "</body></html>"
-    ).encode()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list | dict):
-        return orjson.dumps(value).decode()
-    return str(value)

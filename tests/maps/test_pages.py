@@ -346,7 +346,12 @@ def test_language_by_parameter_then_accept_language(client) -> None:
 
 #: Calls that mark a text for the catalogs, and how many of their first arguments are texts.
 MARKERS = {"_": 1, "N_": 1, "ngettext": 2, "plural": 2}
-TRANSLATED = ("geo_service/maps/page.py", "geo_service/api/routes/maps.py")
+TRANSLATED = (
+    "geo_service/maps/page.py",
+    "geo_service/api/routes/maps.py",
+    "geo_service/api/routes/features.py",
+    "geo_service/render/record.py",
+)
 
 
 def _marked(path: Path) -> tuple[set[tuple[str, ...]], int]:
@@ -373,6 +378,24 @@ def _marked(path: Path) -> tuple[set[tuple[str, ...]], int]:
     return found, inside
 
 
+def _in_templates() -> set[tuple[str, ...]]:
+    """Every text the page templates translate (``_()``, ``ngettext()`` and ``{% trans %}``
+    blocks), read by Jinja2's extractor for Babel with the options the pages are made with."""
+    from jinja2.ext import babel_extract
+
+    from geo_service.render.templates import OPTIONS, TEMPLATES
+
+    found: set[tuple[str, ...]] = set()
+    for path in sorted(TEMPLATES.glob("*.html")):
+        with path.open("rb") as fh:
+            for _line, _function, message, _comments in babel_extract(
+                fh, ("_", "gettext", "ngettext"), [], OPTIONS
+            ):
+                texts = (message,) if isinstance(message, str) else message
+                found.add(tuple(t for t in texts if t is not None))
+    return found
+
+
 def test_every_catalog_has_every_string() -> None:
     from babel.messages.pofile import read_po
 
@@ -380,12 +403,23 @@ def test_every_catalog_has_every_string() -> None:
 
     used: set[tuple[str, ...]] = set()
     inside = 0
+    marked = {}
     for module in TRANSLATED:
-        found, n = _marked(ROOT / module)
-        used |= found
+        marked[module], n = _marked(ROOT / module)
+        used |= marked[module]
         inside += n
-    assert len(used) > 100 and inside > 10  # f-strings' calls are seen
+    assert len(used) > 100 and inside > 5  # f-strings' calls are seen
     assert ("sources and licences",) in used and ("Evidence up to {date}",) in used
+    templates = _in_templates()
+    # The texts of the templates and records are written with French typography's
+    # non-breaking space before : ; ? and ! (no line starts with one of them).
+    record = marked["geo_service/render/record.py"]
+    typeset = templates | (
+        record - marked["geo_service/maps/page.py"] - marked["geo_service/api/routes/maps.py"]
+    )
+    assert ("Sources and licences",) in templates and ("Language",) in templates
+    assert ("%(num)s feature matches.", "%(num)s features match.") in templates  # {% trans %}
+    used |= templates
     for lang in ("fr", "pt"):
         with (LOCALES / lang / "LC_MESSAGES" / "messages.po").open("rb") as fh:
             catalog = read_po(fh, locale=lang)
@@ -400,13 +434,15 @@ def test_every_catalog_has_every_string() -> None:
             assert all(strings), (lang, key)
             if len(key) == 2:
                 assert isinstance(message.id, tuple) and message.id[1] == key[1], (lang, key)
-            # Every placeholder of the English text is in the translation.
+            # Every placeholder of the English text is in the translation: {name} for the
+            # pages made in Python, %(name)s for the templates.
             for s in strings:
-                assert set(re.findall(r"\{\w+\}", key[-1])) <= set(re.findall(r"\{\w+\}", s)), (
-                    lang,
-                    key,
-                    s,
-                )
+                for pattern in (r"\{\w+\}", r"%\(\w+\)s"):
+                    wanted = set(re.findall(pattern, key[-1]))
+                    assert wanted <= set(re.findall(pattern, s)), (lang, key, s)
+            if lang == "fr" and key in typeset:
+                for s in strings:
+                    assert not re.search(r"[^\u00a0\u202f][:;?!](\s|$)", s), (key, s)
 
 
 def test_oembed_follows_the_spec(client) -> None:
@@ -648,8 +684,66 @@ def test_keyboard_reaches_every_control(url, browser) -> None:
     page.get_by_label("Risk surface", exact=True).focus()
     page.keyboard.press("Space")
     wait(page, f"{RISK_TILES} == 0", timeout=10)
+    # The map pans and zooms from the keyboard (Leaflet's keys on the focused map).
+    zoom = page.evaluate("window.riskMap.getZoom()")
+    centre = page.evaluate("window.riskMap.getCenter().lng")
+    page.locator(".leaflet-container").focus()
+    page.keyboard.press("ArrowRight")
+    wait(page, f"window.riskMap.getCenter().lng > {centre}")
+    page.keyboard.press("Equal")
+    wait(page, f"window.riskMap.getZoom() > {zoom}")
+    # A popup opens from the keyboard: the table of the communities in view, then a name.
+    page.locator("#table-open").focus()
+    page.keyboard.press("Enter")
+    page.locator("#community-table tbody tr").first.wait_for(timeout=15_000)
+    rows = page.locator("#community-table tbody tr")
+    assert rows.count() > 5
+    headers = page.locator("#community-table thead th").all_inner_texts()
+    assert headers == ["Community", "Country", "Score", "Class", "Confidence", "Factors with data"]
+    first = rows.first.locator("th button")
+    name = first.inner_text()
+    scores = [float(x) for x in page.locator("#community-table td.num").all_inner_texts()[:5]]
+    assert scores == sorted(scores, reverse=True)  # the highest first
+    first.focus()
+    page.keyboard.press("Enter")
+    assert not page.locator("#community-table").is_visible()
+    assert popup(page, ".summary").startswith(name)
     watched.clean()
     page.context.close()
+
+
+@pytest.mark.slow
+def test_axe_finds_no_serious_problem_on_any_page(url, browser) -> None:
+    """axe-core (npm) in Chromium: every map and embed, at 1280 × 800 and 390 × 844, in each
+    language across them, and the other pages: no serious or critical violation of WCAG 2.x
+    A/AA."""
+    axe = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+    assert axe.exists(), "axe-core is installed from npm by make test"
+    pages = [f"/maps/{m}" for m in MAPS] + [f"/embed/{m}" for m in MAPS]
+    pages += ["/maps", "/collections?f=html", "/collections/incidents/items?f=html&limit=20"]
+    languages = ("en", "fr", "pt")
+    found: dict[str, list[str]] = {}
+    for i, path in enumerate(pages):
+        for width, height in ((1280, 800), (390, 844)):
+            context = browser.new_context(
+                viewport={"width": width, "height": height}, bypass_csp=True
+            )
+            page = context.new_page()
+            lang = languages[(i + width) % 3]
+            page.goto(f"{url}{path}{'&' if '?' in path else '?'}lang={lang}")
+            if path.startswith(("/maps/", "/embed/")):
+                wait(page, "document.body.dataset.drawn === '1'")
+            page.add_script_tag(path=str(axe))
+            violations = page.evaluate(
+                "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa',"
+                " 'wcag21a', 'wcag21aa', 'wcag22aa']}}).then(r => r.violations"
+                ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+                ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', ')))"
+            )
+            if violations:
+                found[f"{path} {width} {lang}"] = violations
+            context.close()
+    assert not found, found
 
 
 @pytest.mark.slow

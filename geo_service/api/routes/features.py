@@ -1,7 +1,9 @@
 """OGC API – Features Part 1 (Core, GeoJSON, OpenAPI 3.0) and Part 3 queryables.
 
 Handlers stay thin: the store filters and pages (``store/memory.py``), ``params.py`` parses,
-``links.py`` writes links, ``caching.py`` answers 304 before any work.
+``links.py`` writes links, ``caching.py`` answers 304 before any work. Each resource is JSON,
+or a page a person reads (``f=html`` or ``Accept: text/html``) from ``geo_service/templates``
+in the language of ``lang`` or Accept-Language; the JSON is the same in every language.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -19,7 +23,13 @@ from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import ParamsUrl, base_url, collection_links, items_links, link
 from geo_service.api.params import MAX_LIMIT, items_query, refuse_unknown
 from geo_service.errors import BadQueryError
-from geo_service.render.features import FORMATS, html_page, negotiate
+from geo_service.maps.i18n import choose_language, translator
+from geo_service.maps.layers import LayerDefinition, definitions
+from geo_service.render.features import FORMATS, negotiate
+from geo_service.render.record import Formatter, cell, day, number
+from geo_service.render.templates import render
+from geo_service.store.base import FeaturePage, ItemQuery
+from geo_service.store.memory import LayerTable
 
 router = APIRouter(tags=["features"])
 
@@ -116,6 +126,44 @@ def collection_document(
 
 
 FormatParam = Annotated[str | None, Query(description="Format: json (default) or html.")]
+LangParam = Annotated[
+    str | None,
+    Query(
+        description="Language of the HTML page: en, fr or pt; a regional tag (fr-CA) takes its "
+        "language, any other value English. Without it, the browser's Accept-Language. JSON "
+        "and downloads are the same in every language."
+    ),
+]
+#: Parameters of the resources that are a document or a page.
+DOCUMENT_PARAMETERS = {"f", "lang"}
+#: Download formats by the words a page links them with.
+DOWNLOADS = {
+    "json": "GeoJSON",
+    "csv": "CSV",
+    "gpkg": "GeoPackage",
+    "parquet": "GeoParquet",
+    "kml": "KML",
+}
+
+
+def _language(request: Request, lang: str | None) -> str:
+    return choose_language(lang, request.headers.get("accept-language"))
+
+
+def _page(request: Request, lang: str | None, name: str, **context: Any) -> bytes:
+    """A page of ours in the request's language, with the service's URL and its own."""
+    return render(
+        name,
+        lang=_language(request, lang),
+        base=base_url(request),
+        here=str(request.url),
+        **context,
+    )
+
+
+def _styles(request: Request) -> dict[str, LayerDefinition]:
+    """The layer definitions of the maps (their labels and words name the fields)."""
+    return definitions(Path(request.app.state.settings.maps_file))
 
 
 def _document(
@@ -124,18 +172,15 @@ def _document(
     access: AccessDep,
     f: str | None,
     doc: Callable[[], dict[str, Any]],
-    rows: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    page: Callable[[dict[str, Any]], bytes],
 ) -> Response:
-    """A JSON document, or the same as a readable page (``f=html`` or ``Accept: text/html``)."""
-    refuse_unknown(request.query_params.keys(), {"f"})
+    """A JSON document, or a page made from it (``f=html`` or ``Accept: text/html``)."""
+    refuse_unknown(request.query_params.keys(), DOCUMENT_PARAMETERS)
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
 
     def body() -> bytes:
         d = doc()
-        if fmt.key == "html":
-            title = d.get("title", "diamond-risk-map")
-            return html_page(title, d.get("description", ""), rows(d), d.get("links", []))
-        return _dumps(d)
+        return page(d) if fmt.key == "html" else _dumps(d)
 
     media = JSON if fmt.key == "json" else fmt.media_type
     return conditional(request, build.build_id, access, body, media, SHORT)
@@ -143,7 +188,11 @@ def _document(
 
 @router.get("/", summary="Landing page")
 def landing(
-    request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    f: FormatParam = None,
+    lang: LangParam = None,
 ) -> Response:
     """What this service offers and where: the API definition, conformance, the collections."""
     base = base_url(request)
@@ -171,12 +220,23 @@ def landing(
             ],
         }
 
-    return _document(request, build, access, f, doc, lambda d: [{"build": d["build_id"]}])
+    return _document(
+        request,
+        build,
+        access,
+        f,
+        doc,
+        lambda d: _page(request, lang, "landing.html", build_id=d["build_id"]),
+    )
 
 
 @router.get("/conformance", summary="Conformance classes")
 def conformance(
-    request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    f: FormatParam = None,
+    lang: LangParam = None,
 ) -> Response:
     """The OGC conformance classes this service implements."""
     return _document(
@@ -185,26 +245,27 @@ def conformance(
         access,
         f,
         lambda: {"title": "Conformance", "conformsTo": CONFORMANCE, "links": []},
-        lambda d: [{"conforms to": c} for c in d["conformsTo"]],
+        lambda d: _page(request, lang, "conformance.html", classes=d["conformsTo"]),
     )
 
 
-def _collection_rows(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": c["id"],
-            "title": c["title"],
-            "features": c["count"],
-            "licence": c["license"],
-            "attribution": c["attribution"],
-        }
-        for c in docs
-    ]
+def _shown(doc: dict[str, Any], lang: str) -> dict[str, Any]:
+    """A collection document as a page shows it: its title and count in the page's language."""
+    return {
+        **doc,
+        "title": translator(lang)(doc["title"]),
+        "count": number(doc["count"], lang),
+        "licence": doc["license"],
+    }
 
 
 @router.get("/collections", summary="The collections")
 def collections(
-    request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    f: FormatParam = None,
+    lang: LangParam = None,
 ) -> Response:
     """Every layer of the current build with its extent, licence, attribution and build id."""
     base = base_url(request)
@@ -230,35 +291,65 @@ def collections(
             ],
         }
 
-    return _document(request, build, access, f, doc, lambda d: _collection_rows(d["collections"]))
+    def page(d: dict[str, Any]) -> bytes:
+        language = _language(request, lang)
+        shown = [_shown(c, language) for c in d["collections"]]
+        return _page(request, lang, "collections.html", build_id=d["build_id"], collections=shown)
+
+    return _document(request, build, access, f, doc, page)
 
 
 @router.get("/collections/{collection_id}", summary="One collection")
 def collection(
-    collection_id: str, request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
+    collection_id: str,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    f: FormatParam = None,
+    lang: LangParam = None,
 ) -> Response:
     """One layer: extent, licence, attribution, build id and links to its items."""
     meta = build.store.layer_meta(collection_id, access)
     incidents = build.store.vector_layers(access).get("incidents")
     base = base_url(request)
+
+    def page(d: dict[str, Any]) -> bytes:
+        language = _language(request, lang)
+        bbox = d["extent"].get("spatial", {}).get("bbox", [None])[0]
+        interval = temporal_extent(meta, build.catalog, incidents)
+        sources = [{**s, "retrieved": day(s["retrieved"], language)} for s in d["sources"]]
+        return _page(
+            request,
+            lang,
+            "collection.html",
+            **{**_shown(d, language), "sources": sources},
+            bbox=[number(round(v, 2), language) for v in bbox] if bbox else None,
+            interval=[day(v, language) for v in interval] if interval else None,
+        )
+
     return _document(
         request,
         build,
         access,
         f,
         lambda: collection_document(meta, build.catalog, base, incidents),
-        lambda d: _collection_rows([d]),
+        page,
     )
 
 
 @router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
 def queryables(
-    collection_id: str, request: Request, build: BuildDep, access: AccessDep, f: FormatParam = None
+    collection_id: str,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    f: FormatParam = None,
+    lang: LangParam = None,
 ) -> Response:
     """The properties items can be filtered on (``?name=value``), as a JSON Schema."""
     build.store.layer_meta(collection_id, access)
     base = base_url(request)
-    refuse_unknown(request.query_params.keys(), {"f"})
+    refuse_unknown(request.query_params.keys(), DOCUMENT_PARAMETERS)
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
     here = f"{base}collections/{collection_id}/queryables"
 
@@ -274,13 +365,27 @@ def queryables(
                 "format": "date",
             }
         if fmt.key == "html":
-            rows = [{"property": k, "type": v.get("type", "geometry")} for k, v in props.items()]
-            links = [
-                link(here, "alternate", SCHEMA_JSON, "As JSON Schema"),
-                link(f"{base}collections/{collection_id}", "collection", JSON, "The collection"),
-            ]
-            intro = f"Filter items with ?property=value, e.g. {base}collections/{collection_id}/items?country=CAF"
-            return html_page(f"{table.meta['title']}: queryables", intro, rows, links)
+            language = _language(request, lang)
+            words = Formatter(language, base, styles=_styles(request))
+            example = next(
+                (k for k in ("country", *table.queryables) if k in table.queryables), None
+            )
+            value = table.records[0].get(example) if example and table.records else None
+            return _page(
+                request,
+                lang,
+                "queryables.html",
+                id=collection_id,
+                title=translator(language)(table.meta["title"]),
+                properties=[
+                    (k, words.label(k) if k != "geometry" else "", v.get("type", "geometry"))
+                    for k, v in props.items()
+                ],
+                example=f"{base}collections/{collection_id}/items?"
+                + urlencode({example: value, "f": "html"})
+                if value is not None
+                else f"{base}collections/{collection_id}/items?f=html",
+            )
         return _dumps(
             {
                 "$schema": "https://json-schema.org/draft/2019-09/schema",
@@ -327,6 +432,7 @@ def items(
             "case and accents: q=tshikapa finds Tshikapa, q=sao joao São João; best first."
         ),
     ] = None,
+    lang: LangParam = None,
 ) -> Response:
     """A page of features, filtered by ``bbox``, ``datetime``, queryable properties
     (``?type=one-sided&country=CAF``) and names (``q``); ``next``/``prev`` links page
@@ -355,13 +461,7 @@ def items(
                 frame = frame[[*query.properties, frame.geometry.name]]
             return fmt.encode(frame, collection_id)
         if fmt.key == "html":
-            wanted = query.properties
-            rows = [{"id": table.ids[i], **_pick(table.records[i], wanted)} for i in page.rows]
-            intro = (
-                f"{page.number_matched} features match; showing {len(rows)} from "
-                f"{query.offset + 1 if rows else 0}. Build {build.build_id}."
-            )
-            return html_page(table.meta["title"], intro, rows, links)
+            return _items_page(request, lang, build, table, page, query, links)
         head = {
             "type": "FeatureCollection",
             "numberMatched": page.number_matched,
@@ -379,6 +479,63 @@ def _pick(record: dict[str, Any], names: tuple[str, ...] | None) -> dict[str, An
     return record if names is None else {n: record[n] for n in names}
 
 
+def _items_page(
+    request: Request,
+    lang: str | None,
+    build: BuildDep,
+    table: LayerTable,
+    page: FeaturePage,
+    query: ItemQuery,
+    links: list[dict[str, str]],
+) -> bytes:
+    """A page of items as a table (scrolled sideways on a narrow screen), with links to each
+    feature's full record, to the other pages and to the downloads."""
+    language = _language(request, lang)
+    base = base_url(request)
+    words = Formatter.of_build(language, base, build.catalog, _styles(request))
+    records = [_pick(table.records[i], query.properties) for i in page.rows]
+    names = list(dict.fromkeys(k for r in records for k in r if k != table.meta.get("id_field")))
+    _ = translator(language)
+    rows = [
+        (
+            f"{base}collections/{table.id}/items/{quote(str(table.ids[i]), safe=':')}"
+            f"?f=html&lang={language}",
+            table.ids[i],
+            [cell(words.show(n, r.get(n), r)) for n in names],
+        )
+        for i, r in zip(page.rows, records, strict=True)
+    ]
+    pages = [
+        {"href": x["href"], "text": text, "rel": rel}
+        for rel, text in (("prev", _("Previous page")), ("next", _("Next page")))
+        for x in links
+        if x["rel"] == rel
+    ]
+    downloads = [
+        {"href": x["href"], "type": x["type"], "text": DOWNLOADS[key]}
+        for key in DOWNLOADS
+        for x in links
+        if x["rel"] == "alternate" and x["type"] == FORMATS[key].media_type
+    ]
+    first = query.offset + 1
+    return _page(
+        request,
+        lang,
+        "items.html",
+        layer_title=_(table.meta["title"]),
+        matched=page.number_matched,
+        matched_text=number(page.number_matched, language),
+        shown=len(rows),
+        first=number(first, language),
+        last=number(query.offset + len(rows), language),
+        pages=pages,
+        downloads=downloads,
+        columns=[("id", _("Identifier")), *((n, words.label(n)) for n in names)],
+        rows=rows,
+        build_id=build.build_id,
+    )
+
+
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
 def item(
     collection_id: str,
@@ -387,10 +544,12 @@ def item(
     build: BuildDep,
     access: AccessDep,
     f: Annotated[str | None, Query(description="Format: json (GeoJSON, default), html.")] = None,
+    lang: LangParam = None,
 ) -> Response:
-    """One feature by its id, with links to itself and its collection."""
+    """One feature by its id, with links to itself and its collection; as a page, its full
+    record, each field labelled in the page's language."""
     build.store.layer_meta(collection_id, access)
-    refuse_unknown(request.query_params.keys(), {"f"})
+    refuse_unknown(request.query_params.keys(), DOCUMENT_PARAMETERS)
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
     feature = build.store.get(collection_id, feature_id, access)
     base = base_url(request)
@@ -410,8 +569,21 @@ def item(
         if fmt.key == "html":
             table = build.store.table(collection_id, access)
             record = table.records[table.position[feature_id]]
-            rows = [{"property": k, "value": v} for k, v in record.items()]
-            return html_page(f"{table.meta['title']}: {feature_id}", "", rows, links)
+            language = _language(request, lang)
+            name = record.get("name")
+            return _page(
+                request,
+                lang,
+                "record.html",
+                collection_id=collection_id,
+                feature_id=feature_id,
+                heading=name if isinstance(name, str) and name else feature_id,
+                layer_title=translator(language)(table.meta["title"]),
+                rows=Formatter.of_build(language, base, build.catalog, _styles(request)).rows(
+                    record
+                ),
+                json_url=links[1]["href"],
+            )
         return feature[:-1] + b',"links":' + _dumps(links) + b"}"
 
     return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS)

@@ -29,13 +29,11 @@ from geo_service.maps.definitions import (
     LANGUAGES,
     MapDefinition,
     box_view,
-    layers_file,
     load_maps,
 )
 from geo_service.maps.i18n import choose_language, translator
-from geo_service.maps.layers import LayerDefinition, load_layers
+from geo_service.maps.layers import LayerDefinition, definitions
 from geo_service.maps.page import (
-    TEMPLATES,
     Basemap,
     BuildFacts,
     View,
@@ -44,6 +42,7 @@ from geo_service.maps.page import (
     evidence_line,
 )
 from geo_service.render import static_map
+from geo_service.render.templates import environment, render
 from geo_service.store.base import ItemQuery
 
 router = APIRouter(tags=["maps"])
@@ -71,11 +70,7 @@ BoxParam = Annotated[
 
 def _layers(request: Request) -> dict[str, LayerDefinition]:
     """The layer definitions (``layers.toml`` beside the maps file), read once."""
-    cached = getattr(request.app.state, "map_layers", None)
-    if cached is None:
-        cached = load_layers(layers_file(Path(request.app.state.settings.maps_file)))
-        request.app.state.map_layers = cached
-    return cached
+    return definitions(Path(request.app.state.settings.maps_file))
 
 
 def _maps(request: Request) -> dict[str, MapDefinition]:
@@ -122,43 +117,17 @@ def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang 
     maps = _maps(request)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
-    _ = translator(lang)
-    e = html.escape
 
     def body() -> bytes:
-        items = "".join(
-            f'<li><a href="{base}maps/{m.id}?lang={lang}">'
-            f'<img src="{base}maps/{m.id}.png?width=360&amp;height=240&amp;lang={lang}" '
-            f'srcset="{base}maps/{m.id}.png?width=720&amp;height=480&amp;lang={lang} 2x" '
-            f'width="360" height="240" loading="lazy" alt="{e(m.title.get(lang))}">'
-            f"<span>{e(m.title.get(lang))}</span></a>"
-            f"<p>{e(m.description.get(lang))}</p></li>"
+        shown = [
+            {
+                "id": m.id,
+                "title": m.title.get(lang),
+                "description": m.description.get(lang),
+            }
             for m in maps.values()
-        )
-        names = {"en": "English", "fr": "Français", "pt": "Português"}
-        switch = " · ".join(
-            f'<a href="{base}maps?lang={code}" hreflang="{code}" lang="{code}"'
-            + (' aria-current="page"' if code == lang else "")
-            + f">{name}</a>"
-            for code, name in names.items()
-        )
-        return (
-            f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{e(_('Maps'))} — diamond-risk-map</title>"
-            f'<meta name="description" content="{e(_("Risk maps for communities affected by diamond mining, from public data."))}">'
-            f'<link rel="icon" href="{base}favicon.ico">'
-            "<style>body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1180px;"
-            "padding:0 16px 32px;color:#111}ul{list-style:none;padding:0;display:grid;"
-            "grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:24px}"
-            "li a{font-weight:600;font-size:1.05rem;color:#1a3a8f}li a span{display:block;"
-            "margin-top:6px}img{width:100%;height:auto;border:1px solid #ccc;display:block}"
-            "li p{margin:4px 0 0;color:#333}nav{margin:12px 0;font-size:.95rem}"
-            "[aria-current]{font-weight:700;color:#111}</style>"
-            f'</head><body><nav aria-label="{e(_("Language"))}">{switch}</nav>'
-            f"<h1>{e(_('Maps'))}</h1><p>{e(_('Absence of evidence is not absence of risk.'))}</p>"
-            f"<ul>{items}</ul></body></html>"
-        ).encode()
+        ]
+        return render("maps.html", lang=lang, base=base, here=str(request.url), maps=shown)
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
 
@@ -421,8 +390,6 @@ def map_sources(
     facts = _facts(request, build, access)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
-    _ = translator(lang)
-    e = html.escape
 
     def body() -> bytes:
         keys = dict.fromkeys(
@@ -431,56 +398,33 @@ def map_sources(
             for k in (build.catalog["layers"].get(layer) or {}).get("sources", [])
         )
         names = country_names(facts.countries, lang)
-        entries = []
+        sources = []
         for key in keys:
             s = build.catalog["sources"][key]
-            licence = (
-                f'<a href="{e(s["licence_url"])}" rel="noopener">{e(s["licence"])}</a>'
-                if s.get("licence_url")
-                else e(s["licence"])
-            )
             coverage = s.get("coverage", {})
-            where = ", ".join(names.get(c, c) for c in coverage.get("countries", []))
-            link = (
-                f'<a href="{e(s["url"])}" rel="noopener">{e(s["url"])}</a>' if s.get("url") else ""
+            sources.append(
+                {
+                    "title": s["title"],
+                    "publisher": s["publisher"],
+                    "licence": s["licence"],
+                    "licence_url": s.get("licence_url"),
+                    "attribution": s["attribution"],
+                    "countries": ", ".join(names.get(c, c) for c in coverage.get("countries", [])),
+                    "retrieved": s.get("retrieved", ""),
+                    "url": s.get("url"),
+                    "note": coverage.get("note"),
+                }
             )
-            rows = [
-                (_("Publisher"), e(s["publisher"])),
-                (_("Licence"), licence),
-                (_("Credit"), e(s["attribution"])),
-                (_("Countries"), e(where)),
-                (_("Retrieved"), e(s.get("retrieved", ""))),
-                (_("Web page"), link),
-                (_("Coverage"), f'<span lang="en">{e(coverage["note"])}</span>'),
-            ]
-            if not coverage.get("note"):
-                rows.pop()
-            entries.append(
-                f'<section><h2 lang="en">{e(s["title"])}</h2><dl>'
-                + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in rows if v)
-                + "</dl></section>"
-            )
-        outside = _basemap(request)
-        title = definition.title.get(lang)
-        return (
-            f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{e(_('Sources and licences'))} — {e(title)}</title>"
-            f'<link rel="icon" href="{base}favicon.ico">'
-            "<style>body{font-family:system-ui,sans-serif;max-width:46rem;margin:0 auto;"
-            "padding:0 16px 32px;line-height:1.45;color:#111}dt{font-weight:600;float:left;"
-            "clear:left;width:8.5rem}dd{margin:0 0 4px 9rem}section{border-top:1px solid #ccc;"
-            "padding-top:4px}h2{font-size:1.1rem}</style></head><body>"
-            f'<p><a href="{base}maps/{definition.id}?lang={lang}">← {e(title)}</a></p>'
-            f"<h1>{e(_('Sources and licences'))}</h1>"
-            f"<p>{e(_('Every layer of this map comes from these datasets, each under its own licence. Names and notes are as their publishers wrote them.'))}</p>"
-            + "".join(entries)
-            + f"<section><h2>{e(_('Basemap'))}</h2><p>{e(outside.attribution)} "
-            f"({e(_('when its tiles can be reached'))}); Natural Earth "
-            f"({e(_('public domain'))}).</p></section>"
-            f'<p><a href="{base}collections?f=html">{e(_("Every layer in the API"))}</a></p>'
-            "</body></html>"
-        ).encode()
+        return render(
+            "sources.html",
+            lang=lang,
+            base=base,
+            here=str(request.url),
+            map_id=definition.id,
+            title=definition.title.get(lang),
+            sources=sources,
+            basemap=_basemap(request).attribution,
+        )
 
     return conditional(request, build.build_id, access, body, HTML, SHORT)
 
@@ -568,13 +512,17 @@ def oembed(
     thumb_w, thumb_h = 600, 400
     picture_params = {k: v for k, v in params.items() if k in PNG_PARAMS}
     picture_params |= {"width": str(thumb_w), "height": str(thumb_h)}
-    code = TEMPLATES.get_template("oembed.html").render(
-        src=src,
-        title=title,
-        width=width,
-        height=height,
-        ratio=f"{width} / {height}",
-        evidence=evidence_line(facts, lang),
+    code = (
+        environment()
+        .get_template("map/oembed.html")
+        .render(
+            src=src,
+            title=title,
+            width=width,
+            height=height,
+            ratio=f"{width} / {height}",
+            evidence=evidence_line(facts, lang),
+        )
     )
     doc = {
         "version": "1.0",

@@ -196,8 +196,7 @@ export function Communities(ctx, group) {
       const available = p.factors_available || [];
       const missing = (p.factors_missing || []).map((f) => cs.fields[f] || f);
       if (missing.length && available.length) {
-        parts.push(h("p", {class: "caveat"}, fill(t.basedOn, {
-          n: words.count(available.length),
+        parts.push(h("p", {class: "caveat"}, words.plural(t.basedOn, available.length, {
           total: words.count(available.length + missing.length),
           missing: missing.join(", ")
         }) + " " + t.absence));

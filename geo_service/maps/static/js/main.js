@@ -20,6 +20,7 @@ import {Incidents} from "./incidents.js";
 import {Net} from "./net.js";
 import {addSearch} from "./search.js";
 import {Sharing} from "./share.js";
+import {addTable} from "./table.js";
 import {Styles} from "./style.js";
 import {Words} from "./text.js";
 
@@ -96,6 +97,7 @@ export function start(map, cfg, layers) {
       Points(ctx, id, group);
     }
   });
+  addTable(ctx);
   map.on("overlayadd overlayremove", () => { syncLegend(); credit(); });
   map.on("moveend overlayadd overlayremove", () => ctx.update());
   syncLegend();

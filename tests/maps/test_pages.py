@@ -984,6 +984,7 @@ def test_layout_leaves_the_map_readable(url, browser) -> None:
         "zoom": ".leaflet-control-zoom",
         "full": ".leaflet-bar:has(.leaflet-control-zoom-fullscreen)",
         "embed": ".embed-control",
+        "search": ".search-control",
         "layers": ".leaflet-control-layers",
         "legend": "#risk-legend",
         "status": "#community_risk-status",

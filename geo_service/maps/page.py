@@ -37,7 +37,7 @@ import numpy as np
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_decimal
-from branca.element import Element, MacroElement
+from branca.element import Element, Figure, MacroElement
 from folium.plugins import Fullscreen
 from folium.utilities import JsCode
 from jinja2 import Template
@@ -462,6 +462,16 @@ class _FirstView(MacroElement):
         self.fit = fit
 
 
+class _Page(Figure):
+    """The page around the map: Folium's figure, in its language (``<html lang>``)."""
+
+    _template = environment().get_template("map/page.html")
+
+    def __init__(self, lang: str) -> None:
+        super().__init__()
+        self.lang = lang
+
+
 class _Start(MacroElement):
     """Hands the map, its layers and the page's settings to the page's script (a module,
     which runs once the page is parsed: ``static/js/main.js``)."""
@@ -577,46 +587,6 @@ def _legend(
             note=definition.legend.get(lang) if definition.legend is not None else None,
         )
     )
-
-
-def _time_filter(years: tuple[int, int], chosen: tuple[int, int], _: Callable[[str], str]) -> str:
-    """The incidents' year range: two sliders and the count of what is in view."""
-    e = html.escape
-    first, last = years
-    lo, hi = chosen
-
-    def slider(key: str, label: str, value: int) -> str:
-        return (
-            f'<label for="incidents-{key}">{e(label)} <output id="incidents-{key}-value" '
-            f'for="incidents-{key}">{value}</output></label>'
-            f'<input type="range" id="incidents-{key}" min="{first}" max="{last}" step="1" '
-            f'value="{value}">'
-        )
-
-    return (
-        '<div id="time-filter" class="time-filter"><details id="time-details" open>'
-        f'<summary><span class="long">{e(_("Incidents by year"))}</span>'
-        f'<span class="short">{e(_("Incidents"))}</span> <span id="incidents-span">{lo}–{hi}</span>'
-        "</summary>"
-        f"<fieldset><legend>{e(_('Years shown'))}</legend>"
-        f"{slider('from', _('From'), lo)}{slider('to', _('To'), hi)}</fieldset></details>"
-        '<output id="incidents-status" aria-live="polite"></output></div>'
-    )
-
-
-def _stable_names(root: Element) -> None:
-    """Name the page's elements in order rather than at random (Folium's default), so the
-    same map and build give the same page, byte for byte."""
-    count = 0
-
-    def walk(element: Element) -> None:
-        nonlocal count
-        element._id = f"{count:04x}"
-        count += 1
-        for child in element._children.values():
-            walk(child)
-
-    walk(root)
 
 
 def credit_template(definition: MapDefinition, base: str, lang: str) -> str:
@@ -781,7 +751,8 @@ def build_page(
     }
     m.add_child(_Start(config, overlays, outside, control))
 
-    root = m.get_root()
+    root = _Page(lang)
+    root.add_child(m)
     scripts = f"{assets}riskmap/{script_version()}/js/"
     root.header.add_child(
         Element(
@@ -792,14 +763,14 @@ def build_page(
     )
     root.html.add_child(Element(_legend(definition, lang, facts, styles, layers, _, page_url)))
     if "incidents" in layers and facts.incident_years and years:
-        root.html.add_child(Element(_time_filter(facts.incident_years, years, _)))
-    if embed:
+        first, last = facts.incident_years
+        panel = environment().get_template("map/time_filter.html")
         root.html.add_child(
-            Element(
-                f'<a class="full-map" href="{page_url}?lang={lang}" target="_blank" '
-                f'rel="noopener">{html.escape(_("View larger map"))}</a>'
-            )
+            Element(panel.render(lang=lang, first=first, last=last, lo=years[0], hi=years[1]))
         )
+    if embed:
+        link = environment().get_template("map/full_link.html")
+        root.html.add_child(Element(link.render(lang=lang, page=page_url)))
     shown = urlencode({**(shared or {}), "lang": lang})
     oembed = f"{base}oembed?" + urlencode({"url": f"{page_url}?{shown}", "format": "json"})
     picture = {k: v for k, v in (shared or {}).items() if k in PICTURE_VIEW}
@@ -820,13 +791,12 @@ def build_page(
             )
         )
     )
-    _stable_names(root)
     page = root.render()
-    # Folium's viewport forbids pinch zoom; people with low vision need it.
-    page = re.sub(
+    # Folium's own template sets a viewport that forbids pinch zoom, which people with low
+    # vision need: the one edit of its output.
+    return re.sub(
         r'<meta name="viewport"[^>]*>',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         page,
         count=1,
     )
-    return page.replace("<html>", f'<html lang="{lang}">', 1)

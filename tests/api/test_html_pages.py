@@ -169,7 +169,7 @@ def test_the_full_record_is_a_list_of_labelled_values_in_french(client) -> None:
         f"<dd>{decimal(record['score'], 'fr', 1)}</dd>",
         "<dd>53\u202f365</dd>",  # the population
         "Exposition aux résidus miniers\u00a0: preuves",
-        "Pas de données ici pour : pression des concessions",  # the caveat, in French
+        "Pas de données ici pour\u00a0: pression des concessions",  # the caveat, in French
     ):
         assert words in text, words
     # No Python or JSON spelling of a value: no list's brackets, no None or nan.

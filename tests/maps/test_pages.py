@@ -408,7 +408,7 @@ def test_every_catalog_has_every_string() -> None:
         marked[module], n = _marked(ROOT / module)
         used |= marked[module]
         inside += n
-    assert len(used) > 100 and inside > 5  # f-strings' calls are seen
+    assert len(used) > 100 and inside > 0  # f-strings' calls are seen
     assert ("sources and licences",) in used and ("Evidence up to {date}",) in used
     templates = _in_templates()
     # The texts of the templates and records are written with French typography's

@@ -386,7 +386,7 @@ def _in_templates() -> set[tuple[str, ...]]:
     from geo_service.render.templates import OPTIONS, TEMPLATES
 
     found: set[tuple[str, ...]] = set()
-    for path in sorted(TEMPLATES.glob("*.html")):
+    for path in sorted(TEMPLATES.rglob("*.html")):
         with path.open("rb") as fh:
             for _line, _function, message, _comments in babel_extract(
                 fh, ("_", "gettext", "ngettext"), [], OPTIONS

@@ -490,6 +490,16 @@ def test_oembed_follows_the_spec(client) -> None:
     root = ElementTree.fromstring(xml.content)
     assert root.tag == "oembed" and root.findtext("type") == "rich"
     assert root.findtext("html").startswith("<div")  # escaped in the XML, text once read
+    # The same map shared under another name of this server (RISKMAP_HOST_NAMES).
+    named = TestClient(
+        create_app(
+            ApiSettings(build_dir=client.app.state.settings.build_dir, host_names=("maps.example",))
+        )
+    )
+    other = named.get("/oembed", params={"url": "https://maps.example/maps/drc-kasai?lang=pt"})
+    assert other.status_code == 200 and "/embed/drc-kasai?" in other.json()["html"]
+    assert "lang=pt" in other.json()["html"]
+    assert client.get("/oembed", params={"url": "https://maps.example/maps/x"}).status_code == 404
     bad = client.get("/oembed", params={"url": "http://testserver/maps/overview", "format": "x"})
     # oEmbed 1.0 §2.3.4: a format the provider does not give is 501 Not Implemented.
     assert bad.status_code == 501 and "format" in bad.json()["description"]

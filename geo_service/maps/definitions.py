@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,6 +20,7 @@ from geo_service.errors import CatalogError
 from geo_service.maps.i18n import typography
 
 LANGUAGES = ("en", "fr", "pt")
+T = TypeVar("T")
 
 
 class Texts(BaseModel):
@@ -131,18 +133,28 @@ def load_maps(path: Path, layers: dict[str, Any] | None = None) -> dict[str, Map
         from geo_service.maps.layers import load_layers
 
         layers = load_layers(layers_file(path))
+    return read_entries(
+        path, "map", lambda key, value: MapDefinition(id=key, **value).with_layers(layers)
+    )
+
+
+def read_entries(path: Path, kind: str, make: Callable[[str, Any], T]) -> dict[str, T]:
+    """Every table of a TOML file made into a definition by ``make(key, value)``, or
+    ``CatalogError`` naming the file, the entry (a ``kind``) and the field at fault."""
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CatalogError(str(exc), path=path) from exc
-    maps = {}
+    out = {}
     for key, value in raw.items():
         try:
-            maps[key] = MapDefinition(id=key, **value).with_layers(layers)
+            out[key] = make(key, value)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(map)"
-            raise CatalogError(f"map '{key}', field '{where}': {first['msg']}", path=path) from exc
+            where = ".".join(str(p) for p in first["loc"]) or f"({kind})"
+            raise CatalogError(
+                f"{kind} '{key}', field '{where}': {first['msg']}", path=path
+            ) from exc
         except ValueError as exc:
-            raise CatalogError(f"map '{key}': {exc}", path=path) from exc
-    return maps
+            raise CatalogError(f"{kind} '{key}': {exc}", path=path) from exc
+    return out

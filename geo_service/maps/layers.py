@@ -10,7 +10,6 @@ field or colour is an error naming the layer.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -20,13 +19,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from geo_service.errors import CatalogError
-from geo_service.maps.definitions import Texts, layers_file
+from geo_service.maps.definitions import Texts, layers_file, read_entries
 from geo_service.render.symbols import svg_path
 
 #: How the page draws a layer; ``points`` is any point layer of the API.
@@ -223,18 +220,4 @@ def words(styles: Mapping[str, LayerDefinition], lang: str) -> tuple[dict, dict]
 
 def load_layers(path: Path) -> dict[str, LayerDefinition]:
     """Every layer definition of the file, or ``CatalogError`` naming the layer and field."""
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CatalogError(str(exc), path=path) from exc
-    layers = {}
-    for key, value in raw.items():
-        try:
-            layers[key] = LayerDefinition(id=key, **value)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(layer)"
-            raise CatalogError(
-                f"layer '{key}', field '{where}': {first['msg']}", path=path
-            ) from exc
-    return layers
+    return read_entries(path, "layer", lambda key, value: LayerDefinition(id=key, **value))

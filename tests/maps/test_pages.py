@@ -562,6 +562,15 @@ def test_map_definitions_are_checked(tmp_path) -> None:
         path.write_text(bad, encoding="utf-8")
         with pytest.raises(CatalogError, match=word):
             load_maps(path, layers)
+    # A layer definition at fault is named with its field, the file beside the maps.
+    wrong = tmp_path / "layers.toml"
+    wrong.write_text(
+        '[dots]\ncolour = "red"\n[dots.name]\nen = "a"\nfr = "b"\npt = "c"\n', encoding="utf-8"
+    )
+    with pytest.raises(CatalogError, match=r"layer 'dots', field 'colour'.*#rrggbb"):
+        load_layers(wrong)
+    with pytest.raises(CatalogError, match="layers.toml"):
+        load_maps(path)  # its layers.toml is the faulty one
 
 
 def test_colours_mean_one_thing_each() -> None:

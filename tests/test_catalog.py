@@ -37,6 +37,13 @@ def test_project_catalog_names_every_bundled_file(catalog) -> None:
         "tailings_failures",
         "geonames_africa",
         "geonames_brazil",
+        "geonames_sle_places",
+        "worldpop_sle_2019",
+        "ocha_sle_districts",
+        "ocha_sle_chiefdoms",
+        "ocha_cod_territories",
+        "ibge_mg_municipalities",
+        "osm_places_sle",
         "usgs_africa_diamond_facilities",
         "anm_sigbm_brazil",
     ]

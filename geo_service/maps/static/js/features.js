@@ -4,6 +4,7 @@
  */
 
 import {h, put, symbol} from "./dom.js";
+import {contains} from "./geometry.js";
 import {bboxOf} from "./net.js";
 import {lazyPopup, recordLink, rows, sourceLine, sourceOf} from "./popup.js";
 import {fill} from "./text.js";
@@ -221,6 +222,11 @@ function dam(ctx, layer, id, name, el) {
 
 export function Points(ctx, id, group) {
   const style = ctx.styles.of(id);
+  // Where communities are drawn too, their dots take the taps; an area answers a tap
+  // that no dot or mine took (the areas answer keyboards through the table and search).
+  const underDots = ctx.cfg.layers.includes("community_risk");
+  const areas = new Set();
+  if (underDots) { answerTaps(ctx.map, areas); }
   function drawPoint(f, target) {
     const p = f.properties;
     if (!f.geometry) { return; }
@@ -233,12 +239,16 @@ export function Points(ctx, id, group) {
         icon: ctx.styles.icon(style, "point-icon", colour)
       }).addTo(target);
     } else {
-      // An area (an official unit): filled in its class's colour. Where communities are
-      // drawn too, their dots take the taps (the areas answer through the table and search).
-      marker = L.geoJSON(f, {interactive: !ctx.cfg.layers.includes("community_risk"),
+      // An area (an official unit): filled in its class's colour.
+      marker = L.geoJSON(f, {interactive: !underDots,
         style: {color: style.outline || "#333", weight: 1, fillColor: colour,
-          fillOpacity: 0.35}}).addTo(target);
+          fillOpacity: 0.35}});
       marker.eachLayer((l) => { l.options.riskLayer = id; });
+      if (underDots) {
+        marker.on("add", () => areas.add(marker));
+        marker.on("remove", () => areas.delete(marker));
+      }
+      marker.addTo(target);
     }
     marker.feature = f;
     lazyPopup(ctx, marker, p.name || style.name, (el) => ctx.net.item(id, f.id).then((found) => {
@@ -255,6 +265,20 @@ export function Points(ctx, id, group) {
     }));
   }
   ViewLayer(ctx, id, group, drawPoint, ctx.t.features);
+}
+
+/** Opens the popup of the area under a tap that no layer above took (none opened a popup
+ * between the map's "preclick" and its "click"). */
+function answerTaps(map, areas) {
+  let taken = false;
+  map.on("preclick", () => { taken = false; });
+  map.on("popupopen", () => { taken = true; });
+  map.on("click", (e) => {
+    if (taken) { return; }
+    const {lng, lat} = e.latlng;
+    const hit = Array.from(areas).find((m) => contains(m.feature.geometry, lng, lat));
+    if (hit) { hit.openPopup(e.latlng); }
+  });
 }
 
 /** One line of a community's evidence: an incident (its type, date, deaths) or a feature

@@ -6,8 +6,13 @@
 import {h, put} from "./dom.js";
 import {fill} from "./text.js";
 
+/** Around its content a popup has 44 px of margin and 2 of border (Leaflet's stylesheet),
+ * and it keeps 10 px from each side of the map. */
+const POPUP_FRAME = 46 + 2 * 10;
+
 export function popupOptions(map) {
-  return {maxWidth: Math.min(340, map.getSize().x - 40), minWidth: 220,
+  const room = map.getSize().x - POPUP_FRAME;
+  return {maxWidth: Math.min(340, room), minWidth: Math.min(220, room),
     maxHeight: Math.max(160, Math.min(460, map.getSize().y - 90)),
     autoPanPaddingTopLeft: [10, 50], autoPanPaddingBottomRight: [10, 10]};
 }

@@ -619,23 +619,6 @@ def _legend(
     )
 
 
-def _stable_names(root: Element) -> None:
-    """Name the page's elements in order rather than at random (Folium's default), so the
-    same map and build give the same page, byte for byte (the restricted-data tests compare
-    pages byte for byte). Folium has no public way to name its elements: this sets their
-    ``_id``, its one use of a private attribute."""
-    count = 0
-
-    def walk(element: Element) -> None:
-        nonlocal count
-        element._id = f"{count:04x}"
-        count += 1
-        for child in element._children.values():
-            walk(child)
-
-    walk(root)
-
-
 def credit_template(definition: MapDefinition, base: str, lang: str) -> str:
     """The data credit with ``{publishers}`` to fill: the publishers, then a link to the
     page of every source's terms, in the page's language."""
@@ -858,7 +841,6 @@ def build_page(
             )
         )
     )
-    _stable_names(root)
     page = root.render()
     # Folium's own template sets a viewport that forbids pinch zoom, which people with low
     # vision need: the one edit of its output.

@@ -768,6 +768,10 @@ def build_page(
             layer: attribution_html(definition, base, lang, facts, [layer]) for layer in layers
         },
         "publishers": {layer: facts.publishers.get(layer, []) for layer in layers},
+        "layerSources": {
+            layer: [[p, list(where)] for p, where in facts.layer_sources.get(layer, [])]
+            for layer in layers
+        },
         "creditTemplate": credit_template(definition, base, lang),
         "naturalEarth": "Natural Earth",
         "basemapUrl": f"{base}basemap.json",

@@ -1556,6 +1556,40 @@ def test_on_a_phone_popups_are_clear_of_controls_and_dots_are_reachable(
         page.context.close()
 
 
+@pytest.mark.slow
+def test_credits_follow_what_is_drawn_as_the_view_moves(url, browser) -> None:
+    """The data credit names the publishers of what is drawn in view: OpenStreetMap only once
+    its places show (zoom 12), ANM and not UCDP once the overview is panned to Minas Gerais."""
+
+    def credit(page: Any) -> str:
+        return str(page.inner_text(".leaflet-control-attribution"))
+
+    def move(page: Any, lat: float, lon: float, zoom: int) -> str:
+        page.evaluate("([c, z]) => { window.riskMap.setView(c, z); }", [[lat, lon], zoom])
+        page.wait_for_timeout(300)
+        wait(page, "document.body.dataset.drawn === '1'")
+        return credit(page)
+
+    watched = open_map(browser, f"{url}/maps/sierra-leone-kono")
+    first = credit(watched.page)
+    assert "GeoNames" in first and "OCHA" in first and "OpenStreetMap" not in first, first
+    near = move(watched.page, 8.65, -10.97, 13)
+    assert "OpenStreetMap contributors" in near, near
+    assert "OpenStreetMap" not in move(watched.page, 8.65, -10.97, 10)
+    watched.clean()
+    watched.page.context.close()
+
+    watched = open_map(browser, f"{url}/maps/overview")
+    assert "Uppsala" in credit(watched.page)
+    brazil = move(watched.page, -20.1, -44.1, 9)
+    assert "Agência Nacional de Mineração" in brazil and "Uppsala" not in brazil, brazil
+    assert "U.S. Geological Survey" not in brazil, brazil  # no mine site in view
+    africa = move(watched.page, 6.5, 20.5, 8)
+    assert "Uppsala" in africa and "Agência" not in africa, africa
+    watched.clean()
+    watched.page.context.close()
+
+
 def open_unit(page: Any, unit: dict[str, Any]) -> str:
     """Open the popup of the drawn ``unit`` (a GeoJSON feature) with a mouse click on its
     shape, as far from every dot and marker as the view allows; return the popup's text."""

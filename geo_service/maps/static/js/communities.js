@@ -56,6 +56,7 @@ export function Communities(ctx, group) {
   }
 
   function drawPoints(fc) {
+    ctx.drawnFrom("community_risk", fc.features);
     hexes.clearLayers();
     hexLegend.hidden = true;
     keyed.update(fc.features, (f) => f.id, (added) => {
@@ -134,6 +135,8 @@ export function Communities(ctx, group) {
   }
 
   function drawHexes(cells, total) {
+    ctx.drawnSources.community_risk = null;  // cells of every source: the layer's credit
+    ctx.credit();
     keyed.clear();
     hexes.clearLayers();
     hexes.addData(cells);

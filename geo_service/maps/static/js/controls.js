@@ -63,24 +63,35 @@ export function setupControls(ctx) {
   });
   layers.basemap.on("remove", () => { outsideCredited = true; outsideTiles = 0; });
 
-  // Data credit: the publishers of the layers shown, and the link to every source's terms
-  // (written by the server, escaped there).
+  // Data credit: the publishers of what is drawn, and the link to every source's terms
+  // (written by the server, escaped there). A layer whose features name their sources
+  // (ctx.drawnSources, as the view moves) credits those; any other (rasters, hexagons) the
+  // publishers of its sources covering a country of the features in view, or, while no
+  // feature says, of its sources in the map's box.
   let dataCredit = null;
   function credit() {
     if (dataCredit) { attribution.removeAttribution(dataCredit); }
-    const parts = cfg.layers.filter(ctx.shown);
-    let text = parts.length ? cfg.attribution[parts[0]] : null;
-    if (parts.length > 1) {
-      const names = [];
-      parts.forEach((id) => cfg.publishers[id].forEach((p) => {
-        if (names.indexOf(p) < 0) { names.push(p); }
-      }));
-      const escaped = document.createElement("span");
-      escaped.textContent = names.join(", ");
-      text = cfg.creditTemplate.replace("{publishers}", escaped.innerHTML);
-    }
-    dataCredit = text;
-    if (text) { attribution.addAttribution(text); }
+    const names = [];
+    const add = (p) => { if (names.indexOf(p) < 0) { names.push(p); } };
+    const shown = cfg.layers.filter(ctx.shown);
+    const countries = new Set();
+    shown.forEach((id) => (ctx.drawnCountries[id] || []).forEach((c) => countries.add(c)));
+    shown.forEach((id) => {
+      const seen = ctx.drawnSources[id];
+      if (seen) {
+        seen.forEach((key) => add(cfg.sources[key].publisher));
+      } else if (countries.size) {
+        cfg.layerSources[id].filter(([, where]) => !where.length
+          || where.some((c) => countries.has(c))).forEach(([p]) => add(p));
+      } else {
+        cfg.publishers[id].forEach(add);
+      }
+    });
+    const escaped = document.createElement("span");
+    escaped.textContent = names.join(", ");
+    dataCredit = names.length ? cfg.creditTemplate.replace("{publishers}", escaped.innerHTML)
+      : null;
+    if (dataCredit) { attribution.addAttribution(dataCredit); }
   }
 
   // The offline basemap, beneath the outside tiles: shows wherever they fail. Fetched at

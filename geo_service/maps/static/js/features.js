@@ -21,6 +21,7 @@ export function ViewLayer(ctx, id, group, draw, noun) {
   let last = null;
   function show(fc) {
     const features = fc.features.filter(keep);
+    ctx.drawnFrom(id, features);
     keyed.update(features, (f) => f.id, (added) => added.map((f) => {
       const parts = L.featureGroup().addTo(drawn);
       draw(f, parts);
@@ -38,6 +39,7 @@ export function ViewLayer(ctx, id, group, draw, noun) {
     if (map.getZoom() < (style.minZoom || 0)) {
       last = null;
       keyed.clear();
+      ctx.drawnFrom(id, []);
       ctx.data[hook] = 0;
       ctx.status(id + "-status", t.zoomInFor);
       return;

@@ -71,12 +71,26 @@ export function start(map, cfg, layers) {
       const el = document.getElementById(id);
       if (el) { el.textContent = text; }
     },
-    update: () => {}
+    update: () => {},
+    credit: () => {},
+    /** Sources of each layer's features in view, by key (null: they do not say). */
+    drawnSources: {},
+    /** Countries of each layer's features in view (those that say). */
+    drawnCountries: {},
+    drawnFrom: (id, features) => {
+      const keys = new Set(features.map((f) => String(f.id).split(":")[0])
+        .filter((key) => cfg.sources[key]));
+      ctx.drawnSources[id] = keys.size || !features.length ? keys : null;
+      ctx.drawnCountries[id] = new Set(features.map((f) => f.properties.country)
+        .filter((c) => c));
+      ctx.credit();
+    }
   };
   ctx.evidenceItem = (e) => evidenceItem(ctx, e);
   window.riskMap = map;
 
   const {credit, syncLegend} = setupControls(ctx);
+  ctx.credit = credit;
   addSearch(ctx);
   const sharing = Sharing(ctx);
   ctx.update = sharing.update;

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from geo_service.maps.layers import LayerDefinition
-from geo_service.maps.page import class_of, decimal
-from geo_service.render import static_map
+from geo_service.maps.page import PEOPLE_STOPS, class_of, decimal
+from geo_service.render import png, static_map
 from geo_service.store.base import ItemQuery
 
 #: Marks are drawn this much smaller than the page's symbols (a print is read closer).
@@ -124,6 +124,9 @@ def layer_legend(
     heading = style.heading_of(lang)
     if style.draw == "surface":
         return [item(heading, heading=True, ramp=tuple(ticks))]
+    if style.draw == "raster":  # people per cell, in the page legend's stops
+        stops = [item(decimal(n, lang, 0), png.people_colour(n), "square") for n in PEOPLE_STOPS]
+        return [item(heading, heading=True), *stops]
     if years is not None and style.draw == "incidents":
         heading = f"{heading}, {years[0]}–{years[1]}"
     lines = [item(heading, heading=True)]
@@ -168,7 +171,7 @@ def draw_layers(
     for layer in shown:
         style = styles[layer]
         drawn = []
-        if style.draw != "surface":
+        if style.draw not in ("surface", "raster"):
             table = table_of(layer)
             asked = replace(query, filters=(where or {}).get(layer, {}))
             drawn = layer_marks(style, table, asked, access, thresholds, years, countries, places)

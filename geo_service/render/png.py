@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -153,6 +155,12 @@ def render_people(image: ImageData) -> bytes:
     buffer = io.BytesIO()
     tile.save(buffer, format="PNG", compress_level=PNG_LEVEL, transparency=alpha)
     return buffer.getvalue()
+
+
+def renderer(fields: dict[str, Any] | list[str]) -> Callable[[ImageData], bytes]:
+    """How a raster of these fields is drawn: people per cell in their own scale, anything
+    else as risk scores."""
+    return render_people if "people" in fields else render
 
 
 def people_colour(people: float) -> str:

@@ -211,19 +211,30 @@ def offline_basemap(frame: Frame, features: list[dict[str, Any]]) -> Image.Image
     return image
 
 
-def surface(frame: Frame, cog: Path, opacity: float = 0.75) -> Image.Image:
-    """The risk surface for exactly this frame, in the tiles' colours."""
-    with Reader(str(cog)) as reader:
+@dataclass(frozen=True)
+class RasterLayer:
+    """A raster of the build drawn under the marks: its COG, drawn as its tiles are."""
+
+    cog: Path
+    render: Callable[[Any], bytes] = png.render
+    opacity: float = 0.75
+    #: Scores are smooth (bilinear); counts of people per cell are not (nearest).
+    resampling: str = "bilinear"
+
+
+def raster_image(frame: Frame, layer: RasterLayer) -> Image.Image:
+    """A raster for exactly this frame, in its tiles' colours."""
+    with Reader(str(layer.cog)) as reader:
         data = reader.part(
             (frame.west, frame.south, frame.east, frame.north),
             bounds_crs="EPSG:3857",
             dst_crs="EPSG:3857",
             width=frame.width,
             height=frame.height,
-            resampling_method="bilinear",
+            resampling_method=layer.resampling,
         )
-    rgba = Image.open(io.BytesIO(png.render(data))).convert("RGBA")
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) * opacity
+    rgba = Image.open(io.BytesIO(layer.render(data))).convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) * layer.opacity
     rgba.putalpha(Image.fromarray(alpha.astype(np.uint8)))
     return rgba
 
@@ -498,7 +509,7 @@ def compose(
     frame: Frame,
     basemap_template: str,
     offline: Callable[[], list[dict[str, Any]]],
-    cog: Path | None,
+    rasters: list[RasterLayer],
     layers: list[Marks | tuple[list[Any], list[str]]],
     title: str,
     legend: list[LegendItem],
@@ -514,8 +525,8 @@ def compose(
     outside = outside_basemap(frame, basemap_template)
     base = outside or offline_basemap(frame, offline())
     image = base.convert("RGBA")
-    if cog is not None:
-        image.alpha_composite(surface(frame, cog))
+    for raster in rasters:
+        image.alpha_composite(raster_image(frame, raster))
     for layer in layers:
         if isinstance(layer, Marks):
             marks(image, frame, layer)

@@ -81,7 +81,7 @@ class RasterLayer:
         """The PNG of one XYZ tile (transparent outside the surface); people per cell of a
         population grid in their own scale."""
         if render is None:
-            render = png.render_people if "people" in self.meta.get("fields", {}) else png.render
+            render = png.renderer(self.meta.get("fields", {}))
         key = (z, x, y)
         cached = self.cache.get(key)
         if cached is not None:

@@ -1283,6 +1283,27 @@ def test_static_png_is_the_requested_size_and_shows_the_layers(client) -> None:
     (SHOTS / "static-overview-360-fr.png").write_bytes(small.content)
 
 
+def test_static_png_draws_the_population_grid_when_shown(client) -> None:
+    """The Kono picture with the WorldPop layer ticked darkens the built-up cells of Koidu,
+    under the same marks, and nothing else; the grid is credited only then."""
+    import numpy as np
+    from PIL import Image
+
+    box = "bbox=-11.02,8.6,-10.92,8.68&width=500&height=340"
+
+    def grey(layers: str) -> np.ndarray:
+        r = client.get(f"/maps/sierra-leone-kono.png?{box}&layers={layers}")
+        assert r.status_code == 200, r.text
+        return np.asarray(Image.open(io.BytesIO(r.content)).convert("L"), dtype=float)
+
+    plain, people = grey("concessions"), grey("concessions,worldpop_sle_2019")
+    darker = (plain - people)[:-60]  # above the credits (naming WorldPop) and scale bar
+    assert (darker > 10).mean() > 0.05, (darker > 10).mean()  # Koidu's built-up cells
+    assert (darker < -10).mean() < 0.001  # greys over the land: every mark is unchanged
+    r = client.get(f"/maps/sierra-leone-kono.png?{box}&layers=worldpop_sle_2019&width=800")
+    assert r.status_code == 200
+
+
 def test_small_pictures_keep_the_map_visible() -> None:
     """A 360 × 240 preview: a title that fits, no legend, a short credit; most of it map."""
     import numpy as np

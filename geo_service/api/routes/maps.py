@@ -41,7 +41,7 @@ from geo_service.maps.page import (
     country_names,
     evidence_line,
 )
-from geo_service.render import static_map
+from geo_service.render import png, static_map
 from geo_service.render.templates import environment, render
 from geo_service.store.base import ItemQuery
 
@@ -321,21 +321,22 @@ def map_png(
     frame = _frame(view, bbox, width, height)
     west, south, east, north = frame.lonlat_bounds()
     query = ItemQuery(bbox=(max(west, -180), max(south, -90), min(east, 180), min(north, 90)))
-    # A layer drawn from some zoom on (villages) is drawn in the picture from that zoom too;
-    # population grids are drawn on the page only.
-    shown = [
-        x
-        for x in definition.layers
-        if x in view.layers and styles[x].min_zoom <= frame.zoom and styles[x].draw != "raster"
-    ]
+    # A layer drawn from some zoom on (villages) is drawn in the picture from that zoom too.
+    shown = [x for x in definition.layers if x in view.layers and styles[x].min_zoom <= frame.zoom]
     key = (build.build_id, access.value, map_id, lang, tuple(sorted(request.query_params.items())))
 
     def render() -> bytes:
-        present = [x for x in shown if x in build.catalog["layers"] or styles[x].draw == "surface"]
-        raster = build.catalog["layers"].get("risk_surface")
-        cog = build.store.path / raster["file"] if raster and "risk_surface" in present else None
-        if cog is None:
-            present = [x for x in present if styles[x].draw != "surface"]
+        present = [x for x in shown if x in build.catalog["layers"]]
+        rasters = [
+            static_map.RasterLayer(
+                build.store.path / meta["file"],
+                png.renderer(meta.get("fields", {})),
+                0.75 if x == "risk_surface" else 1.0,
+                "bilinear" if x == "risk_surface" else "nearest",
+            )
+            for x in present
+            if (meta := build.catalog["layers"][x])["kind"] == "raster"
+        ]
         drawn = picture.draw_layers(
             present,
             styles,
@@ -365,7 +366,7 @@ def map_png(
             lambda: json.loads((build.store.path / build.catalog["basemap"]["file"]).read_bytes())[
                 "features"
             ],
-            cog,
+            rasters,
             drawn.marks,
             definition.title.get(lang),
             drawn.legend,

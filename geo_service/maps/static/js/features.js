@@ -229,6 +229,13 @@ export function Points(ctx, id, group) {
   const underDots = ctx.cfg.layers.includes("community_risk");
   const areas = new Set();
   if (underDots) { answerTaps(ctx.map, areas); }
+  // Areas drawn now, by id; one the search chose opens once drawn.
+  const byId = new Map();
+  let wanted = null;
+  const openArea = (m) => m.openPopup(m.getBounds().getCenter());
+  ctx.areas[id] = {open: (fid) => {
+    if (byId.has(fid)) { openArea(byId.get(fid)); } else { wanted = fid; }
+  }};
   function drawPoint(f, target) {
     const p = f.properties;
     if (!f.geometry) { return; }
@@ -239,18 +246,19 @@ export function Points(ctx, id, group) {
       marker = L.marker([c[1], c[0]], {
         keyboard: false, title: p.name || "", riskLayer: id,
         icon: ctx.styles.icon(style, "point-icon", colour)
-      }).addTo(target);
+      });
     } else {
       // An area (an official unit): filled in its class's colour.
       marker = L.geoJSON(f, {interactive: !underDots,
         style: {color: style.outline || "#333", weight: 1, fillColor: colour,
           fillOpacity: 0.35}});
       marker.eachLayer((l) => { l.options.riskLayer = id; });
-      if (underDots) {
-        marker.on("add", () => areas.add(marker));
-        marker.on("remove", () => areas.delete(marker));
-      }
-      marker.addTo(target);
+      marker.on("add", () => {
+        areas.add(marker);
+        byId.set(f.id, marker);
+        if (wanted === f.id) { wanted = null; openArea(marker); }
+      });
+      marker.on("remove", () => { areas.delete(marker); byId.delete(f.id); });
     }
     marker.feature = f;
     lazyPopup(ctx, marker, p.name || style.name, (el) => ctx.net.item(id, f.id).then((found) => {
@@ -265,6 +273,7 @@ export function Points(ctx, id, group) {
       put(el, h("h2", {}, q.name || style.name), rows(list),
         sourceLine(ctx, sourceOf(ctx, f.id)), recordLink(ctx, id, f.id));
     }));
+    marker.addTo(target);
   }
   ViewLayer(ctx, id, group, drawPoint, ctx.t.features);
 }

@@ -65,6 +65,8 @@ export function start(map, cfg, layers) {
     net: new Net(cfg.api, data),
     keyed: Keyed,
     communities: null,
+    /** Per area layer, open(id): its popup, now or once the area is drawn. */
+    areas: {},
     incidents: null,
     shown: (id) => !!layers[id] && map.hasLayer(layers[id]),
     status: (id, text) => {

@@ -32,6 +32,8 @@ export function addSearch(ctx) {
         input.setAttribute("aria-expanded", "false");
         input.value = hit.name;
         if (hit.f.geometry.type !== "Point") {
+          const area = ctx.areas[hit.layer];
+          if (area) { map.once("moveend", () => area.open(hit.f.id)); }
           map.fitBounds(L.geoJSON(hit.f).getBounds());
           return;
         }

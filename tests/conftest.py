@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,42 @@ def built(build_dir: Path) -> BuildResult:
 #: Tests that build again and again (atomicity, if-needed, failures) do not need the 250 m
 #: surface the session build makes: 2 km cells make their builds take seconds.
 QUICK_SURFACE_M = 2000.0
+
+#: Nor do they need every source: the Central African evidence (UCDP, the USGS mine sites,
+#: the GeoNames places of Africa and the tailings failures), real and whole, builds in a
+#: fraction of the time of the whole catalog.
+SMALL_SOURCES = (
+    "ucdp_ged_caf",
+    "tailings_failures",
+    "geonames_africa",
+    "usgs_africa_diamond_facilities",
+)
+
+
+def small_layers(root: Path) -> Path:
+    """A copy of ``layers/`` (no builds) under ``root`` whose catalog keeps only
+    ``SMALL_SOURCES``; its ``sources.toml`` path."""
+    layers = root / "layers"
+    shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
+    kept, keep = [], True
+    for line in CATALOG.read_text(encoding="utf-8").splitlines(keepends=True):
+        header = re.match(r"\[sources\.([\w-]+)", line)
+        if header:
+            keep = header.group(1) in SMALL_SOURCES
+        elif line.startswith("["):
+            keep = True
+        if keep:
+            kept.append(line)
+    catalog = layers / "sources.toml"
+    catalog.write_text("".join(kept), encoding="utf-8")
+    assert sorted(s.key for s in load_catalog(catalog).sources) == sorted(SMALL_SOURCES)
+    return catalog
+
+
+@pytest.fixture(scope="session")
+def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The catalog of ``SMALL_SOURCES`` (shared, do not modify)."""
+    return small_layers(tmp_path_factory.mktemp("small"))
 
 
 @pytest.fixture

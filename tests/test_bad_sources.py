@@ -31,7 +31,7 @@ from geo_service.ingest.validate import SourceResult, validate_source
 from geo_service.schemas import Kind
 from geo_service.settings import BuildSettings
 from geo_service.store.files import current_build_id
-from tests.conftest import CATALOG, LAYERS, QUICK_SURFACE_M
+from tests.conftest import CATALOG, QUICK_SURFACE_M, small_layers
 from tests.helpers import (
     ANM_CSV,
     COMMUNITY_MAPPING,
@@ -553,9 +553,9 @@ def test_unreadable_file_names_the_entry(tmp_path, catalog, monkeypatch) -> None
 
 @pytest.fixture(scope="module")
 def layers_built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, BuildSettings]]:
-    """A copy of the project's layers with one good build current; each case breaks it."""
-    layers = tmp_path_factory.mktemp("bad") / "layers"
-    shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
+    """A copy of the project's layers (the small catalog) with one good build current; each
+    case breaks it."""
+    layers = small_layers(tmp_path_factory.mktemp("bad")).parent
     settings = BuildSettings(
         build_dir=layers / "build", catalog=layers / "sources.toml", surface_cell_m=QUICK_SURFACE_M
     )

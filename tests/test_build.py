@@ -21,7 +21,7 @@ from geo_service.catalog import file_digest
 from geo_service.errors import BuildError, SourceError
 from geo_service.settings import BuildSettings
 from geo_service.store.files import current_build_id, load_layer, read_build_catalog
-from tests.conftest import CATALOG, LAYERS, QUICK_SURFACE_M
+from tests.conftest import CATALOG, LAYERS, QUICK_SURFACE_M, small_layers
 from tests.helpers import read_text_csv, write_text_csv
 
 SCHEMAS_KINDS = {"concessions", "communities", "tailings_dams", "incidents", "units", "places"}
@@ -93,8 +93,7 @@ def test_site_points_carry_their_footprint(built, build_dir) -> None:
 
 
 def test_if_needed_skips_same_inputs_and_rebuilds_changed(tmp_path) -> None:
-    layers = tmp_path / "layers"
-    shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
+    layers = small_layers(tmp_path).parent
     settings = BuildSettings(
         build_dir=layers / "build",
         catalog=layers / "sources.toml",
@@ -111,9 +110,14 @@ def test_if_needed_skips_same_inputs_and_rebuilds_changed(tmp_path) -> None:
     assert read_build_catalog(settings.build_dir)["layers"]["incidents"]["count"] == 100 + 2
 
 
-def _copy_layers(tmp_path: Path) -> tuple[Path, BuildSettings]:
-    layers = tmp_path / "layers"
-    shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
+def _copy_layers(tmp_path: Path, small: bool = True) -> tuple[Path, BuildSettings]:
+    """A copy of layers/ to change (its catalog cut to SMALL_SOURCES unless ``small`` is
+    false), and settings that build it with the quick surface."""
+    if small:
+        layers = small_layers(tmp_path).parent
+    else:
+        layers = tmp_path / "layers"
+        shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
     return layers, BuildSettings(
         build_dir=layers / "build", catalog=layers / "sources.toml", surface_cell_m=QUICK_SURFACE_M
     )
@@ -158,7 +162,7 @@ def test_refused_build_keeps_previous_current_and_its_report(tmp_path) -> None:
 
 
 def test_strict_refuses_any_reject_or_cleared_value(tmp_path) -> None:
-    _, settings = _copy_layers(tmp_path)
+    _, settings = _copy_layers(tmp_path, small=False)
     with pytest.raises(
         BuildError, match="anm_sigbm_brazil: 6 problem\\(s\\) and --strict allows none"
     ):
@@ -204,13 +208,15 @@ _DRIVER = textwrap.dedent(
 
 
 @pytest.mark.parametrize("where", ["first-layer", "before-rename"])
-def test_build_killed_half_way_leaves_previous_build_current(tmp_path, where) -> None:
+def test_build_killed_half_way_leaves_previous_build_current(
+    tmp_path, small_catalog, where
+) -> None:
     settings = BuildSettings(build_dir=tmp_path / "build", surface_cell_m=QUICK_SURFACE_M)
-    first = build(settings, catalog_path=CATALOG)
+    first = build(settings, catalog_path=small_catalog)
     before = _snapshot(settings.build_dir)
     time.sleep(1.1)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _DRIVER, str(settings.build_dir), str(CATALOG), where],
+        [sys.executable, "-c", _DRIVER, str(settings.build_dir), str(small_catalog), where],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "RISKMAP_SURFACE_CELL_M": str(QUICK_SURFACE_M)},
@@ -234,18 +240,18 @@ def test_build_killed_half_way_leaves_previous_build_current(tmp_path, where) ->
     )
     # The next build clears what the killed one left and becomes current.
     time.sleep(1.1)
-    second = build(settings, catalog_path=CATALOG)
+    second = build(settings, catalog_path=small_catalog)
     assert current_build_id(settings.build_dir) == second.build_id != first.build_id
     assert not list(settings.build_dir.glob(".staging-*"))
 
 
-def test_old_builds_are_pruned(tmp_path) -> None:
+def test_old_builds_are_pruned(tmp_path, small_catalog) -> None:
     settings = BuildSettings(
         build_dir=tmp_path / "build", keep_builds=2, surface_cell_m=QUICK_SURFACE_M
     )
     ids = []
     for _ in range(3):
-        ids.append(build(settings, catalog_path=CATALOG).build_id)
+        ids.append(build(settings, catalog_path=small_catalog).build_id)
         time.sleep(1.1)
     kept = sorted(p.name for p in settings.build_dir.iterdir() if p.is_dir() and not p.is_symlink())
     assert kept == ids[1:]

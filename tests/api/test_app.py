@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from geo_service.api.app import create_app
 from geo_service.build import build
 from geo_service.settings import ApiSettings, BuildSettings
-from tests.conftest import CATALOG, QUICK_SURFACE_M
+from tests.conftest import QUICK_SURFACE_M
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_live_server_picks_up_a_new_build_without_restart(tmp_path, built, build_dir) -> None:
+def test_live_server_picks_up_a_new_build_without_restart(
+    tmp_path, built, build_dir, small_catalog
+) -> None:
     builds = tmp_path / "build"
     shutil.copytree(build_dir, builds, symlinks=True)
     port = _free_port()
@@ -128,7 +130,8 @@ def test_live_server_picks_up_a_new_build_without_restart(tmp_path, built, build
         assert r.status_code == 200 and r.json()["build_id"] == built.build_id
         time.sleep(1.1)
         new = build(
-            BuildSettings(build_dir=builds, surface_cell_m=QUICK_SURFACE_M), catalog_path=CATALOG
+            BuildSettings(build_dir=builds, surface_cell_m=QUICK_SURFACE_M),
+            catalog_path=small_catalog,
         )
         r = httpx.get(f"{url}/collections", timeout=5)
         assert r.headers["x-build-id"] == new.build_id != built.build_id

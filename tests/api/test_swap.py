@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import orjson
@@ -20,7 +21,6 @@ import orjson
 from geo_service.build import build
 from geo_service.settings import BuildSettings
 from tests.api.live import live_server
-from tests.conftest import CATALOG
 
 #: A map page's kinds of request: the page, TileJSON, a tile, items, a feature, the catalog.
 URLS = [
@@ -77,10 +77,10 @@ def _client(url: str, start: int, stop: threading.Event, out: list[Seen]) -> Non
 
 
 def test_a_build_swapped_in_under_load_fails_nothing_and_mixes_nothing(
-    settings: BuildSettings,
+    settings: BuildSettings, small_catalog: Path
 ) -> None:
-    # A private builds folder and the quick surface (tests/conftest.py): builds take seconds.
-    first = build(settings, catalog_path=CATALOG)
+    # A private builds folder, the quick surface and the small catalog (tests/conftest.py).
+    first = build(settings, catalog_path=small_catalog)
     stop = threading.Event()
     seen: list[list[Seen]] = [[] for _ in range(THREADS)]
     with live_server(settings.build_dir) as url:
@@ -93,7 +93,7 @@ def test_a_build_swapped_in_under_load_fails_nothing_and_mixes_nothing(
         try:
             time.sleep(2.0)  # answers from the first build
             t_build = time.monotonic()
-            second = build(settings, catalog_path=CATALOG)
+            second = build(settings, catalog_path=small_catalog)
             t_swapped = time.monotonic()
             # Until every thread has had an answer it asked for after the swap (bounded).
             deadline = t_swapped + AFTER_S

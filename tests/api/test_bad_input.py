@@ -27,8 +27,16 @@ SETTINGS = settings(
 )
 
 
+_CLIENTS: dict[str, TestClient] = {}
+
+
 def _client(build_dir) -> TestClient:  # type: ignore[no-untyped-def]
-    return TestClient(create_app(ApiSettings(build_dir=build_dir)))
+    """One app per builds folder for the whole module, as a server keeps it between requests
+    (opening a build for every generated example would time the opening, not the answers)."""
+    key = str(build_dir)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = TestClient(create_app(ApiSettings(build_dir=build_dir)))
+    return _CLIENTS[key]
 
 
 def _clear_4xx_or_ok(r) -> None:  # type: ignore[no-untyped-def]

@@ -56,23 +56,23 @@ SMALL_SOURCES = (
 )
 
 
-def small_layers(root: Path) -> Path:
-    """A copy of ``layers/`` (no builds) under ``root`` whose catalog keeps only
-    ``SMALL_SOURCES``; its ``sources.toml`` path."""
+def small_layers(root: Path, keep: tuple[str, ...] = SMALL_SOURCES) -> Path:
+    """A copy of ``layers/`` (no builds) under ``root`` whose catalog keeps only the sources
+    ``keep``; its ``sources.toml`` path."""
     layers = root / "layers"
     shutil.copytree(LAYERS, layers, ignore=shutil.ignore_patterns("build"))
-    kept, keep = [], True
+    kept, kept_now = [], True
     for line in CATALOG.read_text(encoding="utf-8").splitlines(keepends=True):
         header = re.match(r"\[sources\.([\w-]+)", line)
         if header:
-            keep = header.group(1) in SMALL_SOURCES
+            kept_now = header.group(1) in keep
         elif line.startswith("["):
-            keep = True
-        if keep:
+            kept_now = True
+        if kept_now:
             kept.append(line)
     catalog = layers / "sources.toml"
     catalog.write_text("".join(kept), encoding="utf-8")
-    assert sorted(s.key for s in load_catalog(catalog).sources) == sorted(SMALL_SOURCES)
+    assert sorted(s.key for s in load_catalog(catalog).sources) == sorted(keep)
     return catalog
 
 

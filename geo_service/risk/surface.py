@@ -446,11 +446,14 @@ def plan_surface(
     surface: SurfaceParams,
     reach_m: float,
     extent: tuple[float, float, float, float] | None = None,
+    box_reach_m: np.ndarray | None = None,
 ) -> tuple[Grid, list[Region], dict[str, Any]]:
     """The lattice, the regions computed on it, and how the cell size was chosen.
 
     ``boxes`` are the lon/lat bounds (n, 4) of every piece of evidence. Only blocks within the
-    margin of one are computed (``surface_regions``). When they need more than ``max_cells``
+    margin of one are computed (``surface_regions``): ``margin_km``, or the box's own reach
+    where it is longer (``box_reach_m``, one per box; ``reach_m``, the longest of all, when
+    not given). Regions stay ``reach_m`` apart. When they need more than ``max_cells``
     cells the cell grows (to whole metres) until they fit: one coarser surface is more use than
     a refusal, and the metadata says so. ``extent`` (lon/lat) widens the lattice, not what is
     computed: the coverage the surface fills with zeros.
@@ -462,13 +465,16 @@ def plan_surface(
         b_all = b
     bounds = (b_all[:, 0].min(), b_all[:, 1].min(), b_all[:, 2].max(), b_all[:, 3].max())
     merc = _mercator_boxes(b)
-    # Every cell any evidence reaches is computed, whatever the margin asked for.
+    # Every cell any evidence reaches is computed, whatever the margin asked for: each box is
+    # grown by the margin or its own reach, the longer.
     margin_m = max(surface.margin_km * 1000.0, reach_m)
+    own = np.full(len(b), reach_m) if box_reach_m is None else np.asarray(box_reach_m, "float64")
+    box_margin_m = np.maximum(own, surface.margin_km * 1000.0)
 
     def layout(cell: float) -> tuple[Grid, list[Region], int]:
         grid = make_grid(bounds, cell, margin_m / 1000.0)
         occupied = occupied_blocks(
-            merc, grid.west, grid.north, cell, grid.shape, margin_m, BLOCK_CELLS
+            merc, grid.west, grid.north, cell, grid.shape, box_margin_m, BLOCK_CELLS
         )
         poleward = float(np.abs(grid.row_lat).max())
         regions = group_regions(occupied, cell, grid.shape, reach_m, poleward, BLOCK_CELLS)
@@ -502,6 +508,10 @@ def plan_surface(
             "max": round(float(cell * kx.max()), 1),
         },
         "margin_km": round(margin_m / 1000.0, 3),
+        "box_margin_km": {
+            "min": round(float(box_margin_m.min()) / 1000.0, 3) if len(b) else None,
+            "max": round(float(box_margin_m.max()) / 1000.0, 3) if len(b) else None,
+        },
         "block_cells": BLOCK_CELLS,
         "regions": len(regions),
         "computed_cells": int(cells),
@@ -1110,20 +1120,31 @@ APPROXIMATIONS = [
 ]
 
 
-def _reach(fp: dict[str, Any], incidents: _Incidents, dams: _Dams) -> float:
+def _reach(
+    fp: dict[str, Any], incidents: _Incidents, dams: _Dams, only: str | None = None
+) -> float:
     """The furthest any evidence acts on the grid (m): regions are kept at least this far apart.
 
-    The river pathway is not in it: its reach lines are evidence of their own.
+    ``only`` names one factor: the furthest its own evidence acts (the margin its boxes are
+    grown by). The river pathway is not in it: its reach lines are evidence of their own.
     """
     p_inc = fp[IncidentIntensity.name]
     p_con = fp[ConcessionPressure.name]
     p_tai = fp[TailingsExposure.name]
-    out = [p_con.max_km * 1000.0, p_tai.river_corridor_km * 1000.0]
+    out = {
+        ConcessionPressure.name: [p_con.max_km * 1000.0],
+        TailingsExposure.name: [p_tai.river_corridor_km * 1000.0],
+        IncidentIntensity.name: [0.0],
+    }
     if len(incidents.bandwidth_m):
-        out.append(p_inc.cutoff_bandwidths * float(incidents.bandwidth_m.max()))
+        out[IncidentIntensity.name].append(
+            p_inc.cutoff_bandwidths * float(incidents.bandwidth_m.max())
+        )
     if len(dams.limit_m):
-        out.append(float(np.max(dams.limit_m)))
-    return max(out)
+        out[TailingsExposure.name].append(float(np.max(dams.limit_m)))
+    if only is not None:
+        return max(out[only])
+    return max(max(v) for v in out.values())
 
 
 def _tiles(
@@ -1201,13 +1222,24 @@ def compute_surface(
     dams = _Dams.prepare(
         inputs.tailings_dams, inputs.incidents, inputs.rivers, fp[TailingsExposure.name]
     )
-    boxes = [incidents.boxes(), dams.boxes()]
+    reach = _reach(fp, incidents, dams)
+    # Each piece of evidence is grown by its own kind's reach (``_reach`` of that kind alone):
+    # thousands of mine footprints need their 50 km, not the 75 km of a district's incident.
+    parts = [
+        (incidents.boxes(), _reach(fp, incidents, dams, only=IncidentIntensity.name)),
+        (dams.boxes(), _reach(fp, incidents, dams, only=TailingsExposure.name)),
+    ]
     if len(lonlat_footprints):
-        boxes.append(shapely.bounds(lonlat_footprints))
-    boxes = np.concatenate(boxes)
+        parts.append(
+            (
+                shapely.bounds(lonlat_footprints),
+                _reach(fp, incidents, dams, only=ConcessionPressure.name),
+            )
+        )
+    boxes = np.concatenate([b for b, _ in parts])
+    box_reach = np.concatenate([np.full(len(b), r) for b, r in parts])
     if len(boxes) == 0:
         raise ValueError("no concession, dam or incident has a location: nothing to map")
-    reach = _reach(fp, incidents, dams)
 
     kinds = {
         ConcessionPressure.name: ConcessionPressure.evidence_kind,
@@ -1227,7 +1259,7 @@ def compute_surface(
     # Beyond the computed regions nothing acts: 0 where a factor has coverage, else nodata.
     outline = _union(np.concatenate(list(outlines.values())))
     extent = _lonlat_bounds(outline)
-    lattice, plan, grid_meta = plan_surface(boxes, surface, reach, extent)
+    lattice, plan, grid_meta = plan_surface(boxes, surface, reach, extent, box_reach)
     factor_meta[ConcessionPressure.name]["footprints"] = len(footprints)
     factor_meta[ConcessionPressure.name]["stand_in_footprints"] = int(stand_in.sum())
     factor_meta[IncidentIntensity.name].update(incidents.meta)

@@ -20,7 +20,7 @@ from geo_service.publication import Publication
 from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs
 from geo_service.risk.combine import combine
-from geo_service.risk.concession_risk import concession_risk
+from geo_service.risk.concession_risk import concession_risk, footprint_growth
 from geo_service.risk.coverage import coverage_layer
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
@@ -173,5 +173,8 @@ def run_risk(
         "classes": community_risk["risk_class"].value_counts().to_dict(),
         "confidence": community_risk["confidence"].value_counts().to_dict(),
         "surface": surface.metadata if surface is not None else None,
+        "concession_risk": {
+            "footprint_growth": footprint_growth(inputs.concessions, params.concession_risk)
+        },
     }
     return RiskOutput(derived, metadata, surface)

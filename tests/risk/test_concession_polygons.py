@@ -6,6 +6,7 @@ equidistant projection centred on the community (exact distances from its centre
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -14,12 +15,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from fastapi.testclient import TestClient
 from pyproj import CRS, Transformer
 
-from geo_service.catalog import SourceCatalog
+from geo_service.api.app import create_app
+from geo_service.catalog import SourceCatalog, SourceEntry
 from geo_service.ingest.validate import validate_source
+from geo_service.maps.layers import load_layers, words
 from geo_service.risk.concession_risk import ConcessionRiskParams, footprint_growth
 from geo_service.risk.params import load_risk_params
+from geo_service.settings import ApiSettings
 from geo_service.store.files import load_layer, read_build_catalog
 from tests.conftest import LAYERS
 
@@ -27,7 +32,7 @@ KEY = "amazon_mining_watch_brazil"
 UNKNOWN = "unknown (mining scar detected from imagery)"
 
 
-def _entry(catalog: SourceCatalog):  # noqa: ANN202 - the catalog's own entry type
+def _entry(catalog: SourceCatalog) -> SourceEntry:
     return next(e for e in catalog.sources if e.key == KEY)
 
 
@@ -210,3 +215,19 @@ def test_growth_counts_undated_footprints_apart() -> None:
     assert out["a"]["areas"]["east"]["footprints"] == 0
     with pytest.raises(ValueError, match="west < east"):
         ConcessionRiskParams(growth_areas={"bad": (2.0, 0.0, 1.0, 1.0)})
+
+
+@pytest.mark.slow
+def test_a_scars_record_says_its_commodity_is_unknown_in_every_language(built, build_dir) -> None:
+    client = TestClient(create_app(ApiSettings(build_dir=build_dir)))
+    concessions = load_layer(build_dir, "concessions")
+    scar = concessions.loc[concessions["source"] == KEY, "concession_id"].iloc[0]
+    styles = load_layers(LAYERS / "layers.toml")
+    for lang in ("en", "fr", "pt"):
+        said = words(styles, lang)[1]["commodity"][UNKNOWN]
+        assert said.split(" ")[0] in {"unknown", "inconnue", "desconhecida"}, lang
+        page = client.get(f"/collections/concessions/items/{scar}?f=html&lang={lang}")
+        assert page.status_code == 200
+        assert html.escape(said, quote=False) in page.text, lang
+    feature = client.get(f"/collections/concessions/items/{scar}").json()
+    assert feature["properties"]["commodity"] == UNKNOWN

@@ -45,6 +45,8 @@ class ConcessionRiskParams(BaseModel):
     def _boxes(
         cls, v: dict[str, tuple[float, float, float, float]]
     ) -> dict[str, tuple[float, float, float, float]]:
+        if "all" in v:
+            raise ValueError("growth_areas: 'all' names each source's whole extent already")
         for name, (west, south, east, north) in v.items():
             if not (-180.0 <= west < east <= 180.0 and -90.0 <= south < north <= 90.0):
                 raise ValueError(f"growth_areas.{name}: need west < east, south < north")

@@ -215,6 +215,8 @@ def test_growth_counts_undated_footprints_apart() -> None:
     assert out["a"]["areas"]["east"]["footprints"] == 0
     with pytest.raises(ValueError, match="west < east"):
         ConcessionRiskParams(growth_areas={"bad": (2.0, 0.0, 1.0, 1.0)})
+    with pytest.raises(ValueError, match="whole extent"):
+        ConcessionRiskParams(growth_areas={"all": (0.0, 0.0, 1.0, 1.0)})
 
 
 @pytest.mark.slow

@@ -38,6 +38,7 @@ def test_project_catalog_names_every_bundled_file(catalog) -> None:
         "geonames_africa",
         "geonames_brazil",
         "usgs_africa_diamond_facilities",
+        "amazon_mining_watch_brazil",
         "anm_sigbm_brazil",
     ]
     assert {s.kind for s in catalog.sources} == set(Kind)

@@ -242,3 +242,43 @@ def stop_server(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=timeout_s)
+
+
+# --- a measurement in a child process ----------------------------------------------------------
+
+
+def run_child(
+    script: Path, args: Sequence[str], rss_cap_gib: float, timeout_s: float
+) -> dict[str, object]:
+    """Run ``script args`` in a fresh process, stopped if it passes the RSS cap or the
+    timeout; its last line of output is the JSON of its figures."""
+    import json
+    import sys
+    import tempfile
+
+    cmd = [sys.executable, str(Path(script).resolve()), *args]
+    cap_kib = int(rss_cap_gib * 1024 * 1024)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
+        deadline = time.monotonic() + timeout_s
+        seen_kib = 0
+        reason = None
+        while proc.poll() is None:
+            seen_kib = max(seen_kib, rss_kib(proc.pid))
+            if seen_kib > cap_kib:
+                reason = f"RSS passed {rss_cap_gib:g} GiB"
+            elif time.monotonic() > deadline:
+                reason = f"took more than {timeout_s:g} s"
+            if reason:
+                proc.kill()
+                proc.wait(timeout=60)
+                return {"status": f"stopped: {reason}", "peak_rss_mb": seen_kib / 1024}
+            time.sleep(0.25)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            text = err.read()
+            print(f"  {' '.join(cmd)} failed ({proc.returncode}):\n{text}", file=sys.stderr)
+            last = (text.strip().splitlines() or ["no message"])[-1]
+            return {"status": f"error: {last}"}
+        return {"status": "ok", **json.loads(out.read().strip().splitlines()[-1])}

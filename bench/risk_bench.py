@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import benchlib
-from benchlib import BENCH, RESULTS, ROOT, fmt, mmm, print_table, rss_kib, wait_for_idle
+from benchlib import BENCH, RESULTS, ROOT, fmt, mmm, print_table, wait_for_idle
 
 DATA = BENCH / "data"
 BASE_BUILD = DATA / "risk_base"
@@ -556,36 +556,8 @@ def measure_surface(size: str, write: bool = True) -> dict[str, object]:
 
 
 def run_child(args: list[str], rss_cap_gib: float) -> dict[str, object]:
-    """One measurement in a fresh process, stopped if it passes the RSS cap or the timeout."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
-    cap_kib = int(rss_cap_gib * 1024 * 1024)
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT)
-        deadline = time.monotonic() + CHILD_TIMEOUT_S
-        seen_kib = 0
-        reason = None
-        while proc.poll() is None:
-            seen_kib = max(seen_kib, rss_kib(proc.pid))
-            if seen_kib > cap_kib:
-                reason = f"RSS passed {rss_cap_gib:g} GiB"
-            elif time.monotonic() > deadline:
-                reason = f"took more than {CHILD_TIMEOUT_S} s"
-            if reason:
-                proc.kill()
-                proc.wait(timeout=60)
-                return {"status": f"stopped: {reason}", "peak_rss_mb": seen_kib / 1024}
-            time.sleep(0.25)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            text = err.read()
-            print(
-                f"  {' '.join(cmd)} failed ({proc.returncode}):\n{text}",
-                file=sys.stderr,
-            )
-            last = (text.strip().splitlines() or ["no message"])[-1]
-            return {"status": f"error: {last}"}
-        return {"status": "ok", **json.loads(out.read().strip().splitlines()[-1])}
+    """One measurement in a fresh process (``benchlib.run_child``)."""
+    return benchlib.run_child(Path(__file__), args, rss_cap_gib, CHILD_TIMEOUT_S)
 
 
 def code_fingerprint() -> str:

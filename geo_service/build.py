@@ -12,6 +12,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pyproj import Transformer
 
 from geo_service import __version__
 from geo_service.basemap import ATTRIBUTION as BASEMAP_CREDIT
@@ -30,13 +32,14 @@ from geo_service.basemap import build_basemap
 from geo_service.catalog import SourceCatalog, file_digest, load_catalog
 from geo_service.errors import BuildError
 from geo_service.ingest.base import ProgressFn
+from geo_service.ingest.population import PopulationGrid, write_population
 from geo_service.ingest.problems import COLUMNS
 from geo_service.ingest.validate import SourceResult, validate_source
 from geo_service.publication import Policy, Publication
 from geo_service.risk.model import TITLES, run_risk
 from geo_service.risk.params import load_risk_params
 from geo_service.risk.surface import Surface, to_lonlat, write_cog
-from geo_service.schemas import SCHEMAS, Kind
+from geo_service.schemas import PER_SOURCE_KINDS, RASTER_KINDS, SCHEMAS, Kind
 from geo_service.settings import BuildSettings
 from geo_service.store.files import CURRENT, read_build_catalog
 
@@ -57,6 +60,13 @@ DERIVED_ID_FIELDS = {
     "concession_risk": "concession_id",
     "risk_hex": "h3",
     "coverage": "factor",
+    "risk_units": "code",
+}
+#: The kinds of source a derived layer rests on (the evidence, unless said here).
+EVIDENCE_KINDS = frozenset({Kind.concessions, Kind.communities, Kind.tailings_dams, Kind.incidents})
+DERIVED_FROM = {
+    "community_risk": EVIDENCE_KINDS | {Kind.population},
+    "risk_units": EVIDENCE_KINDS | {Kind.population, Kind.units},
 }
 
 
@@ -196,8 +206,11 @@ def _build_into(
     layers: dict[Kind, gpd.GeoDataFrame] = {}
     for kind in Kind:
         parts = [r for r in results if r.kind == kind]
-        if parts:
+        if parts and kind not in RASTER_KINDS and kind not in PER_SOURCE_KINDS:
             layers[kind] = _combine(kind, parts)
+    # A layer per source: reference places whose licences must not be mixed.
+    places = {r.key: r for r in results if r.kind in PER_SOURCE_KINDS}
+    grids = [r.grid for r in results if r.grid is not None]
 
     problems = pd.concat([r.problems for r in results], ignore_index=True)
     problems.to_csv(staging / REJECTS_FILE, index=False, columns=COLUMNS)
@@ -214,34 +227,55 @@ def _build_into(
     scoring = reporter.task("scoring risk", 1)
     # The model reads restricted rows only as precisely as the public may know them.
     evidence = {kind: publication.evidence(kind, gdf) for kind, gdf in layers.items()}
-    risk = run_risk(evidence, catalog, risk_params, publication)
+    risk = run_risk(evidence, catalog, risk_params, publication, grids)
     for name in list(risk.layers):
         risk.layers[name] = publication.precise_geometry(name, risk.layers[name], layers)
     scoring(1, 1)
+    for grid in grids:  # the grid's total, and how much of it the units of each level hold
+        levels = risk.metadata.get("exposure", {}).get("units", {}).get("levels", {})
+        held = "; ".join(
+            f"level {lv}: {v['people_on_grid']:,} in {v['units']} units" for lv, v in levels.items()
+        )
+        reporter.log(f"{grid.key}: {grid.total:,.0f} people" + (f" ({held})" if held else ""))
 
-    everything = [
-        (
-            kind.value,
-            SCHEMAS[kind].title,
-            kind.value,
-            gdf,
-            [r.key for r in results if r.kind == kind],
-            SCHEMAS[kind].id_field,
-            SCHEMAS[kind].date_field,
-        )
-        for kind, gdf in layers.items()
-    ] + [
-        (
-            name,
-            TITLES.get(name, name),
-            "derived",
-            gdf,
-            [r.key for r in results],
-            DERIVED_ID_FIELDS.get(name),
-            None,
-        )
-        for name, gdf in risk.layers.items()
-    ]
+    everything = (
+        [
+            (
+                kind.value,
+                SCHEMAS[kind].title,
+                kind.value,
+                gdf,
+                [r.key for r in results if r.kind == kind],
+                SCHEMAS[kind].id_field,
+                SCHEMAS[kind].date_field,
+            )
+            for kind, gdf in layers.items()
+        ]
+        + [
+            (
+                key,
+                next(e.title for e in catalog.sources if e.key == key),
+                r.kind.value,
+                r.layer,
+                [key],
+                SCHEMAS[r.kind].id_field,
+                None,
+            )
+            for key, r in places.items()
+        ]
+        + [
+            (
+                name,
+                TITLES.get(name, name),
+                "derived",
+                gdf,
+                [r.key for r in results if r.kind in DERIVED_FROM.get(name, EVIDENCE_KINDS)],
+                DERIVED_ID_FIELDS.get(name),
+                None,
+            )
+            for name, gdf in risk.layers.items()
+        ]
+    )
     write = reporter.task("writing layers", len(everything) + (risk.surface is not None))
     layer_meta: dict[str, Any] = {}
     for i, (layer_id, title, kind, gdf, sources, id_field, date_field) in enumerate(everything, 1):
@@ -262,6 +296,9 @@ def _build_into(
                 if k in PUBLIC_META
             }
         write(i, len(everything))
+    for grid in grids:
+        write_population(grid, staging / f"{grid.key}.tif")
+        layer_meta[grid.key] = _grid_metadata(grid, catalog)
     if risk.surface is not None:
         write_cog(risk.surface, staging / "risk_surface.tif")
         layer_meta["risk_surface"] = _raster_metadata(risk.surface, "risk_surface.tif", results)
@@ -431,13 +468,51 @@ def _raster_metadata(
         "geometry_types": [],
         "id_field": None,
         "fields": {"score": "float32"},
-        "sources": [r.key for r in results],
+        "sources": [r.key for r in results if r.kind in EVIDENCE_KINDS],
         "sensitivity": {},
         "crs": surface.crs,
         "cell_m": surface.cell_m,
         "shape": list(surface.shape),
         "valid_cells": surface.valid_cells,
         "regions": len(surface.regions),
+    }
+
+
+def _grid_metadata(grid: PopulationGrid, catalog: SourceCatalog) -> dict[str, Any]:
+    rows, cols = grid.shape
+    x0, y0 = grid.transform @ (0, 0)
+    x1, y1 = grid.transform @ (cols, rows)
+    to = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
+    west, south, east, north = to.transform_bounds(
+        min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+    )
+    return {
+        "id": grid.key,
+        "title": next(e.title for e in catalog.sources if e.key == grid.key),
+        "kind": "raster",
+        "file": f"{grid.key}.tif",
+        "count": int((grid.people > 0).sum()),
+        "bounds": [round(float(v), 6) for v in (west, south, east, north)],
+        "time_extent": [f"{grid.year}-01-01", f"{grid.year}-12-31"],
+        "geometry_types": [],
+        "id_field": None,
+        "fields": {"people": "float32"},
+        "sources": [grid.key],
+        "sensitivity": {},
+        "crs": grid.crs.to_string(),
+        # Ground metres of a cell, at the grid's middle latitude.
+        "cell_m": round(
+            abs(grid.transform.a)
+            * (
+                111_320.0 * math.cos(math.radians((south + north) / 2))
+                if grid.crs.is_geographic
+                else 1.0
+            ),
+            1,
+        ),
+        "shape": [rows, cols],
+        "year": grid.year,
+        "total": round(grid.total),
     }
 
 

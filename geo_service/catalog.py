@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from geo_service.errors import CatalogError
-from geo_service.schemas import COMMON_FIELDS, SCHEMAS, SENSITIVITIES, Kind
+from geo_service.schemas import COMMON_FIELDS, RASTER_KINDS, SCHEMAS, SENSITIVITIES, Kind
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _SPECIAL_MAPPING_KEYS = {"lon", "lat", "wkt", "keep", "source_id", "sensitivity"}
@@ -116,6 +116,13 @@ class Mapping(BaseModel):
     @classmethod
     def parse(cls, raw: dict[str, Any], kind: Kind, where: str) -> Mapping:
         """Build a mapping from its TOML table, rejecting keys that are not canonical fields."""
+        if kind in RASTER_KINDS:
+            if raw:
+                raise CatalogError(
+                    f"{where}: a {kind} source is a raster of values, it has no fields to map; "
+                    "remove the mapping table"
+                )
+            return cls()
         schema = SCHEMAS[kind]
         allowed = set(schema.field_names) | _SPECIAL_MAPPING_KEYS
         unknown = sorted(set(raw) - allowed)
@@ -269,6 +276,11 @@ class SourceEntry(BaseModel):
     coverage: Coverage = Field(default_factory=Coverage)
     where: dict[str, list[str]] = Field(default_factory=dict)
     max_reject_share: float | None = Field(None, ge=0.0, le=1.0)
+    #: population: the year the counts are for (required).
+    year: int | None = Field(None, ge=1800, le=2200)
+    #: units: overlaps between units of one level, and gaps inside their outline, larger than
+    #: this are reported (km²).
+    tolerance_km2: float = Field(0.05, ge=0.0)
     notes: str = ""
     mapping: Mapping = Field(default_factory=Mapping)
     # Set by load_catalog, never by a key in the file: errors name the catalog the entry is in.
@@ -287,6 +299,14 @@ class SourceEntry(BaseModel):
                 "source keys are lower-case letters, digits and '_' (e.g. ucdp_ged_caf)"
             )
         return v
+
+    @model_validator(mode="after")
+    def _population_year(self) -> SourceEntry:
+        if self.kind == Kind.population and self.year is None:
+            raise ValueError(
+                "a population source must state the year its counts are for (year = 2019)"
+            )
+        return self
 
     @field_validator("sensitivity")
     @classmethod
@@ -309,6 +329,7 @@ class SourceEntry(BaseModel):
             "sensitivity": self.sensitivity,
             "coverage": self.coverage.record(),
             "path": self.path.name,
+            **({"year": self.year} if self.year is not None else {}),
         }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -167,6 +168,9 @@ def validate_cmd(
         Path | None, typer.Option(help="Write every problem to this CSV file.")
     ] = None,
     show: Annotated[int, typer.Option(help="How many problems to print.")] = 20,
+    year: Annotated[
+        int | None, typer.Option(help="population: the year the counts are for.")
+    ] = None,
 ) -> None:
     """Check one file against a kind's schema and report every problem; builds nothing.
 
@@ -188,6 +192,7 @@ def validate_cmd(
             licence="(unknown)",
             attribution="(unknown)",
             retrieved=dt.date.today(),
+            year=year,
             mapping=Mapping.parse(raw_mapping, kind, str(mapping or "mapping")),
         )
         project = BuildSettings().catalog
@@ -198,9 +203,14 @@ def validate_cmd(
             reading = reporter.task(f"reading {path.name}", size)
             validating = reporter.task(f"validating {path.name}", 1)
             result = validate_source(entry, reference, reading, validating=validating)
+    except ValidationError as exc:  # an option the kind needs (a population's --year)
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise _fail(CatalogError(f"{path}: {message}"), 2) from exc
     except (SourceError, CatalogError, tomllib.TOMLDecodeError, OSError) as exc:
         raise _fail(exc, 2) from exc
     _print_sources([result])
+    for note in result.notes:
+        out.print(note, highlight=False)
     problems = result.problems
     for message, action in zip(
         problems["message"].head(show), problems["action"].head(show), strict=True

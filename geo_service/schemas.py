@@ -1,7 +1,7 @@
-"""Canonical schemas of the four source kinds.
+"""Canonical schemas of the source kinds.
 
-Every source, whatever its publisher or format, is mapped onto one of these schemas before it
-can become a layer. A field's spec says what a value must look like; ``validate.py`` enforces
+Every table source, whatever its publisher or format, is mapped onto one of these schemas before
+it can become a layer; a ``population`` source is a raster and has no schema (``population.py``). A field's spec says what a value must look like; ``validate.py`` enforces
 it and names the file, row and field of every value that does not fit.
 """
 
@@ -18,12 +18,23 @@ FieldType = Literal["str", "int", "float", "date", "country", "enum", "url"]
 
 
 class Kind(StrEnum):
-    """The four kinds of evidence the risk model combines."""
+    """The kinds of source: four of evidence the risk model combines, official units it sums
+    over, people per cell of a grid, and reference places drawn but never scored."""
 
     concessions = "concessions"
     communities = "communities"
     tailings_dams = "tailings_dams"
     incidents = "incidents"
+    units = "units"
+    population = "population"
+    places = "places"
+
+
+#: Kinds read as rasters, not tables: they have no schema and no mapping.
+RASTER_KINDS = frozenset({Kind.population})
+#: Kinds written as one layer per source, never merged: their licences may differ (an ODbL
+#: database must not be mixed into a CC BY one).
+PER_SOURCE_KINDS = frozenset({Kind.places})
 
 
 SENSITIVITIES = ("public", "restricted")
@@ -208,6 +219,40 @@ SCHEMAS: dict[Kind, KindSchema] = {
             FieldSpec("description"),
             FieldSpec("source_url", "url"),
             FieldSpec("location_precision", "enum", choices=LOCATION_PRECISIONS),
+            _COUNTRY,
+        ),
+    ),
+    Kind.units: KindSchema(
+        kind=Kind.units,
+        title="Official administrative units",
+        id_field="code",
+        geometry_types=("Polygon", "MultiPolygon"),
+        fields=(
+            FieldSpec(
+                "code", required=True, description="the unit's official code (P-code, IBGE code)"
+            ),
+            FieldSpec("name", required=True),
+            FieldSpec(
+                "level",
+                "int",
+                required=True,
+                min=0,
+                description="administrative level: 1 province or state, 2 district, 3 chiefdom",
+            ),
+            FieldSpec("parent_code", description="the official code of the unit above"),
+            _COUNTRY,
+        ),
+    ),
+    Kind.places: KindSchema(
+        kind=Kind.places,
+        title="Places",
+        id_field="place_id",
+        geometry_types=("Point",),
+        fields=(
+            FieldSpec("place_id", required=True),
+            FieldSpec("name"),
+            FieldSpec("place_type", description="the publisher's word: city, town, village …"),
+            FieldSpec("population", "int", min=0),
             _COUNTRY,
         ),
     ),

@@ -24,7 +24,10 @@ from geo_service.store.files import current_build_id, load_layer, read_build_cat
 from tests.conftest import CATALOG, LAYERS, QUICK_SURFACE_M
 from tests.helpers import read_text_csv, write_text_csv
 
-SCHEMAS_KINDS = {"concessions", "communities", "tailings_dams", "incidents"}
+SCHEMAS_KINDS = {"concessions", "communities", "tailings_dams", "incidents", "units", "places"}
+#: GeoNames cities500 without Sierra Leone (6,206 − 88 + Brazil's 5,889), and every populated
+#: place of Sierra Leone but the abandoned and destroyed ones (14,083 − 16).
+COMMUNITIES = 6206 - 88 + 5889 + 14067
 
 
 def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
@@ -33,13 +36,16 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     counts = {k: v["count"] for k, v in meta["layers"].items() if v["kind"] in SCHEMAS_KINDS}
     assert counts == {
         "concessions": 65 + 23304,  # USGS diamond sites, Amazon Mining Watch scars
-        "communities": 12095,
+        "communities": COMMUNITIES,
         "tailings_dams": 604,
         "incidents": 1848 + 2,  # UCDP, and the two located tailings failures
+        "units": 14 + 167 + 189 + 853,  # districts, chiefdoms, territories, municipalities
+        "osm_places_sle": 9668,
     }
     derived = {k for k, v in meta["layers"].items() if v["kind"] == "derived"}
-    assert {"community_risk", "concession_risk", "risk_hex", "coverage"} <= derived
-    assert meta["layers"]["community_risk"]["count"] == 12095
+    assert {"community_risk", "concession_risk", "risk_hex", "coverage", "risk_units"} <= derived
+    assert meta["layers"]["community_risk"]["count"] == COMMUNITIES
+    assert meta["layers"]["risk_units"]["count"] == 14 + 167 + 189 + 853
     assert meta["risk"]["model_version"] and len(meta["risk"]["parameter_hash"]) == 64
     assert meta["risk"]["factors"]["incident_intensity"]["reference_date"] == "2022-12-30"
     surface = meta["layers"]["risk_surface"]

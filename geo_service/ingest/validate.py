@@ -41,7 +41,9 @@ from geo_service.ingest.mapping import (
     const_text,
     needed_columns,
 )
+from geo_service.ingest.population import PopulationGrid, read_population
 from geo_service.ingest.problems import COLUMNS, Problems, got, shorten
+from geo_service.ingest.units import unit_problems
 from geo_service.schemas import COMMON_FIELDS, SCHEMAS, SENSITIVITIES, FieldSpec, Kind
 
 _URL = r"^https?://[^\s/$.?#][^\s]*$"
@@ -58,6 +60,8 @@ class SourceResult:
     problems: pd.DataFrame
     counts: dict[str, int]
     notes: list[str] = field(default_factory=list)
+    #: A population source's grid (its ``layer`` is then empty).
+    grid: PopulationGrid | None = None
 
     @property
     def reject_share(self) -> float:
@@ -132,6 +136,11 @@ def validate_source(
     with rich, whose markup would swallow the brackets.)
     """
     try:
+        if entry.kind == Kind.population:
+            result = _population(entry, progress)
+            if validating:
+                validating(1, 1)
+            return result
         raw = read_source(entry, progress)
         return validate_table(raw, entry, reference, today=today, progress=validating)
     except SourceError as exc:
@@ -139,6 +148,16 @@ def validate_source(
         if entry.catalog_path is not None and not str(exc).startswith(named):
             exc.args = (named + str(exc),)
         raise
+
+
+def _population(entry: SourceEntry, progress: ProgressFn | None) -> SourceResult:
+    grid, problems, counts = read_population(entry, progress)
+    empty = gpd.GeoDataFrame({"source": pd.Series([], dtype="str")}, geometry=[], crs=4326)
+    cells = int((grid.people > 0).sum())
+    note = f"{entry.key}: {grid.total:,.0f} people in {cells:,} populated cells ({grid.year})"
+    return SourceResult(
+        entry.key, entry.kind, entry.path, empty, problems, counts, [note], grid=grid
+    )
 
 
 def validate_table(
@@ -244,6 +263,8 @@ def validate_table(
     step()
     rejected = problems.rows("rejected")
     alive[rejected] = False
+    if entry.kind == Kind.units:
+        unit_problems(geoms, out["code"], out["level"], alive, entry.tolerance_km2, problems)
 
     columns = {
         name: out[name]

@@ -61,6 +61,15 @@ class MapDefinition(BaseModel):
         default_factory=dict,
         description="Per layer, the fields its popups show (default: every field it knows).",
     )
+    hidden: list[str] = Field(
+        default_factory=list,
+        description="Layers in the layer list that are not drawn until the reader ticks them.",
+    )
+    where: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per layer, what it draws on this map: property = value filters of the "
+        'items API (units of one level: where.risk_units = { level = "3" }).',
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MapDefinition:
@@ -73,6 +82,12 @@ class MapDefinition(BaseModel):
         for layer in self.popup:
             if layer not in self.layers:
                 raise ValueError(f"popup fields for '{layer}', which this map does not draw")
+        for layer in self.hidden:
+            if layer not in self.layers:
+                raise ValueError(f"'{layer}' is hidden, but this map does not draw it")
+        for layer in self.where:
+            if layer not in self.layers:
+                raise ValueError(f"a where filter for '{layer}', which this map does not draw")
         return self
 
     def with_layers(self, known: dict[str, Any]) -> MapDefinition:

@@ -109,7 +109,9 @@ class LayerDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    draw: Literal["surface", "communities", "sites", "dams", "incidents", "points"] = "points"
+    draw: Literal["surface", "raster", "communities", "sites", "dams", "incidents", "points"] = (
+        "points"
+    )
     name: Texts
     heading: Texts | None = None
     symbol: Symbol = "circle"
@@ -126,6 +128,8 @@ class LayerDefinition(BaseModel):
     values: dict[str, dict[str, Texts]] = Field(default_factory=dict)
     filter: Filter | None = None
     maps: list[str] = Field(default_factory=list)
+    #: The page draws the layer from this zoom on (dense layers: villages).
+    min_zoom: int = Field(0, ge=0, le=18)
 
     _check = field_validator("colour", "outline")(classmethod(lambda cls, v: _colour(v)))
 
@@ -179,6 +183,7 @@ class LayerDefinition(BaseModel):
                 )
             ),
             "popup": self.popup,
+            "minZoom": self.min_zoom,
             "fields": {k: v.get(lang) for k, v in self.fields.items()},
             "values": {
                 k: {value: text.get(lang) for value, text in words.items()}

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import folium
 import numpy as np
@@ -58,6 +58,10 @@ VIEW_LIMIT = 2000
 #: The picture of a shared link's card (Open Graph: 1.91 to 1), and the view it keeps.
 CARD = (1200, 630)
 PICTURE_VIEW = ("bbox", "lat", "lon", "z", "layers", "from", "to")
+#: People per cell the legend of a population grid shows.
+PEOPLE_STOPS = (1, 10, 100, 500)
+#: The layer of official units, listed in the page's table beside the communities.
+UNITS_LAYER = "risk_units"
 #: Evidence features a popup fetches per factor (the rest are counted, with a link).
 EVIDENCE_SHOWN = 3
 
@@ -141,6 +145,8 @@ class BuildFacts:
     fields: dict[str, list[str]] = field(default_factory=dict)
     #: Layer → (publisher, countries covered) of each of its sources (none: everywhere).
     layer_sources: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
+    #: Zoom of the native cells of the other rasters (population grids), by layer.
+    raster_zooms: dict[str, int] = field(default_factory=dict)
 
     def in_countries(self, countries: set[str]) -> BuildFacts:
         """These facts crediting only the sources that cover one of ``countries`` (a source
@@ -202,6 +208,11 @@ class BuildFacts:
         return cls(
             build_id=catalog["build_id"],
             raster_zoom=raster_zoom,
+            raster_zooms={
+                lid: png.native_zoom(meta["cell_m"])
+                for lid, meta in layers.items()
+                if meta["kind"] == "raster" and lid != "risk_surface" and meta.get("cell_m")
+            },
             cell_m=(layers.get("risk_surface") or {}).get("cell_m"),
             factors=list(risk.get("factors", params.get("factors", {}))),
             thresholds=thresholds,
@@ -283,6 +294,7 @@ def _strings(lang: str) -> dict[str, Any]:
 
     return {
         "zoomIn": _("Zoom in"),
+        "zoomInFor": _("Zoom in to see them"),
         "zoomOut": _("Zoom out"),
         "layers": _("Layers"),
         "closePopup": _("Close"),
@@ -311,6 +323,7 @@ def _strings(lang: str) -> dict[str, Any]:
         ),
         "record": _("Full record"),
         "tableTitle": _("Communities in view"),
+        "unitsTitle": _("Units in view"),
         "tableFirst": _("the {n} highest scores"),
         "colName": _("Community"),
         "colCountry": _("Country"),
@@ -529,11 +542,19 @@ def _legend(
         _("{value} m").replace("{value}", decimal(facts.cell_m, lang, 0)) if facts.cell_m else "—"
     )
     sections = []
+    # The table button sits under the first layer a table lists (communities, or units).
+    tabled = next((x for x in layers if styles[x].draw == "communities"), None) or next(
+        (x for x in layers if x == UNITS_LAYER), None
+    )
     for layer in layers:
         style = styles[layer]
         classes = style.classes.values if style.classes else []
         notes = list(style.notes)
-        plain = None if classes else next((n for n in notes if n.mark is None), None)
+        plain = (
+            None
+            if classes or style.draw == "raster"
+            else next((n for n in notes if n.mark is None), None)
+        )
         sections.append(
             {
                 "id": layer,
@@ -555,6 +576,13 @@ def _legend(
                     if n is not plain
                 ],
                 "accent": classes[len(classes) // 2].colour if classes else style.colour,
+                "table": layer == tabled,
+                "people": [
+                    {"colour": png.people_colour(n), "label": decimal(n, lang, 0)}
+                    for n in PEOPLE_STOPS
+                ]
+                if style.draw == "raster"
+                else None,
                 "filter": style.filter
                 and {
                     "label": style.filter.label.get(lang),
@@ -572,7 +600,9 @@ def _legend(
             words={
                 "legend": _("Legend"),
                 "language": _("Language"),
-                "table": _("The communities in view, as a table"),
+                "table": _("The communities in view, as a table")
+                if tabled != UNITS_LAYER
+                else _("The units in view, as a table"),
             },
             languages=[("en", "English"), ("fr", "Français"), ("pt", "Português")],
             lang=lang,
@@ -646,7 +676,13 @@ def build_page(
     _ = translator(lang)
     if view is None:
         lat, lon, zoom = definition.first_view()
-        view = View(lat, lon, zoom, tuple(definition.layers), fit=definition.bounds)
+        view = View(
+            lat,
+            lon,
+            zoom,
+            tuple(x for x in definition.layers if x not in definition.hidden),
+            fit=definition.bounds,
+        )
     layers = [x for x in definition.layers if x in facts.layers or styles[x].draw == "surface"]
     if facts.incident_years is None and "incidents" in layers:
         layers.remove("incidents")
@@ -694,6 +730,16 @@ def build_page(
                 overlay=True,
                 opacity=0.75,
                 max_native_zoom=facts.raster_zoom,
+                max_zoom=18,
+                show=shown,
+            ).add_to(m)
+        elif styles[layer].draw == "raster":  # people per cell, in their own greys
+            overlays[layer] = folium.TileLayer(
+                tiles=f"{base}tiles/{layer}/{{z}}/{{x}}/{{y}}.png",
+                attr=" ",
+                name=styles[layer].name.get(lang),
+                overlay=True,
+                max_native_zoom=facts.raster_zooms.get(layer, facts.raster_zoom),
                 max_zoom=18,
                 show=shown,
             ).add_to(m)
@@ -756,6 +802,10 @@ def build_page(
         if "community_risk" in styles
         else [],
         "popup": {layer: definition.popup_fields(layer, styles[layer].popup) for layer in layers},
+        "where": {
+            layer: "".join(f"&{k}={quote(str(v))}" for k, v in sorted(filters.items()))
+            for layer, filters in definition.where.items()
+        },
         "evidenceDate": evidence_line(facts, lang),
         "sources": facts.sources,
         "countries": country_names(facts.countries, lang),

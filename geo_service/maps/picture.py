@@ -9,7 +9,7 @@ legend has a heading per layer and the same classes and lines as the page's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from geo_service.maps.layers import LayerDefinition
@@ -55,10 +55,13 @@ def layer_marks(
     cells, rows = rows[~points], rows[points]
     out: list[static_map.Marks | tuple[list[Any], list[str]]] = []
     if len(cells):
+        field = style.classes.field if style.classes else None
         if "max_score" in frame:
             fills = [
                 style.colour_of(class_of(v, thresholds)) for v in frame["max_score"].iloc[cells]
             ]
+        elif field in frame:  # areas drawn in their class's colour (official units)
+            fills = [style.colour_of(v) for v in frame[field].iloc[cells]]
         else:
             fills = [style.colour] * len(cells)
         out.append((list(frame.geometry.iloc[cells]), fills))
@@ -153,8 +156,10 @@ def draw_layers(
     thresholds: tuple[float, ...],
     years: tuple[int, int] | None,
     lang: str,
+    where: dict[str, dict[str, str]] | None = None,
 ) -> Drawn:
-    """Every shown layer's marks (in drawing order) and the legend of them all."""
+    """Every shown layer's marks (in drawing order) and the legend of them all; ``where``:
+    the map's filters per layer."""
     marks: list[static_map.Marks | tuple[list[Any], list[str]]] = []
     legend: list[static_map.LegendItem] = []
     countries: set[str] = set()
@@ -165,7 +170,8 @@ def draw_layers(
         drawn = []
         if style.draw != "surface":
             table = table_of(layer)
-            drawn = layer_marks(style, table, query, access, thresholds, years, countries, places)
+            asked = replace(query, filters=(where or {}).get(layer, {}))
+            drawn = layer_marks(style, table, asked, access, thresholds, years, countries, places)
             marks += drawn
         cells = any(not isinstance(m, static_map.Marks) for m in drawn)
         legend += layer_legend(style, lang, ticks, cells, years)

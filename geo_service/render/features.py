@@ -1,7 +1,8 @@
 """Feature formats: one encoder per format, chosen by ``f=`` or the Accept header.
 
 GeoJSON is the page the store assembles from pre-encoded features; the download formats
-(CSV, GeoPackage, GeoParquet, KML) are written from the selected rows of the layer's table;
+(CSV, GeoPackage, GeoParquet, KML, and a spreadsheet: XLSX) are written from the selected rows
+of the layer's table;
 HTML is a page a person can read (``templates.py``). A new format is an encoder and one
 ``FORMATS`` line.
 """
@@ -62,6 +63,24 @@ def to_csv(frame: gpd.GeoDataFrame, layer: str) -> bytes:
     return table.to_csv(index=False, date_format="%Y-%m-%d").encode("utf-8")
 
 
+def to_xlsx(frame: gpd.GeoDataFrame, layer: str) -> bytes:
+    """A spreadsheet: the properties (text stays text, so codes keep their leading zeros and
+    are never read as numbers) and the longitude and latitude of points. No shapes: a cell
+    holds at most 32,767 characters, fewer than many outlines; GeoPackage has them."""
+    flat = _flat(frame)
+    values = flat.geometry.to_numpy()
+    table = pd.DataFrame(flat.drop(columns=flat.geometry.name))
+    points = shapely.get_type_id(values) == 0
+    table["longitude"] = np.where(points, shapely.get_x(values), np.nan)
+    table["latitude"] = np.where(points, shapely.get_y(values), np.nan)
+    for c in table.columns:  # the driver writes dates, not timestamps
+        if pd.api.types.is_datetime64_any_dtype(table[c]):
+            table[c] = table[c].dt.strftime("%Y-%m-%d")
+    buffer = io.BytesIO()
+    pyogrio.write_dataframe(table, buffer, driver="XLSX", layer=layer[:31])
+    return buffer.getvalue()
+
+
 def _ogr(driver: str) -> Callable[[gpd.GeoDataFrame, str], bytes]:
     def encode(frame: gpd.GeoDataFrame, layer: str) -> bytes:
         buffer = io.BytesIO()
@@ -76,6 +95,9 @@ def to_parquet(frame: gpd.GeoDataFrame, layer: str) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,7 @@ FORMATS: dict[str, Format] = {
         Format("gpkg", "application/geopackage+sqlite3", "gpkg", _ogr("GPKG"), True),
         Format("parquet", "application/vnd.apache.parquet", "parquet", to_parquet, True),
         Format("kml", "application/vnd.google-earth.kml+xml", "kml", _ogr("KML"), True),
+        Format("xlsx", XLSX, "xlsx", to_xlsx, True),
     )
 }
 ALIASES = {"geojson": "json", "geoparquet": "parquet", "geopackage": "gpkg"}
@@ -111,6 +134,7 @@ BY_MEDIA_TYPE = {
     "application/geopackage+sqlite3": "gpkg",
     "application/vnd.apache.parquet": "parquet",
     "application/vnd.google-earth.kml+xml": "kml",
+    XLSX: "xlsx",
 }
 
 

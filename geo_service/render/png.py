@@ -1,4 +1,5 @@
-"""Raster tiles: the risk surface through a colour-blind-safe colour map, PNG with alpha.
+"""Raster tiles: the risk surface through a colour-blind-safe colour map, PNG with alpha;
+people per cell of a population grid through a grey scale of their own (``people``).
 
 The colour map is cividis (Nuñez, Anderton & Renslow 2018), designed to read the same with
 the common colour-vision deficiencies and in greyscale: dark blue for a score of 0, yellow for
@@ -11,6 +12,7 @@ is still told apart from no data, which is fully transparent.
 from __future__ import annotations
 
 import io
+import math
 from functools import cache
 
 import numpy as np
@@ -20,6 +22,14 @@ from rio_tiler.models import ImageData
 
 COLORMAP_NAME = "cividis"
 TILE_SIZE = 256
+
+
+def native_zoom(cell_m: float) -> int:
+    """The zoom whose tile pixels are about as large as a raster's cells (``cell_m`` metres)."""
+    world = 2 * math.pi * 6378137.0
+    return max(0, math.ceil(math.log2(world / (TILE_SIZE * float(cell_m)))))
+
+
 #: zlib level of the PNGs: 1 is the fastest, and risk tiles are smooth, so they stay small.
 PNG_LEVEL = 1
 
@@ -102,3 +112,52 @@ def _lut_colour(value: float) -> tuple[int, int, int]:
     """The RGB of a score 0–1 (for legends drawn elsewhere)."""
     r, g, b, _ = colormap()[int(round(min(max(value, 0.0), 1.0) * 255))]
     return r, g, b
+
+
+# --- people per cell ---------------------------------------------------------------------------
+
+#: People per cell drawn from the lightest grey to the darkest, on a log scale: a village's
+#: cells hold a few people, a town's hundreds.
+PEOPLE_RANGE = (0.5, 500.0)
+PEOPLE_COLORMAP = "greys"
+#: Opacity of populated cells: the basemap stays readable under them.
+PEOPLE_ALPHA = 0.8
+
+
+def people_level(values: np.ndarray) -> np.ndarray:
+    """People per cell → 0–1 on the log scale of ``PEOPLE_RANGE``."""
+    lo, hi = (np.log10(v) for v in PEOPLE_RANGE)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip((np.log10(values) - lo) / (hi - lo), 0.0, 1.0)
+
+
+@cache
+def _people_palette() -> bytes:
+    cm = {int(k): v for k, v in cmap.get(PEOPLE_COLORMAP).items()}
+    # From a light grey (not white: a sparse cell must show on a pale basemap) to black.
+    rgb = [cm[int(round(40 + i * 215 / (TRANSPARENT - 1)))][:3] for i in range(TRANSPARENT)]
+    return bytes(c for colour in [*rgb, (0, 0, 0)] for c in colour)
+
+
+def render_people(image: ImageData) -> bytes:
+    """A tile of people per cell as a paletted PNG; no one (and nodata) transparent."""
+    array = image.array
+    values = np.ma.getdata(array)[0].astype(np.float64)
+    masked = np.ma.getmaskarray(array)[0] | ~np.isfinite(values) | (values <= 0)
+    index = np.rint(people_level(np.where(masked, 1.0, values)) * (TRANSPARENT - 1))
+    index = index.astype(np.uint8)
+    index[masked] = TRANSPARENT
+    tile = Image.fromarray(index, "P")
+    tile.putpalette(_people_palette())
+    alpha = bytes([round(PEOPLE_ALPHA * 255)] * TRANSPARENT) + b"\x00"
+    buffer = io.BytesIO()
+    tile.save(buffer, format="PNG", compress_level=PNG_LEVEL, transparency=alpha)
+    return buffer.getvalue()
+
+
+def people_colour(people: float) -> str:
+    """The colour a cell of ``people`` is drawn in (for legends)."""
+    level = float(people_level(np.array([people]))[0])
+    palette = _people_palette()
+    i = int(round(level * (TRANSPARENT - 1))) * 3
+    return "#" + palette[i : i + 3].hex()

@@ -54,6 +54,11 @@ class Frame:
         """Mercator metres per pixel."""
         return (self.east - self.west) / self.width
 
+    @property
+    def zoom(self) -> float:
+        """The web map zoom whose 256-pixel tiles have this picture's resolution."""
+        return math.log2(WORLD / 256 / self.res)
+
     def pixels(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel columns and rows of lon/lat points."""
         x, y = mercator(lon, lat)

@@ -16,12 +16,14 @@ import pyogrio
 import shapely
 
 from geo_service.catalog import SourceCatalog
+from geo_service.ingest.population import PopulationGrid
 from geo_service.publication import Publication
 from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs
 from geo_service.risk.combine import combine
 from geo_service.risk.concession_risk import concession_risk, footprint_growth
 from geo_service.risk.coverage import coverage_layer
+from geo_service.risk.exposure import people_exposed
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
 from geo_service.risk.surface import Surface, compute_surface
@@ -34,6 +36,7 @@ TITLES = {
     "concession_risk": "Concessions: incidents, people and dams around them",
     "risk_hex": "Risk aggregated to H3 cells (public)",
     "coverage": "Where each risk factor has evidence",
+    "risk_units": "Official units: people exposed, communities by class and scores",
     "risk_surface": "Risk surface (0–1, Web Mercator grid)",
 }
 
@@ -108,6 +111,7 @@ def run_risk(
     catalog: SourceCatalog,
     params: RiskParams,
     publication: Publication | None = None,
+    grids: list[PopulationGrid] | None = None,
 ) -> RiskOutput:
     """Every risk layer from the canonical layers of one build.
 
@@ -157,6 +161,13 @@ def run_risk(
     else:
         public_communities, public_incidents = community_risk, inputs.incidents
     derived["risk_hex"] = risk_hex(public_communities, public_incidents, params.hex)
+    exposure = people_exposed(
+        inputs, community_risk, layers.get(Kind.units), grids or [], params, public_incidents
+    )
+    for name, values in exposure.community_columns.items():
+        community_risk[name] = values
+    if exposure.units is not None:
+        derived["risk_units"] = exposure.units
     countries = read_countries(catalog)
     derived["coverage"] = coverage_layer(coverage, notes, countries)
     has_evidence = any(
@@ -176,5 +187,6 @@ def run_risk(
         "concession_risk": {
             "footprint_growth": footprint_growth(inputs.concessions, params.concession_risk)
         },
+        "exposure": exposure.metadata,
     }
     return RiskOutput(derived, metadata, surface)

@@ -118,6 +118,24 @@ class SurfaceParams(BaseModel):
         return v
 
 
+class ExposureParams(BaseModel):
+    """How people are counted (``[exposure]`` in ``risk.toml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    catchment_km: float = Field(
+        5.0,
+        gt=0,
+        description="A populated cell counts for the nearest community within this distance "
+        "(none beyond it: the cell then counts only for its units).",
+    )
+    ring_precisions: tuple[str, ...] = Field(
+        ("precise", "approximate"),
+        description="Which mine sites the rings are drawn around (concession_pressure's "
+        "precision words): not the stand-ins for a whole province.",
+    )
+
+
 class RiskParams(BaseModel):
     """Every parameter of the risk model."""
 
@@ -128,6 +146,7 @@ class RiskParams(BaseModel):
     hex: HexParams = HexParams()
     concession_risk: ConcessionRiskParams = ConcessionRiskParams()
     surface: SurfaceParams = SurfaceParams()
+    exposure: ExposureParams = ExposureParams()
 
     def record(self) -> dict[str, Any]:
         """A JSON-ready copy for the build metadata."""
@@ -138,6 +157,7 @@ class RiskParams(BaseModel):
             "hex": self.hex.model_dump(),
             "concession_risk": self.concession_risk.model_dump(),
             "surface": self.surface.model_dump(),
+            "exposure": self.exposure.model_dump(),
         }
 
     def digest(self) -> str:
@@ -153,10 +173,12 @@ def load_risk_params(path: Path | None) -> RiskParams:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise CatalogError(f"not valid TOML: {exc}", path=path) from exc
-    unknown = sorted(set(raw) - set(FACTORS) - {"classes", "hex", "concession_risk", "surface"})
+    unknown = sorted(
+        set(raw) - set(FACTORS) - {"classes", "hex", "concession_risk", "surface", "exposure"}
+    )
     if unknown:
         raise CatalogError(
-            f"unknown section(s) {', '.join(unknown)}; sections are {', '.join(FACTORS)}, classes, hex, concession_risk, surface",
+            f"unknown section(s) {', '.join(unknown)}; sections are {', '.join(FACTORS)}, classes, hex, concession_risk, surface, exposure",
             path=path,
         )
     sections: dict[str, Any] = {}
@@ -166,6 +188,7 @@ def load_risk_params(path: Path | None) -> RiskParams:
         "hex": HexParams,
         "concession_risk": ConcessionRiskParams,
         "surface": SurfaceParams,
+        "exposure": ExposureParams,
     }
     for name, model in models.items():
         try:
@@ -183,4 +206,5 @@ def load_risk_params(path: Path | None) -> RiskParams:
         hex=sections["hex"],
         concession_risk=sections["concession_risk"],
         surface=sections["surface"],
+        exposure=sections["exposure"],
     )

@@ -464,7 +464,7 @@ class _Pathways:
     probability: np.ndarray
 
 
-def _pathways(
+def pathways(
     points: np.ndarray,
     table: DamTable,
     rivers: gpd.GeoDataFrame | None,
@@ -570,7 +570,7 @@ class TailingsExposure:
             )
         m = len(table)
         c_geom = communities.geometry.to_numpy()
-        paths, river = _pathways(c_geom, table, inputs.rivers, params, metadata)
+        paths, river = pathways(c_geom, table, inputs.rivers, params, metadata)
         pc, pd_, pw = paths.community, paths.dam, paths.strength
         hit = table.failed[pd_] & (paths.inside | paths.on_river)
 

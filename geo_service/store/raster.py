@@ -8,7 +8,6 @@ costs more than the read.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -67,8 +66,7 @@ class RasterLayer:
     @property
     def native_zoom(self) -> int:
         """The zoom whose pixels are about as large as the cells (256-pixel tiles)."""
-        world = 2 * math.pi * 6378137.0
-        return max(0, math.ceil(math.log2(world / (png.TILE_SIZE * float(self.meta["cell_m"])))))
+        return png.native_zoom(float(self.meta["cell_m"]))
 
     def _reader(self) -> Reader:
         reader = getattr(self._local, "reader", None)
@@ -79,8 +77,11 @@ class RasterLayer:
                 self._readers.append(reader)
         return reader
 
-    def tile(self, z: int, x: int, y: int, render: Callable[[Any], bytes] = png.render) -> bytes:
-        """The PNG of one XYZ tile (transparent outside the surface)."""
+    def tile(self, z: int, x: int, y: int, render: Callable[[Any], bytes] | None = None) -> bytes:
+        """The PNG of one XYZ tile (transparent outside the surface); people per cell of a
+        population grid in their own scale."""
+        if render is None:
+            render = png.render_people if "people" in self.meta.get("fields", {}) else png.render
         key = (z, x, y)
         cached = self.cache.get(key)
         if cached is not None:

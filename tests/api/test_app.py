@@ -47,6 +47,9 @@ def test_collections_list_the_build_layers(client, built) -> None:
         "tailings_consequence",
         "risk_hex",
         "coverage",
+        "units",
+        "risk_units",
+        "osm_places_sle",
     }
     # A derived layer names every source it was computed from, with their licences.
     assert (
@@ -69,6 +72,7 @@ def test_collections_list_the_build_layers(client, built) -> None:
     assert incidents["build_id"] == built.build_id
     assert by_id["communities"]["license"] == "CC BY 4.0"
     assert {s["coverage"]["countries"][0] for s in by_id["communities"]["sources"]} == {
+        "GIN",  # cities500 of Africa, Sierra Leone left to its village-level file
         "SLE",
         "BRA",
     }

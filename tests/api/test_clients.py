@@ -29,15 +29,15 @@ def test_owslib_lists_collections_and_pages_to_the_end(url, build_dir) -> None:
 
     seen: list[str] = []
     params: dict[str, str] = {"limit": "700"}
-    for _ in range(20):  # 12,095 communities in pages of 700: 18 pages
+    for _ in range(45):  # 26,074 communities in pages of 700: 38 pages
         page = api.collection_items("communities", **params)
-        assert page["numberMatched"] == 12095
+        assert page["numberMatched"] == 26074
         seen += [f["id"] for f in page["features"]]
         nxt = [link["href"] for link in page["links"] if link["rel"] == "next"]
         if not nxt:
             break
         params = dict(parse_qsl(urlsplit(nxt[0]).query))
-    assert len(seen) == len(set(seen)) == 12095
+    assert len(seen) == len(set(seen)) == 26074
     want = set(load_layer(build_dir, "communities")["community_id"])
     assert set(seen) == want
 

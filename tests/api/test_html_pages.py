@@ -114,7 +114,7 @@ def test_the_map_pages_need_no_inline_allowance(client) -> None:
 def test_pages_speak_the_language_asked_for(client) -> None:
     fr = client.get("/collections?f=html&lang=fr").text
     assert '<th scope="col">Couche</th>' in fr and "Scores de risque des communautés" in fr
-    assert "12\u202f095" in fr  # counts written the French way
+    assert "26\u202f074" in fr  # counts written the French way
     pt = client.get("/collections?f=html", headers={"Accept-Language": "pt-BR,pt;q=0.9"}).text
     assert '<html lang="pt">' in pt and "Coleções" in pt
     items = client.get("/collections/incidents/items?f=html&lang=fr&limit=3&offset=3").text

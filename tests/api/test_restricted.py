@@ -368,36 +368,47 @@ def test_publication_delay_keeps_recent_restricted_rows_out(tmp_path) -> None:
 
 
 def test_restricted_communities_are_shown_only_as_cells(tmp_path) -> None:
-    """Monitors' villages: the same rule for communities (here the 28 GeoNames places of
-    Sierra Leone's Eastern Province, Kono's, marked restricted in a copy of the catalog)."""
+    """Monitors' villages: the same rule for communities (here the GeoNames places of Sierra
+    Leone's Eastern Province, Kono's, marked restricted in a copy of the catalog)."""
     layers = _layers_copy(tmp_path, disguise=False)
     catalog = (layers / "sources.toml").read_text()
     rule = (
-        "[sources.geonames_africa.mapping]\n"
-        'sensitivity = { template = "{country_iso3}|{admin1_code}", '
-        'match = { "^SLE\\\\|01$" = "restricted" } }\n'
+        "[sources.geonames_sle_places.mapping]\n"
+        'sensitivity = { template = "{country_code}|{admin1_code}", '
+        'match = { "^SL\\\\|01$" = "restricted" } }\n'
     )
     (layers / "sources.toml").write_text(
-        catalog.replace("[sources.geonames_africa.mapping]\n", rule, 1)
+        catalog.replace("[sources.geonames_sle_places.mapping]\n", rule, 1)
     )
+    source = pd.read_csv(
+        layers / "sources/geonames_sl_populated_places/geonames_SL_populated_places_2019-08-07.csv",
+        dtype=str,
+    )
+    kept = source[source["feature_code"].isin(["PPL", "PPLA", "PPLC", "PPLL", "PPLX"])]
+    eastern = int((kept["admin1_code"] == "01").sum())
     settings = BuildSettings(
         build_dir=tmp_path / "build",
         catalog=layers / "sources.toml",
         surface_cell_m=QUICK_SURFACE_M,
     )
     result = build(settings)
-    assert result.catalog["publication"]["kinds"]["communities"]["restricted"] == 28
+    assert result.catalog["publication"]["kinds"]["communities"]["restricted"] == eastern > 1000
     places = load_layer(settings.build_dir, "communities")
     hidden = places[places["sensitivity"] == "restricted"]
     client = TestClient(create_app(ApiSettings(build_dir=settings.build_dir)))
     for layer in ("communities", "community_risk"):
         body = client.get(f"/collections/{layer}/items?country=SLE&limit=10000").json()
-        ids = {f["id"] for f in body["features"]}
+        more = client.get(f"/collections/{layer}/items?country=SLE&limit=10000&offset=10000")
+        ids = {f["id"] for f in body["features"] + more.json()["features"]}
         assert not ids & set(hidden["community_id"]), layer
-        assert body["numberMatched"] == len(ids) < 88  # the province's places are not listed
+        assert body["numberMatched"] == len(ids) == len(kept) - eastern  # none of them listed
         cells = client.get(f"/collections/{layer}/items?generalised=true&limit=10000").json()
         counts = [f["properties"]["count"] for f in cells["features"]]
-        assert counts and min(counts) >= 3 and sum(counts) <= 28, layer
+        assert counts and min(counts) >= 3 and sum(counts) <= eastern, layer
+    # Official units count only what the public may see.
+    units = load_layer(settings.build_dir, "risk_units")
+    chiefdoms = units[(units["country"] == "SLE") & (units["level"] == 3)]
+    assert chiefdoms["communities"].sum() <= len(kept) - eastern
     scored = client.get("/collections/community_risk/items?generalised=true").json()["features"]
     assert all(f["properties"]["max_score"] is not None for f in scored)
     # Those who may see them find them where they are, with their scores.

@@ -613,9 +613,18 @@ def test_every_map_draws_each_layer_without_errors(url, browser) -> None:
             page = watched.page
             wait(page, "Number(document.body.dataset.basemap) > 100")
             drawn = page.evaluate(DRAWN)
+            zoom = page.evaluate("window.riskMap.getZoom()")
+            styles = load_layers(ROOT / "layers" / "layers.toml")
             for layer in definition.layers:
                 if layer == "risk_surface":
                     wait(page, f"{RISK_TILES} > 0")
+                elif layer in definition.hidden or styles[layer].draw == "raster":
+                    # Off at first (a population grid): in the layer list, not drawn.
+                    assert not drawn.get(layer), (map_id, layer, drawn)
+                elif styles[layer].min_zoom > zoom:
+                    # Too dense for this zoom (villages): the legend says to zoom in.
+                    assert not drawn.get(layer), (map_id, layer, drawn)
+                    assert (page.locator(f"#{layer}-status").text_content() or "").strip()
                 else:
                     assert drawn.get(layer, 0) > 0, (map_id, width, layer, drawn)
             settle(page)
@@ -635,6 +644,7 @@ def test_toggling_each_layer_changes_what_is_drawn(url, browser) -> None:
             "concessions": "Mine sites",
             "incidents": "Incidents",
             "tailings_consequence": "Tailings dams",
+            "risk_units": "Official units",
         }
         for layer in MAPS[map_id].layers:
             box = page.get_by_label(names[layer], exact=True)
@@ -1531,20 +1541,8 @@ def test_on_a_phone_popups_are_clear_of_controls_and_dots_are_reachable(
         click_feature(page, "community_risk", "Bria")
         text = popup(page, ".summary")
         assert text.startswith("Bria")
-        clear = page.evaluate(
-            """() => { const pop = document.querySelector('.leaflet-popup').getBoundingClientRect();
-            const out = [];
-            for (const el of document.querySelectorAll('.leaflet-control')) {
-              const r = el.getBoundingClientRect();
-              const x0 = Math.max(r.left, pop.left), x1 = Math.min(r.right, pop.right);
-              const y0 = Math.max(r.top, pop.top), y1 = Math.min(r.bottom, pop.bottom);
-              if (x1 - x0 < 2 || y1 - y0 < 2) continue;
-              const hit = document.elementFromPoint((x0 + x1) / 2, (y0 + y1) / 2);
-              out.push(!!(hit && hit.closest('.leaflet-popup')));
-            }
-            return out; }"""
-        )
-        assert all(clear), clear
+        placed = page.evaluate(POPUP_CLEAR)
+        assert all(placed["clear"]), placed
         shot(page, f"phone-bria-popup-{lang}")
         sizes = page.evaluate(
             "Array.from(document.querySelectorAll('.touch-icon, .incident-cluster'))"
@@ -1553,3 +1551,134 @@ def test_on_a_phone_popups_are_clear_of_controls_and_dots_are_reachable(
         assert sizes and min(sizes) >= 23.5, sizes  # 24 px, to a rounding
         watched.clean()
         page.context.close()
+
+
+def open_unit(page: Any, code: str) -> str:
+    """Open the popup of the drawn unit ``code`` (a click on its shape), return its text."""
+    found = page.evaluate(
+        """(code) => { const m = window.riskMap; let hit = null;
+        m.eachLayer(l => { if (!hit && l.feature && l.feature.id === code && l.getBounds
+          && l.options.riskLayer === "risk_units" && !l.getLayers) { hit = l; } });
+        if (!hit) { return false; }
+        hit.fire("click", {latlng: hit.getBounds().getCenter()}, true);
+        return true; }""",
+        code,
+    )
+    assert found, f"unit {code} is not drawn"
+    return popup(page, "table")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("map_id", "code", "lang", "words"),
+    [
+        (
+            "sierra-leone-chiefdoms",
+            "SL010313",
+            "en",
+            ["Tankoro", "People within 5 km of a mine site"],
+        ),
+        ("sierra-leone-chiefdoms", "SL010391", "fr", ["Koidu Town", "Personnes (au moins)"]),
+        ("sierra-leone-chiefdoms", "SL010309", "pt", ["Nimikoro", "Pessoas a menos de 10 km"]),
+    ],
+)
+def test_maps_show_units_with_people_exposed(url, browser, client, map_id, code, lang, words):
+    unit = client.get(f"/collections/risk_units/items/{code}").json()["properties"]
+    watched = open_map(browser, f"{url}/maps/{map_id}?lang={lang}")
+    page = watched.page
+    page.evaluate(
+        """(code) => { const m = window.riskMap; m.eachLayer(l => { if (l.feature
+          && l.feature.id === code && l.getBounds) { m.fitBounds(l.getBounds()); } }); }""",
+        code,
+    )
+    wait(page, "document.body.dataset.drawn === '1'")
+    text = open_unit(page, code)
+    assert text.startswith(unit["name"]), text
+    for word in words:
+        assert word in text, (word, text)
+    population = unit["people"]
+    shown = re.sub(r"[\s\u202f\u00a0.,]", "", text)
+    assert str(int(population)) in shown, (population, text)
+    shot(page, f"unit-{map_id}-{lang}")
+    watched.clean()
+
+
+@pytest.mark.slow
+def test_the_chiefdom_table_sorts_and_matches_the_layer(url, browser, client) -> None:
+    watched = open_map(browser, f"{url}/maps/sierra-leone-chiefdoms", width=1280, height=800)
+    page = watched.page
+    page.click("#table-open")
+    wait(page, "document.querySelectorAll('table.sortable tbody tr').length > 0")
+    rows = page.locator("table.sortable tbody tr")
+    assert rows.count() == 167
+    heads = page.locator("table.sortable thead th")
+    labels = heads.all_inner_texts()
+    column = labels.index("People within 10 km of a mine site")
+    heads.nth(column).locator("button").click()
+    sort = heads.nth(column).get_attribute("aria-sort")
+    assert sort == "descending"
+    units = client.get(
+        "/collections/risk_units/items", params={"level": "3", "limit": "500"}
+    ).json()["features"]
+    ranked = sorted(units, key=lambda f: -(f["properties"]["people_mine_10km"] or -1))
+    first = [r.split("\t")[0].strip() for r in rows.all_inner_texts()[:3]]
+    assert first == [f["properties"]["name"] for f in ranked[:3]]
+    heads.nth(column).locator("button").click()
+    assert heads.nth(column).get_attribute("aria-sort") == "ascending"
+    shot(page, "chiefdom-table")
+    watched.clean()
+
+
+POPUP_CLEAR = """() => { const pop = document.querySelector('.leaflet-popup').getBoundingClientRect();
+    const out = [];
+    for (const el of document.querySelectorAll('.leaflet-control')) {
+      const r = el.getBoundingClientRect();
+      const x0 = Math.max(r.left, pop.left), x1 = Math.min(r.right, pop.right);
+      const y0 = Math.max(r.top, pop.top), y1 = Math.min(r.bottom, pop.bottom);
+      if (x1 - x0 < 2 || y1 - y0 < 2) continue;
+      const hit = document.elementFromPoint((x0 + x1) / 2, (y0 + y1) / 2);
+      out.push(!!(hit && hit.closest('.leaflet-popup')));
+    }
+    const w = window.innerWidth, h = window.innerHeight;
+    return {clear: out, inside: pop.left >= -1 && pop.top >= -1 && pop.right <= w + 1
+      && pop.bottom <= h + 1}; }"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["en", "fr", "pt"])
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 800)])
+def test_kasai_reads_in_every_language_on_a_phone_and_a_screen(
+    url, browser, lang, width, height
+) -> None:
+    """The title shows; the search finds Tshikapa; the town's
+    popup opens above every control, inside the screen; the embed at 336 × 222 shows the
+    title and the whole of the map's box."""
+    watched = open_map(browser, f"{url}/maps/drc-kasai?lang={lang}", width, height)
+    page = watched.page
+    title = page.locator(".legend-title")
+    assert title.is_visible() and MAPS["drc-kasai"].title.get(lang)[:12] in title.inner_text()
+    page.fill("#place-search", "tshikapa")
+    wait(page, "document.querySelectorAll('#place-results li').length >= 1")
+    found = page.locator("#place-results li").all_inner_texts()
+    assert found[0].startswith("Tshikapa"), found
+    page.keyboard.press("Enter")
+    assert popup(page, ".summary").startswith("Tshikapa")
+    placed = page.evaluate(POPUP_CLEAR)
+    # On a phone a long popup can reach past the screen's edge (scrolled by panning).
+    assert all(placed["clear"]) and (placed["inside"] or width < 600), placed
+    shot(page, f"kasai-{lang}-{width}x{height}")
+    watched.clean()
+    page.context.close()
+
+    embed = open_map(browser, f"{url}/embed/drc-kasai?lang={lang}", 336, 222)
+    seen = embed.page.evaluate(
+        "(() => { const b = window.riskMap.getBounds();"
+        " return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; })()"
+    )
+    west, south, east, north = MAPS["drc-kasai"].bounds
+    assert seen[0] <= west + 0.05 and seen[1] <= south + 0.05, seen
+    assert seen[2] >= east - 0.05 and seen[3] >= north - 0.05, seen
+    title = embed.page.locator(".legend-title")
+    assert title.is_visible() and MAPS["drc-kasai"].title.get(lang)[:12] in title.inner_text()
+    embed.clean()
+    embed.page.context.close()

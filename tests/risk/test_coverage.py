@@ -19,6 +19,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
+from geo_service.build import EVIDENCE_KINDS
 from geo_service.catalog import Coverage, SourceCatalog
 from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, RiskInputs
@@ -48,7 +49,7 @@ def west_car(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, shapely.Ge
 
 @pytest.fixture(scope="module")
 def layers(built, build_dir: Path) -> dict[Kind, gpd.GeoDataFrame]:
-    return {kind: load_layer(build_dir, kind.value) for kind in Kind}
+    return {kind: load_layer(build_dir, kind.value) for kind in EVIDENCE_KINDS}
 
 
 @pytest.fixture(scope="module")

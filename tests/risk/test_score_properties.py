@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod, Transformer
 
-from geo_service.build import write_layer
+from geo_service.build import EVIDENCE_KINDS, write_layer
 from geo_service.catalog import SourceCatalog
 from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs, no_evidence
@@ -92,7 +92,7 @@ def community_risk(
 
 @pytest.fixture(scope="module")
 def scene(built, build_dir: Path, catalog: SourceCatalog, tmp_path_factory) -> Scene:
-    every = {kind: load_layer(build_dir, kind.value) for kind in Kind}
+    every = {kind: load_layer(build_dir, kind.value) for kind in EVIDENCE_KINDS}
     places = every[Kind.communities]
     in_box = places.intersects(QUADRILATERO)
     communities = places[places["country"].eq("CAF") | in_box].reset_index(drop=True)

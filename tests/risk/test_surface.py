@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from pyproj import Geod, Transformer
 from scipy.stats import norm
 
+from geo_service.build import EVIDENCE_KINDS
 from geo_service.risk import FACTORS
 from geo_service.risk import surface as surface_module
 from geo_service.risk.base import RiskInputs
@@ -414,7 +415,7 @@ def test_no_evidence_is_an_error(countries) -> None:
 
 @pytest.fixture(scope="module")
 def bundled(built, build_dir: Path, catalog, tmp_path_factory) -> tuple[Surface, Path]:
-    layers = {k: load_layer(build_dir, k.value) for k in Kind}
+    layers = {k: load_layer(build_dir, k.value) for k in EVIDENCE_KINDS}
     coverage, _ = coverage_of(catalog, layers)
     inputs = RiskInputs(
         communities=layers[Kind.communities],

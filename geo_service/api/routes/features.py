@@ -143,6 +143,7 @@ DOWNLOADS = {
     "gpkg": "GeoPackage",
     "parquet": "GeoParquet",
     "kml": "KML",
+    "xlsx": "XLSX",
 }
 
 
@@ -419,7 +420,9 @@ def items(
     ] = None,
     f: Annotated[
         str | None,
-        Query(description="Format: json (GeoJSON, default), html, csv, gpkg, parquet, kml."),
+        Query(
+            description="Format: json (GeoJSON, default), html, csv, gpkg, parquet, kml, xlsx (a spreadsheet)."
+        ),
     ] = None,
     properties: Annotated[
         str | None,
@@ -438,7 +441,8 @@ def items(
     (``?type=one-sided&country=CAF``) and names (``q``); ``next``/``prev`` links page
     through the rest.
 
-    Downloads (csv, gpkg, parquet, kml) hold every matching feature unless ``limit`` is given.
+    Downloads (csv, gpkg, parquet, kml, xlsx) hold every matching feature unless ``limit`` is
+    given.
     """
     build.store.layer_meta(collection_id, access)
     fmt = negotiate(f, request.headers.get("accept"))

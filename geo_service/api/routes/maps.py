@@ -166,7 +166,7 @@ def _view(request: Request, definition: MapDefinition, facts: BuildFacts | None 
         raise BadQueryError("lat and lon must be numbers, z a whole number") from exc
     if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 <= zoom <= 18):
         raise BadQueryError("lat must be within -90..90, lon within -180..180, z within 0..18")
-    layers = tuple(definition.layers)
+    layers = tuple(x for x in definition.layers if x not in definition.hidden)
     if "layers" in q:
         layers = tuple(x for x in q["layers"].split(",") if x)
         unknown = set(layers) - set(definition.layers)
@@ -321,7 +321,13 @@ def map_png(
     frame = _frame(view, bbox, width, height)
     west, south, east, north = frame.lonlat_bounds()
     query = ItemQuery(bbox=(max(west, -180), max(south, -90), min(east, 180), min(north, 90)))
-    shown = [x for x in definition.layers if x in view.layers]
+    # A layer drawn from some zoom on (villages) is drawn in the picture from that zoom too;
+    # population grids are drawn on the page only.
+    shown = [
+        x
+        for x in definition.layers
+        if x in view.layers and styles[x].min_zoom <= frame.zoom and styles[x].draw != "raster"
+    ]
     key = (build.build_id, access.value, map_id, lang, tuple(sorted(request.query_params.items())))
 
     def render() -> bytes:
@@ -339,6 +345,7 @@ def map_png(
             facts.thresholds,
             view.years,
             lang,
+            definition.where,
         )
         drawn_facts = facts.in_countries(drawn.countries)
         publishers = dict.fromkeys(

@@ -9,6 +9,10 @@ import {bboxOf} from "./net.js";
 import {lazyPopup, popupOptions, rows, sourceLine, sourceOf} from "./popup.js";
 import {fill} from "./text.js";
 
+/** The people-exposed counts a community popup lists, in order. */
+const PEOPLE_FIELDS = ["people_mine_5km", "people_mine_10km", "people_runout",
+  "people_downstream", "people_incident_reach"];
+
 export function Communities(ctx, group) {
   const {map, t, cfg, net, words, styles} = ctx;
   const cs = styles.communities;
@@ -163,6 +167,19 @@ export function Communities(ctx, group) {
       })).catch(() => ctx.status("community_risk-status", t.failed));
   }
 
+  /** The people of the place near each kind of evidence, counted as the units' are
+   * (labels from the units' definition; nothing when no count is above zero). */
+  function exposed(p) {
+    const labels = (styles.of("risk_units") || {}).fields || {};
+    const rows = PEOPLE_FIELDS.filter((k) => p[k] > 0 && labels[k])
+      .map((k) => h("li", {}, labels[k] + ": " + words.count(p[k])));
+    if (!rows.length) { return null; }
+    const source = ((styles.of("risk_units") || {}).values || {}).people_source || {};
+    return h("div", {class: "people"}, h("ul", {}, rows),
+      p.people_source ? h("p", {class: "where"}, (labels.people_source || "") + " "
+        + (source[p.people_source] || p.people_source)) : null);
+  }
+
   // ---- a community's popup: score, plain words, each factor, the evidence behind it ----
   function record(id) {
     if (!records[id]) {
@@ -176,7 +193,8 @@ export function Communities(ctx, group) {
     return record(id).then((p) => {
       const cls = p.risk_class in cs.colours ? p.risk_class : "no data";
       const where = [cfg.countries[p.country] || p.country];
-      if (p.population) { where.push(words.plural(t.people, p.population)); }
+      const people = p.people ?? p.population;
+      if (people) { where.push(words.plural(t.people, people)); }
       const parts = [h("h2", {}, name), h("p", {class: "where"}, where.join(" · "))];
       if (p.score === null || p.score === undefined) {
         parts.push(h("p", {class: "score"}, h("i", {class: "dot nodata"}), t.noScore));
@@ -193,6 +211,7 @@ export function Communities(ctx, group) {
       }
       parts.push(h("div", {class: "summary"}, summary(p).map((line) =>
         h("p", {"data-factor": line[0]}, line[1]))));
+      parts.push(exposed(p));
       const available = p.factors_available || [];
       const missing = (p.factors_missing || []).map((f) => cs.fields[f] || f);
       if (missing.length && available.length) {

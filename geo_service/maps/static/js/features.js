@@ -34,8 +34,16 @@ export function ViewLayer(ctx, id, group, draw, noun) {
   function load() {
     if (!ctx.shown(id)) { return; }
     const mine = ++seq;
+    if (map.getZoom() < (style.minZoom || 0)) {
+      last = null;
+      keyed.clear();
+      ctx.data[hook] = 0;
+      ctx.status(id + "-status", t.zoomInFor);
+      return;
+    }
     net.track(net.getJSON(ctx.cfg.api + id + "/items?limit=" + ctx.cfg.viewLimit
-      + "&properties=" + style.properties.join(",") + "&bbox=" + bboxOf(map.getBounds()))
+      + "&properties=" + style.properties.join(",") + (ctx.cfg.where[id] || "")
+      + "&bbox=" + bboxOf(map.getBounds()))
       .then((fc) => {
         if (mine !== seq) { return; }
         last = fc;
@@ -215,12 +223,23 @@ export function Points(ctx, id, group) {
   const style = ctx.styles.of(id);
   function drawPoint(f, target) {
     const p = f.properties;
-    if (!f.geometry || f.geometry.type !== "Point") { return; }
-    const c = f.geometry.coordinates;
-    const marker = L.marker([c[1], c[0]], {
-      keyboard: false, title: p.name || "", riskLayer: id,
-      icon: ctx.styles.icon(style, "point-icon", ctx.styles.colour(style, p[style.field]))
-    }).addTo(target);
+    if (!f.geometry) { return; }
+    const colour = ctx.styles.colour(style, p[style.field]);
+    let marker;
+    if (f.geometry.type === "Point") {
+      const c = f.geometry.coordinates;
+      marker = L.marker([c[1], c[0]], {
+        keyboard: false, title: p.name || "", riskLayer: id,
+        icon: ctx.styles.icon(style, "point-icon", colour)
+      }).addTo(target);
+    } else {
+      // An area (an official unit): filled in its class's colour. Where communities are
+      // drawn too, their dots take the taps (the areas answer through the table and search).
+      marker = L.geoJSON(f, {interactive: !ctx.cfg.layers.includes("community_risk"),
+        style: {color: style.outline || "#333", weight: 1, fillColor: colour,
+          fillOpacity: 0.35}}).addTo(target);
+      marker.eachLayer((l) => { l.options.riskLayer = id; });
+    }
     marker.feature = f;
     lazyPopup(ctx, marker, p.name || style.name, (el) => ctx.net.item(id, f.id).then((found) => {
       const q = found.properties;

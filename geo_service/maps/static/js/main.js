@@ -84,7 +84,7 @@ export function start(map, cfg, layers) {
   cfg.layers.forEach((id) => {
     const style = ctx.styles.of(id);
     const group = layers[id];
-    if (!group || !style || style.draw === "surface") { return; }
+    if (!group || !style || style.draw === "surface" || style.draw === "raster") { return; }
     if (style.draw === "communities") {
       ctx.communities = Communities(ctx, group);
     } else if (style.draw === "sites") {

@@ -1,6 +1,6 @@
 /*
- * Search: the communities and mine sites of the build by name, whatever the case and
- * accents (the API's q=), from a box in the map's corner; arrows and Enter choose.
+ * Search: the communities, official units and mine sites of the build by name, whatever the
+ * case and accents (the API's q=), from a box in the map's corner; arrows and Enter choose.
  */
 
 import {h, put} from "./dom.js";
@@ -31,6 +31,10 @@ export function addSearch(ctx) {
         list.hidden = true;
         input.setAttribute("aria-expanded", "false");
         input.value = hit.name;
+        if (hit.f.geometry.type !== "Point") {
+          map.fitBounds(L.geoJSON(hit.f).getBounds());
+          return;
+        }
         const c = hit.f.geometry.coordinates;
         if (hit.layer === "community_risk" && ctx.communities) { ctx.communities.open(hit.f.id); }
         map.setView([c[1], c[0]], Math.max(map.getZoom(), 11));
@@ -51,10 +55,11 @@ export function addSearch(ctx) {
           ? ctx.words.plural(t.searchFound, found.length) : "";
       }
 
-      function ask(layer, limit, properties, describe) {
+      function ask(layer, limit, properties, describe, areas) {
         return net.getJSON(cfg.api + layer + "/items?limit=" + limit + "&properties="
-          + properties + "&q=" + encodeURIComponent(input.value.trim()))
-          .then((fc) => fc.features.filter((f) => f.geometry && f.geometry.type === "Point")
+          + properties + (cfg.where[layer] || "") + "&q=" + encodeURIComponent(input.value.trim()))
+          .then((fc) => fc.features.filter((f) => f.geometry
+            && (areas || f.geometry.type === "Point"))
             .map((f) => ({layer: layer, f: f, name: f.properties.name, detail: describe(f)})));
       }
 
@@ -67,6 +72,10 @@ export function addSearch(ctx) {
         if (cfg.layers.indexOf("community_risk") >= 0) {
           asks.push(ask("community_risk", 6, "name,country,risk_class", (f) => "— " + country(f) + " · "
             + styles.label(styles.communities, f.properties.risk_class)));
+        }
+        if (cfg.layers.indexOf("risk_units") >= 0) {
+          asks.push(ask("risk_units", 3, "name,code,country", (f) => "— "
+            + styles.of("risk_units").name + " · " + f.properties.code, true));
         }
         if (cfg.layers.indexOf("concessions") >= 0) {
           asks.push(ask("concessions", 3, "name,country", (f) => "— " + styles.of("concessions").name

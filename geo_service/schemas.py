@@ -155,6 +155,21 @@ SCHEMAS: dict[Kind, KindSchema] = {
                 "near (estimated), admin2, or admin1/country for a point standing for a "
                 "province's or a country's diggings",
             ),
+            FieldSpec(
+                "period_year",
+                "int",
+                min=1900,
+                max=2100,
+                description="year of the period in which the publisher mapped this footprint "
+                "(a source that maps footprints period by period gives each period's new "
+                "area as its own rows); footprint growth is summed by it",
+            ),
+            FieldSpec(
+                "area_ha",
+                "float",
+                min=0,
+                description="area of the footprint as the publisher gives it, in hectares",
+            ),
         ),
     ),
     Kind.communities: KindSchema(

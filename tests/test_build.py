@@ -35,7 +35,7 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     assert meta["build_id"] == built.build_id == current_build_id(build_dir)
     counts = {k: v["count"] for k, v in meta["layers"].items() if v["kind"] in SCHEMAS_KINDS}
     assert counts == {
-        "concessions": 65,
+        "concessions": 65 + 23304,  # USGS diamond sites, Amazon Mining Watch scars
         "communities": COMMUNITIES,
         "tailings_dams": 604,
         "incidents": 1848 + 2,  # UCDP, and the two located tailings failures
@@ -83,7 +83,11 @@ def test_site_points_carry_their_footprint(built, build_dir) -> None:
     catoca = sites.loc["AGO035"]
     assert catoca["name"] == "Catoca Kimberlite Mine" and catoca["footprint"] == "site"
     assert catoca["footprint_radius_m"] == 2000.0 and catoca["country"] == "AGO"
-    assert set(sites["footprint_radius_m"]) == {2000.0, 10000.0, 25000.0}
+    points = sites["footprint"] == "site"
+    assert set(sites.loc[points, "footprint_radius_m"]) == {2000.0, 10000.0, 25000.0}
+    # Mapped polygons have no radius: their footprint is their outline.
+    assert sites.loc[~points, "footprint_radius_m"].isna().all()
+    assert set(sites.loc[~points, "source"]) == {"amazon_mining_watch_brazil"}
     # Artisanal entries stand for a whole prefecture or province.
     haute_kotto = sites.loc["CAF002"]
     assert (

@@ -45,6 +45,7 @@ def test_project_catalog_names_every_bundled_file(catalog) -> None:
         "ibge_mg_municipalities",
         "osm_places_sle",
         "usgs_africa_diamond_facilities",
+        "amazon_mining_watch_brazil",
         "anm_sigbm_brazil",
     ]
     assert {s.kind for s in catalog.sources} == set(Kind)

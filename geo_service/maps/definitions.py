@@ -65,6 +65,11 @@ class MapDefinition(BaseModel):
         default_factory=list,
         description="Layers in the layer list that are not drawn until the reader ticks them.",
     )
+    growth: str | None = Field(
+        None,
+        description="A footprint-growth area of the risk parameters (concession_risk."
+        "growth_areas) whose mapped footprint added per year the concessions legend charts.",
+    )
     where: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per layer, what it draws on this map: property = value filters of the "
@@ -88,6 +93,8 @@ class MapDefinition(BaseModel):
         for layer in self.where:
             if layer not in self.layers:
                 raise ValueError(f"a where filter for '{layer}', which this map does not draw")
+        if self.growth is not None and "concessions" not in self.layers:
+            raise ValueError("growth charts the mine sites' footprints: draw concessions")
         return self
 
     def with_layers(self, known: dict[str, Any]) -> MapDefinition:

@@ -147,6 +147,8 @@ class BuildFacts:
     layer_sources: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
     #: Zoom of the native cells of the other rasters (population grids), by layer.
     raster_zooms: dict[str, int] = field(default_factory=dict)
+    #: Footprint growth by source and area (catalog.json risk.concession_risk.footprint_growth).
+    footprint_growth: dict[str, Any] = field(default_factory=dict)
 
     def in_countries(self, countries: set[str]) -> BuildFacts:
         """These facts crediting only the sources that cover one of ``countries`` (a source
@@ -208,6 +210,7 @@ class BuildFacts:
         return cls(
             build_id=catalog["build_id"],
             raster_zoom=raster_zoom,
+            footprint_growth=risk.get("concession_risk", {}).get("footprint_growth", {}),
             raster_zooms={
                 lid: png.native_zoom(meta["cell_m"])
                 for lid, meta in layers.items()
@@ -527,6 +530,48 @@ def evidence_line(facts: BuildFacts, lang: str, years: tuple[int, int] | None = 
     return line
 
 
+def growth_chart(
+    facts: BuildFacts, area: str | None, lang: str, _: Callable[[str], str]
+) -> dict[str, Any] | None:
+    """Bars of the mapped footprint added per year in a growth ``area`` (summed over the
+    sources that map footprints by period), for the concessions legend; none if no footprint
+    lies there. The first year holds everything mapped up to it."""
+    if area is None:
+        return None
+    years: dict[int, float] = {}
+    for record in facts.footprint_growth.values():
+        for year, row in (record["areas"].get(area) or {}).get("by_year", {}).items():
+            years[int(year)] = years.get(int(year), 0.0) + row["area_ha"]
+    if not years:
+        return None
+    top = max(years.values()) or 1.0
+    width, height, gap = 18, 48, 4
+    bars = []
+    for i, (year, ha) in enumerate(sorted(years.items())):
+        h = max(1.0, height * ha / top)
+        label = (_("by {year}") if i == 0 else "{year}").replace("{year}", str(year))
+        bars.append(
+            {
+                "x": i * (width + gap),
+                "y": height - h,
+                "width": width,
+                "height": h,
+                "year": str(year)[2:] if i else "≤" + str(year)[2:],
+                "label": label,
+                "value": decimal(ha, lang, 0),
+            }
+        )
+    return {
+        "caption": _("Mining footprint mapped, hectares added per year"),
+        "total": _("{value} ha in all").replace("{value}", decimal(sum(years.values()), lang, 0)),
+        "year_word": _("Year"),
+        "area_word": _("Hectares"),
+        "bars": bars,
+        "width": len(bars) * (width + gap) - gap,
+        "height": height,
+    }
+
+
 def _legend(
     definition: MapDefinition,
     lang: str,
@@ -576,6 +621,9 @@ def _legend(
                     if n is not plain
                 ],
                 "accent": classes[len(classes) // 2].colour if classes else style.colour,
+                "growth": growth_chart(facts, definition.growth, lang, _)
+                if style.draw == "sites"
+                else None,
                 "table": layer == tabled,
                 "people": [
                     {"colour": png.people_colour(n), "label": decimal(n, lang, 0)}

@@ -5,15 +5,21 @@ incidents inside it or within ``within_km`` over the last 1, 3 and 5 years befor
 reference date, communities and their known population within ``within_km``, and the tailings
 dams inside the footprint. Distances in metres (``metric.py``). A count is null, never 0, where
 no source of its kind covers the concession (its country, or a declared area at its centre).
+
+Footprint growth (``footprint_growth``): for sources that map footprints period by period (each
+row the area new in its ``period_year``), the area added per year, for the whole source and for
+the named boxes of ``growth_areas``; the build records it in ``catalog.json``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from geo_service.risk.base import CoverageArea
 from geo_service.risk.metric import buffer_metres, sums_within
@@ -27,6 +33,24 @@ class ConcessionRiskParams(BaseModel):
 
     within_km: float = Field(10.0, gt=0, description="Neighbourhood of a concession footprint.")
     years: tuple[int, ...] = Field((1, 3, 5), description="Look-back periods for incident counts.")
+    growth_areas: dict[str, tuple[float, float, float, float]] = Field(
+        default_factory=dict,
+        description="Named boxes (west, south, east, north, degrees) for which footprint "
+        "growth per period is also summed: a footprint counts where its representative point "
+        "lies.",
+    )
+
+    @field_validator("growth_areas")
+    @classmethod
+    def _boxes(
+        cls, v: dict[str, tuple[float, float, float, float]]
+    ) -> dict[str, tuple[float, float, float, float]]:
+        if "all" in v:
+            raise ValueError("growth_areas: 'all' names each source's whole extent already")
+        for name, (west, south, east, north) in v.items():
+            if not (-180.0 <= west < east <= 180.0 and -90.0 <= south < north <= 90.0):
+                raise ValueError(f"growth_areas.{name}: need west < east, south < north")
+        return v
 
 
 def concession_risk(
@@ -54,6 +78,8 @@ def concession_risk(
     ]
     if concessions is None or len(concessions) == 0:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs="EPSG:4326")
+    # A footprint mapped period by period keeps its period and the area the publisher gives.
+    columns += [c for c in ("period_year", "area_ha") if c in concessions]
     out = concessions[columns].copy()
     footprint = buffer_metres(concessions.geometry, concessions["footprint_radius_m"].fillna(0.0))
     reach = params.within_km * 1000.0
@@ -109,4 +135,67 @@ def _where(covered: np.ndarray, counts: np.ndarray) -> pd.api.extensions.Extensi
     """Counts where the kind is covered, null elsewhere (whole numbers, nullable)."""
     out = pd.array(np.where(covered, counts, 0), dtype="Int64")
     out[~np.asarray(covered, dtype=bool)] = pd.NA
+    return out
+
+
+def footprint_growth(
+    concessions: gpd.GeoDataFrame | None, params: ConcessionRiskParams
+) -> dict[str, Any]:
+    """Per source with footprints mapped by period: hectares and footprints added per year.
+
+    Grouped by ``period_year`` (the canonical field a source's mapping declares), for the whole
+    source and for each of ``growth_areas`` (a footprint counts in the box holding its
+    representative point). Footprints of the source without a year are counted apart
+    (``no_period``), so the years and it add up to the source's total. Areas are the
+    publisher's ``area_ha`` (unknown areas count as footprints, not hectares).
+    """
+    if concessions is None or not len(concessions) or "period_year" not in concessions:
+        return {}
+    years = concessions["period_year"]
+    sources = sorted(concessions.loc[years.notna(), "source"].unique())
+    if not sources:
+        return {}
+    area = (
+        concessions["area_ha"].to_numpy(dtype="float64", na_value=np.nan)
+        if "area_ha" in concessions
+        else np.full(len(concessions), np.nan)
+    )
+    points = shapely.point_on_surface(concessions.geometry.to_numpy())
+    x, y = shapely.get_x(points), shapely.get_y(points)
+    regions = {"all": np.ones(len(concessions), dtype=bool)} | {
+        name: (x >= w) & (x <= e) & (y >= s) & (y <= n)
+        for name, (w, s, e, n) in params.growth_areas.items()
+    }
+    frame = pd.DataFrame(
+        {
+            "source": concessions["source"].to_numpy(),
+            "year": years.to_numpy(dtype="float64", na_value=np.nan),
+            "area": area,
+        }
+    )
+    out: dict[str, Any] = {}
+    for source in sources:
+        mine = frame["source"].to_numpy() == source
+        record: dict[str, Any] = {"field": "period_year", "area_field": "area_ha", "areas": {}}
+        for name, inside in regions.items():
+            part = frame[mine & inside]
+            dated = part[part["year"].notna()]
+            by_year = dated.groupby(dated["year"].astype("int64"))["area"].agg(["sum", "size"])
+            record["areas"][name] = {
+                "box": list(params.growth_areas[name]) if name != "all" else None,
+                "footprints": int(len(part)),
+                "area_ha": round(float(np.nansum(part["area"])), 4),
+                "by_year": {
+                    str(year): {
+                        "area_ha": round(float(row["sum"]), 4),
+                        "footprints": int(row["size"]),
+                    }
+                    for year, row in by_year.iterrows()
+                },
+                "no_period": {
+                    "area_ha": round(float(np.nansum(part.loc[part["year"].isna(), "area"])), 4),
+                    "footprints": int(part["year"].isna().sum()),
+                },
+            }
+        out[source] = record
     return out

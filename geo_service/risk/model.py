@@ -21,7 +21,7 @@ from geo_service.publication import Publication
 from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs
 from geo_service.risk.combine import combine
-from geo_service.risk.concession_risk import concession_risk
+from geo_service.risk.concession_risk import concession_risk, footprint_growth
 from geo_service.risk.coverage import coverage_layer
 from geo_service.risk.exposure import people_exposed
 from geo_service.risk.generalise import risk_hex
@@ -184,6 +184,9 @@ def run_risk(
         "classes": community_risk["risk_class"].value_counts().to_dict(),
         "confidence": community_risk["confidence"].value_counts().to_dict(),
         "surface": surface.metadata if surface is not None else None,
+        "concession_risk": {
+            "footprint_growth": footprint_growth(inputs.concessions, params.concession_risk)
+        },
         "exposure": exposure.metadata,
     }
     return RiskOutput(derived, metadata, surface)

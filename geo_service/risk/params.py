@@ -87,12 +87,12 @@ class SurfaceParams(BaseModel):
         "the smallest mine footprints (2 km radius) 16 across. Grown to respect max_cells.",
     )
     max_cells: int = Field(
-        100_000_000,
+        110_000_000,
         ge=1,
         description="Most cells a surface may compute (only blocks near the evidence are "
-        "computed; the rest of the lattice is nodata). The bundled evidence needs 86 million "
-        "at 250 m: about 55 s (a whole build 1.8 GB at the peak), in tiles of 8 million cells. Evidence "
-        "that needs more gets larger cells, recorded in the metadata.",
+        "computed; the rest of the lattice is nodata). The bundled evidence needs 108 million "
+        "at 250 m (86 million before the Amazon's mining scars), in tiles of 8 million cells. "
+        "Evidence that needs more gets larger cells, recorded in the metadata.",
     )
     margin_km: float = Field(
         50.0,

@@ -60,19 +60,22 @@ def occupied_blocks(
     north: float,
     cell: float,
     shape: tuple[int, int],
-    margin_m: float,
+    margin_m: float | np.ndarray,
     block: int = BLOCK_CELLS,
 ) -> np.ndarray:
     """Blocks touched by an EPSG:3857 box grown by ``margin_m`` ground metres (bool).
 
     ``boxes`` is (n, 4): west, south, east, north in Mercator metres, and (n,) the latitude of
     the box's most poleward edge in column 4 — the margin in Mercator metres grows with it.
-    Boxes are painted through a two-dimensional difference array: four additions per box and
-    two cumulative sums, whatever the boxes' sizes.
+    ``margin_m`` is one margin for every box, or one per box (each piece of evidence grown by
+    its own reach: a mine's 50 km need not take an incident's 75). Boxes are painted through a
+    two-dimensional difference array: four additions per box and two cumulative sums, whatever
+    the boxes' sizes.
     """
     nr, nc = -(-shape[0] // block), -(-shape[1] // block)
     size = cell * block
-    far = np.minimum(np.abs(boxes[:, 4]) + math.degrees(margin_m / EARTH_RADIUS_M), 89.0)
+    margin_m = np.broadcast_to(np.asarray(margin_m, dtype="float64"), (len(boxes),))
+    far = np.minimum(np.abs(boxes[:, 4]) + np.degrees(margin_m / EARTH_RADIUS_M), 89.0)
     pad = margin_m / _min_scale(far)
     c0 = np.floor((boxes[:, 0] - pad - west) / size).astype(np.int64)
     c1 = np.floor((boxes[:, 2] + pad - west) / size).astype(np.int64)

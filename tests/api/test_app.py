@@ -81,8 +81,9 @@ def test_collections_list_the_build_layers(client, built) -> None:
     )
     # Undated layers describe the day their sources were retrieved; risk layers the evidence
     # from the first incident to the model's reference date.
+    # The concession sources' retrieval dates: USGS, then Amazon Mining Watch.
     assert by_id["concessions"]["extent"]["temporal"]["interval"] == [
-        ["2026-11-23T00:00:00Z", "2026-11-23T00:00:00Z"]
+        ["2026-11-23T00:00:00Z", "2026-12-05T00:00:00Z"]
     ]
     assert by_id["community_risk"]["extent"]["temporal"]["interval"] == [
         ["1991-08-08T00:00:00Z", "2022-12-30T00:00:00Z"]

@@ -20,6 +20,7 @@ import math
 import re
 import shutil
 import time
+import tomllib
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -290,10 +291,12 @@ class _Head(HTMLParser):
         self.description = ""
         self.oembed_title = ""
         self._in_title = False
+        self._in_body = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
-        self._in_title = tag == "title"
+        self._in_body = self._in_body or tag == "body"  # an SVG's titles are not the page's
+        self._in_title = tag == "title" and not self._in_body
         if tag == "meta" and a.get("name") == "description":
             self.description = a.get("content") or ""
         if tag == "link" and a.get("type") == "application/json+oembed":
@@ -561,6 +564,7 @@ def test_map_definitions_are_checked(tmp_path) -> None:
         (base + '[m.popup]\ncommunity_risk = ["wealth"]\n', "wealth"),
         (base.replace("[m.title]", 'maps = ["elsewhere"]\n[m.title]'), "maps"),
         (base + '[m.popup]\nincidents = ["type"]\n', "does not draw"),
+        (base.replace("[m.title]", 'growth = "juina_roosevelt"\n[m.title]'), "concessions"),
     ):
         path.write_text(bad, encoding="utf-8")
         with pytest.raises(CatalogError, match=word):
@@ -574,6 +578,32 @@ def test_map_definitions_are_checked(tmp_path) -> None:
         load_layers(wrong)
     with pytest.raises(CatalogError, match="layers.toml"):
         load_maps(path)  # its layers.toml is the faulty one
+
+
+def test_the_juina_map_charts_the_scars_added_each_year(client, built) -> None:
+    """The mine sites' legend of the Juína map charts the hectares of mining scars added per
+    year in the Juína / Roosevelt box, as the build recorded them, in every language."""
+    risk = tomllib.loads((ROOT / "layers" / "risk.toml").read_text(encoding="utf-8"))
+    areas = risk["concession_risk"]["growth_areas"]
+    for definition in MAPS.values():
+        assert definition.growth is None or definition.growth in areas, definition.id
+    growth = built.catalog["risk"]["concession_risk"]["footprint_growth"]
+    recorded = {
+        int(year): row["area_ha"]
+        for record in growth.values()
+        for year, row in record["areas"]["juina_roosevelt"]["by_year"].items()
+    }
+    assert sorted(recorded) == list(range(2018, 2026))
+    for lang, first in (("en", "by 2018"), ("fr", "jusqu'en 2018"), ("pt", "até 2018")):
+        page = client.get("/maps/brazil-juina", params={"lang": lang}).text
+        figure = page.split('<figure class="growth">')[1].split("</figure>")[0]
+        cells = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", figure)
+        assert [html.unescape(c[0]) for c in cells] == [first, *map(str, range(2019, 2026))]
+        shown = [float(re.sub(r"[\s\u202f\u00a0.,]", "", c[1])) for c in cells]
+        assert shown == [round(recorded[y]) for y in sorted(recorded)], (lang, shown)
+        assert len(re.findall("<rect ", figure)) == len(recorded)
+    # Other maps have no chart.
+    assert '<figure class="growth">' not in client.get("/maps/sierra-leone-kono").text
 
 
 def test_colours_mean_one_thing_each() -> None:

@@ -150,9 +150,9 @@ def test_coverage_layer_draws_the_outline(outlined, west_car, layers, catalog) -
     row = layer.loc["incident_intensity"]
     assert row["countries"] == [] and row["areas_from"] == ["ucdp_ged_caf"]
     assert row.geometry.symmetric_difference(part).area < 1e-9 * part.area
-    # Concessions still cover their 16 countries, and nothing is drawn from an outline there.
+    # Concessions still cover their 16 countries, and only the Amazon's scars an outline.
     assert len(layer.loc["concession_pressure", "countries"]) == 16
-    assert layer.loc["concession_pressure", "areas_from"] == []
+    assert layer.loc["concession_pressure", "areas_from"] == ["amazon_mining_watch_brazil"]
 
 
 def test_surface_honours_the_outline(outlined, west_car, layers, catalog) -> None:

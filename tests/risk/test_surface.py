@@ -483,14 +483,23 @@ def test_bundled_surface_has_each_factor_where_its_evidence_is(bundled, build_di
         assert reached.sum() > 20, name
         assert np.isfinite(s.factors[name][row[reached], col[reached]]).all(), name
         assert (s.factors[name] > 0.1).sum() > 50, name
-    # Brazil has no concession or incident evidence: there only the tailings factor counts.
+    # Brazil has no incident evidence; concession evidence only in the Amazon (mining scars):
+    # beyond their outline and reach the factor has no data there, as at the communities (a
+    # community in a cell the outline touches, or within a cell of the reach, may differ).
     brazil = on & (country == "BRA")
-    assert np.isnan(s.factors["concession_pressure"][row[brazil], col[brazil]]).all()
     assert np.isnan(s.factors["incident_intensity"][row[brazil], col[brazil]]).all()
+    vector = risk["concession_pressure_normalised"].to_numpy()
+    grid = np.full(len(vector), np.nan)
+    grid[on] = s.factors["concession_pressure"][row[on], col[on]]
+    unscored = brazil & np.isnan(vector)
+    assert unscored.sum() > 1000 and np.isnan(grid[unscored]).mean() > 0.98
+    scored = brazil & (vector > 0)
+    assert scored.sum() > 100 and np.isfinite(grid[scored]).all()
     # Concession pressure at the communities agrees with their vector values to the grid's
     # resolution: a community is within half a cell's diagonal of its cell's centre, which is
     # within another of its true distance: 6.6 km at most on 4.7 km cells, 1 − exp(−0.66) = 48 %.
-    sle = on & np.isin(country, ["SLE", "GIN", "LBR", "CIV", "AGO", "COD", "CAF", "COG"])
+    # Brazil's are distances to the edges of the Amazon's mapped mining scars.
+    sle = on & np.isin(country, ["SLE", "GIN", "LBR", "CIV", "AGO", "COD", "CAF", "COG", "BRA"])
     got = s.factors["concession_pressure"][row[sle], col[sle]].astype("float64")
     want = risk["concession_pressure_normalised"].to_numpy()[sle]
     ok = np.isfinite(got) & np.isfinite(want)

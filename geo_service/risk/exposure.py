@@ -363,6 +363,9 @@ def _unit_layer(
 
     # Evidence counts, of what the public may see.
     out["concessions"] = _count(tree, inputs.concessions, m)
+    out["footprint_ha"], out["footprint_ha_by_year"] = footprint_by_unit(
+        tree, inputs.concessions, m
+    )
     out["tailings_dams"] = _count(tree, inputs.tailings_dams, m)
     out["incidents_public"] = _count(tree, _points(public_incidents), m)
     layer = gpd.GeoDataFrame(out, geometry=geoms, crs="EPSG:4326")
@@ -447,6 +450,32 @@ def _points(layer: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
     if layer is None:
         return None
     return layer[layer.geom_type == "Point"]
+
+
+def footprint_by_unit(
+    tree: shapely.STRtree, concessions: gpd.GeoDataFrame | None, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mapped footprint of each unit (hectares, as published) and the hectares added per
+    year ("2018: 1107.4; 2019: 155.2"), from footprints mapped by period (``period_year``,
+    ``area_ha``); a footprint counts in the unit holding its representative point, as in the
+    catalog's growth areas. Null where no such footprint lies."""
+    total = np.full(m, np.nan)
+    by_year = np.full(m, None, dtype=object)
+    if concessions is None or not len(concessions) or "period_year" not in concessions:
+        return total, by_year
+    year = concessions["period_year"].to_numpy(dtype="float64", na_value=np.nan)
+    area = concessions["area_ha"].to_numpy(dtype="float64", na_value=np.nan)
+    dated = np.flatnonzero(np.isfinite(year) & np.isfinite(area))
+    points = shapely.point_on_surface(concessions.geometry.to_numpy()[dated])
+    f, u = tree.query(points, predicate="within")
+    if not len(f):
+        return total, by_year
+    rows = pd.DataFrame({"unit": u, "year": year[dated][f].astype(int), "ha": area[dated][f]})
+    sums = rows.groupby(["unit", "year"])["ha"].sum()
+    for unit, part in sums.groupby(level="unit"):
+        total[unit] = round(float(part.sum()), 2)
+        by_year[unit] = "; ".join(f"{y}: {ha:.1f}" for (_, y), ha in part.items())
+    return total, by_year
 
 
 def _count(tree: shapely.STRtree, layer: gpd.GeoDataFrame | None, m: int) -> np.ndarray:

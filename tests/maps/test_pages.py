@@ -1637,7 +1637,9 @@ def test_credits_follow_what_is_drawn_as_the_view_moves(url, browser) -> None:
         return str(page.inner_text(".leaflet-control-attribution"))
 
     def move(page: Any, lat: float, lon: float, zoom: int) -> str:
-        page.evaluate("([c, z]) => { window.riskMap.setView(c, z); }", [[lat, lon], zoom])
+        page.evaluate(
+            "([c, z]) => { window.riskMap.setView(c, z, {animate: false}); }", [[lat, lon], zoom]
+        )
         page.wait_for_timeout(300)
         wait(page, "document.body.dataset.drawn === '1'")
         return credit(page)

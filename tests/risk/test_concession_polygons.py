@@ -233,3 +233,37 @@ def test_a_scars_record_says_its_commodity_is_unknown_in_every_language(built, b
         assert html.escape(said, quote=False) in page.text, lang
     feature = client.get(f"/collections/concessions/items/{scar}").json()
     assert feature["properties"]["commodity"] == UNKNOWN
+
+
+@pytest.mark.slow
+def test_growth_per_unit_is_the_growth_of_the_area_the_unit_covers(built, build_dir) -> None:
+    """Units covering the Juína / Roosevelt box and the rest of Brazil, and one in the sea:
+    each unit's hectares, in all and by year, are those of the scars whose representative
+    point it holds, and the box's are the catalog's own growth figures for it."""
+    from geo_service.risk.exposure import footprint_by_unit
+
+    meta = read_build_catalog(build_dir)
+    juina = meta["risk"]["concession_risk"]["footprint_growth"][KEY]["areas"]["juina_roosevelt"]
+    west, south, east, north = juina["box"]
+    units = np.array(
+        [
+            shapely.box(west, south, east, north),
+            shapely.difference(
+                shapely.box(-75, -35, -33, 6), shapely.box(west, south, east, north)
+            ),
+            shapely.box(-30, -10, -20, 0),  # the Atlantic: no scar
+        ]
+    )
+    scars = load_layer(build_dir, "concessions")
+    scars = scars[scars["source"] == KEY]
+    total, by_year = footprint_by_unit(shapely.STRtree(units), scars, len(units))
+    assert total[0] == pytest.approx(juina["area_ha"], abs=0.01)
+    assert by_year[0] == "; ".join(
+        f"{y}: {v['area_ha']:.1f}" for y, v in sorted(juina["by_year"].items())
+    )
+    everything = meta["risk"]["concession_risk"]["footprint_growth"][KEY]["areas"]["all"]
+    assert total[0] + total[1] == pytest.approx(everything["area_ha"], abs=0.01)
+    assert np.isnan(total[2]) and by_year[2] is None
+    # On the bundled units (Minas Gerais' municipalities among them) no scar lies in a unit.
+    units_layer = load_layer(build_dir, "risk_units")
+    assert units_layer["footprint_ha"].isna().all()

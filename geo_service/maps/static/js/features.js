@@ -224,11 +224,14 @@ function dam(ctx, layer, id, name, el) {
 
 export function Points(ctx, id, group) {
   const style = ctx.styles.of(id);
-  // Where communities are drawn too, their dots take the taps; an area answers a tap
-  // that no dot or mine took (the areas answer keyboards through the table and search).
-  const underDots = ctx.cfg.layers.includes("community_risk");
+  // Areas (official units) lie in a pane of their own under every other layer, drawn on a
+  // canvas that takes no pointer events: an area answers a tap that no dot, mine or dam
+  // took (and keyboards through the table and the search).
+  const map = ctx.map;
+  if (!map.getPane("areas")) { map.createPane("areas").style.zIndex = 350; }
+  const renderer = L.canvas({pane: "areas"});
   const areas = new Set();
-  if (underDots) { answerTaps(ctx.map, areas); }
+  answerTaps(map, areas);
   // Areas drawn now, by id; one the search chose opens once drawn.
   const byId = new Map();
   let wanted = null;
@@ -249,7 +252,7 @@ export function Points(ctx, id, group) {
       });
     } else {
       // An area (an official unit): filled in its class's colour.
-      marker = L.geoJSON(f, {interactive: !underDots,
+      marker = L.geoJSON(f, {interactive: false, renderer: renderer, pane: "areas",
         style: {color: style.outline || "#333", weight: 1, fillColor: colour,
           fillOpacity: 0.35}});
       marker.eachLayer((l) => { l.options.riskLayer = id; });

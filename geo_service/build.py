@@ -92,6 +92,17 @@ class BuildResult:
     skipped: bool = False
 
 
+def countries_seen(layer: gpd.GeoDataFrame | None) -> list[str]:
+    """The countries of a source's public rows (what a map crediting it by country needs when
+    its coverage is an outline rather than a list of countries)."""
+    if layer is None or not len(layer) or "country" not in layer:
+        return []
+    rows = layer
+    if "sensitivity" in layer:
+        rows = layer[layer["sensitivity"].astype(object).ne("restricted").to_numpy()]
+    return sorted({str(c) for c in rows["country"].dropna()})
+
+
 def input_digest(catalog: SourceCatalog, settings: BuildSettings, strict: bool) -> str:
     """Fingerprint of everything a build depends on: sources, catalog, parameters, code."""
     h = hashlib.sha256()
@@ -323,6 +334,7 @@ def _build_into(
                 "sha256": file_digest(r.path),
                 "counts": r.counts,
                 "reject_share": round(r.reject_share, 6),
+                "countries_seen": countries_seen(r.layer),
             }
             for r in results
         },

@@ -234,15 +234,24 @@ class BuildFacts:
             },
             layer_sources={
                 lid: [
-                    (
-                        catalog["sources"][k]["publisher"],
-                        tuple(catalog["sources"][k].get("coverage", {}).get("countries", [])),
-                    )
+                    (catalog["sources"][k]["publisher"], _credit_countries(catalog["sources"][k]))
                     for k in meta["sources"]
                 ]
                 for lid, meta in layers.items()
             },
         )
+
+
+def _credit_countries(source: dict[str, Any]) -> tuple[str, ...]:
+    """The countries a source is credited in: those its coverage lists, else, for a coverage
+    drawn as an outline or a box, the countries of its public rows; none (everywhere) for a
+    source that lists no coverage at all."""
+    coverage = source.get("coverage", {})
+    if coverage.get("countries"):
+        return tuple(coverage["countries"])
+    if coverage.get("polygon") or coverage.get("bbox"):
+        return tuple(source.get("countries_seen", []))
+    return ()
 
 
 def class_of(score: float | None, thresholds: tuple[float, ...]) -> str:

@@ -1647,6 +1647,8 @@ def test_credits_follow_what_is_drawn_as_the_view_moves(url, browser) -> None:
     watched = open_map(browser, f"{url}/maps/sierra-leone-kono")
     first = credit(watched.page)
     assert "GeoNames" in first and "OCHA" in first and "OpenStreetMap" not in first, first
+    # The Amazon's scars (covered by an outline, not a list of countries) only in Brazil.
+    assert "Amazon Mining Watch" not in first, first
     near = move(watched.page, 8.65, -10.97, 13)
     assert "OpenStreetMap contributors" in near, near
     assert "OpenStreetMap" not in move(watched.page, 8.65, -10.97, 10)
@@ -1660,6 +1662,11 @@ def test_credits_follow_what_is_drawn_as_the_view_moves(url, browser) -> None:
     assert "U.S. Geological Survey" not in brazil, brazil  # no mine site in view
     africa = move(watched.page, 6.5, 20.5, 8)
     assert "Uppsala" in africa and "Agência" not in africa, africa
+    watched.clean()
+    watched.page.context.close()
+
+    watched = open_map(browser, f"{url}/maps/brazil-juina")
+    assert "Amazon Mining Watch" in credit(watched.page)
     watched.clean()
     watched.page.context.close()
 

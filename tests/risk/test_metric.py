@@ -192,25 +192,6 @@ def test_nearest_point_target_same_as_measuring_every_pair(seed: int) -> None:
     assert np.isnan(dist[best < 0]).all()
 
 
-@pytest.mark.parametrize("seed", [3, 4])
-def test_nearest_shape_same_as_measuring_every_pair(seed: int) -> None:
-    """Polygons, lines and points mixed: the nearest within reach of each point is the one
-    every pair measured says (0 inside a shape), ties to the earlier target."""
-    pts, geoms, _ = _mixed(seed)
-    geoms = geoms.copy()
-    geoms[5] = None  # a missing target never wins
-    reach = 6000.0
-    best, dist = metric.nearest(pts, geoms, reach)
-    every = pairs_within(pts, geoms, reach)
-    order = np.lexsort((every.target, every.metres, every.source))
-    s, first = np.unique(every.source[order], return_index=True)
-    assert len(s) > 300 and (every.metres == 0).any()  # inside shapes too
-    assert np.array_equal(np.flatnonzero(best >= 0), s)
-    assert np.allclose(dist[s], every.metres[order][first], rtol=0, atol=1e-6)
-    assert np.array_equal(best[s], every.target[order][first])
-    assert np.isnan(dist[best < 0]).all()
-
-
 @pytest.mark.parametrize("seed", [5, 6])
 def test_point_targets_pair_as_every_geometry_does(seed: int) -> None:
     """Point targets take the k-d tree path; as one-point MultiPoints they take the STRtree

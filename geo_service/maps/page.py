@@ -24,7 +24,6 @@ Colours (one meaning per colour, readable with the common colour-vision deficien
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -487,6 +486,17 @@ class _FirstView(MacroElement):
         self.fit = fit
 
 
+class _Map(folium.Map):
+    """Folium's map with the head of ``map/leaflet_map.html``: its element and script are
+    Folium's macros, its viewport lets people zoom the page."""
+
+    _template = environment().get_template("map/leaflet_map.html")
+
+    @staticmethod
+    def folium_macro(name: str) -> Callable[..., str]:
+        return getattr(folium.Map._template.module, name)
+
+
 class _Page(Figure):
     """The page around the map: Folium's figure, in its language (``<html lang>``)."""
 
@@ -726,7 +736,7 @@ def build_page(
     layers = [x for x in definition.layers if x in facts.layers or styles[x].draw == "surface"]
     if facts.incident_years is None and "incidents" in layers:
         layers.remove("incidents")
-    m = folium.Map(
+    m = _Map(
         location=[view.lat, view.lon],
         zoom_start=view.zoom,
         tiles=None,
@@ -902,12 +912,4 @@ def build_page(
             )
         )
     )
-    page = root.render()
-    # Folium's own template sets a viewport that forbids pinch zoom, which people with low
-    # vision need: the one edit of its output.
-    return re.sub(
-        r'<meta name="viewport"[^>]*>',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        page,
-        count=1,
-    )
+    return root.render()

@@ -111,7 +111,10 @@ def load(browser: Any, address: str) -> tuple[float, float, Any]:
 
     page.on("response", on_response)
     page.goto(address, wait_until="commit")
-    wait(page, READY)
+    try:
+        wait(page, READY)
+    except TimeoutError as e:
+        raise TimeoutError(f"{address}: never drawn ({e})") from None
     marks = page.evaluate("[document.body.dataset.drawnAt, document.body.dataset.tilesAt || 0]")
     drawn = max(float(m) for m in marks) / 1000.0
     page.wait_for_load_state("networkidle")

@@ -16,7 +16,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import rasterio.features
 import shapely
 
 from geo_service.ingest.population import PopulationGrid
@@ -28,7 +27,7 @@ from geo_service.risk.incident_intensity import (
     incident_weights,
     resolve_reference_date,
 )
-from geo_service.risk.metric import nearest
+from geo_service.risk.metric import disc_distance, nearest
 from geo_service.risk.params import CLASS_NAMES, NO_DATA, RiskParams
 from geo_service.risk.tailings_exposure import TailingsExposureParams, dam_table, pathways
 from geo_service.schemas import Kind
@@ -66,13 +65,11 @@ def factors(params: RiskParams) -> list[Factor]:
     ]
 
 
-def weights(
-    lon: np.ndarray, lat: np.ndarray, inputs: RiskInputs, params: RiskParams
-) -> dict[str, np.ndarray]:
-    """Per place and factor, the share of its people exposed (0–1; a chance for the run-out)."""
+def weights(points: np.ndarray, inputs: RiskInputs, params: RiskParams) -> dict[str, np.ndarray]:
+    """Per place (Points) and factor, the share of its people exposed (0–1; a chance for the
+    run-out)."""
     ep = params.exposure
-    n = len(lon)
-    points = shapely.points(lon, lat)
+    n = len(points)
     out: dict[str, np.ndarray] = {}
     cp = params.factors["concession_pressure"]
     assert isinstance(cp, ConcessionPressureParams)
@@ -108,10 +105,8 @@ def weights(
         w = incident_weights(incidents, ip, reference)
         geoms = incidents.geometry.to_numpy()
         radius = ip.cutoff_bandwidths * w.bandwidth_m
-        # One k-d tree search per reach (a few precisions), not every pair within reach.
-        for r in np.unique(radius[w.keep]):
-            found, _ = nearest(points, geoms[w.keep & (radius == r)], float(r))
-            reach = np.maximum(reach, (found >= 0).astype(np.float64))
+        d = disc_distance(points, geoms[w.keep], radius[w.keep], 0.0)
+        reach = (np.nan_to_num(d, nan=np.inf) <= 0.0).astype(np.float64)
     out["people_incident_reach"] = reach
     return out
 
@@ -119,18 +114,16 @@ def weights(
 def _footprint_distance(points: np.ndarray, sites: gpd.GeoDataFrame, reach_m: float) -> np.ndarray:
     """Metres from each point to the nearest footprint edge (0 inside; inf beyond ``reach_m``).
 
-    A site point stands for a disc of its footprint radius: the distance to a disc is the
-    distance to its centre less the radius, and among discs of one radius the nearest centre
-    is the nearest disc, so each radius is one k-d tree search (``metric.nearest``) instead of
-    listing every pair within reach. Mapped polygons are measured to their edges.
+    A site point stands for a disc of its footprint radius (``metric.disc_distance``); mapped
+    polygons are measured to their edges (``metric.nearest``).
     """
     out = np.full(len(points), np.inf)
     geoms = sites.geometry.to_numpy()
     radius = sites["footprint_radius_m"].to_numpy(dtype="float64", na_value=np.nan)
     is_site = (shapely.get_type_id(geoms) == 0) & np.isfinite(radius)
-    for r in np.unique(radius[is_site]):
-        _, d = nearest(points, geoms[is_site & (radius == r)], reach_m + r)
-        out = np.fmin(out, np.where(np.isnan(d), np.inf, np.maximum(d - r, 0.0)))
+    if is_site.any():
+        d = disc_distance(points, geoms[is_site], radius[is_site], reach_m)
+        out = np.fmin(out, np.where(np.isnan(d), np.inf, d))
     if (~is_site).any():
         _, d = nearest(points, geoms[~is_site], reach_m)
         out = np.fmin(out, np.where(np.isnan(d), np.inf, d))
@@ -202,7 +195,8 @@ def people_exposed(
     communities = inputs.communities
     c_lon = shapely.get_x(communities.geometry.to_numpy())
     c_lat = shapely.get_y(communities.geometry.to_numpy())
-    w = weights(np.r_[cells.lon, c_lon], np.r_[cells.lat, c_lat], inputs, params)
+    places = shapely.points(np.r_[cells.lon, c_lon], np.r_[cells.lat, c_lat])
+    w = weights(places, inputs, params)
     k = len(cells.lon)
     cell_w = {f.column: w[f.column][:k] for f in cols}
     point_w = {f.column: w[f.column][k:] for f in cols}
@@ -212,7 +206,7 @@ def people_exposed(
     owner = np.full(k, -1)
     if k and n:
         owner, _ = nearest(
-            shapely.points(cells.lon, cells.lat),
+            places[:k],
             communities.geometry.to_numpy(),
             params.exposure.catchment_km * 1000.0,
         )
@@ -382,26 +376,42 @@ def _unit_layer(
 
 
 def _cell_units(units: gpd.GeoDataFrame, cells: Cells, grids: list[PopulationGrid]) -> np.ndarray:
-    """Per level and populated cell, the unit its centre lies in (-1: none), by rasterising each
-    level's units on each grid (cell-centre rule)."""
+    """Per level and populated cell, the unit whose polygon holds the cell's centre (-1: none),
+    tested in the grid's CRS (the cell-centre rule of rasterising, without the full-size label
+    raster): each unit tests only the populated cells in its rows and columns. A centre on a
+    border between two units of a level, or in two that overlap, goes to the first."""
     levels = sorted(units["level"].dropna().unique())
+    level = units["level"].to_numpy()
     out = np.full((len(levels), len(cells.people)), -1, dtype=np.int64)
     for g, grid in enumerate(grids):
         on = np.flatnonzero(cells.grid == g)
         if on.size == 0:
             continue
-        local = grid.to_grid_crs(units)
-        for i, lv in enumerate(levels):
-            sel = np.flatnonzero((units["level"] == lv).to_numpy())
-            shapes = (
-                (geom, int(j) + 1)
-                for j, geom in zip(sel, local.geometry.to_numpy()[sel], strict=True)
-                if geom is not None and not geom.is_empty
+        on = on[np.argsort(cells.row[on], kind="stable")]
+        rows, cols = cells.row[on], cells.col[on]
+        x, y = grid.transform @ (cols + 0.5, rows + 0.5)
+        geoms = grid.to_grid_crs(units).geometry.to_numpy()
+        inverse = ~grid.transform
+        usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms)) & np.isin(level, levels)
+        for j in np.flatnonzero(usable):
+            west, south, east, north = shapely.bounds(geoms[j])
+            c, r = inverse @ (
+                np.array([west, east, west, east]),
+                np.array([south, north, north, south]),
             )
-            burnt = rasterio.features.rasterize(
-                shapes, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32"
+            first, last = np.floor(r.min()) - 1, np.ceil(r.max()) + 1
+            lo, hi = np.searchsorted(rows, np.array([first, last]).astype(rows.dtype))
+            near = cols[lo:hi]
+            band = lo + np.flatnonzero(
+                (near >= np.floor(c.min()) - 1) & (near <= np.ceil(c.max()) + 1)
             )
-            out[i, on] = burnt[cells.row[on], cells.col[on]].astype(np.int64) - 1
+            if not band.size:
+                continue
+            shapely.prepare(geoms[j])
+            i = levels.index(level[j])
+            hit = band[shapely.intersects_xy(geoms[j], x[band], y[band])]
+            hit = hit[out[i, on[hit]] < 0]
+            out[i, on[hit]] = j
     return out
 
 

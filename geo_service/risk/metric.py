@@ -2,8 +2,8 @@
 
 Points are grouped by UTM zone (a zone is 6° wide; inside it distances are within 0.1 % of
 the ellipsoidal ones) and each group is measured together with the targets near it, in that
-zone's projection, through one STRtree query. Targets are lines, polygons or points; distances
-to polygons are 0 inside them. Where the pairs are too many to measure one by one (tens of
+zone's projection: k-d trees of coordinates find the candidates, and only those are measured.
+Targets are lines, polygons or points; distances to polygons are 0 inside them. Where the pairs are too many to measure one by one (tens of
 millions of points near polygons), ``sums_within`` and ``neighbourhood`` give the same answers
 from bounds and measure only the pairs the bounds leave open (see their section below).
 """
@@ -133,27 +133,13 @@ def pairs_within(
     reach = float(np.nanmax(limit))
     sources, targets_out, metres = [], [], []
     point_targets = bool(((shapely.get_type_id(tgs) == 0) & ~shapely.is_empty(tgs)).all())
+    measure = _point_pairs if point_targets else _shape_pairs
     for zs in zone_slices(shapely.get_x(pts), shapely.get_y(pts), shapely.bounds(tgs), reach):
         idx, near = zs.points, zs.targets
-        if point_targets:
-            i, j, d = _point_pairs(zs, pts[idx], tgs[near], limit[near])
-            sources.append(idx[i])
-            targets_out.append(near[j])
-            metres.append(d)
-            continue
-        p_proj = project(pts[idx], zs.zone, zs.south)
-        t_proj = project(tgs[near], zs.zone, zs.south)
-        # The tree holds the points and each target searches its own radius, so one large
-        # radius does not make every other target search as far.
-        tree = shapely.STRtree(p_proj)
-        j, i = tree.query(t_proj, predicate="dwithin", distance=limit[near])
-        if i.size == 0:
-            continue
-        d = shapely.distance(p_proj[i], t_proj[j])
-        ok = d <= limit[near[j]]
-        sources.append(idx[i[ok]])
-        targets_out.append(near[j[ok]])
-        metres.append(d[ok])
+        i, j, d = measure(zs, pts[idx], tgs[near], limit[near])
+        sources.append(idx[i])
+        targets_out.append(near[j])
+        metres.append(d)
     if not sources:
         empty = np.empty(0, dtype=np.int64)
         return Pairs(empty, empty, np.empty(0))
@@ -175,6 +161,32 @@ def _point_pairs(
     )
     ok = found["v"] <= limit[found["i"]]
     return found["j"][ok], found["i"][ok], found["v"][ok]
+
+
+def _shape_pairs(
+    zs: ZoneSlice, points: np.ndarray, targets: np.ndarray, limit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pairs_within`` of one zone for lines and polygons: a k-d tree of the projected point
+    coordinates gives each target the points within its bounding circle plus its limit, and
+    only those are built as geometries and measured."""
+    p = shapely.get_coordinates(points)
+    xy = zs.metres(p[:, 0], p[:, 1])
+    shapes = project(targets, zs.zone, zs.south)
+    box = shapely.bounds(shapes)
+    centre = (box[:, :2] + box[:, 2:]) / 2.0
+    radius = np.hypot(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) / 2.0 + limit
+    use = np.flatnonzero(np.isfinite(radius))
+    tree = cKDTree(xy, balanced_tree=False, compact_nodes=False)
+    found = tree.query_ball_point(centre[use], radius[use], workers=-1, return_sorted=False)
+    sizes = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
+    if not sizes.sum():
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0)
+    i = np.concatenate([np.asarray(f, dtype=np.int64) for f in found])
+    j = np.repeat(use, sizes)
+    d = shapely.distance(shapely.points(xy[i]), shapes[j])
+    ok = d <= limit[j]
+    return i[ok], j[ok], d[ok]
 
 
 def nearest(
@@ -221,7 +233,9 @@ def _nearest_point(
         p = shapely.get_coordinates(pts[zs.points])
         # A few neighbours, so that a tie is settled by target order, not by the tree.
         k = min(4, len(near))
-        d, j = tree.query(zs.metres(p[:, 0], p[:, 1]), k=k, distance_upper_bound=max_metres)
+        d, j = tree.query(
+            zs.metres(p[:, 0], p[:, 1]), k=k, distance_upper_bound=max_metres, workers=-1
+        )
         d, j = d.reshape(len(p), k), j.reshape(len(p), k)
         ok = np.isfinite(d[:, 0]) & (d[:, 0] <= max_metres)
         tie = d == d[:, :1]
@@ -230,6 +244,42 @@ def _nearest_point(
         best[rows] = present[near[order[ok]]]
         dist[rows] = d[ok, 0]
     return best, dist
+
+
+def disc_distance(
+    points: gpd.GeoSeries | np.ndarray,
+    centres: gpd.GeoSeries | np.ndarray,
+    radius: float | np.ndarray,
+    max_metres: float,
+) -> np.ndarray:
+    """Metres from each point to the edge of the nearest disc (Point centres, a radius each):
+    0 inside one, NaN where no disc's edge is within ``max_metres``.
+
+    Among discs of one radius the nearest centre is the nearest disc, so each radius is one
+    k-d tree of centres, and the points are projected once per UTM zone for all of them.
+    """
+    pts = np.asarray(points, dtype=object)
+    cs = np.asarray(centres, dtype=object)
+    r_all = np.broadcast_to(np.asarray(radius, dtype="float64"), (len(cs),))
+    out = np.full(len(pts), np.inf)
+    usable = ~(shapely.is_missing(cs) | shapely.is_empty(cs)) & np.isfinite(r_all)
+    if not usable.any() or not len(pts):
+        return np.full(len(pts), np.nan)
+    cs, r_all = cs[usable], r_all[usable]
+    cx, cy = shapely.get_x(cs), shapely.get_y(cs)
+    bounds = np.column_stack([cx, cy, cx, cy])
+    px, py = shapely.get_x(pts), shapely.get_y(pts)
+    for zs in zone_slices(px, py, bounds, max_metres + float(r_all.max())):
+        xy = zs.metres(px[zs.points], py[zs.points])
+        near = zs.targets
+        best = np.full(len(xy), np.inf)
+        for r in np.unique(r_all[near]):
+            sel = near[r_all[near] == r]
+            tree = cKDTree(zs.metres(cx[sel], cy[sel]))
+            d, _ = tree.query(xy, k=1, distance_upper_bound=max_metres + r, workers=-1)
+            best = np.fmin(best, np.where(d <= max_metres + r, np.maximum(d - r, 0.0), np.inf))
+        out[zs.points] = np.fmin(out[zs.points], best)
+    return np.where(np.isinf(out), np.nan, out)
 
 
 @cache

@@ -80,6 +80,8 @@ class Note(BaseModel):
     text: Texts
     mark: str | None = None
     id: str | None = None
+    #: Shown only on maps whose filter on the layer (``where``) keeps these values.
+    when: dict[str, str] = {}
 
 
 class FilterGroup(BaseModel):
@@ -148,6 +150,10 @@ class LayerDefinition(BaseModel):
                     return c.colour
             return self.other.colour if self.other is not None else self.colour
         return self.colour
+
+    def notes_kept(self, where: dict[str, str]) -> list[Note]:
+        """The legend's notes on a map whose filter on this layer is ``where``."""
+        return [n for n in self.notes if all(where.get(k, v) == v for k, v in n.when.items())]
 
     def heading_of(self, lang: str) -> str:
         """The legend's heading in ``lang``."""

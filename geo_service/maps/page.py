@@ -613,7 +613,7 @@ def _legend(
     for layer in layers:
         style = styles[layer]
         classes = style.classes.values if style.classes else []
-        notes = list(style.notes)
+        notes = style.notes_kept(definition.where.get(layer, {}))
         plain = (
             None
             if classes or style.draw == "raster"

@@ -424,6 +424,16 @@ def _check_thresholds(
         raise BuildError("build refused, the current build is unchanged:\n" + "\n".join(failures))
 
 
+def _outward(west: float, south: float, east: float, north: float) -> list[float]:
+    """Bounds to six decimals (about 0.1 m), rounded outwards so they hold every feature."""
+    return [
+        math.floor(float(west) * 1e6) / 1e6,
+        math.floor(float(south) * 1e6) / 1e6,
+        math.ceil(float(east) * 1e6) / 1e6,
+        math.ceil(float(north) * 1e6) / 1e6,
+    ]
+
+
 def _layer_metadata(
     layer_id: str,
     title: str,
@@ -434,11 +444,7 @@ def _layer_metadata(
     id_field: str | None,
     date_field: str | None,
 ) -> dict[str, Any]:
-    bounds = (
-        [round(float(v), 6) for v in gdf.total_bounds]
-        if len(gdf) and gdf.geometry.notna().any()
-        else None
-    )
+    bounds = _outward(*gdf.total_bounds) if len(gdf) and gdf.geometry.notna().any() else None
     time_extent = None
     if date_field and len(gdf) and gdf[date_field].notna().any():
         col = gdf[date_field]
@@ -475,7 +481,7 @@ def _raster_metadata(
         "kind": "raster",
         "file": filename,
         "count": surface.valid_cells,
-        "bounds": [round(float(v), 6) for v in (lon[0], lat[0], lon[1], lat[1])],
+        "bounds": _outward(lon[0], lat[0], lon[1], lat[1]),
         "time_extent": None,
         "geometry_types": [],
         "id_field": None,
@@ -504,7 +510,7 @@ def _grid_metadata(grid: PopulationGrid, catalog: SourceCatalog) -> dict[str, An
         "kind": "raster",
         "file": f"{grid.key}.tif",
         "count": int((grid.people > 0).sum()),
-        "bounds": [round(float(v), 6) for v in (west, south, east, north)],
+        "bounds": _outward(west, south, east, north),
         "time_extent": [f"{grid.year}-01-01", f"{grid.year}-12-31"],
         "geometry_types": [],
         "id_field": None,

@@ -45,6 +45,7 @@ from geo_service.maps.page import Basemap
 from geo_service.render.features import negotiate
 from geo_service.render.templates import render
 from geo_service.settings import ApiSettings
+from geo_service.store import open_store
 
 #: Domain errors → HTTP status: the one place where they meet.
 #: The first entry an error is an instance of gives its status (subclasses first).
@@ -108,9 +109,7 @@ class HeadAsGet:
 def _warm(builds: BuildCache) -> None:
     """Load the current build's vector layers, so the first visitor does not wait for them."""
     try:
-        store = builds.current().store
-        for layer_id in store.vector_layers():
-            store.table(layer_id)
+        builds.current().store.layers()
     except RiskMapError:
         pass  # no build yet: requests will say so
     # What is alive now (the libraries' modules, classes and functions, the layers just
@@ -167,7 +166,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.builds = BuildCache(settings.build_dir)
+    app.state.builds = BuildCache(open_store(settings))
     # A tokens file that cannot be read stops the service here, not at the first request.
     app.state.tokens = Tokens(read_tokens(settings.tokens_file, settings.tokens))
 

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from geo_service.store.base import Access
-from geo_service.store.files import current_build_id, read_build_catalog
-from geo_service.store.memory import BuildStore
+from geo_service.store.base import Access, BuildSource, Store
+from geo_service.store.raster import TileCache
+
+#: Bytes of rendered raster tiles kept per build.
+RASTER_TILE_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
 class Build:
-    """One build's id, its catalog.json, and its layers."""
+    """One build's id, its catalog.json, its layers, and the raster tiles rendered from it."""
 
     build_id: str
-    catalog: dict[str, Any]
-    store: BuildStore
+    catalog: Mapping[str, Any]
+    store: Store
+    raster_tiles: TileCache = field(default_factory=lambda: TileCache(RASTER_TILE_CACHE_BYTES))
 
 
 class BuildCache:
@@ -30,21 +33,20 @@ class BuildCache:
     in one response; the old build's tables are freed when its last request finishes.
     """
 
-    def __init__(self, build_dir: Path) -> None:
-        self.build_dir = Path(build_dir)
+    def __init__(self, source: BuildSource) -> None:
+        self.source = source
         self._lock = threading.Lock()
         self._build: Build | None = None
 
     def current(self) -> Build:
         """The build ``current`` points at now."""
-        build_id = current_build_id(self.build_dir)
+        build_id = self.source.current_id()
         build = self._build
         if build is None or build.build_id != build_id:
             with self._lock:
                 if self._build is None or self._build.build_id != build_id:
-                    catalog = read_build_catalog(self.build_dir, build_id)
-                    store = BuildStore(self.build_dir, build_id, catalog)
-                    self._build = Build(build_id, catalog, store)
+                    store = self.source.open(build_id)
+                    self._build = Build(build_id, store.catalog, store)
                 build = self._build
         return build
 

@@ -78,11 +78,12 @@ def items_links(
         if fmt.key != fmt_key:
             alt = url_with(f=fmt.key)
             out.append(link(alt, "alternate", fmt.media_type, f"This page as {fmt.key}"))
+    step = query.limit or max(len(page.features), 1)
     if query.offset + len(page.features) < page.number_matched:
-        nxt = url_with(offset=query.offset + query.limit, limit=query.limit)
+        nxt = url_with(offset=query.offset + step, limit=step)
         out.append(link(nxt, "next", here.media_type, "Next page"))
     if query.offset > 0:
-        prev = url_with(offset=max(query.offset - query.limit, 0), limit=query.limit)
+        prev = url_with(offset=max(query.offset - step, 0), limit=step)
         out.append(link(prev, "prev", here.media_type, "Previous page"))
     out.append(
         link(f"{base_url(request)}collections/{layer_id}", "collection", JSON, "The collection")

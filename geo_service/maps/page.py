@@ -49,6 +49,7 @@ from geo_service.render import png
 from geo_service.render.symbols import svg_path
 from geo_service.render.templates import environment
 from geo_service.risk.params import Classes
+from geo_service.store.raster import native_zoom
 
 NO_DATA = N_("no data")
 #: Most features of one view drawn one by one; beyond it communities are drawn as hexagons
@@ -211,7 +212,7 @@ class BuildFacts:
             raster_zoom=raster_zoom,
             footprint_growth=risk.get("concession_risk", {}).get("footprint_growth", {}),
             raster_zooms={
-                lid: png.native_zoom(meta["cell_m"])
+                lid: native_zoom(meta["cell_m"])
                 for lid, meta in layers.items()
                 if meta["kind"] == "raster" and lid != "risk_surface" and meta.get("cell_m")
             },

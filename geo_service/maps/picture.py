@@ -12,10 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
 from geo_service.maps.layers import LayerDefinition
 from geo_service.maps.page import PEOPLE_STOPS, class_of, decimal
 from geo_service.render import png, static_map
-from geo_service.store.base import ItemQuery
+from geo_service.store.base import DATE_FIELDS, ItemQuery
 
 #: Marks are drawn this much smaller than the page's symbols (a print is read closer).
 SCALE = 0.45
@@ -37,22 +41,18 @@ class Drawn:
 
 def layer_marks(
     style: LayerDefinition,
-    table: Any,
-    query: ItemQuery,
-    access: Any,
+    frame: gpd.GeoDataFrame,
     thresholds: tuple[float, ...],
     years: tuple[int, int] | None,
     countries: set[str] | None = None,
     places: list[static_map.Label] | None = None,
 ) -> list[static_map.Marks | tuple[list[Any], list[str]]]:
-    """The marks of one layer's rows in ``query``'s box (restricted rows as their cells);
-    the countries of those rows are added to ``countries``."""
-    rows = table.select(query, access)
-    frame = table.frame
+    """The marks of a layer's rows in view (``frame``; restricted rows as their cells); the
+    countries of those rows are added to ``countries``."""
     if countries is not None and "country" in frame:
-        countries.update(str(c) for c in frame["country"].iloc[rows].dropna().unique())
-    points = (frame.geometry.iloc[rows].geom_type == "Point").to_numpy()
-    cells, rows = rows[~points], rows[points]
+        countries.update(str(c) for c in frame["country"].dropna().unique())
+    points = (frame.geom_type == "Point").to_numpy()
+    cells, rows = np.flatnonzero(~points), np.flatnonzero(points)
     out: list[static_map.Marks | tuple[list[Any], list[str]]] = []
     if len(cells):
         field = style.classes.field if style.classes else None
@@ -65,8 +65,9 @@ def layer_marks(
         else:
             fills = [style.colour] * len(cells)
         out.append((list(frame.geometry.iloc[cells]), fills))
-    if style.draw == "incidents" and years is not None and table.dates is not None:
-        year = table.dates[rows].astype("datetime64[Y]").astype(int) + 1970
+    date = next((f for f in DATE_FIELDS if f in frame), None)
+    if style.draw == "incidents" and years is not None and date is not None:
+        year = pd.to_datetime(frame[date].iloc[rows], utc=True).dt.year.to_numpy()
         rows = rows[(year >= years[0]) & (year <= years[1])]
     chosen = frame.iloc[rows]
     if style.draw == "communities" and "score" in chosen:
@@ -153,9 +154,8 @@ def layer_legend(
 def draw_layers(
     shown: list[str],
     styles: dict[str, LayerDefinition],
-    table_of: Callable[[str], Any],
+    frame_of: Callable[[str, ItemQuery], gpd.GeoDataFrame],
     query: ItemQuery,
-    access: Any,
     thresholds: tuple[float, ...],
     years: tuple[int, int] | None,
     lang: str,
@@ -172,9 +172,8 @@ def draw_layers(
         style = styles[layer]
         drawn = []
         if style.draw not in ("surface", "raster"):
-            table = table_of(layer)
-            asked = replace(query, filters=(where or {}).get(layer, {}))
-            drawn = layer_marks(style, table, asked, access, thresholds, years, countries, places)
+            frame = frame_of(layer, replace(query, filters=(where or {}).get(layer, {})))
+            drawn = layer_marks(style, frame, thresholds, years, countries, places)
             marks += drawn
         cells = any(not isinstance(m, static_map.Marks) for m in drawn)
         legend += layer_legend(style, lang, ticks, cells, years)

@@ -12,7 +12,6 @@ is still told apart from no data, which is fully transparent.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -22,14 +21,9 @@ from PIL import Image
 from rio_tiler.colormap import cmap
 from rio_tiler.models import ImageData
 
+from geo_service.store.raster import TILE_SIZE
+
 COLORMAP_NAME = "cividis"
-TILE_SIZE = 256
-
-
-def native_zoom(cell_m: float) -> int:
-    """The zoom whose tile pixels are about as large as a raster's cells (``cell_m`` metres)."""
-    world = 2 * math.pi * 6378137.0
-    return max(0, math.ceil(math.log2(world / (TILE_SIZE * float(cell_m)))))
 
 
 #: zlib level of the PNGs: 1 is the fastest, and risk tiles are smooth, so they stay small.

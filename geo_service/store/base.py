@@ -1,16 +1,21 @@
 """What the service asks of a store: who is asking, what they ask for, what comes back.
 
-Every query names the caller's access level, so the rules on restricted rows live in the store
-(``LayerTable.visible``) and not in each route. Until tokens exist every caller is anonymous.
+``Store`` is the one interface routes use (as tipg's ``Collection`` or rio-tiler's
+``BaseReader``): typed layer descriptions and verbs that answer models or bytes, each taking
+the caller's access, so the rules on restricted rows live in the store and not in each route.
+``BuildSource`` says which build is current and opens it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, Protocol
 
-import numpy as np
+import geopandas as gpd
 import pandas as pd
+from rio_tiler.models import ImageData
 
 
 class Access(StrEnum):
@@ -27,6 +32,9 @@ class Access(StrEnum):
         return self in (Access.analyst, Access.admin)
 
 
+#: Columns named here hold dates the ``datetime`` parameter filters on.
+DATE_FIELDS = ("date",)
+
 #: Bounds of a ``bbox`` parameter: west, south, east, north (west > east crosses 180°).
 BBox = tuple[float, float, float, float]
 
@@ -40,7 +48,8 @@ class ItemQuery:
     interval: tuple[pd.Timestamp | None, pd.Timestamp | None] | None = None
     #: Queryable property → the value asked for (equality).
     filters: dict[str, str] = field(default_factory=dict)
-    limit: int = 100
+    #: Features per page (None: every match, for tables and pictures).
+    limit: int | None = 100
     offset: int = 0
     #: Only these properties in each feature (None: all of them).
     properties: tuple[str, ...] | None = None
@@ -50,13 +59,121 @@ class ItemQuery:
 
 
 @dataclass(frozen=True)
+class LayerInfo:
+    """One layer of a build as a caller sees it (a caller who may not see restricted rows is
+    described by the public view: its count, bounds and dates)."""
+
+    id: str
+    title: str
+    #: The catalog's kind: a source kind (``incidents``, ``units``…), ``derived``, ``raster``.
+    kind: str
+    count: int
+    #: west, south, east, north (None: no feature).
+    bounds: BBox | None
+    #: First and last date (ISO), or None for a layer without dates.
+    time_extent: tuple[str | None, str | None] | None
+    #: Keys of the sources in the build's catalog the layer is made from.
+    sources: tuple[str, ...]
+    #: Properties items can be filtered on by equality → their JSON Schema type.
+    queryables: Mapping[str, str]
+    #: The property the ``datetime`` parameter filters on (None: the layer has no dates).
+    date_field: str | None
+    #: Every property a feature carries, in order.
+    fields: tuple[str, ...]
+    id_field: str | None
+    #: The catalog entry as this caller sees it, for documents that show more of it.
+    meta: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class FeaturePage:
     """The features of one page, already encoded, and how many matched in all."""
 
     layer: str
     build_id: str
     number_matched: int
-    #: Row positions in the layer (for encoders that need the table, such as CSV).
-    rows: np.ndarray
+    #: Each feature's id, in page order.
+    ids: list[str]
     #: Each feature as GeoJSON bytes.
     features: list[bytes]
+    #: Each feature's properties as JSON-ready values (only those asked for, if any).
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature: its GeoJSON bytes and its properties (JSON-ready values)."""
+
+    id: str
+    body: bytes
+    properties: dict[str, Any]
+
+
+class RasterSource(Protocol):
+    """One raster layer of a build."""
+
+    info: LayerInfo
+    #: Where every replica can read the file (a path, or a URL GDAL reads).
+    location: str
+
+    @property
+    def native_zoom(self) -> int:
+        """The zoom whose 256-pixel tiles' pixels are about as large as the cells."""
+        ...
+
+    def tile_data(self, z: int, x: int, y: int) -> ImageData | None:
+        """The values of one XYZ tile (None where the layer has none)."""
+        ...
+
+
+class Store(Protocol):
+    """One build's layers, answered for a caller's access."""
+
+    build_id: str
+    #: The build's ``catalog.json``.
+    catalog: Mapping[str, Any]
+
+    def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
+        """Every vector layer, as this caller sees it."""
+        ...
+
+    def layer(self, layer_id: str, access: Access = Access.anonymous) -> LayerInfo:
+        """One vector layer, or ``NotFoundError``."""
+        ...
+
+    def query(self, layer_id: str, query: ItemQuery, access: Access) -> FeaturePage:
+        """A page of the features matching ``query``."""
+        ...
+
+    def frame(self, layer_id: str, query: ItemQuery, access: Access) -> gpd.GeoDataFrame:
+        """The matching features as a table (downloads, HTML tables, pictures), in the
+        layer's order, the page of ``query`` only."""
+        ...
+
+    def get(self, layer_id: str, feature_id: str, access: Access) -> Feature:
+        """One feature, or ``NotFoundError`` (also for a row this caller may not see)."""
+        ...
+
+    def vector_tile(self, layer_id: str, z: int, x: int, y: int, access: Access) -> bytes:
+        """One Mapbox Vector Tile of the rows this caller may see."""
+        ...
+
+    def raster(self, layer_id: str) -> RasterSource:
+        """A raster layer (the same for every caller: made from public evidence only)."""
+        ...
+
+    def resource(self, name: str) -> bytes:
+        """A file of the build that is not a layer (``basemap``: the offline basemap)."""
+        ...
+
+
+class BuildSource(Protocol):
+    """Which build is current, and the store of a build."""
+
+    def current_id(self) -> str:
+        """The current build's id, or ``NoBuildError``."""
+        ...
+
+    def open(self, build_id: str) -> Store:
+        """The store of one build."""
+        ...

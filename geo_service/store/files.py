@@ -1,4 +1,5 @@
-"""The embedded store: a build folder of GeoParquet layers and its ``catalog.json``.
+"""The embedded store's builds: a folder of builds, each GeoParquet layers, COG rasters and
+its ``catalog.json``.
 
 ``current`` is a symlink to the build being served; reading it once per request is one
 ``readlink(2)``, so a server notices a new build without restarting.
@@ -14,8 +15,25 @@ from typing import Any
 import geopandas as gpd
 
 from geo_service.errors import NoBuildError
+from geo_service.store.memory import BuildStore
 
 CURRENT = "current"
+
+
+class FileBuildSource:
+    """The ``BuildSource`` of a build folder: ``current`` names the build, each build is
+    served from memory (``BuildStore``)."""
+
+    def __init__(self, build_dir: Path) -> None:
+        self.build_dir = Path(build_dir)
+
+    def current_id(self) -> str:
+        """The id ``current`` points at, or ``NoBuildError``."""
+        return current_build_id(self.build_dir)
+
+    def open(self, build_id: str) -> BuildStore:
+        """The store of one build of the folder."""
+        return BuildStore(self.build_dir, build_id, read_build_catalog(self.build_dir, build_id))
 
 
 def current_build_id(build_dir: Path) -> str:

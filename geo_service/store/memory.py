@@ -23,8 +23,15 @@ import shapely
 from pyproj import Transformer
 
 from geo_service.errors import BadQueryError, NotFoundError
-from geo_service.render import mvt
-from geo_service.store.base import Access, FeaturePage, ItemQuery
+from geo_service.store import mvt
+from geo_service.store.base import (
+    DATE_FIELDS,
+    Access,
+    Feature,
+    FeaturePage,
+    ItemQuery,
+    LayerInfo,
+)
 from geo_service.store.raster import RasterLayer, TileCache
 
 
@@ -43,8 +50,6 @@ def _to_lonlat(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lon, lat
 
 
-#: Columns named here hold dates the ``datetime`` parameter filters on.
-DATE_FIELDS = ("date",)
 #: Bytes of vector tiles kept per layer.
 TILE_CACHE_BYTES = 64 * 2**20
 #: Latitude at which EPSG:3857 ends.
@@ -69,6 +74,8 @@ def _json_ready(column: pd.Series) -> pd.Series:
         text = ts.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%SZ")
         return text.astype(object).where(ts.notna(), None)
     values = column.astype(object)
+    if column.dtype == object:  # lists (evidence ids) arrive from Parquet as numpy arrays
+        values = values.map(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
     return values.where(pd.notna(column) if column.dtype != object else column.notna(), None)
 
 
@@ -158,6 +165,25 @@ class LayerTable:
         self.records = json_records(frame)
         self.features = encode_features(frame, self.ids, self.records)
         self.tiles = TileCache(TILE_CACHE_BYTES)
+
+    @cached_property
+    def info(self) -> LayerInfo:
+        """The layer as its catalog entry and its columns describe it."""
+        extent = self.meta.get("time_extent")
+        return LayerInfo(
+            id=self.id,
+            title=self.meta["title"],
+            kind=self.meta["kind"],
+            count=len(self.ids),
+            bounds=tuple(self.meta["bounds"]) if self.meta.get("bounds") else None,
+            time_extent=tuple(extent) if extent else None,
+            sources=tuple(self.meta.get("sources", ())),
+            queryables=dict(self.queryables),
+            date_field=self.date_field,
+            fields=tuple(c for c in self.frame.columns if c != self.frame.geometry.name),
+            id_field=self.meta.get("id_field"),
+            meta=self.meta,
+        )
 
     @cached_property
     def mercator(self) -> np.ndarray:
@@ -278,18 +304,34 @@ class LayerTable:
     def page(self, query: ItemQuery, access: Access, build_id: str) -> FeaturePage:
         """One page of the matching features."""
         rows = self.select(query, access)
-        chosen = rows[query.offset : query.offset + query.limit]
+        chosen = self._paged(rows, query)
         if query.properties is None:
             features = [self.features[i] for i in chosen]
+            records = [self.records[i] for i in chosen]
         else:
             features = self._subset(chosen, query.properties)
+            records = [{n: self.records[i][n] for n in query.properties} for i in chosen]
         return FeaturePage(
             layer=self.id,
             build_id=build_id,
             number_matched=len(rows),
-            rows=chosen,
+            ids=[str(self.ids[i]) for i in chosen],
             features=features,
+            records=records,
         )
+
+    @staticmethod
+    def _paged(rows: np.ndarray, query: ItemQuery) -> np.ndarray:
+        end = None if query.limit is None else query.offset + query.limit
+        return rows[query.offset : end]
+
+    def table(self, query: ItemQuery, access: Access) -> gpd.GeoDataFrame:
+        """The page of matching rows as a table (only the properties asked for, if any)."""
+        frame = self.frame.iloc[self._paged(self.select(query, access), query)]
+        if query.properties is not None:
+            self._check_properties(query.properties)
+            frame = frame[[*query.properties, frame.geometry.name]]
+        return frame
 
     @cached_property
     def geometries_json(self) -> list[bytes]:
@@ -297,9 +339,7 @@ class LayerTable:
         geoms = shapely.to_geojson(self.frame.geometry.to_numpy())
         return [g.encode() if g is not None else b"null" for g in geoms]
 
-    def _subset(self, rows: np.ndarray, names: tuple[str, ...]) -> list[bytes]:
-        """Features with only the named properties (encoded per request: a map asks for the
-        few it draws, a tenth of the bytes on slow connections)."""
+    def _check_properties(self, names: tuple[str, ...]) -> None:
         unknown = [n for n in names if n not in self.records[0]] if self.records else []
         if unknown:
             raise BadQueryError(
@@ -307,6 +347,11 @@ class LayerTable:
                 f"{', '.join(self.records[0])}",
                 parameter="properties",
             )
+
+    def _subset(self, rows: np.ndarray, names: tuple[str, ...]) -> list[bytes]:
+        """Features with only the named properties (encoded per request: a map asks for the
+        few it draws, a tenth of the bytes on slow connections)."""
+        self._check_properties(names)
         option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
         geoms = self.geometries_json
         out = []
@@ -324,16 +369,16 @@ class LayerTable:
             )
         return out
 
-    def get(self, feature_id: str, access: Access) -> bytes:
+    def get(self, feature_id: str, access: Access) -> Feature:
         """One feature; a row the caller may not see does not exist for them."""
         i = self.position.get(feature_id)
         if i is None or not self.visible(access)[i]:
             raise NotFoundError(f"collection '{self.id}' has no feature '{feature_id}'")
-        return self.features[i]
+        return Feature(feature_id, self.features[i], self.records[i])
 
 
 class BuildStore:
-    """The vector layers of one build, each loaded on first use.
+    """The layers of one build in memory (the embedded ``Store``), each loaded on first use.
 
     A layer holding restricted rows has a public view beside it (``publication.py``); every
     caller whose role does not see restricted rows is answered from that view, with its own
@@ -341,17 +386,10 @@ class BuildStore:
     only ever show less.
     """
 
-    def __init__(
-        self,
-        build_dir: Path,
-        build_id: str,
-        catalog: dict[str, Any],
-        tile_cache_bytes: int = 256 * 2**20,
-    ) -> None:
-        self.path = Path(build_dir) / build_id
+    def __init__(self, build_dir: Path, build_id: str, catalog: dict[str, Any]) -> None:
+        self._path = Path(build_dir) / build_id
         self.build_id = build_id
         self.catalog = catalog
-        self.tile_cache_bytes = tile_cache_bytes
         self._tables: dict[tuple[str, bool], LayerTable] = {}
         self._rasters: dict[str, RasterLayer] = {}
         # One lock per thing loaded: a layer taking half a second to load holds up only the
@@ -364,7 +402,7 @@ class BuildStore:
             return self._locks.setdefault(key, threading.Lock())
 
     def raster(self, layer_id: str) -> RasterLayer:
-        """A raster layer for tiles, or ``NotFoundError``.
+        """A raster layer, or ``NotFoundError``.
 
         Rasters are computed from the evidence as the public may know it, so they are the same
         for every caller.
@@ -381,7 +419,7 @@ class BuildStore:
         with self._lock("raster", layer_id):
             layer = self._rasters.get(layer_id)
             if layer is None:
-                layer = RasterLayer(self.path / meta["file"], meta, self.tile_cache_bytes)
+                layer = RasterLayer(self._path / meta["file"], raster_info(layer_id, meta))
                 self._rasters[layer_id] = layer
         return layer
 
@@ -391,41 +429,81 @@ class BuildStore:
             return {k: v for k, v in meta.items() if k != "public"}
         return {**{k: v for k, v in meta.items() if k != "public"}, **meta["public"]}
 
-    def vector_layers(self, access: Access = Access.anonymous) -> dict[str, dict[str, Any]]:
-        """Metadata of every vector layer as this caller sees it (rasters are served as tiles)."""
-        return {
-            k: self._as_seen(v, access)
-            for k, v in self.catalog["layers"].items()
-            if v["kind"] != "raster"
-        }
-
-    def layer_meta(self, layer_id: str, access: Access = Access.anonymous) -> dict[str, Any]:
+    def _meta(self, layer_id: str, access: Access) -> dict[str, Any]:
         """The catalog entry of a vector layer as this caller sees it, or ``NotFoundError``."""
         meta = self.catalog["layers"].get(layer_id)
         if meta is None or meta["kind"] == "raster":
-            known = ", ".join(self.vector_layers())
+            known = ", ".join(k for k, v in self.catalog["layers"].items() if v["kind"] != "raster")
             raise NotFoundError(f"no collection '{layer_id}'; collections are {known}")
         return self._as_seen(meta, access)
 
-    def table(self, layer_id: str, access: Access = Access.anonymous) -> LayerTable:
+    def _table(self, layer_id: str, access: Access) -> LayerTable:
         """The layer in memory as this caller sees it (each view loaded once per build)."""
         key = (layer_id, access.sees_restricted)
         table = self._tables.get(key)
         if table is not None:
             return table
-        meta = self.layer_meta(layer_id, access)
+        meta = self._meta(layer_id, access)
         with self._lock("table", layer_id, str(access.sees_restricted)):
             table = self._tables.get(key)
             if table is None:
-                frame = gpd.read_parquet(self.path / meta["file"])
+                frame = gpd.read_parquet(self._path / meta["file"])
                 table = LayerTable(layer_id, meta, frame)
                 self._tables[key] = table
         return table
 
+    def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
+        """Every vector layer as this caller sees it (rasters are served as tiles)."""
+        return {
+            k: self._table(k, access).info
+            for k, v in self.catalog["layers"].items()
+            if v["kind"] != "raster"
+        }
+
+    def layer(self, layer_id: str, access: Access = Access.anonymous) -> LayerInfo:
+        """One vector layer as this caller sees it, or ``NotFoundError``."""
+        return self._table(layer_id, access).info
+
     def query(self, layer_id: str, query: ItemQuery, access: Access) -> FeaturePage:
         """A page of a layer's features for this caller."""
-        return self.table(layer_id, access).page(query, access, self.build_id)
+        return self._table(layer_id, access).page(query, access, self.build_id)
 
-    def get(self, layer_id: str, feature_id: str, access: Access) -> bytes:
+    def frame(self, layer_id: str, query: ItemQuery, access: Access) -> gpd.GeoDataFrame:
+        """The page of a layer's matching features as a table, for this caller."""
+        return self._table(layer_id, access).table(query, access)
+
+    def get(self, layer_id: str, feature_id: str, access: Access) -> Feature:
         """One feature of a layer for this caller."""
-        return self.table(layer_id, access).get(feature_id, access)
+        return self._table(layer_id, access).get(feature_id, access)
+
+    def vector_tile(self, layer_id: str, z: int, x: int, y: int, access: Access) -> bytes:
+        """One Mapbox Vector Tile of a layer, of the rows this caller may see."""
+        return self._table(layer_id, access).vector_tile(z, x, y, access)
+
+    def resource(self, name: str) -> bytes:
+        """A file of the build that is not a layer: ``basemap`` (the offline basemap)."""
+        meta = self.catalog.get(name)
+        if not isinstance(meta, dict) or "file" not in meta:
+            raise NotFoundError(
+                f"build {self.build_id} has no {name}: rebuild with 'riskmap build'"
+            )
+        return (self._path / meta["file"]).read_bytes()
+
+
+def raster_info(layer_id: str, meta: dict[str, Any]) -> LayerInfo:
+    """A raster layer's description from its catalog entry."""
+    extent = meta.get("time_extent")
+    return LayerInfo(
+        id=layer_id,
+        title=meta["title"],
+        kind=meta["kind"],
+        count=int(meta.get("count") or 0),
+        bounds=tuple(meta["bounds"]) if meta.get("bounds") else None,
+        time_extent=tuple(extent) if extent else None,
+        sources=tuple(meta.get("sources", ())),
+        queryables={},
+        date_field=None,
+        fields=tuple(meta.get("fields", {})),
+        id_field=None,
+        meta=meta,
+    )

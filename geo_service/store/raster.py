@@ -1,26 +1,35 @@
-"""A build's raster layer served as tiles: an open reader per thread and a cache of tiles.
+"""A build's raster layer read as tiles of values, and the byte-budgeted cache of tiles.
 
-A tile of a build never changes, so a rendered tile is kept (least recently used first out, up
-to a byte budget) and a warm tile costs a dictionary lookup. The COG is opened once per
-thread: rasterio datasets must not be shared between threads, and reopening per request
-costs more than the read.
+The COG is opened once per thread: rasterio datasets must not be shared between threads, and
+reopening per request costs more than the read. A tile of a build never changes, so whoever
+renders or encodes one keeps it in a ``TileCache`` (least recently used first out, up to a
+byte budget) and a warm tile costs a dictionary lookup.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
 
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
+from rio_tiler.models import ImageData
 
-from geo_service.render import png
+from geo_service.store.base import LayerInfo
 
 #: Zoom levels a tile may be asked for (beyond the surface's own resolution it is upsampled).
 MAX_ZOOM = 22
+#: Pixels on a side of a raster tile.
+TILE_SIZE = 256
+
+
+def native_zoom(cell_m: float) -> int:
+    """The zoom whose tile pixels are about as large as a raster's cells (``cell_m`` metres)."""
+    world = 2 * math.pi * 6378137.0
+    return max(0, math.ceil(math.log2(world / (TILE_SIZE * float(cell_m)))))
 
 
 class TileCache:
@@ -53,12 +62,12 @@ class TileCache:
 
 
 class RasterLayer:
-    """One raster layer of a build: tiles on demand, cached."""
+    """One raster layer of a build (a ``RasterSource``): tiles of values on demand."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], cache_bytes: int) -> None:
+    def __init__(self, path: Path, info: LayerInfo) -> None:
         self.path = Path(path)
-        self.meta = meta
-        self.cache = TileCache(cache_bytes)
+        self.location = str(self.path)
+        self.info = info
         self._local = threading.local()
         self._readers: list[Reader] = []
         self._lock = threading.Lock()
@@ -66,7 +75,7 @@ class RasterLayer:
     @property
     def native_zoom(self) -> int:
         """The zoom whose pixels are about as large as the cells (256-pixel tiles)."""
-        return png.native_zoom(float(self.meta["cell_m"]))
+        return native_zoom(float(self.info.meta["cell_m"]))
 
     def _reader(self) -> Reader:
         reader = getattr(self._local, "reader", None)
@@ -77,25 +86,14 @@ class RasterLayer:
                 self._readers.append(reader)
         return reader
 
-    def tile(self, z: int, x: int, y: int, render: Callable[[Any], bytes] | None = None) -> bytes:
-        """The PNG of one XYZ tile (transparent outside the surface); people per cell of a
-        population grid in their own scale."""
-        if render is None:
-            render = png.renderer(self.meta.get("fields", {}))
-        key = (z, x, y)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
+    def tile_data(self, z: int, x: int, y: int) -> ImageData | None:
+        """The values of one XYZ tile, bilinear; None outside the layer or where every cell
+        is without a value."""
         try:
-            image = self._reader().tile(
-                x, y, z, tilesize=png.TILE_SIZE, resampling_method="bilinear"
-            )
+            image = self._reader().tile(x, y, z, tilesize=TILE_SIZE, resampling_method="bilinear")
         except TileOutsideBounds:
-            data = png.empty_tile()
-        else:
-            data = png.empty_tile() if image.array.mask.all() else render(image)
-        self.cache.put(key, data)
-        return data
+            return None
+        return None if image.array.mask.all() else image
 
     def close(self) -> None:
         """Close every thread's reader."""

@@ -28,8 +28,7 @@ from geo_service.maps.layers import LayerDefinition, definitions
 from geo_service.render.features import FORMATS, negotiate
 from geo_service.render.record import Formatter, cell, day, number
 from geo_service.render.templates import render
-from geo_service.store.base import FeaturePage, ItemQuery
-from geo_service.store.memory import LayerTable
+from geo_service.store.base import FeaturePage, ItemQuery, LayerInfo
 
 router = APIRouter(tags=["features"])
 
@@ -260,6 +259,13 @@ def _shown(doc: dict[str, Any], lang: str) -> dict[str, Any]:
     }
 
 
+def _incidents(build: BuildDep, access: AccessDep) -> dict[str, Any] | None:
+    """The incidents layer's catalog entry as this caller sees it (its dates are the
+    reference of the other layers' temporal extents), if the build has one."""
+    layers = build.store.layers(access)
+    return layers["incidents"].meta if "incidents" in layers else None
+
+
 @router.get("/collections", summary="The collections")
 def collections(
     request: Request,
@@ -272,7 +278,7 @@ def collections(
     base = base_url(request)
 
     def doc() -> dict[str, Any]:
-        layers = build.store.vector_layers(access)
+        layers = {k: v.meta for k, v in build.store.layers(access).items()}
         docs = [
             collection_document(v, build.catalog, base, layers.get("incidents"))
             for v in layers.values()
@@ -310,8 +316,8 @@ def collection(
     lang: LangParam = None,
 ) -> Response:
     """One layer: extent, licence, attribution, build id and links to its items."""
-    meta = build.store.layer_meta(collection_id, access)
-    incidents = build.store.vector_layers(access).get("incidents")
+    meta = build.store.layer(collection_id, access).meta
+    incidents = _incidents(build, access)
     base = base_url(request)
 
     def page(d: dict[str, Any]) -> bytes:
@@ -348,36 +354,37 @@ def queryables(
     lang: LangParam = None,
 ) -> Response:
     """The properties items can be filtered on (``?name=value``), as a JSON Schema."""
-    build.store.layer_meta(collection_id, access)
+    info = build.store.layer(collection_id, access)
     base = base_url(request)
     refuse_unknown(request.query_params.keys(), DOCUMENT_PARAMETERS)
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
     here = f"{base}collections/{collection_id}/queryables"
 
     def body() -> bytes:
-        table = build.store.table(collection_id, access)
         props: dict[str, Any] = {"geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
-        for name, kind in table.queryables.items():
+        for name, kind in info.queryables.items():
             props[name] = {"title": name, "type": kind}
-        if table.date_field:
-            props[table.date_field] = {
-                "title": table.date_field,
+        if info.date_field:
+            props[info.date_field] = {
+                "title": info.date_field,
                 "type": "string",
                 "format": "date",
             }
         if fmt.key == "html":
             language = _language(request, lang)
             words = Formatter(language, base, styles=_styles(request))
-            example = next(
-                (k for k in ("country", *table.queryables) if k in table.queryables), None
-            )
-            value = table.records[0].get(example) if example and table.records else None
+            example = next((k for k in ("country", *info.queryables) if k in info.queryables), None)
+            value = None
+            if example:
+                first = ItemQuery(limit=1, properties=(example,))
+                records = build.store.query(collection_id, first, access).records
+                value = records[0].get(example) if records else None
             return _page(
                 request,
                 lang,
                 "queryables.html",
                 id=collection_id,
-                title=translator(language)(table.meta["title"]),
+                title=translator(language)(info.title),
                 properties=[
                     (k, words.label(k) if k != "geometry" else "", v.get("type", "geometry"))
                     for k, v in props.items()
@@ -392,7 +399,7 @@ def queryables(
                 "$schema": "https://json-schema.org/draft/2019-09/schema",
                 "$id": here,
                 "type": "object",
-                "title": table.meta["title"],
+                "title": info.title,
                 "properties": props,
                 "additionalProperties": False,
             }
@@ -444,28 +451,24 @@ def items(
     Downloads (csv, gpkg, parquet, kml, xlsx) hold every matching feature unless ``limit`` is
     given.
     """
-    build.store.layer_meta(collection_id, access)
+    info = build.store.layer(collection_id, access)
     fmt = negotiate(f, request.headers.get("accept"))
-    table = build.store.table(collection_id, access)
-    query = items_query(request.query_params, table.queryables, limit, offset, bbox, datetime)
-    if query.interval is not None and table.date_field is None:
+    query = items_query(request.query_params, info.queryables, limit, offset, bbox, datetime)
+    if query.interval is not None and info.date_field is None:
         raise BadQueryError(f"collection '{collection_id}' has no dates", parameter="datetime")
     if fmt.download and "limit" not in request.query_params:
-        query = replace(query, limit=max(len(table.ids), 1))
+        query = replace(query, limit=None)
     headers = {"Content-Crs": f"<{CRS84}>"}
     if fmt.download:
         headers["Content-Disposition"] = f'attachment; filename="{collection_id}.{fmt.extension}"'
 
     def body() -> bytes:
+        if fmt.encode is not None:
+            return fmt.encode(build.store.frame(collection_id, query, access), collection_id)
         page = build.store.query(collection_id, query, access)
         links = items_links(request, collection_id, page, query, fmt.key)
-        if fmt.encode is not None:
-            frame = table.frame.iloc[page.rows]
-            if query.properties is not None:
-                frame = frame[[*query.properties, frame.geometry.name]]
-            return fmt.encode(frame, collection_id)
         if fmt.key == "html":
-            return _items_page(request, lang, build, table, page, query, links)
+            return _items_page(request, lang, build, info, page, query, links)
         head = {
             "type": "FeatureCollection",
             "numberMatched": page.number_matched,
@@ -479,15 +482,11 @@ def items(
     return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS, headers)
 
 
-def _pick(record: dict[str, Any], names: tuple[str, ...] | None) -> dict[str, Any]:
-    return record if names is None else {n: record[n] for n in names}
-
-
 def _items_page(
     request: Request,
     lang: str | None,
     build: BuildDep,
-    table: LayerTable,
+    info: LayerInfo,
     page: FeaturePage,
     query: ItemQuery,
     links: list[dict[str, str]],
@@ -497,17 +496,16 @@ def _items_page(
     language = _language(request, lang)
     base = base_url(request)
     words = Formatter.of_build(language, base, build.catalog, _styles(request))
-    records = [_pick(table.records[i], query.properties) for i in page.rows]
-    names = list(dict.fromkeys(k for r in records for k in r if k != table.meta.get("id_field")))
+    records = page.records
+    names = list(dict.fromkeys(k for r in records for k in r if k != info.id_field))
     _ = translator(language)
     rows = [
         (
-            f"{base}collections/{table.id}/items/{quote(str(table.ids[i]), safe=':')}"
-            f"?f=html&lang={language}",
-            table.ids[i],
+            f"{base}collections/{info.id}/items/{quote(fid, safe=':')}?f=html&lang={language}",
+            fid,
             [cell(words.show(n, r.get(n), r)) for n in names],
         )
-        for i, r in zip(page.rows, records, strict=True)
+        for fid, r in zip(page.ids, records, strict=True)
     ]
     pages = [
         {"href": x["href"], "text": text, "rel": rel}
@@ -526,7 +524,7 @@ def _items_page(
         request,
         lang,
         "items.html",
-        layer_title=_(table.meta["title"]),
+        layer_title=_(info.title),
         matched=page.number_matched,
         matched_text=number(page.number_matched, language),
         shown=len(rows),
@@ -552,7 +550,7 @@ def item(
 ) -> Response:
     """One feature by its id, with links to itself and its collection; as a page, its full
     record, each field labelled in the page's language."""
-    build.store.layer_meta(collection_id, access)
+    info = build.store.layer(collection_id, access)
     refuse_unknown(request.query_params.keys(), DOCUMENT_PARAMETERS)
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
     feature = build.store.get(collection_id, feature_id, access)
@@ -571,8 +569,7 @@ def item(
 
     def body() -> bytes:
         if fmt.key == "html":
-            table = build.store.table(collection_id, access)
-            record = table.records[table.position[feature_id]]
+            record = feature.properties
             language = _language(request, lang)
             name = record.get("name")
             return _page(
@@ -582,12 +579,12 @@ def item(
                 collection_id=collection_id,
                 feature_id=feature_id,
                 heading=name if isinstance(name, str) and name else feature_id,
-                layer_title=translator(language)(table.meta["title"]),
+                layer_title=translator(language)(info.title),
                 rows=Formatter.of_build(language, base, build.catalog, _styles(request)).rows(
                     record
                 ),
                 json_url=links[1]["href"],
             )
-        return feature[:-1] + b',"links":' + _dumps(links) + b"}"
+        return feature.body[:-1] + b',"links":' + _dumps(links) + b"}"
 
     return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS)

@@ -8,6 +8,7 @@ import html
 import json
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -184,18 +185,17 @@ def _countries(build: BuildDep, access: AccessDep, definition: MapDefinition) ->
     """ISO alpha-3 codes of the countries of the map's features in its box (for credits)."""
     if definition.bounds is None:
         return set()
-    query = ItemQuery(bbox=definition.bounds)
+    query = ItemQuery(bbox=definition.bounds, limit=None)
     found: set[str] = set()
     for layer in definition.layers:
         if (
             layer not in build.catalog["layers"]
             or build.catalog["layers"][layer]["kind"] == "raster"
+            or "country" not in build.store.layer(layer, access).fields
         ):
             continue
-        table = build.store.table(layer, access)
-        if "country" in table.frame:
-            rows = table.select(query, access)
-            found.update(str(c) for c in table.frame["country"].iloc[rows].dropna().unique())
+        frame = build.store.frame(layer, replace(query, properties=("country",)), access)
+        found.update(str(c) for c in frame["country"].dropna().unique())
     return found
 
 
@@ -320,7 +320,9 @@ def map_png(
     _ = translator(lang)
     frame = _frame(view, bbox, width, height)
     west, south, east, north = frame.lonlat_bounds()
-    query = ItemQuery(bbox=(max(west, -180), max(south, -90), min(east, 180), min(north, 90)))
+    query = ItemQuery(
+        bbox=(max(west, -180), max(south, -90), min(east, 180), min(north, 90)), limit=None
+    )
     # A layer drawn from some zoom on (villages) is drawn in the picture from that zoom too.
     shown = [x for x in definition.layers if x in view.layers and styles[x].min_zoom <= frame.zoom]
     key = (build.build_id, access.value, map_id, lang, tuple(sorted(request.query_params.items())))
@@ -329,7 +331,7 @@ def map_png(
         present = [x for x in shown if x in build.catalog["layers"]]
         rasters = [
             static_map.RasterLayer(
-                build.store.path / meta["file"],
+                build.store.raster(x).location,
                 png.renderer(meta.get("fields", {})),
                 0.75 if x == "risk_surface" else 1.0,
                 "bilinear" if x == "risk_surface" else "nearest",
@@ -340,9 +342,8 @@ def map_png(
         drawn = picture.draw_layers(
             present,
             styles,
-            lambda layer: build.store.table(layer, access),
+            lambda layer, asked: build.store.frame(layer, asked, access),
             query,
-            access,
             facts.thresholds,
             view.years,
             lang,
@@ -363,9 +364,7 @@ def map_png(
         return static_map.compose(
             frame,
             _basemap(request).url,
-            lambda: json.loads((build.store.path / build.catalog["basemap"]["file"]).read_bytes())[
-                "features"
-            ],
+            lambda: json.loads(build.store.resource("basemap"))["features"],
             rasters,
             drawn.marks,
             definition.title.get(lang),
@@ -565,17 +564,19 @@ def basemap(request: Request, build: BuildDep, access: AccessDep) -> Response:
 
     Compressed once per build (it is the largest thing a map loads), not on every request.
     """
-    meta = build.catalog.get("basemap")
-    if meta is None:
-        raise NotFoundError("this build has no basemap: rebuild with 'riskmap build'")
-    path = build.store.path / meta["file"]
     cached = getattr(request.app.state, "basemap_gz", None)
     if cached is None or cached[0] != build.build_id:
-        cached = (build.build_id, gzip.compress(path.read_bytes(), compresslevel=6))
+        data = build.store.resource("basemap")
+        cached = (build.build_id, gzip.compress(data, compresslevel=6))
         request.app.state.basemap_gz = cached
     if "gzip" not in request.headers.get("accept-encoding", ""):
         return conditional(
-            request, build.build_id, access, path.read_bytes, "application/geo+json", TILES_CACHE
+            request,
+            build.build_id,
+            access,
+            lambda: build.store.resource("basemap"),
+            "application/geo+json",
+            TILES_CACHE,
         )
     headers = {"Content-Encoding": "gzip", "Vary": "Accept, Accept-Language, Accept-Encoding"}
     return conditional(

@@ -17,6 +17,7 @@ from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
 from geo_service.errors import NotFoundError
 from geo_service.render import png
+from geo_service.store.base import RasterSource
 from geo_service.store.raster import MAX_ZOOM
 
 router = APIRouter(tags=["tiles"])
@@ -50,10 +51,21 @@ async def raster_tile(
     """
     raster = build.store.raster(layer)
     _check_tile(z, x, y, MAX_ZOOM)
-    data = raster.cache.get((z, x, y))
+    key = (layer, z, x, y)
+    data = build.raster_tiles.get(key)
     if data is None and not client_has(request, build.build_id, access):
-        data = await run_in_threadpool(raster.tile, z, x, y)
+        data = await run_in_threadpool(_render, raster, z, x, y)
+        build.raster_tiles.put(key, data)
     return conditional(request, build.build_id, access, lambda: data or b"", PNG, TILES)
+
+
+def _render(raster: RasterSource, z: int, x: int, y: int) -> bytes:
+    """The PNG of one tile: scores in cividis, people per cell in their own scale;
+    transparent where the layer has no value."""
+    image = raster.tile_data(z, x, y)
+    if image is None:
+        return png.empty_tile()
+    return png.renderer(raster.info.meta.get("fields", {}))(image)
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Vector tile (MVT)")
@@ -61,14 +73,13 @@ def vector_tile(
     layer: str, z: int, x: int, y: int, request: Request, build: BuildDep, access: AccessDep
 ) -> Response:
     """A Mapbox Vector Tile of a vector layer: every property, geometry simplified per zoom."""
-    build.store.layer_meta(layer, access)
+    build.store.layer(layer, access)
     _check_tile(z, x, y, MAX_ZOOM)
-    table = build.store.table(layer, access)
     return conditional(
         request,
         build.build_id,
         access,
-        lambda: table.vector_tile(z, x, y, access),
+        lambda: build.store.vector_tile(layer, z, x, y, access),
         MVT,
         TILES,
     )
@@ -104,8 +115,8 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
     if raster:
         maxzoom = build.store.raster(layer).native_zoom
     else:
-        meta = build.store.layer_meta(layer, access)  # bounds of what this caller may see
-        table = build.store.table(layer, access)
+        info = build.store.layer(layer, access)  # bounds of what this caller may see
+        meta = info.meta
         maxzoom = VECTOR_MAX_ZOOM
 
     def body() -> bytes:
@@ -141,9 +152,7 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
                     "maxzoom": maxzoom,
                     # Every property a tile carries: lists (evidence ids) and dates as text.
                     "fields": {
-                        c: types.get(table.queryables.get(c, ""), "String")
-                        for c in table.frame.columns
-                        if c != table.frame.geometry.name
+                        c: types.get(info.queryables.get(c, ""), "String") for c in info.fields
                     },
                 }
             ]

@@ -446,6 +446,7 @@ def _strings(lang: str) -> dict[str, Any]:
         "incidentCount": plural("{n} incident in view", "{n} incidents in view"),
         "sites": plural("{n} mine site", "{n} mine sites"),
         "features": plural("{n} feature", "{n} features"),
+        "units": plural("{n} official unit", "{n} official units"),
         "dams": plural("{n} tailings dam", "{n} tailings dams"),
         "partial": _("{shown} of {total}: zoom in for all"),
         "share": _("Share"),

@@ -278,7 +278,7 @@ export function Points(ctx, id, group) {
     }));
     marker.addTo(target);
   }
-  ViewLayer(ctx, id, group, drawPoint, ctx.t.features);
+  ViewLayer(ctx, id, group, drawPoint, id === "risk_units" ? ctx.t.units : ctx.t.features);
 }
 
 /** Opens the popup of the area under a tap that no layer above took (none opened a popup

@@ -11,7 +11,7 @@ ASSETS := node_modules/.package-lock.json
 # Browser tests drive Debian's Chromium; installing it needs root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test build layers lint clean browser
+.PHONY: run test install install-test build layers lint clean browser postgis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,13 @@ browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq chromium; }
 
+# The tests start a throw-away PostgreSQL cluster with PostGIS (tests/postgis.py).
+postgis:
+	@ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql-15-postgis-3; }
+
 install: $(VENV)/.installed $(ASSETS)
-install-test: $(VENV)/.installed-test $(ASSETS) browser
+install-test: $(VENV)/.installed-test $(ASSETS) browser postgis
 
 ## run: install, build the layers from the bundled data if needed, serve on http://$(HOST):$(PORT)
 run: install

@@ -25,7 +25,7 @@ from geo_service.ingest.base import ProgressFn
 from geo_service.ingest.validate import SourceResult, validate_source
 from geo_service.schemas import Kind
 from geo_service.settings import ApiSettings, BuildSettings
-from geo_service.store.files import read_build_catalog
+from geo_service.store.files import current_build_id, read_build_catalog
 
 app = typer.Typer(
     name="riskmap",
@@ -127,10 +127,21 @@ def build_cmd(
         raise _fail(exc, 1) from exc
     except RiskMapError as exc:
         raise _fail(exc, 2) from exc
-    if result.skipped:
-        return
-    _print_sources(result.sources)
-    out.print(f"build [bold]{result.build_id}[/] written to {result.path}")
+    if not result.skipped:
+        _print_sources(result.sources)
+        out.print(f"build [bold]{result.build_id}[/] written to {result.path}")
+    if settings.store_url:
+        from geo_service.store.postgis import publish
+
+        build_id = current_build_id(settings.build_dir)
+        try:
+            with out.status(f"publishing {build_id} into PostGIS"):
+                publish(settings.store_url, settings.build_dir, build_id, settings.keep_builds)
+        except Exception as exc:  # noqa: BLE001 - the database's own words, and exit 2
+            raise _fail(
+                RuntimeError(f"publishing {build_id} into PostGIS failed: {exc}"), 2
+            ) from exc
+        out.print(f"build [bold]{build_id}[/] published into PostGIS and made current there")
 
 
 def _print_sources(results: list[SourceResult]) -> None:

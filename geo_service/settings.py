@@ -47,6 +47,12 @@ class BuildSettings(BaseSettings):
         description="Restricted rows dated within this many days of the build are left out of "
         "everything anonymous callers see, scores included (0: no delay).",
     )
+    store_url: str | None = Field(
+        None,
+        description="A PostgreSQL URL (postgresql://…): each build is also published into this "
+        "PostGIS database, and the service answers from it (docs/deploy.md). None: the build "
+        "folder only.",
+    )
     surface_cell_m: float | None = Field(
         None,
         gt=0.0,
@@ -62,6 +68,12 @@ class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RISKMAP_", extra="ignore")
 
     build_dir: Path = Path("layers/build")
+    store_url: str | None = Field(
+        None,
+        description="A PostgreSQL URL (postgresql://…): each build is also published into this "
+        "PostGIS database, and the service answers from it (docs/deploy.md). None: the build "
+        "folder only.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     maps_file: Path = Field(Path("layers/maps.toml"), description="Map definitions.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from geo_service.build import BuildResult, build
 from geo_service.catalog import SourceCatalog, load_catalog
 from geo_service.settings import BuildSettings
+from tests.postgis import cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ROOT / "layers"
@@ -80,6 +82,13 @@ def small_layers(root: Path, keep: tuple[str, ...] = SMALL_SOURCES) -> Path:
 def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The catalog of ``SMALL_SOURCES`` (shared, do not modify)."""
     return small_layers(tmp_path_factory.mktemp("small"))
+
+
+@pytest.fixture(scope="session")
+def postgis_url() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster with PostGIS, for the whole run (``tests/postgis.py``)."""
+    with cluster() as url:
+        yield url
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from geo_service.maps.assets import SCRIPTS, asset_version, script_version
 from geo_service.maps.definitions import MapDefinition
 from geo_service.maps.i18n import N_, plural_translator, translator
 from geo_service.maps.layers import LayerDefinition
+from geo_service.maps.names import with_stable_names
 from geo_service.render import png
 from geo_service.render.symbols import svg_path
 from geo_service.render.templates import environment
@@ -709,6 +710,7 @@ def attribution_html(
     )
 
 
+@with_stable_names
 def build_page(
     definition: MapDefinition,
     base: str,

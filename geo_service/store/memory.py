@@ -58,6 +58,9 @@ MAX_LATITUDE = 85.05112877980659
 SENSITIVITY = "sensitivity"
 
 
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
@@ -90,19 +93,23 @@ def encode_features(
 ) -> list[bytes]:
     """Each row as a GeoJSON Feature (RFC 7946), bytes."""
     geoms = shapely.to_geojson(frame.geometry.to_numpy())
-    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-    out = []
-    for fid, geom, rec in zip(ids, geoms, records, strict=True):
-        out.append(
-            b'{"type":"Feature","id":'
-            + orjson.dumps(fid)
-            + b',"geometry":'
-            + (geom.encode() if geom is not None else b"null")
-            + b',"properties":'
-            + orjson.dumps(rec, default=_json_default, option=option)
-            + b"}"
-        )
-    return out
+    return [
+        feature_bytes(fid, geom.encode() if geom is not None else b"null", rec)
+        for fid, geom, rec in zip(ids, geoms, records, strict=True)
+    ]
+
+
+def feature_bytes(fid: object, geometry: bytes, properties: dict[str, Any]) -> bytes:
+    """One GeoJSON Feature from its id, its geometry's GeoJSON and its properties."""
+    return (
+        b'{"type":"Feature","id":'
+        + orjson.dumps(fid)
+        + b',"geometry":'
+        + geometry
+        + b',"properties":'
+        + orjson.dumps(properties, default=_json_default, option=_JSON_OPTIONS)
+        + b"}"
+    )
 
 
 def _json_type(column: pd.Series) -> str | None:
@@ -352,22 +359,11 @@ class LayerTable:
         """Features with only the named properties (encoded per request: a map asks for the
         few it draws, a tenth of the bytes on slow connections)."""
         self._check_properties(names)
-        option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
         geoms = self.geometries_json
-        out = []
-        for i in rows:
-            record = self.records[i]
-            props = {n: record[n] for n in names}
-            out.append(
-                b'{"type":"Feature","id":'
-                + orjson.dumps(self.ids[i])
-                + b',"geometry":'
-                + geoms[i]
-                + b',"properties":'
-                + orjson.dumps(props, default=_json_default, option=option)
-                + b"}"
-            )
-        return out
+        return [
+            feature_bytes(self.ids[i], geoms[i], {n: self.records[i][n] for n in names})
+            for i in rows
+        ]
 
     def get(self, feature_id: str, access: Access) -> Feature:
         """One feature; a row the caller may not see does not exist for them."""

@@ -8,7 +8,6 @@ in the language of ``lang`` or Accept-Language; the JSON is the same in every la
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -469,11 +468,12 @@ def items(
         links = items_links(request, collection_id, page, query, fmt.key)
         if fmt.key == "html":
             return _items_page(request, lang, build, info, page, query, links)
+        # No timeStamp (optional in OGC API – Features, and it would have to be the time of
+        # the answer): every replica answers the same URL of one build with the same bytes.
         head = {
             "type": "FeatureCollection",
             "numberMatched": page.number_matched,
             "numberReturned": len(page.features),
-            "timeStamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "build_id": build.build_id,
             "links": links,
         }

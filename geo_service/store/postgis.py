@@ -1,0 +1,595 @@
+"""The PostGIS backend: builds published into PostgreSQL, served by any number of replicas.
+
+``publish`` copies a build's vector layers into a schema of their own (``b_<build id>``): one
+table per view (the full layer, and ``<layer>__public`` for a layer holding restricted rows),
+each row with its position, id, encoded GeoJSON, properties (json, in the layer's order),
+geometry (GiST index),
+bounds, date and search keys, made by the embedded store's ``LayerTable`` so both backends
+encode alike. It then marks the build current in one transaction (``riskmap.builds``), keeps
+the last ``keep`` builds and notifies the replicas. Two database roles hold the access rules:
+``riskmap_public`` reads only the public views, ``riskmap_full`` every table; each request runs
+under the role of its caller (``SET LOCAL ROLE``). Rasters stay COG files in the build folder,
+which every replica reads (docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import orjson
+import pandas as pd
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from geo_service.errors import BadQueryError, NoBuildError, NotFoundError
+from geo_service.store import mvt
+from geo_service.store.base import Access, Feature, FeaturePage, ItemQuery, LayerInfo
+from geo_service.store.files import read_build_catalog
+from geo_service.store.memory import LayerTable, _to_lonlat, feature_bytes, raster_info, search_key
+from geo_service.store.raster import RasterLayer
+
+#: The schema of the builds table.
+SCHEMA = "riskmap"
+PUBLIC_ROLE = "riskmap_public"
+FULL_ROLE = "riskmap_full"
+#: The channel a published build is announced on.
+CHANNEL = "riskmap_builds"
+#: Seconds a replica trusts its last look at the current build.
+CURRENT_TTL_S = 1.0
+
+_SETUP = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.builds (
+    build_id text PRIMARY KEY,
+    schema_name text NOT NULL,
+    catalog json NOT NULL,
+    layers json NOT NULL,
+    published timestamptz NOT NULL DEFAULT now(),
+    current boolean NOT NULL DEFAULT false
+);
+CREATE UNIQUE INDEX IF NOT EXISTS builds_one_current ON {SCHEMA}.builds (current) WHERE current;
+"""
+_COLUMNS = (
+    "ord",
+    "fid",
+    "feature",
+    "geometry_json",
+    "props",
+    "geom",
+    "minx",
+    "miny",
+    "maxx",
+    "maxy",
+    "date",
+    "restricted",
+    "name_key",
+    "every_key",
+    "population",
+)
+
+
+def schema_of(build_id: str) -> str:
+    """The schema of a build's tables."""
+    return "b_" + re.sub(r"[^a-z0-9]+", "_", build_id.lower())
+
+
+def _table_name(layer_id: str, public: bool) -> str:
+    return f"{layer_id}__public" if public else layer_id
+
+
+def _roles(conn: psycopg.Connection) -> None:
+    for role in (PUBLIC_ROLE, FULL_ROLE):
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
+    conn.execute(
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}, {}").format(
+            sql.Identifier(SCHEMA), sql.Identifier(PUBLIC_ROLE), sql.Identifier(FULL_ROLE)
+        )
+    )
+    conn.execute(
+        sql.SQL("GRANT SELECT ON {}.builds TO {}, {}").format(
+            sql.Identifier(SCHEMA), sql.Identifier(PUBLIC_ROLE), sql.Identifier(FULL_ROLE)
+        )
+    )
+
+
+def _rows(table: LayerTable) -> Any:
+    """Each row of a view as the tables hold it."""
+    geoms = shapely.set_srid(table.frame.geometry.to_numpy(), 4326)
+    wkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
+    name, every = table.names
+    population = (
+        table.frame["population"].astype("float64").to_numpy()
+        if "population" in table.frame
+        else np.full(len(table.ids), np.nan)
+    )
+    dates = table.dates
+    for i in range(len(table.ids)):
+        bounds = (table.minx[i], table.miny[i], table.maxx[i], table.maxy[i])
+        yield (
+            i,
+            str(table.ids[i]),
+            table.features[i].decode(),
+            table.geometries_json[i].decode(),
+            orjson.dumps(table.records[i], option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+            wkb[i],
+            *(None if np.isnan(v) else float(v) for v in bounds),
+            None if dates is None or np.isnat(dates[i]) else pd.Timestamp(dates[i]).to_pydatetime(),
+            bool(table.restricted[i]),
+            name[i],
+            every[i],
+            None if np.isnan(population[i]) else float(population[i]),
+        )
+
+
+def _copy_view(
+    conn: psycopg.Connection, schema: str, name: str, table: LayerTable, readers: list[str]
+) -> None:
+    target = sql.Identifier(schema, name)
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} (ord integer PRIMARY KEY, fid text NOT NULL UNIQUE, feature text, "
+            "geometry_json text, props json, geom geometry(Geometry, 4326), minx float8, "
+            "miny float8, maxx float8, maxy float8, date timestamp, restricted boolean, "
+            "name_key text, every_key text, population float8)"
+        ).format(target)
+    )
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS)
+    with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy:
+        for row in _rows(table):
+            copy.write_row(row)
+    conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(target))
+    conn.execute(sql.SQL("CREATE INDEX ON {} (date)").format(target))
+    conn.execute(sql.SQL("ANALYZE {}").format(target))
+    for role in readers:
+        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(target, sql.Identifier(role)))
+
+
+def publish(url: str, build_dir: Path, build_id: str, keep: int = 3) -> None:
+    """Copy a build into PostGIS, make it current in one transaction, keep the last ``keep``.
+
+    A build published before is not copied again: it is made current if it is not."""
+    catalog = read_build_catalog(build_dir, build_id)
+    path = Path(build_dir) / build_id
+    schema = schema_of(build_id)
+    layers: dict[str, dict[str, Any]] = {}
+    with psycopg.connect(url) as conn:
+        conn.execute(_SETUP)
+        _roles(conn)
+        conn.commit()
+        known = conn.execute(
+            sql.SQL("SELECT current FROM {}.builds WHERE build_id = %s").format(
+                sql.Identifier(SCHEMA)
+            ),
+            (build_id,),
+        ).fetchone()
+        if known is not None:  # published before: never rewritten under the replicas
+            if not known[0]:
+                _switch(conn, build_id)
+            return
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}, {}").format(
+                sql.Identifier(schema), sql.Identifier(PUBLIC_ROLE), sql.Identifier(FULL_ROLE)
+            )
+        )
+        files = sql.Identifier(schema, "files")
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (name text, public boolean, data bytea)").format(files)
+        )
+        for layer_id, meta in catalog["layers"].items():
+            if meta["kind"] == "raster":
+                continue
+            views = {False: {k: v for k, v in meta.items() if k != "public"}}
+            if "public" in meta:
+                views[True] = {**views[False], **meta["public"]}
+            for public, seen in views.items():
+                data = (path / seen["file"]).read_bytes()
+                table = LayerTable(layer_id, seen, gpd.read_parquet(io.BytesIO(data)))
+                # The public role reads a layer's public view, or the layer when it has none.
+                readers = [FULL_ROLE] + ([PUBLIC_ROLE] if public or len(views) == 1 else [])
+                _copy_view(conn, schema, _table_name(layer_id, public), table, readers)
+                conn.execute(
+                    sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(files),
+                    (_table_name(layer_id, public), public or len(views) == 1, data),
+                )
+                info = asdict(table.info)
+                info.pop("meta")
+                layers.setdefault(layer_id, {})["public" if public else "full"] = info
+        basemap = catalog.get("basemap")
+        if basemap:
+            conn.execute(
+                sql.SQL("INSERT INTO {} VALUES ('basemap', true, %s)").format(files),
+                ((path / basemap["file"]).read_bytes(),),
+            )
+        conn.execute(
+            sql.SQL(
+                "CREATE VIEW {} AS SELECT name, data FROM {} WHERE public; "
+                "GRANT SELECT ON {} TO {}; GRANT SELECT ON {} TO {}"
+            ).format(
+                sql.Identifier(schema, "files_public"),
+                files,
+                sql.Identifier(schema, "files_public"),
+                sql.Identifier(PUBLIC_ROLE),
+                files,
+                sql.Identifier(FULL_ROLE),
+            )
+        )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.builds (build_id, schema_name, catalog, layers) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (build_id) DO UPDATE SET "
+                "schema_name = excluded.schema_name, catalog = excluded.catalog, "
+                "layers = excluded.layers, published = now()"
+            ).format(sql.Identifier(SCHEMA)),
+            (build_id, schema, orjson.dumps(catalog).decode(), orjson.dumps(layers).decode()),
+        )
+        conn.commit()
+        _switch(conn, build_id)
+        _prune(conn, keep)
+
+
+def _switch(conn: psycopg.Connection, build_id: str) -> None:
+    """Make a published build the current one: one transaction, announced when it commits."""
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("UPDATE {}.builds SET current = false WHERE current").format(
+                sql.Identifier(SCHEMA)
+            )
+        )
+        conn.execute(
+            sql.SQL("UPDATE {}.builds SET current = true WHERE build_id = %s").format(
+                sql.Identifier(SCHEMA)
+            ),
+            (build_id,),
+        )
+        conn.execute(sql.SQL("SELECT pg_notify({}, %s)").format(sql.Literal(CHANNEL)), (build_id,))
+
+
+def _prune(conn: psycopg.Connection, keep: int) -> None:
+    """Drop every build but the current one and the newest ``keep`` − 1 others."""
+    old = conn.execute(
+        sql.SQL(
+            "SELECT build_id, schema_name FROM {}.builds WHERE NOT current "
+            "ORDER BY published DESC OFFSET %s"
+        ).format(sql.Identifier(SCHEMA)),
+        (max(keep - 1, 0),),
+    ).fetchall()
+    for build_id, schema in old:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(
+            sql.SQL("DELETE FROM {}.builds WHERE build_id = %s").format(sql.Identifier(SCHEMA)),
+            (build_id,),
+        )
+    conn.commit()
+
+
+class PostgisBuildSource:
+    """The ``BuildSource`` of a database: the build marked current in ``riskmap.builds``."""
+
+    def __init__(self, url: str, build_dir: Path, pool_size: int = 8) -> None:
+        self.build_dir = Path(build_dir)
+        self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True)
+        self._current: tuple[float, str] | None = None
+        self._lock = threading.Lock()
+
+    def current_id(self) -> str:
+        """The current build (looked up at most once a second)."""
+        now = time.monotonic()
+        seen = self._current
+        if seen is not None and now - seen[0] < CURRENT_TTL_S:
+            return seen[1]
+        with self.pool.connection() as conn:
+            try:
+                row = conn.execute(
+                    sql.SQL("SELECT build_id FROM {}.builds WHERE current").format(
+                        sql.Identifier(SCHEMA)
+                    )
+                ).fetchone()
+            except psycopg.errors.UndefinedTable:
+                row = None
+        if row is None:
+            raise NoBuildError("no build is published in the database: run 'riskmap build'")
+        with self._lock:
+            self._current = (now, row[0])
+        return row[0]
+
+    def open(self, build_id: str) -> PostgisStore:
+        """The store of one published build."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT schema_name, catalog, layers FROM {}.builds WHERE build_id = %s"
+                ).format(sql.Identifier(SCHEMA)),
+                (build_id,),
+            ).fetchone()
+        if row is None:
+            raise NoBuildError(f"build {build_id} is not published in the database")
+        return PostgisStore(self.pool, build_id, row[0], row[1], row[2], self.build_dir / build_id)
+
+
+class PostgisStore:
+    """One published build, answered by SQL under the caller's database role."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        build_id: str,
+        schema: str,
+        catalog: dict[str, Any],
+        layers: dict[str, dict[str, Any]],
+        raster_dir: Path,
+    ) -> None:
+        self.pool = pool
+        self.build_id = build_id
+        self.schema = schema
+        self.catalog = catalog
+        self._layers = layers
+        self._raster_dir = raster_dir
+        self._rasters: dict[str, RasterLayer] = {}
+        self._frames: dict[str, gpd.GeoDataFrame] = {}
+        self._lock = threading.Lock()
+
+    # -- descriptions ---------------------------------------------------------------------
+
+    def _view(self, layer_id: str, access: Access) -> tuple[str, LayerInfo]:
+        """The table this caller reads and its description, or ``NotFoundError``."""
+        views = self._layers.get(layer_id)
+        if views is None:
+            raise NotFoundError(
+                f"no collection '{layer_id}'; collections are {', '.join(self._layers)}"
+            )
+        public = not access.sees_restricted and "public" in views
+        info = views["public" if public else "full"]
+        meta = {k: v for k, v in self.catalog["layers"][layer_id].items() if k != "public"}
+        if public:
+            meta |= self.catalog["layers"][layer_id]["public"]
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in info.items()}
+        return _table_name(layer_id, public), LayerInfo(**fields, meta=meta)
+
+    def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
+        """Every vector layer, as this caller sees it."""
+        return {k: self._view(k, access)[1] for k in self._layers}
+
+    def layer(self, layer_id: str, access: Access = Access.anonymous) -> LayerInfo:
+        """One vector layer, as this caller sees it."""
+        return self._view(layer_id, access)[1]
+
+    # -- queries --------------------------------------------------------------------------
+
+    def _connection(self, access: Access) -> Any:
+        return _RoleConnection(self.pool, FULL_ROLE if access.sees_restricted else PUBLIC_ROLE)
+
+    def _where(
+        self, info: LayerInfo, query: ItemQuery, access: Access
+    ) -> tuple[sql.Composable, list[Any], sql.Composable]:
+        """The WHERE clause of a query, its parameters, and its ORDER BY."""
+        parts: list[sql.Composable] = [sql.SQL("true")]
+        params: list[Any] = []
+        if not access.sees_restricted:
+            parts.append(sql.SQL("NOT restricted"))  # the second lock, as in memory
+        if query.bbox is not None:
+            west, south, east, north = query.bbox
+            x = "(maxx >= %s AND minx <= %s)" if west <= east else "(maxx >= %s OR minx <= %s)"
+            parts.append(sql.SQL(x + " AND maxy >= %s AND miny <= %s"))
+            params += [west, east, south, north]
+        if query.interval is not None:
+            if info.date_field is None:
+                raise BadQueryError(f"collection '{info.id}' has no dates", parameter="datetime")
+            start, end = query.interval
+            parts.append(sql.SQL("date IS NOT NULL"))
+            if start is not None:
+                parts.append(sql.SQL("date >= %s"))
+                params.append(start.tz_localize(None).to_pydatetime())
+            if end is not None:
+                parts.append(sql.SQL("date <= %s"))
+                params.append(end.tz_localize(None).to_pydatetime())
+        for column, value in query.filters.items():
+            kind = info.queryables[column]
+            if kind == "string":
+                parts.append(sql.SQL("props->>%s = %s"))
+                params += [column, value]
+            elif kind == "boolean":
+                if value.lower() not in ("true", "false"):
+                    raise BadQueryError("expected true or false", parameter=column)
+                parts.append(sql.SQL("(props->>%s)::boolean = %s"))
+                params += [column, value.lower() == "true"]
+            else:
+                try:
+                    number = float(value)
+                except ValueError as exc:
+                    raise BadQueryError(
+                        f"expected a {kind}, got {value!r}", parameter=column
+                    ) from exc
+                parts.append(sql.SQL("(props->>%s)::float8 = %s"))
+                params += [column, number]
+        order: sql.Composable = sql.SQL("ord")
+        if query.q is not None and (words := search_key(query.q).split()):
+            for word in words:
+                parts.append(sql.SQL("strpos(every_key, %s) > 0"))
+                params.append(word)
+            wanted = " ".join(words)
+            order = sql.SQL(
+                "CASE WHEN name_key = {w} THEN 0 WHEN starts_with(name_key, {w}) THEN 1 "
+                "WHEN strpos(' ' || name_key, ' ' || {w}) > 0 THEN 2 ELSE 3 END, "
+                "coalesce(population, 0) DESC, ord"
+            ).format(w=sql.Literal(wanted))
+        return sql.SQL(" AND ").join(parts), params, order
+
+    def _check_properties(self, info: LayerInfo, names: tuple[str, ...]) -> None:
+        unknown = [n for n in names if n not in info.fields]
+        if unknown:
+            raise BadQueryError(
+                f"unknown properties {', '.join(unknown)}; this collection has "
+                f"{', '.join(info.fields)}",
+                parameter="properties",
+            )
+
+    def _select(
+        self, layer_id: str, query: ItemQuery, access: Access, columns: str
+    ) -> tuple[LayerInfo, int, list[tuple[Any, ...]]]:
+        name, info = self._view(layer_id, access)
+        if query.properties is not None:
+            self._check_properties(info, query.properties)
+        where, params, order = self._where(info, query, access)
+        table = sql.Identifier(self.schema, name)
+        with self._connection(access) as conn:
+            matched = conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, where), params
+            ).fetchone()[0]
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT " + columns + " FROM {} WHERE {} ORDER BY {} OFFSET %s LIMIT %s"
+                ).format(table, where, order),
+                [*params, query.offset, query.limit],
+            ).fetchall()
+        return info, matched, rows
+
+    def query(self, layer_id: str, query: ItemQuery, access: Access) -> FeaturePage:
+        """A page of the features matching ``query``."""
+        _, matched, rows = self._select(
+            layer_id, query, access, "fid, feature, geometry_json, props"
+        )
+        if query.properties is None:
+            features = [f.encode() for _, f, _, _ in rows]
+            records = [p for _, _, _, p in rows]
+        else:
+            records = [{n: p[n] for n in query.properties} for _, _, _, p in rows]
+            features = [
+                feature_bytes(fid, g.encode(), r)
+                for (fid, _, g, _), r in zip(rows, records, strict=True)
+            ]
+        return FeaturePage(
+            layer_id, self.build_id, matched, [r[0] for r in rows], features, records
+        )
+
+    def frame(self, layer_id: str, query: ItemQuery, access: Access) -> gpd.GeoDataFrame:
+        """The matching rows as a table: selected in SQL, with the columns and types of the
+        layer's GeoParquet (kept in the build's schema)."""
+        name, _ = self._view(layer_id, access)
+        _, _, rows = self._select(layer_id, query, access, "ord")
+        whole = self._frame(name, access)
+        out = whole.iloc[[r[0] for r in rows]]
+        if query.properties is not None:
+            out = out[[*query.properties, out.geometry.name]]
+        return out
+
+    def _frame(self, name: str, access: Access) -> gpd.GeoDataFrame:
+        frame = self._frames.get(name)
+        if frame is None:
+            files = "files" if access.sees_restricted else "files_public"
+            with self._connection(access) as conn:
+                row = conn.execute(
+                    sql.SQL("SELECT data FROM {} WHERE name = %s").format(
+                        sql.Identifier(self.schema, files)
+                    ),
+                    (name,),
+                ).fetchone()
+            frame = gpd.read_parquet(io.BytesIO(row[0])).reset_index(drop=True)
+            with self._lock:
+                self._frames[name] = frame
+        return frame
+
+    def get(self, layer_id: str, feature_id: str, access: Access) -> Feature:
+        """One feature; a row this caller may not see does not exist for them."""
+        name, _ = self._view(layer_id, access)
+        guard = "" if access.sees_restricted else " AND NOT restricted"
+        with self._connection(access) as conn:
+            row = conn.execute(
+                sql.SQL("SELECT feature, props FROM {} WHERE fid = %s" + guard).format(
+                    sql.Identifier(self.schema, name)
+                ),
+                (feature_id,),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"collection '{layer_id}' has no feature '{feature_id}'")
+        return Feature(feature_id, row[0].encode(), row[1])
+
+    def vector_tile(self, layer_id: str, z: int, x: int, y: int, access: Access) -> bytes:
+        """One Mapbox Vector Tile, by ``ST_AsMVT``, of the rows this caller may see."""
+        name, info = self._view(layer_id, access)
+        west, south, east, north = mvt.tile_bounds(z, x, y)
+        pad = (east - west) * mvt.BUFFER / mvt.EXTENT
+        lon, lat = _to_lonlat(
+            np.array([west - pad, east + pad]), np.array([south - pad, north + pad])
+        )
+        box = (max(lon[0], -180.0), max(lat[0], -90.0), min(lon[1], 180.0), min(lat[1], 90.0))
+        where, params, _ = self._where(info, ItemQuery(bbox=box), access)
+        statement = sql.SQL(
+            "SELECT ST_AsMVT(t, {layer}, {extent}, 'geom') FROM (SELECT ST_AsMVTGeom("
+            "ST_Transform(geom, 3857), ST_TileEnvelope(%s, %s, %s), {extent}, {buffer}, true) "
+            "AS geom, props::jsonb AS props FROM {table} WHERE {where} AND geom IS NOT NULL "
+            "ORDER BY ord) t "
+            "WHERE geom IS NOT NULL"
+        ).format(
+            layer=sql.Literal(layer_id),
+            extent=sql.Literal(mvt.EXTENT),
+            buffer=sql.Literal(mvt.BUFFER),
+            table=sql.Identifier(self.schema, name),
+            where=where,
+        )
+        with self._connection(access) as conn:
+            row = conn.execute(statement, [z, x, y, *params]).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else b""
+
+    def raster(self, layer_id: str) -> RasterLayer:
+        """A raster layer: its COG in the build folder every replica reads."""
+        layer = self._rasters.get(layer_id)
+        if layer is not None:
+            return layer
+        meta = self.catalog["layers"].get(layer_id)
+        if meta is None or meta["kind"] != "raster":
+            rasters = [k for k, v in self.catalog["layers"].items() if v["kind"] == "raster"]
+            raise NotFoundError(
+                f"no raster layer '{layer_id}'; raster layers are {', '.join(rasters) or '(none)'}"
+            )
+        layer = RasterLayer(self._raster_dir / meta["file"], raster_info(layer_id, meta))
+        with self._lock:
+            self._rasters[layer_id] = layer
+        return layer
+
+    def resource(self, name: str) -> bytes:
+        """A file of the build that is not a layer (``basemap``)."""
+        if name != "basemap":
+            raise NotFoundError(f"build {self.build_id} has no {name}")
+        with self._connection(Access.anonymous) as conn:
+            row = conn.execute(
+                sql.SQL("SELECT data FROM {} WHERE name = 'basemap'").format(
+                    sql.Identifier(self.schema, "files_public")
+                )
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(
+                f"build {self.build_id} has no basemap: rebuild with 'riskmap build'"
+            )
+        return bytes(row[0])
+
+
+class _RoleConnection:
+    """A pooled connection in a transaction under one role (``SET LOCAL ROLE``: it ends with
+    the transaction, so the next user of the connection starts without it)."""
+
+    def __init__(self, pool: ConnectionPool, role: str) -> None:
+        self._context = pool.connection()
+        self._role = role
+
+    def __enter__(self) -> psycopg.Connection:
+        conn = self._context.__enter__()
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role)))
+        return conn
+
+    def __exit__(self, *exc: object) -> None:
+        self._context.__exit__(*exc)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,6 @@ def search_key(value: object) -> str:
     text = unicodedata.normalize("NFKD", str(value)).casefold()
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.split(r"[^\w]+", text)).strip()
-
-
-def _to_lonlat(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lon = np.degrees(x / 6378137.0)
-    lat = np.degrees(np.arctan(np.sinh(y / 6378137.0)))
-    return lon, lat
 
 
 #: Bytes of vector tiles kept per layer.
@@ -209,13 +204,7 @@ class LayerTable:
         tile = self.tiles.get(key)
         if tile is not None:
             return tile
-        west, south, east, north = mvt.tile_bounds(z, x, y)
-        pad = (east - west) * mvt.BUFFER / mvt.EXTENT
-        lon, lat = _to_lonlat(
-            np.array([west - pad, east + pad]), np.array([south - pad, north + pad])
-        )
-        box = (max(lon[0], -180.0), max(lat[0], -90.0), min(lon[1], 180.0), min(lat[1], 90.0))
-        rows = self.select(ItemQuery(bbox=box), access)
+        rows = self.select(ItemQuery(bbox=mvt.lonlat_box(z, x, y)), access)
         tile = mvt.encode_tile(self.id, self.mercator, self.records, rows, z, x, y)
         self.tiles.put(key, tile)
         return tile
@@ -406,12 +395,7 @@ class BuildStore:
         layer = self._rasters.get(layer_id)
         if layer is not None:
             return layer
-        meta = self.catalog["layers"].get(layer_id)
-        if meta is None or meta["kind"] != "raster":
-            rasters = [k for k, v in self.catalog["layers"].items() if v["kind"] == "raster"]
-            raise NotFoundError(
-                f"no raster layer '{layer_id}'; raster layers are {', '.join(rasters) or '(none)'}"
-            )
+        meta = raster_meta(self.catalog, layer_id)
         with self._lock("raster", layer_id):
             layer = self._rasters.get(layer_id)
             if layer is None:
@@ -484,6 +468,17 @@ class BuildStore:
                 f"build {self.build_id} has no {name}: rebuild with 'riskmap build'"
             )
         return (self._path / meta["file"]).read_bytes()
+
+
+def raster_meta(catalog: Mapping[str, Any], layer_id: str) -> dict[str, Any]:
+    """The catalog entry of a raster layer, or ``NotFoundError`` naming the raster layers."""
+    meta = catalog["layers"].get(layer_id)
+    if meta is None or meta["kind"] != "raster":
+        rasters = [k for k, v in catalog["layers"].items() if v["kind"] == "raster"]
+        raise NotFoundError(
+            f"no raster layer '{layer_id}'; raster layers are {', '.join(rasters) or '(none)'}"
+        )
+    return meta
 
 
 def raster_info(layer_id: str, meta: dict[str, Any]) -> LayerInfo:

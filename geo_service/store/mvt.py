@@ -31,6 +31,21 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     return west, north - size, west + size, north
 
 
+def lonlat_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """West, south, east, north in degrees of an XYZ tile grown by its buffer: the box whose
+    rows a tile holds."""
+    west, south, east, north = tile_bounds(z, x, y)
+    pad = (east - west) * BUFFER / EXTENT
+    lon = np.degrees(np.array([west - pad, east + pad]) / 6378137.0)
+    lat = np.degrees(np.arctan(np.sinh(np.array([south - pad, north + pad]) / 6378137.0)))
+    return (
+        max(float(lon[0]), -180.0),
+        max(float(lat[0]), -90.0),
+        min(float(lon[1]), 180.0),
+        min(float(lat[1]), 90.0),
+    )
+
+
 def mvt_properties(record: dict[str, Any]) -> dict[str, Any]:
     """Properties as MVT values: nulls dropped, lists and dicts as JSON text."""
     out = {}

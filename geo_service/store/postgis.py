@@ -35,7 +35,13 @@ from geo_service.errors import BadQueryError, NoBuildError, NotFoundError
 from geo_service.store import mvt
 from geo_service.store.base import Access, Feature, FeaturePage, ItemQuery, LayerInfo
 from geo_service.store.files import read_build_catalog
-from geo_service.store.memory import LayerTable, _to_lonlat, feature_bytes, raster_info, search_key
+from geo_service.store.memory import (
+    LayerTable,
+    feature_bytes,
+    raster_info,
+    raster_meta,
+    search_key,
+)
 from geo_service.store.raster import RasterLayer
 
 #: The schema of the builds table.
@@ -521,13 +527,7 @@ class PostgisStore:
     def vector_tile(self, layer_id: str, z: int, x: int, y: int, access: Access) -> bytes:
         """One Mapbox Vector Tile, by ``ST_AsMVT``, of the rows this caller may see."""
         name, info = self._view(layer_id, access)
-        west, south, east, north = mvt.tile_bounds(z, x, y)
-        pad = (east - west) * mvt.BUFFER / mvt.EXTENT
-        lon, lat = _to_lonlat(
-            np.array([west - pad, east + pad]), np.array([south - pad, north + pad])
-        )
-        box = (max(lon[0], -180.0), max(lat[0], -90.0), min(lon[1], 180.0), min(lat[1], 90.0))
-        where, params, _ = self._where(info, ItemQuery(bbox=box), access)
+        where, params, _ = self._where(info, ItemQuery(bbox=mvt.lonlat_box(z, x, y)), access)
         statement = sql.SQL(
             "SELECT ST_AsMVT(t, {layer}, {extent}, 'geom') FROM (SELECT ST_AsMVTGeom("
             "ST_Transform(geom, 3857), ST_TileEnvelope(%s, %s, %s), {extent}, {buffer}, true) "
@@ -550,12 +550,7 @@ class PostgisStore:
         layer = self._rasters.get(layer_id)
         if layer is not None:
             return layer
-        meta = self.catalog["layers"].get(layer_id)
-        if meta is None or meta["kind"] != "raster":
-            rasters = [k for k, v in self.catalog["layers"].items() if v["kind"] == "raster"]
-            raise NotFoundError(
-                f"no raster layer '{layer_id}'; raster layers are {', '.join(rasters) or '(none)'}"
-            )
+        meta = raster_meta(self.catalog, layer_id)
         layer = RasterLayer(self._raster_dir / meta["file"], raster_info(layer_id, meta))
         with self._lock:
             self._rasters[layer_id] = layer

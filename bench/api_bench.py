@@ -366,7 +366,19 @@ def setup_peers() -> None:
         )
     for name, packages in (
         ("titiler", ["titiler.application", "uvicorn"]),
-        ("pygeoapi", ["pygeoapi", "uvicorn", "starlette"]),
+        # with what its PostgreSQL provider imports (pygeoapi's requirements-provider.txt)
+        (
+            "pygeoapi",
+            [
+                "pygeoapi",
+                "uvicorn",
+                "starlette",
+                "psycopg2-binary",
+                "SQLAlchemy",
+                "GeoAlchemy2",
+                "pygeofilter[backend-sqlalchemy]",
+            ],
+        ),
         ("ceiling", ["fastapi", "uvicorn"]),
     ):
         venv = PEERS / name
@@ -397,10 +409,17 @@ def _command(target: str) -> tuple[list[str], dict[str, str], Path]:
     if target == "titiler":
         python = PEERS / "titiler" / "bin" / "python"
         return [str(python), "-m", "uvicorn", "titiler.application.main:app", *uv], env, DATA
-    config = RUN / "pygeoapi.yml"
-    config.write_text(PYGEOAPI_CONFIG.format(port=port, data=DATA / "incidents.gpkg"))
+    return _pygeoapi(port, env)
+
+
+def _pygeoapi(
+    port: str, env: dict[str, str], extra: str = ""
+) -> tuple[list[str], dict[str, str], Path]:
+    """pygeoapi's command with its config (the GeoPackage collection, and ``extra``)."""
+    config = RUN / f"pygeoapi-{port}.yml"
+    config.write_text(PYGEOAPI_CONFIG.format(port=port, data=DATA / "incidents.gpkg") + extra)
     env["PYGEOAPI_CONFIG"] = str(config)
-    env["PYGEOAPI_OPENAPI"] = str(RUN / "pygeoapi-openapi.yml")
+    env["PYGEOAPI_OPENAPI"] = str(RUN / f"pygeoapi-{port}-openapi.yml")
     python = PEERS / "pygeoapi" / "bin" / "python"
     subprocess.run(
         [
@@ -415,6 +434,7 @@ def _command(target: str) -> tuple[list[str], dict[str, str], Path]:
         check=True,
         capture_output=True,
     )
+    uv = ["--host", "127.0.0.1", "--port", port, "--workers", "1", "--log-level", "warning"]
     return [str(python), "-m", "uvicorn", "pygeoapi.starlette_app:APP", *uv], env, DATA
 
 
@@ -422,6 +442,13 @@ def start(target: str) -> subprocess.Popen[bytes]:
     """A fresh server for the target, pinned to core 0, once it answers."""
     cmd, env, cwd = _command(target)
     return start_server(target, cmd, PORTS[target], cpu=0, env=env, cwd=cwd)
+
+
+def start_pygeoapi(port: int, extra: str) -> subprocess.Popen[bytes]:
+    """pygeoapi with further collections (``extra``, YAML under ``resources:``), pinned to
+    core 0, once it answers."""
+    cmd, env, cwd = _pygeoapi(str(port), dict(os.environ), extra)
+    return start_server(f"pygeoapi-{port}", cmd, port, cpu=0, env=env, cwd=cwd)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -496,35 +523,41 @@ def one_pass(target: str, paths: list[str], cap_s: float) -> dict[str, float]:
     }
 
 
-def load(target: str, paths: list[str], seconds: int, conc: int) -> dict[str, float]:
-    """wrk round-robin over the paths, pinned to core 1."""
+def wrk_command(port: int, paths: list[str], seconds: int, conc: int) -> list[str]:
+    """``wrk`` round-robin over the paths (written beside the Lua script), pinned to core 1;
+    it prints one ``RESULT`` line (:func:`wrk_result`)."""
     RUN.mkdir(exist_ok=True)
     (RUN / "rotate.lua").write_text(LUA)
-    listing = RUN / f"{target}-paths.txt"
+    listing = RUN / f"paths-{port}.txt"
     listing.write_text("\n".join(paths) + "\n")
-    out = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            "1",
-            "wrk",
-            "-t1",
-            f"-c{conc}",
-            f"-d{seconds}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(RUN / "rotate.lua"),
-            f"http://127.0.0.1:{PORTS[target]}",
-            "--",
-            str(listing),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    return [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{conc}",
+        f"-d{seconds}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(RUN / "rotate.lua"),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(listing),
+    ]
+
+
+def wrk_result(out: str) -> dict[str, float]:
+    """The figures of wrk's ``RESULT`` line."""
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     return {k: float(v) for k, v in (t.split("=") for t in line.split()[1:])}
+
+
+def load(target: str, paths: list[str], seconds: int, conc: int) -> dict[str, float]:
+    """wrk round-robin over the paths, pinned to core 1."""
+    cmd = wrk_command(PORTS[target], paths, seconds, conc)
+    return wrk_result(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
 def run(repeats: int, load_s: int, conc: int, cap_s: float, workloads: list[str]) -> Path:

@@ -13,7 +13,8 @@ import pytest
 from geo_service.build import BuildResult, build
 from geo_service.catalog import SourceCatalog, load_catalog
 from geo_service.settings import BuildSettings
-from tests.postgis import cluster
+from geo_service.store.postgis import publish
+from tests.postgis import cluster, database
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ROOT / "layers"
@@ -89,6 +90,15 @@ def postgis_url() -> Iterator[str]:
     """A throw-away PostgreSQL cluster with PostGIS, for the whole run (``tests/postgis.py``)."""
     with cluster() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def published(built: BuildResult, build_dir: Path, postgis_url: str) -> str:
+    """URL of a database the session build is published in, once for every test that reads
+    it (do not publish into it)."""
+    url = database(postgis_url, "riskmap_published")
+    publish(url, build_dir, built.build_id)
+    return url
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -99,3 +100,14 @@ def cluster() -> Iterator[str]:
         if (data / "postmaster.pid").exists():
             _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], owner)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def database(url: str, name: str) -> str:
+    """A new, empty database with PostGIS in the cluster of ``url``; its URL."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    there = re.sub(r"@/[^?]+", f"@/{name}", url)
+    with psycopg.connect(there, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION postgis")
+    return there

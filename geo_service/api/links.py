@@ -62,9 +62,10 @@ class ParamsUrl:
         self._pairs = [(k, urlencode([(k, v)])) for k, v in pairs]
 
     def __call__(self, **params: object) -> str:
-        """The URL with ``params`` set."""
+        """The URL with ``params`` set (a parameter set to None is removed)."""
         kept = [encoded for k, encoded in self._pairs if k not in params]
-        return self._stem + "&".join(kept + [urlencode(list(params.items()))])
+        given = [(k, v) for k, v in params.items() if v is not None]
+        return self._stem + "&".join(kept + ([urlencode(given)] if given else []))
 
 
 def items_links(
@@ -79,11 +80,13 @@ def items_links(
             alt = url_with(f=fmt.key)
             out.append(link(alt, "alternate", fmt.media_type, f"This page as {fmt.key}"))
     step = query.limit or max(len(page.features), 1)
-    if query.offset + len(page.features) < page.number_matched:
-        nxt = url_with(offset=query.offset + step, limit=step)
+    if query.offset + len(page.features) < page.number_matched and page.ids:
+        # The next page starts after this one's last feature (keyset), and is numbered on.
+        keyset = {} if query.q is not None else {"after": page.ids[-1]}
+        nxt = url_with(offset=query.offset + step, limit=step, **keyset)
         out.append(link(nxt, "next", here.media_type, "Next page"))
     if query.offset > 0:
-        prev = url_with(offset=max(query.offset - step, 0), limit=step)
+        prev = url_with(offset=max(query.offset - step, 0), limit=step, after=None)
         out.append(link(prev, "prev", here.media_type, "Previous page"))
     out.append(
         link(f"{base_url(request)}collections/{layer_id}", "collection", JSON, "The collection")

@@ -18,7 +18,19 @@ from geo_service.store.base import BBox, ItemQuery
 #: Parameters every items request may carry besides the queryable properties (``lang`` is
 #: the language of the HTML page).
 ITEMS_PARAMETERS = frozenset(
-    {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "f", "properties", "q", "lang"}
+    {
+        "limit",
+        "offset",
+        "after",
+        "bbox",
+        "bbox-crs",
+        "crs",
+        "datetime",
+        "f",
+        "properties",
+        "q",
+        "lang",
+    }
 )
 #: The one CRS features are served in (lon/lat, WGS84), in the spellings clients send.
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -142,13 +154,22 @@ def items_query(
                 f"only {CRS84} (longitude, latitude) is served, got {params[key]!r}",
                 parameter=key,
             )
+    q = params.get("q") or None
+    after = params.get("after") or None
+    if after is not None and q is not None:
+        raise BadQueryError(
+            "'after' pages in layer order, and a search (q) is ordered by relevance: "
+            "page a search with offset",
+            parameter="after",
+        )
     return ItemQuery(
         bbox=parse_bbox(bbox) if bbox is not None else None,
         interval=parse_datetime(datetime) if datetime is not None else None,
         filters={k: v for k, v in params.items() if k in names},
-        q=params.get("q") or None,
+        q=q,
         limit=limit,
         offset=offset,
+        after=after,
         properties=tuple(p for p in params["properties"].split(",") if p)
         if "properties" in params
         else None,

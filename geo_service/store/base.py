@@ -50,7 +50,11 @@ class ItemQuery:
     filters: dict[str, str] = field(default_factory=dict)
     #: Features per page (None: every match, for tables and pictures).
     limit: int | None = 100
+    #: Matches to skip; with ``after`` it only numbers the page.
     offset: int = 0
+    #: Id of the last feature of the previous page: the page starts after it (keyset paging,
+    #: in layer order only, so a deep page costs what the first does).
+    after: str | None = None
     #: Only these properties in each feature (None: all of them).
     properties: tuple[str, ...] | None = None
     #: Words to find in the features' names, whatever their case and accents; the best

@@ -1,9 +1,10 @@
-"""A build's vector layers in memory: columns for filtering, each feature pre-encoded.
+"""A build's vector layers in memory: columns for filtering, each feature encoded once.
 
 A layer is read from its GeoParquet file the first time it is asked for, and kept while its
 build is current. Filtering is vectorised over columns of bounds, dates and properties; the
-answer is a list of row positions, and each row's GeoJSON was encoded once at load, so a page
-of a thousand features is a join of bytes, not a thousand serialisations.
+answer is a list of row positions, and each row's GeoJSON is written once, the first time it is
+asked for (``geojson.py``), so a page of a thousand features is soon a join of bytes, not a
+thousand serialisations, and a layer loads without writing any.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import orjson
 import pandas as pd
 import shapely
 from pyproj import Transformer
@@ -33,6 +33,7 @@ from geo_service.store.base import (
     ItemQuery,
     LayerInfo,
 )
+from geo_service.store.geojson import feature_bytes, geometries_json, json_records, properties_json
 from geo_service.store.raster import RasterLayer, TileCache
 
 
@@ -51,60 +52,6 @@ TILE_CACHE_BYTES = 64 * 2**20
 MAX_LATITUDE = 85.05112877980659
 #: Column that marks a row restricted.
 SENSITIVITY = "sensitivity"
-
-
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, pd.Timestamp | np.datetime64):
-        return pd.Timestamp(value).isoformat()
-    return str(value)
-
-
-def _json_ready(column: pd.Series) -> pd.Series:
-    """Values orjson writes as the GeoJSON a reader expects: dates as ISO text, nulls as null."""
-    if pd.api.types.is_datetime64_any_dtype(column):
-        ts = column.dt.tz_localize(None) if column.dt.tz is not None else column
-        midnight = bool((ts.dropna() == ts.dropna().dt.normalize()).all())
-        text = ts.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%SZ")
-        return text.astype(object).where(ts.notna(), None)
-    values = column.astype(object)
-    if column.dtype == object:  # lists (evidence ids) arrive from Parquet as numpy arrays
-        values = values.map(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
-    return values.where(pd.notna(column) if column.dtype != object else column.notna(), None)
-
-
-def json_records(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
-    """Each row's properties as JSON-ready values (dates as text, nulls as None)."""
-    props = frame.drop(columns=frame.geometry.name)
-    return pd.DataFrame({c: _json_ready(props[c]) for c in props.columns}).to_dict("records")
-
-
-def encode_features(
-    frame: gpd.GeoDataFrame, ids: np.ndarray, records: list[dict[str, Any]]
-) -> list[bytes]:
-    """Each row as a GeoJSON Feature (RFC 7946), bytes."""
-    geoms = shapely.to_geojson(frame.geometry.to_numpy())
-    return [
-        feature_bytes(fid, geom.encode() if geom is not None else b"null", rec)
-        for fid, geom, rec in zip(ids, geoms, records, strict=True)
-    ]
-
-
-def feature_bytes(fid: object, geometry: bytes, properties: dict[str, Any]) -> bytes:
-    """One GeoJSON Feature from its id, its geometry's GeoJSON and its properties."""
-    return (
-        b'{"type":"Feature","id":'
-        + orjson.dumps(fid)
-        + b',"geometry":'
-        + geometry
-        + b',"properties":'
-        + orjson.dumps(properties, default=_json_default, option=_JSON_OPTIONS)
-        + b"}"
-    )
 
 
 def _json_type(column: pd.Series) -> str | None:
@@ -165,7 +112,9 @@ class LayerTable:
             if kind is not None:
                 self.queryables[c] = kind
         self.records = json_records(frame)
-        self.features = encode_features(frame, self.ids, self.records)
+        self._shapes = frame.geometry.to_numpy()
+        self._geometries: list[bytes | None] = [None] * len(frame)
+        self._features: list[bytes | None] = [None] * len(frame)
         self.tiles = TileCache(TILE_CACHE_BYTES)
 
     @cached_property
@@ -300,9 +249,9 @@ class LayerTable:
     def page(self, query: ItemQuery, access: Access, build_id: str) -> FeaturePage:
         """One page of the matching features."""
         rows = self.select(query, access)
-        chosen = self._paged(rows, query)
+        chosen = self._paged(rows, query, access)
         if query.properties is None:
-            features = [self.features[i] for i in chosen]
+            features = self.features(chosen)
             records = [self.records[i] for i in chosen]
         else:
             features = self._subset(chosen, query.properties)
@@ -316,24 +265,29 @@ class LayerTable:
             records=records,
         )
 
-    @staticmethod
-    def _paged(rows: np.ndarray, query: ItemQuery) -> np.ndarray:
-        end = None if query.limit is None else query.offset + query.limit
-        return rows[query.offset : end]
+    def _paged(self, rows: np.ndarray, query: ItemQuery, access: Access) -> np.ndarray:
+        """The page of ``rows``: after the feature ``after`` (rows are in layer order then),
+        or from ``offset``."""
+        if query.after is None:
+            start = query.offset
+        else:
+            i = self.position.get(query.after)
+            if i is None or not self.visible(access)[i]:
+                raise BadQueryError(
+                    f"collection '{self.id}' has no feature '{query.after}' to page after",
+                    parameter="after",
+                )
+            start = int(np.searchsorted(rows, i, side="right"))
+        end = None if query.limit is None else start + query.limit
+        return rows[start:end]
 
     def table(self, query: ItemQuery, access: Access) -> gpd.GeoDataFrame:
         """The page of matching rows as a table (only the properties asked for, if any)."""
-        frame = self.frame.iloc[self._paged(self.select(query, access), query)]
+        frame = self.frame.iloc[self._paged(self.select(query, access), query, access)]
         if query.properties is not None:
             self._check_properties(query.properties)
             frame = frame[[*query.properties, frame.geometry.name]]
         return frame
-
-    @cached_property
-    def geometries_json(self) -> list[bytes]:
-        """Each row's geometry as GeoJSON bytes (for features with chosen properties)."""
-        geoms = shapely.to_geojson(self.frame.geometry.to_numpy())
-        return [g.encode() if g is not None else b"null" for g in geoms]
 
     def _check_properties(self, names: tuple[str, ...]) -> None:
         unknown = [n for n in names if n not in self.records[0]] if self.records else []
@@ -348,18 +302,40 @@ class LayerTable:
         """Features with only the named properties (encoded per request: a map asks for the
         few it draws, a tenth of the bytes on slow connections)."""
         self._check_properties(names)
-        geoms = self.geometries_json
         return [
-            feature_bytes(self.ids[i], geoms[i], {n: self.records[i][n] for n in names})
-            for i in rows
+            feature_bytes(
+                self.ids[i],
+                geometry,
+                properties_json({n: self.records[i][n] for n in names}),
+            )
+            for i, geometry in zip(rows, self.geometries(rows), strict=True)
         ]
+
+    def geometries(self, rows: Sequence[int]) -> list[bytes]:
+        """These rows' geometries as GeoJSON, each written once, when first asked for."""
+        kept = self._geometries
+        missing = [i for i in rows if kept[i] is None]
+        if missing:
+            written = geometries_json(self._shapes[missing])
+            for i, text in zip(missing, written, strict=True):
+                kept[i] = text
+        return [kept[i] for i in rows]  # type: ignore[misc]
+
+    def features(self, rows: Sequence[int]) -> list[bytes]:
+        """These rows as GeoJSON Features, each written once, when first asked for."""
+        kept = self._features
+        missing = [i for i in rows if kept[i] is None]
+        if missing:
+            for i, geometry in zip(missing, self.geometries(missing), strict=True):
+                kept[i] = feature_bytes(self.ids[i], geometry, properties_json(self.records[i]))
+        return [kept[i] for i in rows]  # type: ignore[misc]
 
     def get(self, feature_id: str, access: Access) -> Feature:
         """One feature; a row the caller may not see does not exist for them."""
         i = self.position.get(feature_id)
         if i is None or not self.visible(access)[i]:
             raise NotFoundError(f"collection '{self.id}' has no feature '{feature_id}'")
-        return Feature(feature_id, self.features[i], self.records[i])
+        return Feature(feature_id, self.features([i])[0], self.records[i])
 
 
 class BuildStore:

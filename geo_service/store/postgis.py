@@ -2,13 +2,12 @@
 
 ``publish`` copies a build's vector layers into a schema of their own (``b_<build id>``): one
 table per view (the full layer, and ``<layer>__public`` for a layer holding restricted rows),
-each row with its position, id, encoded GeoJSON, properties (json, in the layer's order),
-geometry (GiST index),
-bounds, date and search keys, made by the embedded store's ``LayerTable`` so both backends
-encode alike. It then marks the build current in one transaction (``riskmap.builds``), keeps
+each row with its position, id, properties (json, in the layer's order, as the embedded store
+writes them), geometry (GiST index), bounds, date and search keys. Items are written by
+``ST_AsGeoJSON`` and paged by position (keyset: ``after`` the last feature of a page). It then marks the build current in one transaction (``riskmap.builds``), keeps
 the last ``keep`` builds and notifies the replicas. Two database roles hold the access rules:
-``riskmap_public`` reads only the public views, ``riskmap_full`` every table; each request runs
-under the role of its caller (``SET LOCAL ROLE``). Rasters stay COG files in the build folder,
+``riskmap_public`` reads only the public views, ``riskmap_full`` every table; each request is
+answered from a pool of connections that act as its caller's role (``SET ROLE`` when opened). Rasters stay COG files in the build folder,
 which every replica reads (docs/deploy.md).
 """
 
@@ -18,6 +17,7 @@ import io
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,8 @@ from geo_service.errors import BadQueryError, NoBuildError, NotFoundError
 from geo_service.store import mvt
 from geo_service.store.base import Access, Feature, FeaturePage, ItemQuery, LayerInfo
 from geo_service.store.files import read_build_catalog
-from geo_service.store.memory import (
-    LayerTable,
-    feature_bytes,
-    raster_info,
-    raster_meta,
-    search_key,
-)
+from geo_service.store.geojson import DECIMALS, feature_bytes, properties_json
+from geo_service.store.memory import LayerTable, raster_info, raster_meta, search_key
 from geo_service.store.raster import RasterLayer
 
 #: The schema of the builds table.
@@ -50,6 +45,8 @@ PUBLIC_ROLE = "riskmap_public"
 FULL_ROLE = "riskmap_full"
 #: The channel a published build is announced on.
 CHANNEL = "riskmap_builds"
+#: Filters whose match counts a replica keeps per build (then it starts again).
+COUNTS_KEPT = 4096
 #: Seconds a replica trusts its last look at the current build.
 CURRENT_TTL_S = 1.0
 
@@ -68,8 +65,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS builds_one_current ON {SCHEMA}.builds (current
 _COLUMNS = (
     "ord",
     "fid",
-    "feature",
-    "geometry_json",
     "props",
     "geom",
     "minx",
@@ -127,9 +122,7 @@ def _rows(table: LayerTable) -> Any:
         yield (
             i,
             str(table.ids[i]),
-            table.features[i].decode(),
-            table.geometries_json[i].decode(),
-            orjson.dumps(table.records[i], option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+            properties_json(table.records[i]).decode(),
             wkb[i],
             *(None if np.isnan(v) else float(v) for v in bounds),
             None if dates is None or np.isnat(dates[i]) else pd.Timestamp(dates[i]).to_pydatetime(),
@@ -146,8 +139,8 @@ def _copy_view(
     target = sql.Identifier(schema, name)
     conn.execute(
         sql.SQL(
-            "CREATE TABLE {} (ord integer PRIMARY KEY, fid text NOT NULL UNIQUE, feature text, "
-            "geometry_json text, props json, geom geometry(Geometry, 4326), minx float8, "
+            "CREATE TABLE {} (ord integer PRIMARY KEY, fid text NOT NULL UNIQUE, "
+            "props json, geom geometry(Geometry, 4326), minx float8, "
             "miny float8, maxx float8, maxy float8, date timestamp, restricted boolean, "
             "name_key text, every_key text, population float8)"
         ).format(target)
@@ -288,7 +281,28 @@ class PostgisBuildSource:
 
     def __init__(self, url: str, build_dir: Path, pool_size: int = 8) -> None:
         self.build_dir = Path(build_dir)
-        self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True)
+        # A pool per access level, each connection under its role for its whole life: a
+        # request is one statement, and a public connection cannot read anything else.
+        self.pools = {
+            role: ConnectionPool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"autocommit": True},
+                configure=_as_role(role),
+                open=True,
+            )
+            for role in (PUBLIC_ROLE, FULL_ROLE)
+        }
+        # Looking up the current build has a connection of its own: it is asked on the event
+        # loop, which must never wait for a busy pool.
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=1,
+            kwargs={"autocommit": True},
+            configure=_as_role(PUBLIC_ROLE),
+        )
         self._current: tuple[float, str] | None = None
         self._lock = threading.Lock()
 
@@ -324,7 +338,7 @@ class PostgisBuildSource:
             ).fetchone()
         if row is None:
             raise NoBuildError(f"build {build_id} is not published in the database")
-        return PostgisStore(self.pool, build_id, row[0], row[1], row[2], self.build_dir / build_id)
+        return PostgisStore(self.pools, build_id, row[0], row[1], row[2], self.build_dir / build_id)
 
 
 class PostgisStore:
@@ -332,14 +346,14 @@ class PostgisStore:
 
     def __init__(
         self,
-        pool: ConnectionPool,
+        pools: dict[str, ConnectionPool],
         build_id: str,
         schema: str,
         catalog: dict[str, Any],
         layers: dict[str, dict[str, Any]],
         raster_dir: Path,
     ) -> None:
-        self.pool = pool
+        self.pools = pools
         self.build_id = build_id
         self.schema = schema
         self.catalog = catalog
@@ -347,6 +361,8 @@ class PostgisStore:
         self._raster_dir = raster_dir
         self._rasters: dict[str, RasterLayer] = {}
         self._frames: dict[str, gpd.GeoDataFrame] = {}
+        #: Matches per view and filter: a build never changes, so each is counted once.
+        self._counts: dict[tuple[Any, ...], int] = {}
         self._lock = threading.Lock()
 
     # -- descriptions ---------------------------------------------------------------------
@@ -377,7 +393,7 @@ class PostgisStore:
     # -- queries --------------------------------------------------------------------------
 
     def _connection(self, access: Access) -> Any:
-        return _RoleConnection(self.pool, FULL_ROLE if access.sees_restricted else PUBLIC_ROLE)
+        return self.pools[FULL_ROLE if access.sees_restricted else PUBLIC_ROLE].connection()
 
     def _where(
         self, info: LayerInfo, query: ItemQuery, access: Access
@@ -388,7 +404,18 @@ class PostgisStore:
         if not access.sees_restricted:
             parts.append(sql.SQL("NOT restricted"))  # the second lock, as in memory
         if query.bbox is not None:
+            # The GiST index finds the candidates; the exact bounds decide, as in memory.
             west, south, east, north = query.bbox
+            boxes = [(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]
+            parts.append(
+                sql.SQL("({})").format(
+                    sql.SQL(" OR ").join(
+                        sql.SQL("geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)") for _ in boxes
+                    )
+                )
+            )
+            for w, e in boxes:
+                params += [w, south, e, north]
             x = "(maxx >= %s AND minx <= %s)" if west <= east else "(maxx >= %s OR minx <= %s)"
             parts.append(sql.SQL(x + " AND maxy >= %s AND miny <= %s"))
             params += [west, east, south, north]
@@ -447,40 +474,74 @@ class PostgisStore:
     def _select(
         self, layer_id: str, query: ItemQuery, access: Access, columns: str
     ) -> tuple[LayerInfo, int, list[tuple[Any, ...]]]:
+        """The count of matches and the page's rows (``columns``), under the caller's role."""
         name, info = self._view(layer_id, access)
         if query.properties is not None:
             self._check_properties(info, query.properties)
         where, params, order = self._where(info, query, access)
         table = sql.Identifier(self.schema, name)
+        key = (
+            name,
+            query.bbox,
+            query.interval,
+            tuple(sorted(query.filters.items())),
+            query.q,
+        )
         with self._connection(access) as conn:
-            matched = conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, where), params
-            ).fetchone()[0]
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT " + columns + " FROM {} WHERE {} ORDER BY {} OFFSET %s LIMIT %s"
-                ).format(table, where, order),
-                [*params, query.offset, query.limit],
-            ).fetchall()
+            matched = self._counts.get(key)
+            if matched is None:
+                matched = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, where), params
+                ).fetchone()[0]
+                with self._lock:
+                    if len(self._counts) >= COUNTS_KEPT:
+                        self._counts.clear()
+                    self._counts[key] = matched
+            if query.after is not None:
+                found = conn.execute(
+                    sql.SQL("SELECT ord FROM {} WHERE fid = %s AND {}").format(
+                        table, sql.SQL("NOT restricted" if not access.sees_restricted else "true")
+                    ),
+                    (query.after,),
+                ).fetchone()
+                if found is None:
+                    raise BadQueryError(
+                        f"collection '{layer_id}' has no feature '{query.after}' to page after",
+                        parameter="after",
+                    )
+                rows = conn.execute(
+                    sql.SQL(
+                        "SELECT " + columns + " FROM {} WHERE {} AND ord > %s ORDER BY ord LIMIT %s"
+                    ).format(table, where),
+                    [*params, found[0], query.limit],
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    sql.SQL(
+                        "SELECT " + columns + " FROM {} WHERE {} ORDER BY {} OFFSET %s LIMIT %s"
+                    ).format(table, where, order),
+                    [*params, query.offset, query.limit],
+                ).fetchall()
         return info, matched, rows
 
     def query(self, layer_id: str, query: ItemQuery, access: Access) -> FeaturePage:
-        """A page of the features matching ``query``."""
+        """A page of the features matching ``query``, each written by ``ST_AsGeoJSON``."""
         _, matched, rows = self._select(
-            layer_id, query, access, "fid, feature, geometry_json, props"
+            layer_id, query, access, f"fid, ST_AsGeoJSON(geom, {DECIMALS}), props::text"
         )
-        if query.properties is None:
-            features = [f.encode() for _, f, _, _ in rows]
-            records = [p for _, _, _, p in rows]
-        else:
-            records = [{n: p[n] for n in query.properties} for _, _, _, p in rows]
-            features = [
-                feature_bytes(fid, g.encode(), r)
-                for (fid, _, g, _), r in zip(rows, records, strict=True)
-            ]
-        return FeaturePage(
-            layer_id, self.build_id, matched, [r[0] for r in rows], features, records
-        )
+        ids, features, records = [], [], []
+        for fid, geometry, props in rows:
+            geometry = geometry.encode() if geometry is not None else b"null"
+            record = orjson.loads(props)
+            if query.properties is None:
+                text = props.encode()
+            else:
+                record = {n: record[n] for n in query.properties}
+                text = properties_json(record)
+            ids.append(fid)
+            features.append(feature_bytes(fid, geometry, text))
+            records.append(record)
+        return FeaturePage(layer_id, self.build_id, matched, ids, features, records)
 
     def frame(self, layer_id: str, query: ItemQuery, access: Access) -> gpd.GeoDataFrame:
         """The matching rows as a table: selected in SQL, with the columns and types of the
@@ -515,14 +576,18 @@ class PostgisStore:
         guard = "" if access.sees_restricted else " AND NOT restricted"
         with self._connection(access) as conn:
             row = conn.execute(
-                sql.SQL("SELECT feature, props FROM {} WHERE fid = %s" + guard).format(
-                    sql.Identifier(self.schema, name)
-                ),
+                sql.SQL(
+                    f"SELECT ST_AsGeoJSON(geom, {DECIMALS}), props::text FROM {{}} "
+                    "WHERE fid = %s" + guard
+                ).format(sql.Identifier(self.schema, name)),
                 (feature_id,),
             ).fetchone()
         if row is None:
             raise NotFoundError(f"collection '{layer_id}' has no feature '{feature_id}'")
-        return Feature(feature_id, row[0].encode(), row[1])
+        geometry = row[0].encode() if row[0] is not None else b"null"
+        return Feature(
+            feature_id, feature_bytes(feature_id, geometry, row[1].encode()), orjson.loads(row[1])
+        )
 
     def vector_tile(self, layer_id: str, z: int, x: int, y: int, access: Access) -> bytes:
         """One Mapbox Vector Tile, by ``ST_AsMVT``, of the rows this caller may see."""
@@ -573,18 +638,14 @@ class PostgisStore:
         return bytes(row[0])
 
 
-class _RoleConnection:
-    """A pooled connection in a transaction under one role (``SET LOCAL ROLE``: it ends with
-    the transaction, so the next user of the connection starts without it)."""
+def _as_role(role: str) -> Callable[[psycopg.Connection], None]:
+    """A pool's ``configure``: the new connection acts as ``role`` from then on, and plans each
+    query for its parameters."""
 
-    def __init__(self, pool: ConnectionPool, role: str) -> None:
-        self._context = pool.connection()
-        self._role = role
+    def configure(conn: psycopg.Connection) -> None:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        # Plan each query for its own box: a generic plan (psycopg prepares a statement run
+        # five times) cannot tell a street from a country, and sorts the whole country.
+        conn.execute("SET plan_cache_mode = force_custom_plan")
 
-    def __enter__(self) -> psycopg.Connection:
-        conn = self._context.__enter__()
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role)))
-        return conn
-
-    def __exit__(self, *exc: object) -> None:
-        self._context.__exit__(*exc)  # type: ignore[arg-type]
+    return configure

@@ -1,4 +1,5 @@
-"""Clients written by others, unmodified, against a live server: OWSLib and GDAL's OAPIF."""
+"""Clients written by others, unmodified, against a live server: OWSLib and GDAL's OAPIF, on
+each backend (the embedded store, and PostGIS with the session build published)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from geo_service.store.files import load_layer
 from tests.api.live import live_server
 
 
-@pytest.fixture(scope="module")
-def url(built, build_dir) -> Iterator[str]:
-    with live_server(build_dir) as u:
+@pytest.fixture(scope="module", params=["memory", "postgis"])
+def url(request, built, build_dir) -> Iterator[str]:
+    settings = {}
+    if request.param == "postgis":
+        settings["store_url"] = request.getfixturevalue("published")
+    with live_server(build_dir, **settings) as u:
         yield u
 
 

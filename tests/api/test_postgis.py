@@ -1,12 +1,12 @@
 """The service on PostGIS: the same answers as the embedded store, several replicas alike, and a
 new build picked up by every replica without a response that mixes two builds.
 
-Each test has a database of its own in the session's throw-away cluster (``postgis_url``).
+The tests that only read use the session build published once (``published``); those that
+publish have a database of their own in the session's throw-away cluster (``postgis_url``).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from pathlib import Path
@@ -24,8 +24,12 @@ from geo_service.api.app import create_app
 from geo_service.build import BuildResult, build
 from geo_service.cli import app
 from geo_service.settings import ApiSettings, BuildSettings
+from geo_service.store import open_store
+from geo_service.store.base import Access, ItemQuery
 from geo_service.store.postgis import publish
 from tests.api.live import live_server
+from tests.conftest import QUICK_SURFACE_M
+from tests.postgis import database
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 BRIA = TMS.tile(21.99, 6.54, 7)
@@ -55,22 +59,10 @@ URLS = [
 ]
 
 
-def _database(url: str, name: str) -> str:
-    """A new database with PostGIS in the cluster of ``url``."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    there = re.sub(r"@/[^?]+", f"@/{name}", url)
-    with psycopg.connect(there, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION postgis")
-    return there
-
-
 def test_postgis_answers_as_the_embedded_store(
-    built: BuildResult, build_dir: Path, postgis_url: str
+    built: BuildResult, build_dir: Path, published: str
 ) -> None:
-    url = _database(postgis_url, "riskmap_same")
-    publish(url, build_dir, built.build_id)
+    url = published
     embedded = TestClient(create_app(ApiSettings(build_dir=build_dir)))
     database = TestClient(create_app(ApiSettings(build_dir=build_dir, store_url=url)))
     for path in URLS:
@@ -100,11 +92,39 @@ def test_postgis_answers_as_the_embedded_store(
     )
 
 
-def test_the_public_role_cannot_read_restricted_rows(
-    built: BuildResult, build_dir: Path, postgis_url: str
+def test_every_feature_of_every_view_is_written_alike(
+    built: BuildResult, build_dir: Path, published: str
 ) -> None:
-    url = _database(postgis_url, "riskmap_roles")
-    publish(url, build_dir, built.build_id)
+    """Each feature's bytes (ST_AsGeoJSON in PostGIS), in every view, at every access level,
+    whole and walked page by page after the last id (keyset)."""
+    settings = ApiSettings(build_dir=build_dir)
+    embedded = open_store(settings).open(built.build_id)
+    database = open_store(settings.model_copy(update={"store_url": published}))
+    stored = database.open(database.current_id())
+    # A layer with restricted rows has a view of its own for each; the others have one.
+    split = [k for k, v in built.catalog["layers"].items() if "public" in v]
+    assert {"incidents", "community_risk"} <= set(split)
+    views = [(Access.anonymous, k) for k in embedded.layers()]
+    for access, layer in [*views, *((Access.analyst, k) for k in split)]:
+        whole = embedded.query(layer, ItemQuery(limit=None), access)
+        other = stored.query(layer, ItemQuery(limit=None), access)
+        assert other.number_matched == whole.number_matched, (layer, access)
+        assert other.ids == whole.ids, (layer, access)
+        assert other.features == whole.features, (layer, access)
+        assert other.records == whole.records, (layer, access)
+        walked: list[str] = []
+        after = None
+        while True:
+            page = stored.query(layer, ItemQuery(limit=4000, after=after), access)
+            walked += page.ids
+            if len(page.ids) < 4000:
+                break
+            after = page.ids[-1]
+        assert walked == whole.ids, (layer, access)
+
+
+def test_the_public_role_cannot_read_restricted_rows(published: str) -> None:
+    url = published
     with psycopg.connect(url) as conn:
         schema = conn.execute("SELECT schema_name FROM riskmap.builds WHERE current").fetchone()[0]
         conn.execute("SET ROLE riskmap_public")
@@ -126,8 +146,8 @@ def test_the_public_role_cannot_read_restricted_rows(
 def test_replicas_answer_alike_and_switch_together(
     small_catalog: Path, tmp_path: Path, postgis_url: str
 ) -> None:
-    url = _database(postgis_url, "riskmap_replicas")
-    settings = BuildSettings(build_dir=tmp_path / "builds")
+    url = database(postgis_url, "riskmap_replicas")
+    settings = BuildSettings(build_dir=tmp_path / "builds", surface_cell_m=QUICK_SURFACE_M)
     first = build(settings, catalog_path=small_catalog)
     publish(url, settings.build_dir, first.build_id)
     with (
@@ -142,19 +162,29 @@ def test_replicas_answer_alike_and_switch_together(
             assert a.status_code == b.status_code == 200, path
             assert a.headers["etag"] == b.headers["etag"], path
             assert a.content == b.content, path
-        # A new build, published while both replicas answer: each picks it up within a few
-        # seconds, and no answer carries one build in its header and another in its body.
+        # A new build, published while both replicas answer four clients each: each picks it
+        # up within a few seconds, nothing fails, and no answer carries one build in its
+        # header and another in its body.
         second = build(settings, catalog_path=small_catalog)
         assert second.build_id != first.build_id
-        seen: list[tuple[str, str]] = []
+        seen: list[tuple[int, str | None, str | None]] = []
         stop = threading.Event()
+        asks = [
+            "/collections/incidents/items?limit=20&bbox=20,4,24,8",
+            "/collections/community_risk/items?limit=50",
+            "/collections/incidents/items?limit=10&datetime=2019-01-01/2020-12-31",
+        ]
 
-        def ask(base: str) -> None:
-            while not stop.is_set():
-                r = httpx.get(base + "/collections/incidents/items?limit=1", timeout=30)
-                seen.append((r.headers["x-build-id"], orjson.loads(r.content)["build_id"]))
+        def ask(base: str, n: int) -> None:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                i = n
+                while not stop.is_set():
+                    r = client.get(asks[i % len(asks)])
+                    i += 1
+                    body = orjson.loads(r.content).get("build_id") if r.is_success else None
+                    seen.append((r.status_code, r.headers.get("x-build-id"), body))
 
-        threads = [threading.Thread(target=ask, args=(u,)) for u in (one, two)]
+        threads = [threading.Thread(target=ask, args=(u, n)) for u in (one, two) for n in range(4)]
         for t in threads:
             t.start()
         try:
@@ -171,8 +201,10 @@ def test_replicas_answer_alike_and_switch_together(
             stop.set()
             for t in threads:
                 t.join(timeout=30)
-        assert seen and all(header == body for header, body in seen)
-        assert {h for h, _ in seen} <= {first.build_id, second.build_id}
+        assert len(seen) > 50
+        assert all(status == 200 for status, _, _ in seen), {s for s, _, _ in seen}
+        assert all(header == body for _, header, body in seen)
+        assert {h for _, h, _ in seen} == {first.build_id, second.build_id}
         # Publishing the first build again rolls back to it, without copying it again.
         with psycopg.connect(url) as conn:
             before = conn.execute(
@@ -196,9 +228,10 @@ def test_replicas_answer_alike_and_switch_together(
 def test_riskmap_build_publishes_when_given_a_database(
     small_catalog: Path, tmp_path: Path, postgis_url: str
 ) -> None:
-    url = _database(postgis_url, "riskmap_cli")
+    url = database(postgis_url, "riskmap_cli")
     runner = CliRunner(env={"COLUMNS": "200", "RISKMAP_STORE_URL": url})
     args = ["build", "--catalog", str(small_catalog), "--build-dir", str(tmp_path)]
+    args += ["--surface-cell", str(QUICK_SURFACE_M)]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "published into PostGIS" in first.output

@@ -10,6 +10,7 @@ maps, embeds, pictures — must come out the same from both builds. What a row m
 (its cell, its date, type and deaths, through the scores) is the same in both; anything else
 that leaked, a position inside the cell or a word of the report, would differ. The same crawl
 also looks for every restricted-only text and id, and for restricted positions, directly.
+The crawl runs on each backend: the embedded store, and PostGIS under its public role.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from geo_service.build import build
 from geo_service.settings import ApiSettings, BuildSettings
 from geo_service.store.base import Access
 from geo_service.store.files import load_layer
+from geo_service.store.postgis import publish
 from tests.conftest import LAYERS, QUICK_SURFACE_M, SMALL_SOURCES, small_layers
 from tests.helpers import read_text_csv, write_text_csv
+from tests.postgis import database
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 UCDP = Path("sources/ucdp_ged_v23_1_caf/ucdp_ged_v23_1_caf.csv")
@@ -107,7 +110,28 @@ def twins(tmp_path_factory) -> dict[str, Any]:
         )
         result = build(settings)
         app = create_app(ApiSettings(build_dir=settings.build_dir, maps_file=layers / "maps.toml"))
-        out[name] = {"build": result, "dir": settings.build_dir, "client": TestClient(app)}
+        out[name] = {
+            "build": result,
+            "dir": settings.build_dir,
+            "maps": layers / "maps.toml",
+            "client": TestClient(app),
+        }
+    return out
+
+
+@pytest.fixture(scope="module", params=["memory", "postgis"])
+def served(request, twins) -> dict[str, Any]:
+    """The twins as each backend serves them to anonymous callers (PostGIS: each published
+    into a database of its own, read through the public role)."""
+    if request.param == "memory":
+        return twins
+    cluster = request.getfixturevalue("postgis_url")
+    out: dict[str, Any] = {}
+    for name, twin in twins.items():
+        url = database(cluster, f"riskmap_twin_{name}")
+        publish(url, twin["dir"], twin["build"].build_id)
+        settings = ApiSettings(build_dir=twin["dir"], maps_file=twin["maps"], store_url=url)
+        out[name] = {**twin, "client": TestClient(create_app(settings))}
     return out
 
 
@@ -208,8 +232,8 @@ def _crawl(
     return out, text
 
 
-def test_anonymous_outputs_do_not_depend_on_restricted_details(twins) -> None:
-    real, disguised = twins["real"], twins["disguised"]
+def test_anonymous_outputs_do_not_depend_on_restricted_details(served) -> None:
+    real, disguised = served["real"], served["disguised"]
     points = _restricted_incidents(real["dir"])
     assert len(points) == 76  # the documented part of the real data
     moved = _restricted_incidents(disguised["dir"])

@@ -416,6 +416,13 @@ def items(
     access: AccessDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Features per page.")] = 100,
     offset: Annotated[int, Query(ge=0, description="Features to skip.")] = 0,
+    after: Annotated[
+        str | None,
+        Query(
+            description="Start after the feature with this id (the next links set it: a deep "
+            "page costs what the first does; offset then only numbers the page)."
+        ),
+    ] = None,
     bbox: Annotated[
         str | None,
         Query(description="west,south,east,north in degrees (CRS84); west > east crosses 180°."),

@@ -124,7 +124,7 @@ def served(request, twins) -> dict[str, Any]:
     """The twins as each backend serves them to anonymous callers (PostGIS: each published
     into a database of its own, read through the public role)."""
     if request.param == "memory":
-        return twins
+        return {**twins, "backend": "memory"}
     cluster = request.getfixturevalue("postgis_url")
     out: dict[str, Any] = {}
     for name, twin in twins.items():
@@ -132,7 +132,7 @@ def served(request, twins) -> dict[str, Any]:
         publish(url, twin["dir"], twin["build"].build_id)
         settings = ApiSettings(build_dir=twin["dir"], maps_file=twin["maps"], store_url=url)
         out[name] = {**twin, "client": TestClient(create_app(settings))}
-    return out
+    return {**out, "backend": "postgis"}
 
 
 def _restricted_incidents(build_dir: Path) -> gpd.GeoDataFrame:
@@ -240,6 +240,10 @@ def test_anonymous_outputs_do_not_depend_on_restricted_details(served) -> None:
     assert len(moved) == 76 and not np.allclose(points.geometry.x, moved.geometry.x)
     urls = _urls(real["client"], points)
     assert len(urls) > 1500
+    if served["backend"] == "postgis":
+        # Raster tiles are the build's COG read by the same code whatever the store: the
+        # embedded crawl covers them.
+        urls = [u for u in urls if not u.startswith("/tiles/risk_surface/")]
     a, a_text = _crawl(real["client"], urls, real["build"].build_id)
     b, _ = _crawl(disguised["client"], urls, disguised["build"].build_id)
     differ = [u for u in urls if a[u] != b[u]]

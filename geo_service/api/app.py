@@ -205,7 +205,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return {
             "status": "ok",
             "build_id": build.build_id,
-            "build_created": build.catalog["created"],
+            "build_created": build.catalog.created,
             "version": __version__,
         }
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from geo_service.store.base import Access, BuildSource, Store
+from geo_service.store.catalog import BuildCatalog
 from geo_service.store.raster import TileCache
 
 #: Bytes of rendered raster tiles kept per build.
@@ -21,7 +21,7 @@ class Build:
     """One build's id, its catalog.json, its layers, and the raster tiles rendered from it."""
 
     build_id: str
-    catalog: Mapping[str, Any]
+    catalog: BuildCatalog
     store: Store
     raster_tiles: TileCache = field(default_factory=lambda: TileCache(RASTER_TILE_CACHE_BYTES))
 

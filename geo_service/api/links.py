@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
 
 from geo_service.render.features import FORMATS
 from geo_service.store.base import FeaturePage, ItemQuery
+from geo_service.store.catalog import CatalogSource
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -25,7 +25,7 @@ def link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
 
 
 def collection_links(
-    base: str, layer_id: str, title: str, sources: list[dict[str, Any]]
+    base: str, layer_id: str, title: str, sources: list[CatalogSource]
 ) -> list[dict[str, str]]:
     """Self, items, queryables and licence links of a collection."""
     here = f"{base}collections/{layer_id}"
@@ -42,8 +42,8 @@ def collection_links(
         ),
     ]
     for s in sources:
-        if s.get("licence_url"):
-            out.append(link(s["licence_url"], "license", "text/html", s["licence"]))
+        if s.licence_url:
+            out.append(link(s.licence_url, "license", "text/html", s.licence))
     return out
 
 

@@ -50,6 +50,7 @@ from geo_service.render import png
 from geo_service.render.symbols import svg_path
 from geo_service.render.templates import environment
 from geo_service.risk.params import Classes
+from geo_service.store.catalog import BuildCatalog, CatalogSource
 from geo_service.store.raster import native_zoom
 
 NO_DATA = N_("no data")
@@ -163,61 +164,57 @@ class BuildFacts:
         return replace(self, publishers=publishers)
 
     @classmethod
-    def of(cls, catalog: dict[str, Any], raster_zoom: int, public: bool = True) -> BuildFacts:
+    def of(cls, catalog: BuildCatalog, raster_zoom: int, public: bool = True) -> BuildFacts:
         """The facts of a build's catalog, for a caller who sees only the public view (or,
         ``public=False``, every row)."""
-        layers = catalog["layers"]
-        risk = catalog.get("risk", {})
+        layers = catalog.layers
+        risk = catalog.risk
         params = risk.get("parameters", {})
         classes = params.get("classes", {})
         thresholds = tuple(
             float(classes.get(k, d)) for k, d in (("medium", 25), ("high", 50), ("very_high", 75))
         )
-        extent = (layers.get("incidents") or {}).get("time_extent")
+        extent = layers["incidents"].time_extent if "incidents" in layers else None
         years = (int(extent[0][:4]), int(extent[1][:4])) if extent else None
         sources = {}
-        for key, s in catalog["sources"].items():
+        for key, s in catalog.sources.items():
             holder = next(
                 (
                     lid
                     for lid, meta in layers.items()
-                    if meta["kind"] == s["kind"] and key in meta["sources"]
+                    if meta.kind == s.kind and key in meta.sources
                 ),
                 None,
             )
             sources[key] = {
-                "title": s["title"],
-                "publisher": s["publisher"],
-                "licence": s["licence"],
-                "licence_url": s.get("licence_url"),
-                "url": s.get("url"),
-                "kind": s["kind"],
+                "title": s.title,
+                "publisher": s.publisher,
+                "licence": s.licence,
+                "licence_url": s.licence_url,
+                "url": s.url,
+                "kind": s.kind,
                 "layer": holder,
             }
         publishers = {
-            lid: list(dict.fromkeys(catalog["sources"][k]["publisher"] for k in meta["sources"]))
+            lid: list(dict.fromkeys(catalog.sources[k].publisher for k in meta.sources))
             for lid, meta in layers.items()
         }
         countries = sorted(
-            {
-                c
-                for s in catalog["sources"].values()
-                for c in s.get("coverage", {}).get("countries", [])
-            }
+            {c for s in catalog.sources.values() for c in s.coverage.get("countries", [])}
         )
         concession = params.get("concession_risk", {})
         incidents = risk.get("factors", {}).get("incident_intensity", {})
         reference = incidents.get("reference_date") or (extent[1] if extent else None)
         return cls(
-            build_id=catalog["build_id"],
+            build_id=catalog.build_id,
             raster_zoom=raster_zoom,
             footprint_growth=risk.get("concession_risk", {}).get("footprint_growth", {}),
             raster_zooms={
-                lid: native_zoom(meta["cell_m"])
+                lid: native_zoom(meta.cell_m)
                 for lid, meta in layers.items()
-                if meta["kind"] == "raster" and lid != "risk_surface" and meta.get("cell_m")
+                if meta.kind == "raster" and lid != "risk_surface" and meta.cell_m
             },
-            cell_m=(layers.get("risk_surface") or {}).get("cell_m"),
+            cell_m=layers["risk_surface"].cell_m if "risk_surface" in layers else None,
             factors=list(risk.get("factors", params.get("factors", {}))),
             thresholds=thresholds,
             incident_years=years,
@@ -229,29 +226,26 @@ class BuildFacts:
             concession_years=[int(y) for y in concession.get("years", [1, 3, 5])],
             reference_date=str(reference)[:10] if reference else None,
             layers=list(layers),
-            fields={
-                lid: list(((meta.get("public") if public else None) or meta).get("fields", {}))
-                for lid, meta in layers.items()
-            },
+            fields={lid: list(meta.as_seen(public).fields) for lid, meta in layers.items()},
             layer_sources={
                 lid: [
-                    (catalog["sources"][k]["publisher"], _credit_countries(catalog["sources"][k]))
-                    for k in meta["sources"]
+                    (catalog.sources[k].publisher, _credit_countries(catalog.sources[k]))
+                    for k in meta.sources
                 ]
                 for lid, meta in layers.items()
             },
         )
 
 
-def _credit_countries(source: dict[str, Any]) -> tuple[str, ...]:
+def _credit_countries(source: CatalogSource) -> tuple[str, ...]:
     """The countries a source is credited in: those its coverage lists, else, for a coverage
     drawn as an outline or a box, the countries of its public rows; none (everywhere) for a
     source that lists no coverage at all."""
-    coverage = source.get("coverage", {})
+    coverage = source.coverage
     if coverage.get("countries"):
         return tuple(coverage["countries"])
     if coverage.get("polygon") or coverage.get("bbox"):
-        return tuple(source.get("countries_seen", []))
+        return source.countries_seen
     return ()
 
 

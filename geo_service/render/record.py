@@ -25,6 +25,7 @@ from babel.numbers import get_decimal_symbol
 from geo_service.maps.i18n import N_, plural_translator, translator
 from geo_service.maps.layers import LayerDefinition, definitions, words
 from geo_service.maps.page import CONFIDENCE_REASONS, NO_DATA, country_names, decimal
+from geo_service.store.catalog import BuildCatalog
 
 #: The layers' titles as the build names them, so a page can say them in its language.
 LAYER_TITLES = (
@@ -234,7 +235,7 @@ class Formatter:
         cls,
         lang: str,
         base: str,
-        catalog: Mapping[str, Any],
+        catalog: BuildCatalog,
         styles: Mapping[str, LayerDefinition] | None = None,
     ) -> Formatter:
         """A formatter that knows the sources and layers of a build's catalog (and, with
@@ -242,8 +243,8 @@ class Formatter:
         return cls(
             lang,
             base,
-            evidence_layers(catalog, catalog["layers"]),
-            {key: s["title"] for key, s in catalog["sources"].items()},
+            evidence_layers(catalog, catalog.layers),
+            {key: s.title for key, s in catalog.sources.items()},
             styles,
         )
 
@@ -357,13 +358,13 @@ def _listed(value: Any) -> list[str] | None:
     return [str(v) for v in value] if isinstance(value, list | tuple) else None
 
 
-def evidence_layers(catalog: Mapping[str, Any], layers: Iterable[str]) -> dict[str, str]:
+def evidence_layers(catalog: BuildCatalog, layers: Iterable[str]) -> dict[str, str]:
     """Source key → the layer (of ``layers``) holding that source's features."""
     out: dict[str, str] = {}
-    for key, source in catalog["sources"].items():
+    for key, source in catalog.sources.items():
         for layer_id in layers:
-            meta = catalog["layers"].get(layer_id) or {}
-            if meta.get("kind") == source["kind"] and key in meta.get("sources", ()):
+            meta = catalog.layers.get(layer_id)
+            if meta is not None and meta.kind == source.kind and key in meta.sources:
                 out[key] = layer_id
                 break
     return out

@@ -17,6 +17,8 @@ import geopandas as gpd
 import pandas as pd
 from rio_tiler.models import ImageData
 
+from geo_service.store.catalog import BuildCatalog, CatalogLayer
+
 
 class Access(StrEnum):
     """A caller's access level, lowest first."""
@@ -86,7 +88,7 @@ class LayerInfo:
     fields: tuple[str, ...]
     id_field: str | None
     #: The catalog entry as this caller sees it, for documents that show more of it.
-    meta: Mapping[str, Any]
+    meta: CatalogLayer
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class Store(Protocol):
 
     build_id: str
     #: The build's ``catalog.json``.
-    catalog: Mapping[str, Any]
+    catalog: BuildCatalog
 
     def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
         """Every vector layer, as this caller sees it."""

@@ -15,6 +15,7 @@ from typing import Any
 import geopandas as gpd
 
 from geo_service.errors import NoBuildError
+from geo_service.store.catalog import BuildCatalog
 from geo_service.store.memory import BuildStore
 
 CURRENT = "current"
@@ -33,7 +34,10 @@ class FileBuildSource:
 
     def open(self, build_id: str) -> BuildStore:
         """The store of one build of the folder."""
-        return BuildStore(self.build_dir, build_id, read_build_catalog(self.build_dir, build_id))
+        catalog = BuildCatalog.read(
+            read_build_catalog(self.build_dir, build_id), f"build {build_id}"
+        )
+        return BuildStore(self.build_dir, build_id, catalog)
 
 
 def current_build_id(build_dir: Path) -> str:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -33,6 +32,7 @@ from geo_service.store.base import (
     ItemQuery,
     LayerInfo,
 )
+from geo_service.store.catalog import BuildCatalog, CatalogLayer
 from geo_service.store.geojson import feature_bytes, geometries_json, json_records, properties_json
 from geo_service.store.raster import RasterLayer, TileCache
 
@@ -73,12 +73,12 @@ def _json_type(column: pd.Series) -> str | None:
 class LayerTable:
     """One vector layer of a build, ready to answer items queries."""
 
-    def __init__(self, layer_id: str, meta: dict[str, Any], frame: gpd.GeoDataFrame) -> None:
+    def __init__(self, layer_id: str, meta: CatalogLayer, frame: gpd.GeoDataFrame) -> None:
         frame = frame.reset_index(drop=True)
         self.id = layer_id
         self.meta = meta
         self.frame = frame
-        id_field = meta.get("id_field")
+        id_field = meta.id_field
         if id_field and id_field in frame:
             self.ids = frame[id_field].astype(str).to_numpy(dtype=object)
         else:
@@ -120,19 +120,18 @@ class LayerTable:
     @cached_property
     def info(self) -> LayerInfo:
         """The layer as its catalog entry and its columns describe it."""
-        extent = self.meta.get("time_extent")
         return LayerInfo(
             id=self.id,
-            title=self.meta["title"],
-            kind=self.meta["kind"],
+            title=self.meta.title,
+            kind=self.meta.kind,
             count=len(self.ids),
-            bounds=tuple(self.meta["bounds"]) if self.meta.get("bounds") else None,
-            time_extent=tuple(extent) if extent else None,
-            sources=tuple(self.meta.get("sources", ())),
+            bounds=self.meta.bounds,
+            time_extent=self.meta.time_extent,
+            sources=self.meta.sources,
             queryables=dict(self.queryables),
             date_field=self.date_field,
             fields=tuple(c for c in self.frame.columns if c != self.frame.geometry.name),
-            id_field=self.meta.get("id_field"),
+            id_field=self.meta.id_field,
             meta=self.meta,
         )
 
@@ -347,7 +346,7 @@ class BuildStore:
     only ever show less.
     """
 
-    def __init__(self, build_dir: Path, build_id: str, catalog: dict[str, Any]) -> None:
+    def __init__(self, build_dir: Path, build_id: str, catalog: BuildCatalog) -> None:
         self._path = Path(build_dir) / build_id
         self.build_id = build_id
         self.catalog = catalog
@@ -375,23 +374,16 @@ class BuildStore:
         with self._lock("raster", layer_id):
             layer = self._rasters.get(layer_id)
             if layer is None:
-                layer = RasterLayer(self._path / meta["file"], raster_info(layer_id, meta))
+                layer = RasterLayer(self._path / meta.file, raster_info(layer_id, meta))
                 self._rasters[layer_id] = layer
         return layer
 
-    @staticmethod
-    def _as_seen(meta: dict[str, Any], access: Access) -> dict[str, Any]:
-        if access.sees_restricted or "public" not in meta:
-            return {k: v for k, v in meta.items() if k != "public"}
-        return {**{k: v for k, v in meta.items() if k != "public"}, **meta["public"]}
-
-    def _meta(self, layer_id: str, access: Access) -> dict[str, Any]:
+    def _meta(self, layer_id: str, access: Access) -> CatalogLayer:
         """The catalog entry of a vector layer as this caller sees it, or ``NotFoundError``."""
-        meta = self.catalog["layers"].get(layer_id)
-        if meta is None or meta["kind"] == "raster":
-            known = ", ".join(k for k, v in self.catalog["layers"].items() if v["kind"] != "raster")
-            raise NotFoundError(f"no collection '{layer_id}'; collections are {known}")
-        return self._as_seen(meta, access)
+        layers = self.catalog.vector_layers()
+        if layer_id not in layers:
+            raise NotFoundError(f"no collection '{layer_id}'; collections are {', '.join(layers)}")
+        return layers[layer_id].as_seen(public=not access.sees_restricted)
 
     def _table(self, layer_id: str, access: Access) -> LayerTable:
         """The layer in memory as this caller sees it (each view loaded once per build)."""
@@ -403,18 +395,14 @@ class BuildStore:
         with self._lock("table", layer_id, str(access.sees_restricted)):
             table = self._tables.get(key)
             if table is None:
-                frame = gpd.read_parquet(self._path / meta["file"])
+                frame = gpd.read_parquet(self._path / meta.file)
                 table = LayerTable(layer_id, meta, frame)
                 self._tables[key] = table
         return table
 
     def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
         """Every vector layer as this caller sees it (rasters are served as tiles)."""
-        return {
-            k: self._table(k, access).info
-            for k, v in self.catalog["layers"].items()
-            if v["kind"] != "raster"
-        }
+        return {k: self._table(k, access).info for k in self.catalog.vector_layers()}
 
     def layer(self, layer_id: str, access: Access = Access.anonymous) -> LayerInfo:
         """One vector layer as this caller sees it, or ``NotFoundError``."""
@@ -438,39 +426,38 @@ class BuildStore:
 
     def resource(self, name: str) -> bytes:
         """A file of the build that is not a layer: ``basemap`` (the offline basemap)."""
-        meta = self.catalog.get(name)
-        if not isinstance(meta, dict) or "file" not in meta:
+        meta = self.catalog.basemap if name == "basemap" else None
+        if meta is None:
             raise NotFoundError(
                 f"build {self.build_id} has no {name}: rebuild with 'riskmap build'"
             )
-        return (self._path / meta["file"]).read_bytes()
+        return (self._path / meta.file).read_bytes()
 
 
-def raster_meta(catalog: Mapping[str, Any], layer_id: str) -> dict[str, Any]:
+def raster_meta(catalog: BuildCatalog, layer_id: str) -> CatalogLayer:
     """The catalog entry of a raster layer, or ``NotFoundError`` naming the raster layers."""
-    meta = catalog["layers"].get(layer_id)
-    if meta is None or meta["kind"] != "raster":
-        rasters = [k for k, v in catalog["layers"].items() if v["kind"] == "raster"]
+    meta = catalog.layers.get(layer_id)
+    if meta is None or meta.kind != "raster":
+        rasters = [k for k, v in catalog.layers.items() if v.kind == "raster"]
         raise NotFoundError(
             f"no raster layer '{layer_id}'; raster layers are {', '.join(rasters) or '(none)'}"
         )
     return meta
 
 
-def raster_info(layer_id: str, meta: dict[str, Any]) -> LayerInfo:
+def raster_info(layer_id: str, meta: CatalogLayer) -> LayerInfo:
     """A raster layer's description from its catalog entry."""
-    extent = meta.get("time_extent")
     return LayerInfo(
         id=layer_id,
-        title=meta["title"],
-        kind=meta["kind"],
-        count=int(meta.get("count") or 0),
-        bounds=tuple(meta["bounds"]) if meta.get("bounds") else None,
-        time_extent=tuple(extent) if extent else None,
-        sources=tuple(meta.get("sources", ())),
+        title=meta.title,
+        kind=meta.kind,
+        count=meta.count,
+        bounds=meta.bounds,
+        time_extent=meta.time_extent,
+        sources=meta.sources,
         queryables={},
         date_field=None,
-        fields=tuple(meta.get("fields", {})),
+        fields=tuple(meta.fields),
         id_field=None,
         meta=meta,
     )

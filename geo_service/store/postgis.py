@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool
 from geo_service.errors import BadQueryError, NoBuildError, NotFoundError
 from geo_service.store import mvt
 from geo_service.store.base import Access, Feature, FeaturePage, ItemQuery, LayerInfo
+from geo_service.store.catalog import BuildCatalog
 from geo_service.store.files import read_build_catalog
 from geo_service.store.geojson import DECIMALS, feature_bytes, properties_json
 from geo_service.store.memory import LayerTable, raster_info, raster_meta, search_key
@@ -189,14 +190,13 @@ def publish(url: str, build_dir: Path, build_id: str, keep: int = 3) -> None:
         conn.execute(
             sql.SQL("CREATE TABLE {} (name text, public boolean, data bytea)").format(files)
         )
-        for layer_id, meta in catalog["layers"].items():
-            if meta["kind"] == "raster":
-                continue
-            views = {False: {k: v for k, v in meta.items() if k != "public"}}
-            if "public" in meta:
-                views[True] = {**views[False], **meta["public"]}
+        typed = BuildCatalog.read(catalog, f"build {build_id}")
+        for layer_id, meta in typed.vector_layers().items():
+            views = {False: meta.as_seen(public=False)}
+            if meta.public is not None:
+                views[True] = meta.as_seen(public=True)
             for public, seen in views.items():
-                data = (path / seen["file"]).read_bytes()
+                data = (path / seen.file).read_bytes()
                 table = LayerTable(layer_id, seen, gpd.read_parquet(io.BytesIO(data)))
                 # The public role reads a layer's public view, or the layer when it has none.
                 readers = [FULL_ROLE] + ([PUBLIC_ROLE] if public or len(views) == 1 else [])
@@ -208,11 +208,10 @@ def publish(url: str, build_dir: Path, build_id: str, keep: int = 3) -> None:
                 info = asdict(table.info)
                 info.pop("meta")
                 layers.setdefault(layer_id, {})["public" if public else "full"] = info
-        basemap = catalog.get("basemap")
-        if basemap:
+        if typed.basemap is not None:
             conn.execute(
                 sql.SQL("INSERT INTO {} VALUES ('basemap', true, %s)").format(files),
-                ((path / basemap["file"]).read_bytes(),),
+                ((path / typed.basemap.file).read_bytes(),),
             )
         conn.execute(
             sql.SQL(
@@ -338,7 +337,10 @@ class PostgisBuildSource:
             ).fetchone()
         if row is None:
             raise NoBuildError(f"build {build_id} is not published in the database")
-        return PostgisStore(self.pools, build_id, row[0], row[1], row[2], self.build_dir / build_id)
+        catalog = BuildCatalog.read(row[1], f"build {build_id} in the database")
+        return PostgisStore(
+            self.pools, build_id, row[0], catalog, row[2], self.build_dir / build_id
+        )
 
 
 class PostgisStore:
@@ -349,7 +351,7 @@ class PostgisStore:
         pools: dict[str, ConnectionPool],
         build_id: str,
         schema: str,
-        catalog: dict[str, Any],
+        catalog: BuildCatalog,
         layers: dict[str, dict[str, Any]],
         raster_dir: Path,
     ) -> None:
@@ -376,9 +378,7 @@ class PostgisStore:
             )
         public = not access.sees_restricted and "public" in views
         info = views["public" if public else "full"]
-        meta = {k: v for k, v in self.catalog["layers"][layer_id].items() if k != "public"}
-        if public:
-            meta |= self.catalog["layers"][layer_id]["public"]
+        meta = self.catalog.layers[layer_id].as_seen(public=public)
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in info.items()}
         return _table_name(layer_id, public), LayerInfo(**fields, meta=meta)
 
@@ -616,7 +616,7 @@ class PostgisStore:
         if layer is not None:
             return layer
         meta = raster_meta(self.catalog, layer_id)
-        layer = RasterLayer(self._raster_dir / meta["file"], raster_info(layer_id, meta))
+        layer = RasterLayer(self._raster_dir / meta.file, raster_info(layer_id, meta))
         with self._lock:
             self._rasters[layer_id] = layer
         return layer

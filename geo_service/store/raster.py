@@ -18,6 +18,7 @@ from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
+from geo_service.errors import NoBuildError
 from geo_service.store.base import LayerInfo
 
 #: Zoom levels a tile may be asked for (beyond the surface's own resolution it is upsampled).
@@ -75,7 +76,9 @@ class RasterLayer:
     @property
     def native_zoom(self) -> int:
         """The zoom whose pixels are about as large as the cells (256-pixel tiles)."""
-        return native_zoom(float(self.info.meta["cell_m"]))
+        if self.info.meta.cell_m is None:
+            raise NoBuildError(f"raster layer '{self.info.id}' has no cell size in its catalog")
+        return native_zoom(self.info.meta.cell_m)
 
     def _reader(self) -> Reader:
         reader = getattr(self._local, "reader", None)

@@ -10,6 +10,7 @@ import shapely
 
 from geo_service.errors import NotFoundError
 from geo_service.store.base import Access, ItemQuery
+from geo_service.store.catalog import CatalogLayer
 from geo_service.store.memory import LayerTable
 
 
@@ -32,7 +33,10 @@ def table() -> LayerTable:
         ],
         crs="EPSG:4326",
     )
-    return LayerTable("incidents", {"id_field": "incident_id", "title": "Incidents"}, frame)
+    meta = CatalogLayer(
+        id="incidents", title="Incidents", kind="incidents", file="x", id_field="incident_id"
+    )
+    return LayerTable("incidents", meta, frame)
 
 
 def test_restricted_rows_exist_only_for_roles_that_allow_them(table) -> None:

@@ -28,6 +28,7 @@ from geo_service.render.features import FORMATS, negotiate
 from geo_service.render.record import Formatter, cell, day, number
 from geo_service.render.templates import render
 from geo_service.store.base import FeaturePage, ItemQuery, LayerInfo
+from geo_service.store.catalog import BuildCatalog, CatalogLayer
 
 router = APIRouter(tags=["features"])
 
@@ -51,75 +52,71 @@ def _dumps(doc: dict[str, Any]) -> bytes:
 
 
 def temporal_extent(
-    layer: dict[str, Any], build: dict[str, Any], incidents: dict[str, Any] | None
+    layer: CatalogLayer, build: BuildCatalog, incidents: CatalogLayer | None
 ) -> list[str] | None:
     """The time a layer describes: its own dates; else, for the risk layers, the evidence
     from the first incident to the model's reference date; else the day its sources were
     retrieved (places and facilities as they stood then)."""
-    if layer.get("time_extent"):
-        return layer["time_extent"]
-    retrieved = sorted(
-        build["sources"][k]["retrieved"] for k in layer["sources"] if k in build["sources"]
-    )
+    if layer.time_extent:
+        return list(layer.time_extent)
+    retrieved = sorted(build.sources[k].retrieved for k in layer.sources if k in build.sources)
     if not retrieved:
         return None
-    dates = (incidents or {}).get("time_extent")
-    reference = ((build.get("risk") or {}).get("factors", {}).get("incident_intensity", {})).get(
-        "reference_date"
-    )
-    if layer["kind"] == "derived" and dates:
+    dates = incidents.time_extent if incidents is not None else None
+    reference = build.risk.get("factors", {}).get("incident_intensity", {}).get("reference_date")
+    if layer.kind == "derived" and dates:
         return [dates[0], str(reference or dates[1])[:10]]
     return [retrieved[0], retrieved[-1]]
 
 
 def collection_document(
-    layer: dict[str, Any],
-    build: dict[str, Any],
+    layer: CatalogLayer,
+    build: BuildCatalog,
     base: str,
-    incidents: dict[str, Any] | None = None,
+    incidents: CatalogLayer | None = None,
 ) -> dict[str, Any]:
     """One layer as an OGC API – Features collection, with licence and provenance.
 
     ``layer`` and ``incidents`` are the metadata as the caller sees them (``BuildStore``).
     """
-    sources = [build["sources"][key] for key in layer["sources"]]
+    sources = [build.sources[key] for key in layer.sources]
     extent: dict[str, Any] = {}
-    if layer.get("bounds"):
-        extent["spatial"] = {"bbox": [layer["bounds"]], "crs": CRS84}
+    if layer.bounds:
+        extent["spatial"] = {"bbox": [list(layer.bounds)], "crs": CRS84}
     interval = temporal_extent(layer, build, incidents)
     if interval:
         extent["temporal"] = {
             "interval": [[f"{interval[0]}T00:00:00Z", f"{interval[1]}T00:00:00Z"]],
             "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
         }
-    licences = list(dict.fromkeys(s["licence"] for s in sources))
+    licences = list(dict.fromkeys(s.licence for s in sources))
     return {
-        "id": layer["id"],
-        "title": layer["title"],
-        "description": f"{layer['title']}: {layer['count']} features from "
-        + "; ".join(s["title"] for s in sources),
+        "id": layer.id,
+        "title": layer.title,
+        "description": f"{layer.title}: {layer.count} features from "
+        + "; ".join(s.title for s in sources),
         "itemType": "feature",
         "extent": extent,
         "crs": [CRS84],
         "storageCrs": CRS84,
-        "count": layer["count"],
-        "geometryTypes": layer["geometry_types"],
+        "count": layer.count,
+        "geometryTypes": list(layer.geometry_types),
         "license": "; ".join(licences),
-        "attribution": "; ".join(dict.fromkeys(s["attribution"] for s in sources)),
+        "attribution": "; ".join(dict.fromkeys(s.attribution for s in sources)),
         "sources": [
             {
-                "title": s["title"],
-                "publisher": s["publisher"],
-                "licence": s["licence"],
-                "licence_url": s["licence_url"],
-                "attribution": s["attribution"],
-                "retrieved": s["retrieved"],
-                "coverage": s["coverage"],
+                "title": s.title,
+                "publisher": s.publisher,
+                "licence": s.licence,
+                "licence_url": s.licence_url,
+                "attribution": s.attribution,
+                "retrieved": s.retrieved,
+                "coverage": s.coverage,
             }
             for s in sources
         ],
-        "build_id": build["build_id"],
-        "links": collection_links(base, layer["id"], layer["title"], sources),
+        "build_id": build.build_id,
+        "links": collection_links(base, layer.id, layer.title, sources),
     }
 
 
@@ -258,7 +255,7 @@ def _shown(doc: dict[str, Any], lang: str) -> dict[str, Any]:
     }
 
 
-def _incidents(build: BuildDep, access: AccessDep) -> dict[str, Any] | None:
+def _incidents(build: BuildDep, access: AccessDep) -> CatalogLayer | None:
     """The incidents layer's catalog entry as this caller sees it (its dates are the
     reference of the other layers' temporal extents), if the build has one."""
     layers = build.store.layers(access)

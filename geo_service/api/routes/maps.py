@@ -106,7 +106,7 @@ def _facts(request: Request, build: BuildDep, access: AccessDep) -> BuildFacts:
         request.app.state.map_facts = cache
     facts = cache[1].get(public)
     if facts is None:
-        raster = build.catalog["layers"].get("risk_surface")
+        raster = build.catalog.layers.get("risk_surface")
         zoom = build.store.raster("risk_surface").native_zoom if raster else 10
         facts = cache[1][public] = BuildFacts.of(build.catalog, zoom, public)
     return facts
@@ -189,8 +189,8 @@ def _countries(build: BuildDep, access: AccessDep, definition: MapDefinition) ->
     found: set[str] = set()
     for layer in definition.layers:
         if (
-            layer not in build.catalog["layers"]
-            or build.catalog["layers"][layer]["kind"] == "raster"
+            layer not in build.catalog.layers
+            or build.catalog.layers[layer].kind == "raster"
             or "country" not in build.store.layer(layer, access).fields
         ):
             continue
@@ -328,16 +328,16 @@ def map_png(
     key = (build.build_id, access.value, map_id, lang, tuple(sorted(request.query_params.items())))
 
     def render() -> bytes:
-        present = [x for x in shown if x in build.catalog["layers"]]
+        present = [x for x in shown if x in build.catalog.layers]
         rasters = [
             static_map.RasterLayer(
                 build.store.raster(x).location,
-                png.renderer(meta.get("fields", {})),
+                png.renderer(meta.fields),
                 0.75 if x == "risk_surface" else 1.0,
                 "bilinear" if x == "risk_surface" else "nearest",
             )
             for x in present
-            if (meta := build.catalog["layers"][x])["kind"] == "raster"
+            if (meta := build.catalog.layers[x]).kind == "raster"
         ]
         drawn = picture.draw_layers(
             present,
@@ -402,23 +402,24 @@ def map_sources(
         keys = dict.fromkeys(
             k
             for layer in definition.layers
-            for k in (build.catalog["layers"].get(layer) or {}).get("sources", [])
+            if layer in build.catalog.layers
+            for k in build.catalog.layers[layer].sources
         )
         names = country_names(facts.countries, lang)
         sources = []
         for key in keys:
-            s = build.catalog["sources"][key]
-            coverage = s.get("coverage", {})
+            s = build.catalog.sources[key]
+            coverage = s.coverage
             sources.append(
                 {
-                    "title": s["title"],
-                    "publisher": s["publisher"],
-                    "licence": s["licence"],
-                    "licence_url": s.get("licence_url"),
-                    "attribution": s["attribution"],
+                    "title": s.title,
+                    "publisher": s.publisher,
+                    "licence": s.licence,
+                    "licence_url": s.licence_url,
+                    "attribution": s.attribution,
                     "countries": ", ".join(names.get(c, c) for c in coverage.get("countries", [])),
-                    "retrieved": s.get("retrieved", ""),
-                    "url": s.get("url"),
+                    "retrieved": s.retrieved,
+                    "url": s.url,
                     "note": coverage.get("note"),
                 }
             )

@@ -18,6 +18,7 @@ from geo_service.api.links import base_url
 from geo_service.errors import NotFoundError
 from geo_service.render import png
 from geo_service.store.base import RasterSource
+from geo_service.store.catalog import BuildCatalog, CatalogLayer
 from geo_service.store.raster import MAX_ZOOM
 
 router = APIRouter(tags=["tiles"])
@@ -36,9 +37,9 @@ def _check_tile(z: int, x: int, y: int, max_zoom: int) -> None:
         raise NotFoundError(f"tile {z}/{x}/{y} does not exist: x and y run 0..{n - 1} at zoom {z}")
 
 
-def _attribution(build: dict[str, Any], layer: dict[str, Any]) -> str:
-    sources = [build["sources"][key] for key in layer["sources"]]
-    return "; ".join(dict.fromkeys(s["attribution"] for s in sources))
+def _attribution(build: BuildCatalog, layer: CatalogLayer) -> str:
+    sources = [build.sources[key] for key in layer.sources]
+    return "; ".join(dict.fromkeys(s.attribution for s in sources))
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.png", summary="Raster tile (PNG)")
@@ -65,7 +66,7 @@ def _render(raster: RasterSource, z: int, x: int, y: int) -> bytes:
     image = raster.tile_data(z, x, y)
     if image is None:
         return png.empty_tile()
-    return png.renderer(raster.info.meta.get("fields", {}))(image)
+    return png.renderer(raster.info.meta.fields)(image)
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Vector tile (MVT)")
@@ -107,11 +108,11 @@ def legend(layer: str, request: Request, build: BuildDep, access: AccessDep) -> 
 @router.get("/tiles/{layer}/tilejson.json", summary="TileJSON 3.0")
 def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -> Response:
     """Where a layer's tiles are, their zooms, bounds, attribution and (vector) fields."""
-    meta = build.catalog["layers"].get(layer)
+    meta = build.catalog.layers.get(layer)
     if meta is None:
-        raise NotFoundError(f"no layer '{layer}'; layers are {', '.join(build.catalog['layers'])}")
+        raise NotFoundError(f"no layer '{layer}'; layers are {', '.join(build.catalog.layers)}")
     base = base_url(request)
-    raster = meta["kind"] == "raster"
+    raster = meta.kind == "raster"
     if raster:
         maxzoom = build.store.raster(layer).native_zoom
     else:
@@ -120,11 +121,11 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
         maxzoom = VECTOR_MAX_ZOOM
 
     def body() -> bytes:
-        west, south, east, north = meta["bounds"] or (-180.0, -85.0511, 180.0, 85.0511)
+        west, south, east, north = meta.bounds or (-180.0, -85.0511, 180.0, 85.0511)
         doc: dict[str, Any] = {
             "tilejson": "3.0.0",
-            "name": meta["title"],
-            "description": meta["title"],
+            "name": meta.title,
+            "description": meta.title,
             "version": "1.0.0",
             "attribution": _attribution(build.catalog, meta),
             "scheme": "xyz",
@@ -147,7 +148,7 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
             doc["vector_layers"] = [
                 {
                     "id": layer,
-                    "description": meta["title"],
+                    "description": meta.title,
                     "minzoom": 0,
                     "maxzoom": maxzoom,
                     # Every property a tile carries: lists (evidence ids) and dates as text.

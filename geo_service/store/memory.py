@@ -188,15 +188,16 @@ class LayerTable:
             else:  # across the antimeridian: two boxes
                 in_x = (self.maxx >= west) | (self.minx <= east)
             mask &= in_x & (self.miny <= north) & (self.maxy >= south)
-        if query.interval is not None:
-            if self.dates is None:
-                raise BadQueryError(f"collection '{self.id}' has no dates", parameter="datetime")
+        if query.interval is not None and self.dates is not None:
+            # A feature without a date matches any datetime (OGC API – Features,
+            # /req/core/fc-time-response C): so does every feature of an undated layer.
             start, end = query.interval
+            inside = np.ones(len(self.ids), dtype=bool)
             if start is not None:
-                mask &= self.dates >= np.datetime64(start.to_datetime64(), "ms")
+                inside &= self.dates >= np.datetime64(start.to_datetime64(), "ms")
             if end is not None:
-                mask &= self.dates <= np.datetime64(end.to_datetime64(), "ms")
-            mask &= ~np.isnat(self.dates)
+                inside &= self.dates <= np.datetime64(end.to_datetime64(), "ms")
+            mask &= inside | np.isnat(self.dates)
         for column, value in query.filters.items():
             mask &= self._matches(column, value)
         if query.q is None:

@@ -419,17 +419,17 @@ class PostgisStore:
             x = "(maxx >= %s AND minx <= %s)" if west <= east else "(maxx >= %s OR minx <= %s)"
             parts.append(sql.SQL(x + " AND maxy >= %s AND miny <= %s"))
             params += [west, east, south, north]
-        if query.interval is not None:
-            if info.date_field is None:
-                raise BadQueryError(f"collection '{info.id}' has no dates", parameter="datetime")
+        if query.interval is not None and info.date_field is not None:
+            # Undated features match any datetime, as in memory.
             start, end = query.interval
-            parts.append(sql.SQL("date IS NOT NULL"))
+            inside: list[sql.Composable] = [sql.SQL("true")]
             if start is not None:
-                parts.append(sql.SQL("date >= %s"))
+                inside.append(sql.SQL("date >= %s"))
                 params.append(start.tz_localize(None).to_pydatetime())
             if end is not None:
-                parts.append(sql.SQL("date <= %s"))
+                inside.append(sql.SQL("date <= %s"))
                 params.append(end.tz_localize(None).to_pydatetime())
+            parts.append(sql.SQL("(date IS NULL OR ({}))").format(sql.SQL(" AND ").join(inside)))
         for column, value in query.filters.items():
             kind = info.queryables[column]
             if kind == "string":

@@ -79,16 +79,14 @@ def test_collections_list_the_build_layers(client, built) -> None:
     assert (
         by_id["tailings_dams"]["sources"][0]["publisher"] == "Agência Nacional de Mineração (ANM)"
     )
-    # Undated layers describe the day their sources were retrieved; risk layers the evidence
-    # from the first incident to the model's reference date.
-    # The concession sources' retrieval dates: USGS, then Amazon Mining Watch.
-    assert by_id["concessions"]["extent"]["temporal"]["interval"] == [
-        ["2026-11-23T00:00:00Z", "2026-12-05T00:00:00Z"]
-    ]
-    assert by_id["community_risk"]["extent"]["temporal"]["interval"] == [
-        ["1991-08-08T00:00:00Z", "2022-12-30T00:00:00Z"]
-    ]
-    assert all("temporal" in c["extent"] and "spatial" in c["extent"] for c in by_id.values())
+    # Only a layer whose features carry dates advertises a temporal extent; the others say
+    # in words what time they describe, and that datetime selects all of them.
+    assert [k for k, c in by_id.items() if "temporal" in c["extent"]] == ["incidents"]
+    assert all("spatial" in c["extent"] for c in by_id.values())
+    concessions = by_id["concessions"]["description"]  # USGS, then Amazon Mining Watch
+    assert "carry no date" in concessions and "2026-11-23 to 2026-12-05" in concessions
+    assert "evidence of 1991-08-08 to 2022-12-30" in by_id["community_risk"]["description"]
+    assert "carry no date" not in incidents["description"]
 
 
 def test_no_build_answers_503_with_a_hint(tmp_path) -> None:

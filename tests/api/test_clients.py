@@ -42,6 +42,12 @@ def test_owslib_lists_collections_and_pages_to_the_end(url, build_dir) -> None:
             break
         params = dict(parse_qsl(urlsplit(nxt[0]).query))
     assert len(seen) == len(set(seen)) == 26074
+    # datetime on every collection: dated features in the interval, undated ones all.
+    for collection in ids:
+        page = api.collection_items(collection, datetime_="2019-01-01/2019-12-31", limit=1)
+        whole = api.collection_items(collection, limit=1)
+        dated = "temporal" in api.collection(collection)["extent"]
+        assert (page["numberMatched"] < whole["numberMatched"]) is dated, collection
     want = set(load_layer(build_dir, "communities")["community_id"])
     assert set(seen) == want
 

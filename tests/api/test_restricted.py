@@ -242,8 +242,18 @@ def test_anonymous_outputs_do_not_depend_on_restricted_details(served) -> None:
     assert len(urls) > 1500
     if served["backend"] == "postgis":
         # Raster tiles are the build's COG read by the same code whatever the store: the
-        # embedded crawl covers them.
+        # embedded crawl covers them. A picture draws the rows ``frame`` selects, by the SQL
+        # the items above go through: one picture per map is enough here.
         urls = [u for u in urls if not u.startswith("/tiles/risk_surface/")]
+        pictures: set[str] = set()
+        kept = []
+        for u in urls:
+            if ".png?bbox=" in u:
+                if u.split("?")[0] in pictures:
+                    continue
+                pictures.add(u.split("?")[0])
+            kept.append(u)
+        urls = kept
     a, a_text = _crawl(real["client"], urls, real["build"].build_id)
     b, _ = _crawl(disguised["client"], urls, disguised["build"].build_id)
     differ = [u for u in urls if a[u] != b[u]]

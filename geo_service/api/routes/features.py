@@ -21,7 +21,6 @@ from geo_service.api.caching import ITEMS, SHORT, conditional
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import ParamsUrl, base_url, collection_links, items_links, link
 from geo_service.api.params import MAX_LIMIT, items_query, refuse_unknown
-from geo_service.errors import BadQueryError
 from geo_service.maps.i18n import choose_language, translator
 from geo_service.maps.layers import LayerDefinition, definitions
 from geo_service.render.features import FORMATS, negotiate
@@ -51,22 +50,28 @@ def _dumps(doc: dict[str, Any]) -> bytes:
     return orjson.dumps(doc)
 
 
-def temporal_extent(
-    layer: CatalogLayer, build: BuildCatalog, incidents: CatalogLayer | None
-) -> list[str] | None:
-    """The time a layer describes: its own dates; else, for the risk layers, the evidence
-    from the first incident to the model's reference date; else the day its sources were
-    retrieved (places and facilities as they stood then)."""
+def temporal_extent(layer: CatalogLayer) -> list[str] | None:
+    """The dates a layer's features carry, first and last; None for a layer whose features
+    carry no date (its collection advertises no temporal extent)."""
+    return list(layer.time_extent) if layer.time_extent else None
+
+
+def time_note(layer: CatalogLayer, build: BuildCatalog, incidents: CatalogLayer | None) -> str:
+    """For a layer whose features carry no date, the time it describes, and what ``datetime``
+    selects in it: the evidence period for the risk layers, else the day its sources were
+    retrieved."""
     if layer.time_extent:
-        return list(layer.time_extent)
+        return ""
     retrieved = sorted(build.sources[k].retrieved for k in layer.sources if k in build.sources)
-    if not retrieved:
-        return None
     dates = incidents.time_extent if incidents is not None else None
     reference = build.risk.get("factors", {}).get("incident_intensity", {}).get("reference_date")
+    note = " Its features carry no date, so datetime selects every one of them"
     if layer.kind == "derived" and dates:
-        return [dates[0], str(reference or dates[1])[:10]]
-    return [retrieved[0], retrieved[-1]]
+        end = str(reference or dates[1])[:10]
+        return f"{note}; the scores weigh the evidence of {dates[0]} to {end}."
+    if retrieved:
+        return f"{note}; they stand as their sources did when retrieved, {retrieved[0]} to {retrieved[-1]}."
+    return f"{note}."
 
 
 def collection_document(
@@ -83,7 +88,7 @@ def collection_document(
     extent: dict[str, Any] = {}
     if layer.bounds:
         extent["spatial"] = {"bbox": [list(layer.bounds)], "crs": CRS84}
-    interval = temporal_extent(layer, build, incidents)
+    interval = temporal_extent(layer)
     if interval:
         extent["temporal"] = {
             "interval": [[f"{interval[0]}T00:00:00Z", f"{interval[1]}T00:00:00Z"]],
@@ -94,7 +99,9 @@ def collection_document(
         "id": layer.id,
         "title": layer.title,
         "description": f"{layer.title}: {layer.count} features from "
-        + "; ".join(s.title for s in sources),
+        + "; ".join(s.title for s in sources)
+        + "."
+        + time_note(layer, build, incidents),
         "itemType": "feature",
         "extent": extent,
         "crs": [CRS84],
@@ -319,7 +326,7 @@ def collection(
     def page(d: dict[str, Any]) -> bytes:
         language = _language(request, lang)
         bbox = d["extent"].get("spatial", {}).get("bbox", [None])[0]
-        interval = temporal_extent(meta, build.catalog, incidents)
+        interval = temporal_extent(meta)
         sources = [{**s, "retrieved": day(s["retrieved"], language)} for s in d["sources"]]
         return _page(
             request,
@@ -426,7 +433,11 @@ def items(
     ] = None,
     datetime: Annotated[
         str | None,
-        Query(description="An instant or an interval (start/end, ../end, start/..)."),
+        Query(
+            description="An instant or an interval (start/end, ../end, start/..): the "
+            "features dated then, and those with no date (on a collection whose features "
+            "carry no date, every feature)."
+        ),
     ] = None,
     f: Annotated[
         str | None,
@@ -457,8 +468,6 @@ def items(
     info = build.store.layer(collection_id, access)
     fmt = negotiate(f, request.headers.get("accept"))
     query = items_query(request.query_params, info.queryables, limit, offset, bbox, datetime)
-    if query.interval is not None and info.date_field is None:
-        raise BadQueryError(f"collection '{collection_id}' has no dates", parameter="datetime")
     if fmt.download and "limit" not in request.query_params:
         query = replace(query, limit=None)
     headers = {"Content-Crs": f"<{CRS84}>"}

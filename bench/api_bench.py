@@ -140,10 +140,17 @@ metadata:
     email: nobody@localhost
     role: pointOfContact
 resources:
-  incidents_gpkg:
+"""
+
+
+def pygeoapi_collection(name: str, provider: str, settings: str) -> str:
+    """One pygeoapi collection of the 100,000 incidents, read by ``provider`` with these
+    further provider settings (YAML, indented under the provider)."""
+    return f"""
+  {name}:
     type: collection
     title: incidents
-    description: 100,000 synthetic incident points, SQLiteGPKG provider
+    description: 100,000 synthetic incident points, {provider} provider
     keywords: [incidents]
     links: []
     extents:
@@ -152,11 +159,8 @@ resources:
         crs: http://www.opengis.net/def/crs/OGC/1.3/CRS84
     providers:
       - type: feature
-        name: SQLiteGPKG
-        data: {data}
-        id_field: id
-        table: incidents
-"""
+        name: {provider}
+{settings}"""
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -277,6 +281,7 @@ def make_data(seed: int) -> None:
     shutil.copy(DATA / "risk_cog.tif", folder / "risk.tif")
     source = {
         "title": "synthetic",
+        "kind": "incidents",
         "publisher": "bench",
         "licence": "CC0",
         "licence_url": "https://creativecommons.org/publicdomain/zero/1.0/",
@@ -417,7 +422,12 @@ def _pygeoapi(
 ) -> tuple[list[str], dict[str, str], Path]:
     """pygeoapi's command with its config (the GeoPackage collection, and ``extra``)."""
     config = RUN / f"pygeoapi-{port}.yml"
-    config.write_text(PYGEOAPI_CONFIG.format(port=port, data=DATA / "incidents.gpkg") + extra)
+    gpkg = pygeoapi_collection(
+        "incidents_gpkg",
+        "SQLiteGPKG",
+        f"        data: {DATA / 'incidents.gpkg'}\n        id_field: id\n        table: incidents\n",
+    )
+    config.write_text(PYGEOAPI_CONFIG.format(port=port) + gpkg + extra)
     env["PYGEOAPI_CONFIG"] = str(config)
     env["PYGEOAPI_OPENAPI"] = str(RUN / f"pygeoapi-{port}-openapi.yml")
     python = PEERS / "pygeoapi" / "bin" / "python"
@@ -491,9 +501,12 @@ def urls(target: str, workload: str) -> list[str]:
     return [template.replace("{query}", q) for q in lines]
 
 
-def one_pass(target: str, paths: list[str], cap_s: float) -> dict[str, float]:
-    """Every path once, sequentially, on one keep-alive connection (capped in time)."""
-    conn = http.client.HTTPConnection("127.0.0.1", PORTS[target], timeout=60)
+def one_pass(
+    target: str, paths: list[str], cap_s: float, port: int | None = None
+) -> dict[str, float]:
+    """Every path once, sequentially, on one keep-alive connection (capped in time), to the
+    target's port or ``port``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port or PORTS[target], timeout=60)
     times, non200, size = [], 0, 0
     start_t = time.perf_counter()
     for p in paths:

@@ -61,20 +61,7 @@ SECOND = 18295
 TARGETS = ["ours", "before", "postgis", "postgis-2", "pygeoapi-pg"]
 TICK = os.sysconf("SC_CLK_TCK")
 
-PYGEOAPI_PG = """
-  incidents_pg:
-    type: collection
-    title: incidents
-    description: 100,000 synthetic incident points, PostgreSQL provider
-    keywords: [incidents]
-    links: []
-    extents:
-      spatial:
-        bbox: [-13.5, 6.8, -10.2, 10.1]
-        crs: http://www.opengis.net/def/crs/OGC/1.3/CRS84
-    providers:
-      - type: feature
-        name: PostgreSQL
+PYGEOAPI_PG = """\
         data:
           host: {host}
           port: {port}
@@ -165,7 +152,9 @@ def start(target: str, url: str, before: str) -> list[subprocess.Popen[bytes]]:
     env = dict(os.environ, RISKMAP_BUILD_DIR=str(DATA / "build"))
     env.pop("RISKMAP_STORE_URL", None)
     if target == "pygeoapi-pg":
-        extra = PYGEOAPI_PG.format(**_pg_fields(url))
+        extra = api_bench.pygeoapi_collection(
+            "incidents_pg", "PostgreSQL", PYGEOAPI_PG.format(**_pg_fields(url))
+        )
         return [api_bench.start_pygeoapi(PORTS[target], extra)]
     cwd = ROOT
     if target == "before":
@@ -274,8 +263,8 @@ def run(
                     procs = start(target, url, before)
                     ports = [PORTS[target]] + ([SECOND] if target == "postgis-2" else [])
                     try:
-                        rows = [("cold", one_pass_on(ports[0], paths, cap_s))]
-                        rows.append(("warm", one_pass_on(ports[0], paths, cap_s)))
+                        rows = [("cold", one_pass(target, paths, cap_s, ports[0]))]
+                        rows.append(("warm", one_pass(target, paths, cap_s, ports[0])))
                         servers = [p.pid for p in procs]
                         rows.append(
                             ("load", load(ports, paths, load_s, conc, servers, postgres_pids(url)))
@@ -304,12 +293,6 @@ def run(
                         )
     print(f"wrote {out.relative_to(ROOT)}")
     return out
-
-
-def one_pass_on(port: int, paths: list[str], cap_s: float) -> dict[str, float]:
-    """``api_bench.one_pass`` on a port."""
-    api_bench.PORTS["_pass"] = port
-    return one_pass("_pass", paths, cap_s)
 
 
 def summary(paths: list[Path]) -> None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import Annotated
 
 import pandas as pd
+from fastapi import Query
 
 from geo_service.errors import BadQueryError
+from geo_service.store import cql
 from geo_service.store.base import BBox, ItemQuery
 
 #: Parameters every items request may carry besides the queryable properties (``lang`` is
@@ -30,12 +33,34 @@ ITEMS_PARAMETERS = frozenset(
         "properties",
         "q",
         "lang",
+        "filter",
+        "filter-lang",
+        "filter-crs",
     }
 )
 #: The one CRS features are served in (lon/lat, WGS84), in the spellings clients send.
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CRS84_NAMES = frozenset({CRS84, "https://www.opengis.net/def/crs/OGC/1.3/CRS84", "OGC:CRS84"})
 MAX_LIMIT = 10_000
+#: No layer holds this many features: a larger offset is a mistake, answered as one.
+MAX_OFFSET = 1_000_000_000
+
+FilterParam = Annotated[
+    str | None,
+    Query(
+        description="A CQL2 filter on the queryable properties, the date and the geometry "
+        "(OGC API – Features Part 3): score > 50 AND country = 'SLE', name LIKE 'Ko%', "
+        "S_INTERSECTS(geometry, POLYGON((…))), T_INTERSECTS(date, INTERVAL('2020-01-01', "
+        "'2020-12-31')). See docs/api.md.",
+    ),
+]
+FilterLangParam = Annotated[
+    str | None,
+    Query(
+        alias="filter-lang",
+        description="The filter's language: cql2-text (default) or cql2-json.",
+    ),
+]
 
 
 def parse_bbox(text: str) -> BBox:
@@ -114,6 +139,12 @@ def parse_datetime(text: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]
     return start, end
 
 
+def parse_filter(params: Mapping[str, str]) -> cql.Filter | None:
+    """The ``filter`` parameter in its ``filter-lang`` (OGC API – Features Part 3), if any."""
+    lang = cql.language(params.get("filter-lang"))
+    return cql.parse(params["filter"], lang) if "filter" in params else None
+
+
 def check_parameters(given: Iterable[str], queryables: Iterable[str]) -> None:
     """Refuse a parameter the collection does not know, listing those it does."""
     allowed = ITEMS_PARAMETERS | set(queryables)
@@ -148,7 +179,7 @@ def items_query(
     """The checked query of an items request."""
     names = set(queryables)
     check_parameters(params.keys(), names)
-    for key in ("crs", "bbox-crs"):
+    for key in ("crs", "bbox-crs", "filter-crs"):
         if key in params and params[key].strip("<>") not in CRS84_NAMES:
             raise BadQueryError(
                 f"only {CRS84} (longitude, latitude) is served, got {params[key]!r}",
@@ -163,6 +194,7 @@ def items_query(
             parameter="after",
         )
     return ItemQuery(
+        filter=parse_filter(params),
         bbox=parse_bbox(bbox) if bbox is not None else None,
         interval=parse_datetime(datetime) if datetime is not None else None,
         filters={k: v for k, v in params.items() if k in names},

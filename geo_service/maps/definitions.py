@@ -133,11 +133,13 @@ def box_view(bounds: tuple[float, float, float, float]) -> tuple[float, float, i
     zoom that holds it on a 1280 × 800 screen."""
     west, south, east, north = bounds
 
-    def y(lat: float) -> float:
+    def y(lat: float) -> float:  # Web Mercator's y, the poles clamped to its square world
+        lat = max(min(lat, 85.05112877980659), -85.05112877980659)
         return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
 
-    span_x = (east - west) / 360
-    span_y = (y(north) - y(south)) / (2 * math.pi)
+    # A box that is a point or a line (or too small to measure) is shown at the closest zoom.
+    span_x = max((east - west) / 360, 1e-9)
+    span_y = max((y(north) - y(south)) / (2 * math.pi), 1e-9)
     zoom = math.floor(min(math.log2(1280 / 256 / span_x), math.log2(800 / 256 / span_y)))
     lat = math.degrees(2 * math.atan(math.exp((y(north) + y(south)) / 2)) - math.pi / 2)
     return lat, (west + east) / 2, max(0, min(18, zoom))

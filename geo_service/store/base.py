@@ -18,6 +18,7 @@ import pandas as pd
 from rio_tiler.models import ImageData
 
 from geo_service.store.catalog import BuildCatalog, CatalogLayer
+from geo_service.store.cql import Filter
 
 
 class Access(StrEnum):
@@ -50,6 +51,8 @@ class ItemQuery:
     interval: tuple[pd.Timestamp | None, pd.Timestamp | None] | None = None
     #: Queryable property → the value asked for (equality).
     filters: dict[str, str] = field(default_factory=dict)
+    #: A CQL2 filter on the queryables, the date and the geometry.
+    filter: Filter | None = None
     #: Features per page (None: every match, for tables and pictures).
     limit: int | None = 100
     #: Matches to skip; with ``after`` it only numbers the page.
@@ -160,8 +163,10 @@ class Store(Protocol):
         """One feature, or ``NotFoundError`` (also for a row this caller may not see)."""
         ...
 
-    def vector_tile(self, layer_id: str, z: int, x: int, y: int, access: Access) -> bytes:
-        """One Mapbox Vector Tile of the rows this caller may see."""
+    def vector_tile(
+        self, layer_id: str, z: int, x: int, y: int, access: Access, flt: Filter | None = None
+    ) -> bytes:
+        """One Mapbox Vector Tile of the rows this caller may see (that ``flt`` matches)."""
         ...
 
     def raster(self, layer_id: str) -> RasterSource:

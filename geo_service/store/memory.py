@@ -33,6 +33,8 @@ from geo_service.store.base import (
     LayerInfo,
 )
 from geo_service.store.catalog import BuildCatalog, CatalogLayer
+from geo_service.store.cql import Filter, compile_filter
+from geo_service.store.cql_mask import MaskBackend
 from geo_service.store.geojson import feature_bytes, geometries_json, json_records, properties_json
 from geo_service.store.raster import RasterLayer, TileCache
 
@@ -116,6 +118,7 @@ class LayerTable:
         self._geometries: list[bytes | None] = [None] * len(frame)
         self._features: list[bytes | None] = [None] * len(frame)
         self.tiles = TileCache(TILE_CACHE_BYTES)
+        self._columns: dict[tuple[str, str], pd.Series] = {}
 
     @cached_property
     def info(self) -> LayerInfo:
@@ -146,13 +149,15 @@ class LayerTable:
 
         return shapely.transform(self.frame.geometry.to_numpy(), fn)
 
-    def vector_tile(self, z: int, x: int, y: int, access: Access) -> bytes:
-        """One MVT tile of the rows this caller may see (cached per build)."""
-        key = (z, x, y, access.sees_restricted)
+    def vector_tile(
+        self, z: int, x: int, y: int, access: Access, flt: Filter | None = None
+    ) -> bytes:
+        """One MVT tile of the rows this caller may see (cached per build and filter)."""
+        key = (z, x, y, access.sees_restricted, flt.key if flt is not None else None)
         tile = self.tiles.get(key)
         if tile is not None:
             return tile
-        rows = self.select(ItemQuery(bbox=mvt.lonlat_box(z, x, y)), access)
+        rows = self.select(ItemQuery(bbox=mvt.lonlat_box(z, x, y), filter=flt), access)
         tile = mvt.encode_tile(self.id, self.mercator, self.records, rows, z, x, y)
         self.tiles.put(key, tile)
         return tile
@@ -200,9 +205,32 @@ class LayerTable:
             mask &= inside | np.isnat(self.dates)
         for column, value in query.filters.items():
             mask &= self._matches(column, value)
+        if query.filter is not None:
+            backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree)
+            found = compile_filter(query.filter, self.queryables, self.date_field, backend)
+            mask &= found.to_numpy(dtype=bool, na_value=False)
         if query.q is None:
             return np.flatnonzero(mask)
         return self._search(mask, query.q)
+
+    @cached_property
+    def tree(self) -> shapely.STRtree:
+        """The geometries' STR-tree (spatial filters)."""
+        return shapely.STRtree(self._shapes)
+
+    def column(self, name: str, kind: str) -> pd.Series:
+        """A property as a nullable column of its filter type (``cql.Backend`` kinds)."""
+        key = (name, kind)
+        found = self._columns.get(key)
+        if found is None:
+            if kind == "timestamp":
+                found = pd.Series(self.dates)
+            else:
+                values = self.frame[name].reset_index(drop=True)
+                dtype = {"string": "string", "number": "Float64", "boolean": "boolean"}[kind]
+                found = values.astype(dtype)
+            self._columns[key] = found
+        return found
 
     @cached_property
     def names(self) -> tuple[np.ndarray, np.ndarray]:
@@ -421,9 +449,12 @@ class BuildStore:
         """One feature of a layer for this caller."""
         return self._table(layer_id, access).get(feature_id, access)
 
-    def vector_tile(self, layer_id: str, z: int, x: int, y: int, access: Access) -> bytes:
-        """One Mapbox Vector Tile of a layer, of the rows this caller may see."""
-        return self._table(layer_id, access).vector_tile(z, x, y, access)
+    def vector_tile(
+        self, layer_id: str, z: int, x: int, y: int, access: Access, flt: Filter | None = None
+    ) -> bytes:
+        """One Mapbox Vector Tile of a layer, of the rows this caller may see (and ``flt``
+        matches)."""
+        return self._table(layer_id, access).vector_tile(z, x, y, access, flt)
 
     def resource(self, name: str) -> bytes:
         """A file of the build that is not a layer: ``basemap`` (the offline basemap)."""

@@ -35,6 +35,8 @@ from geo_service.errors import BadQueryError, NoBuildError, NotFoundError
 from geo_service.store import mvt
 from geo_service.store.base import Access, Feature, FeaturePage, ItemQuery, LayerInfo
 from geo_service.store.catalog import BuildCatalog
+from geo_service.store.cql import Filter
+from geo_service.store.cql_sql import condition
 from geo_service.store.files import read_build_catalog
 from geo_service.store.geojson import DECIMALS, feature_bytes, properties_json
 from geo_service.store.memory import LayerTable, raster_info, raster_meta, search_key
@@ -449,6 +451,8 @@ class PostgisStore:
                     ) from exc
                 parts.append(sql.SQL("(props->>%s)::float8 = %s"))
                 params += [column, number]
+        if query.filter is not None:
+            parts.append(condition(query.filter, info.queryables, info.date_field))
         order: sql.Composable = sql.SQL("ord")
         if query.q is not None and (words := search_key(query.q).split()):
             for word in words:
@@ -485,6 +489,7 @@ class PostgisStore:
             query.bbox,
             query.interval,
             tuple(sorted(query.filters.items())),
+            query.filter.key if query.filter is not None else None,
             query.q,
         )
         with self._connection(access) as conn:
@@ -589,10 +594,14 @@ class PostgisStore:
             feature_id, feature_bytes(feature_id, geometry, row[1].encode()), orjson.loads(row[1])
         )
 
-    def vector_tile(self, layer_id: str, z: int, x: int, y: int, access: Access) -> bytes:
-        """One Mapbox Vector Tile, by ``ST_AsMVT``, of the rows this caller may see."""
+    def vector_tile(
+        self, layer_id: str, z: int, x: int, y: int, access: Access, flt: Filter | None = None
+    ) -> bytes:
+        """One Mapbox Vector Tile, by ``ST_AsMVT``, of the rows this caller may see (and
+        ``flt`` matches)."""
         name, info = self._view(layer_id, access)
-        where, params, _ = self._where(info, ItemQuery(bbox=mvt.lonlat_box(z, x, y)), access)
+        box = ItemQuery(bbox=mvt.lonlat_box(z, x, y), filter=flt)
+        where, params, _ = self._where(info, box, access)
         statement = sql.SQL(
             "SELECT ST_AsMVT(t, {layer}, {extent}, 'geom') FROM (SELECT ST_AsMVTGeom("
             "ST_Transform(geom, 3857), ST_TileEnvelope(%s, %s, %s), {extent}, {buffer}, true) "

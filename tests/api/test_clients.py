@@ -3,24 +3,12 @@ each backend (the embedded store, and PostGIS with the session build published).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 import pyogrio
-import pytest
 from owslib.ogcapi.features import Features
 
 from geo_service.store.files import load_layer
-from tests.api.live import live_server
-
-
-@pytest.fixture(scope="module", params=["memory", "postgis"])
-def url(request, built, build_dir) -> Iterator[str]:
-    settings = {}
-    if request.param == "postgis":
-        settings["store_url"] = request.getfixturevalue("published")
-    with live_server(build_dir, **settings) as u:
-        yield u
 
 
 def test_owslib_lists_collections_and_pages_to_the_end(url, build_dir) -> None:

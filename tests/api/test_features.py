@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import geopandas as gpd
+import mapbox_vector_tile
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -41,7 +42,7 @@ def test_landing_page_and_conformance(client) -> None:
     api = client.get(rels["service-desc"]["href"])
     assert api.status_code == 200 and api.json()["openapi"].startswith("3.0.")
     assert '{"type":"null"}' not in api.text.replace(" ", "")  # 3.1 forms rewritten for 3.0
-    assert "/collections/{collection_id}/items" in api.json()["paths"]
+    assert "/collections/{collectionId}/items" in api.json()["paths"]
     assert client.get(rels["service-doc"]["href"]).status_code == 200
     conf = client.get(rels["conformance"]["href"]).json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
@@ -381,3 +382,46 @@ def test_downloads_keep_only_the_chosen_properties(client) -> None:
     gpkg = pyogrio.read_dataframe(io.BytesIO(client.get(url + "&f=gpkg").content))
     assert set(gpkg.columns) == {"date", "fatalities", "geometry"} and len(gpkg) == 20
     assert client.get(url.replace("fatalities", "nope") + "&f=csv").status_code == 400
+
+
+CQL = "type = 'one-sided' AND S_INTERSECTS(geometry, BBOX(20, 5, 23, 7))"
+
+
+def test_cql2_filter_pages_downloads_and_tiles_hold_the_same_features(client, incidents) -> None:
+    want = _filtered(incidents)
+    first = client.get("/collections/incidents/items", params={"filter": CQL, "limit": 10})
+    assert first.status_code == 200, first.text
+    assert first.json()["numberMatched"] == len(want)
+    seen, page = [], first.json()
+    while True:
+        seen += [f["id"] for f in page["features"]]
+        nxt = [x["href"] for x in page["links"] if x["rel"] == "next"]
+        if not nxt:
+            break
+        assert "filter=" in nxt[0]
+        page = client.get(nxt[0]).json()
+    assert len(seen) == len(set(seen)) and set(seen) == want
+    csv = client.get("/collections/incidents/items", params={"filter": CQL, "f": "csv"})
+    assert set(pd.read_csv(io.BytesIO(csv.content))["incident_id"]) == want
+    tile = client.get("/tiles/incidents/4/8/7.mvt", params={"filter": CQL})
+    everything = client.get("/tiles/incidents/4/8/7.mvt")
+    assert tile.status_code == everything.status_code == 200
+    decoded = mapbox_vector_tile.decode(tile.content)["incidents"]["features"]
+    whole = mapbox_vector_tile.decode(everything.content)["incidents"]["features"]
+    assert decoded and len(decoded) < len(whole)
+    assert {f["properties"]["incident_id"] for f in decoded} <= want
+
+
+def test_bad_filters_are_400_naming_the_parameter_and_the_problem(client) -> None:
+    for params, words in [
+        ({"filter": "scor > 5"}, "unknown property 'scor'"),
+        ({"filter": "score >"}, "not valid cql2-text"),
+        ({"filter": "score > 5", "filter-lang": "cql1"}, "parameter 'filter-lang'"),
+        ({"filter": '{"op": ">"}', "filter-lang": "cql2-json"}, "not valid cql2-json"),
+    ]:
+        r = client.get("/collections/community_risk/items", params=params)
+        assert r.status_code == 400 and words in r.json()["description"], (params, r.text)
+    assert client.get("/tiles/incidents/4/8/7.mvt", params={"filter": "x >"}).status_code == 400
+    classes = client.get("/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter" in classes
+    assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in classes

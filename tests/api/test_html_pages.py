@@ -134,13 +134,13 @@ def test_lang_is_documented_and_json_does_not_change(client) -> None:
         "/",
         "/conformance",
         "/collections",
-        "/collections/{collection_id}",
-        "/collections/{collection_id}/queryables",
-        "/collections/{collection_id}/items",
-        "/collections/{collection_id}/items/{feature_id}",
+        "/collections/{collectionId}",
+        "/collections/{collectionId}/queryables",
+        "/collections/{collectionId}/items",
+        "/collections/{collectionId}/items/{featureId}",
         "/maps",
     ):
-        names = {p["name"] for p in spec[path]["get"]["parameters"]}
+        names = {p.get("name") for p in spec[path]["get"]["parameters"]}
         assert "lang" in names, path
     for path in ("/collections", "/collections/incidents", "/conformance", "/"):
         plain = client.get(path)

@@ -18,27 +18,12 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo_service.build import BuildResult
 from geo_service.errors import BadQueryError, NotFoundError
-from geo_service.settings import ApiSettings
-from geo_service.store import open_store
 from geo_service.store.base import Access, ItemQuery, Store
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 #: Bria, Central African Republic: restricted reports lie around it.
 BRIA = (21.99, 6.54)
-BACKENDS = ["memory", "postgis"]
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def store(request: pytest.FixtureRequest, built: BuildResult, build_dir: Path) -> Store:
-    settings = ApiSettings(build_dir=build_dir)
-    if request.param == "postgis":
-        url = request.getfixturevalue("published")
-        settings = settings.model_copy(update={"store_url": url})
-    source = open_store(settings)
-    assert source.current_id() == built.build_id
-    return source.open(built.build_id)
 
 
 def _restricted_ids(store: Store, layer: str) -> set[str]:

@@ -16,11 +16,19 @@ from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
+from fastapi import Path as InPath
 
 from geo_service.api.caching import ITEMS, SHORT, conditional
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import ParamsUrl, base_url, collection_links, items_links, link
-from geo_service.api.params import MAX_LIMIT, items_query, refuse_unknown
+from geo_service.api.params import (
+    MAX_LIMIT,
+    MAX_OFFSET,
+    FilterLangParam,
+    FilterParam,
+    items_query,
+    refuse_unknown,
+)
 from geo_service.maps.i18n import choose_language, translator
 from geo_service.maps.layers import LayerDefinition, definitions
 from geo_service.render.features import FORMATS, negotiate
@@ -42,7 +50,18 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
 ]
 
 
@@ -127,6 +146,9 @@ def collection_document(
     }
 
 
+CollectionId = Annotated[
+    str, InPath(alias="collectionId", description="A collection's id (see /collections).")
+]
 FormatParam = Annotated[str | None, Query(description="Format: json (default) or html.")]
 LangParam = Annotated[
     str | None,
@@ -309,9 +331,9 @@ def collections(
     return _document(request, build, access, f, doc, page)
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
+@router.get("/collections/{collectionId}", summary="One collection")
 def collection(
-    collection_id: str,
+    collection_id: CollectionId,
     request: Request,
     build: BuildDep,
     access: AccessDep,
@@ -347,9 +369,9 @@ def collection(
     )
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Queryable properties")
+@router.get("/collections/{collectionId}/queryables", summary="Queryable properties")
 def queryables(
-    collection_id: str,
+    collection_id: CollectionId,
     request: Request,
     build: BuildDep,
     access: AccessDep,
@@ -412,14 +434,14 @@ def queryables(
     return conditional(request, build.build_id, access, body, media, SHORT)
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a collection")
+@router.get("/collections/{collectionId}/items", summary="Features of a collection")
 def items(
-    collection_id: str,
+    collection_id: CollectionId,
     request: Request,
     build: BuildDep,
     access: AccessDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Features per page.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Features to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Features to skip.")] = 0,
     after: Annotated[
         str | None,
         Query(
@@ -456,11 +478,13 @@ def items(
             "case and accents: q=tshikapa finds Tshikapa, q=sao joao São João; best first."
         ),
     ] = None,
+    filter: FilterParam = None,
+    filter_lang: FilterLangParam = None,
     lang: LangParam = None,
 ) -> Response:
     """A page of features, filtered by ``bbox``, ``datetime``, queryable properties
-    (``?type=one-sided&country=CAF``) and names (``q``); ``next``/``prev`` links page
-    through the rest.
+    (``?type=one-sided&country=CAF``), a CQL2 ``filter`` and names (``q``); ``next``/``prev``
+    links page through the rest.
 
     Downloads (csv, gpkg, parquet, kml, xlsx) hold every matching feature unless ``limit`` is
     given.
@@ -551,10 +575,10 @@ def _items_page(
     )
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature")
 def item(
-    collection_id: str,
-    feature_id: str,
+    collection_id: CollectionId,
+    feature_id: Annotated[str, InPath(alias="featureId", description="A feature's id.")],
     request: Request,
     build: BuildDep,
     access: AccessDep,

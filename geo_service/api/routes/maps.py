@@ -47,6 +47,8 @@ from geo_service.render.templates import environment, render
 from geo_service.store.base import ItemQuery
 
 router = APIRouter(tags=["maps"])
+#: Degrees a picture's box spans at least (a point or a line is widened to this, about 1 km).
+MIN_SPAN = 0.01
 HTML = "text/html; charset=utf-8"
 Lang = Annotated[
     str | None,
@@ -156,8 +158,11 @@ def _view(request: Request, definition: MapDefinition, facts: BuildFacts | None 
     fit = definition.bounds if not ({"lat", "lon", "z"} & set(q)) else None
     if "bbox" in q:  # the view as a box, fitted to whatever screen or frame shows it
         fit = parse_bbox(q["bbox"])
-        if not (fit[0] < fit[2] and fit[1] < fit[3]):
-            raise BadQueryError("bbox is west,south,east,north, west < east", parameter="bbox")
+        if fit[0] > fit[2]:
+            raise BadQueryError(
+                "bbox is west,south,east,north: a map's view cannot cross the antimeridian",
+                parameter="bbox",
+            )
         lat, lon, zoom = box_view(fit)
     try:
         lat = float(q.get("lat", lat))
@@ -260,8 +265,14 @@ def _frame(
         box = parse_bbox(bbox)
         if box[0] > box[2]:
             raise BadQueryError("a picture cannot cross the antimeridian", parameter="bbox")
-        if box[0] == box[2] and box[1] == box[3]:
-            raise BadQueryError("the bbox is a point: a picture needs an area", parameter="bbox")
+        west, south, east, north = box
+        if east - west < MIN_SPAN:  # a point or a line has an area drawn around it
+            mid = (west + east) / 2
+            west, east = max(mid - MIN_SPAN / 2, -180), min(mid + MIN_SPAN / 2, 180)
+        if north - south < MIN_SPAN:
+            mid = (south + north) / 2
+            south, north = max(mid - MIN_SPAN / 2, -90), min(mid + MIN_SPAN / 2, 90)
+        box = (west, south, east, north)
         return static_map.frame_for(box, width, height)
     if view.fit is not None:
         return static_map.frame_for(view.fit, width, height)

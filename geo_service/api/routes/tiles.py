@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from geo_service.api.caching import SHORT, TILES, client_has, conditional
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
+from geo_service.api.params import FilterLangParam, FilterParam, parse_filter, refuse_unknown
 from geo_service.errors import NotFoundError
 from geo_service.render import png
 from geo_service.store.base import RasterSource
@@ -71,16 +72,27 @@ def _render(raster: RasterSource, z: int, x: int, y: int) -> bytes:
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Vector tile (MVT)")
 def vector_tile(
-    layer: str, z: int, x: int, y: int, request: Request, build: BuildDep, access: AccessDep
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+    filter: FilterParam = None,
+    filter_lang: FilterLangParam = None,
 ) -> Response:
-    """A Mapbox Vector Tile of a vector layer: every property, geometry simplified per zoom."""
+    """A Mapbox Vector Tile of a vector layer: every property, geometry simplified per zoom;
+    only the features a CQL2 ``filter`` matches, if one is given."""
     build.store.layer(layer, access)
     _check_tile(z, x, y, MAX_ZOOM)
+    refuse_unknown(request.query_params.keys(), ("filter", "filter-lang"))
+    flt = parse_filter(request.query_params)
     return conditional(
         request,
         build.build_id,
         access,
-        lambda: build.store.vector_tile(layer, z, x, y, access),
+        lambda: build.store.vector_tile(layer, z, x, y, access, flt),
         MVT,
         TILES,
     )

@@ -40,6 +40,8 @@ def collection_links(
             "application/schema+json",
             "Properties items can be filtered on",
         ),
+        # The same under the draft's name, which GDAL's OAPIF driver looks for.
+        link(f"{here}/queryables", "queryables", "application/schema+json", "Queryables"),
     ]
     for s in sources:
         if s.licence_url:

@@ -316,7 +316,11 @@ OPERATIONS: dict[str, Operation] = {
     "/collections": Operation(_document("Collections"), errors=("400",), params=DOCUMENT_F),
     "/collections/{collectionId}": Operation(_document("Collection"), params=DOCUMENT_F),
     "/collections/{collectionId}/queryables": Operation(
-        _content(("application/schema+json", _ref("Queryables")), (HTML, TEXT)),
+        _content(
+            ("application/schema+json", _ref("Queryables")),
+            (JSON, _ref("Queryables")),
+            (HTML, TEXT),
+        ),
         params=DOCUMENT_F,
     ),
     "/collections/{collectionId}/items": Operation(_items_content(), params=ITEMS_PARAMS),

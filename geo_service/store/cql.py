@@ -21,8 +21,9 @@ from shapely.geometry import shape
 
 from geo_service.errors import BadQueryError
 
-#: ``filter-lang`` values.
-LANGUAGES = ("cql2-text", "cql2-json")
+#: ``filter-lang`` values; ``cql-text`` is the draft's name of cql2-text, which GDAL's OAPIF
+#: driver sends (and looks for in the API definition before it sends a filter at all).
+LANGUAGES = ("cql2-text", "cql2-json", "cql-text")
 #: The name a filter gives a feature's geometry.
 GEOMETRY = "geometry"
 COMPARISONS = ("=", "<>", "<", "<=", ">", ">=")
@@ -70,7 +71,7 @@ def parse(text: str, lang: str | None = None) -> Filter:
     what is wrong and where."""
     lang = language(lang)
     try:
-        expr = cql2.parse_text(text) if lang == "cql2-text" else cql2.parse_json(text)
+        expr = cql2.parse_json(text) if lang == "cql2-json" else cql2.parse_text(text)
         tree = expr.to_json()
     except (cql2.ParseError, cql2.ValidationError, ValueError) as exc:
         detail = " ".join(str(exc).split())

@@ -3,12 +3,24 @@ each backend (the embedded store, and PostGIS with the session build published).
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import geopandas as gpd
+import httpx
+import pandas as pd
 import pyogrio
 from owslib.ogcapi.features import Features
 
 from geo_service.store.files import load_layer
+
+#: The id property of the layers that have one GDAL keeps (it keeps "id" to itself).
+ID_FIELDS = ("incident_id", "community_id", "concession_id", "dam_id", "code", "place_id", "h3")
 
 
 def test_owslib_lists_collections_and_pages_to_the_end(url, build_dir) -> None:
@@ -57,3 +69,88 @@ def test_gdal_oapif_reads_collections_whole_and_by_bbox(url, build_dir) -> None:
     assert 0 < len(part) == inside < len(ours)
     info = pyogrio.read_info(source, layer="incidents")
     assert info["features"] in (-1, len(ours))  # GDAL may not ask for the count up front
+
+
+#: Reads layers through GDAL's OAPIF driver with its debug log on (GDAL reads CPL_LOG once, at
+#: its start, so each run is a process of its own): ``source log [[layer, where], …]`` in,
+#: each result's ids (or count) out as JSON.
+READER = """
+import json, sys
+import pyogrio
+source, asks = sys.argv[1], json.loads(sys.argv[2])
+out = []
+for layer, where, id_field in asks:
+    frame = pyogrio.read_dataframe(source, layer=layer, where=where)
+    dates = sorted(frame["date"].astype(str)) if "date" in frame else []
+    ids = sorted(frame[id_field].astype(str)) if id_field else []
+    out.append({"count": len(frame), "ids": ids, "dates": dates[:1] + dates[-1:]})
+print(json.dumps(out))
+"""
+
+
+def _gdal(url: str, asks: list[tuple[str, str, str | None]], log: Path) -> list[dict]:
+    """What GDAL reads for each (layer, where, id field), with its log in ``log``."""
+    env = {**os.environ, "CPL_DEBUG": "ON", "CPL_LOG": str(log)}
+    run = subprocess.run(
+        [sys.executable, "-c", READER, f"OAPIF:{url}/", json.dumps(asks)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout)
+
+
+def _where(frame: pd.DataFrame, queryables: dict) -> tuple[str, pd.Series]:
+    """An OGR SQL condition on a text queryable of the layer, and the rows it selects."""
+    texts = [k for k, v in queryables.items() if v.get("type") == "string" and k in frame]
+    column = "country" if "country" in texts else texts[0]
+    value = frame[column].dropna().value_counts().index[0]
+    quoted = str(value).replace("'", "''")
+    return f"{column} = '{quoted}'", frame[column] == value
+
+
+def test_gdal_sends_where_to_the_server_as_cql2_on_every_collection(url, tmp_path) -> None:
+    """GDAL's OAPIF driver, default options: each -where goes to the server as a filter
+    (never 'evaluated on client side'), in pages of 1,000, and selects what the same
+    condition selects in a full download."""
+    asks, wanted = [], []
+    for collection in [c["id"] for c in httpx.get(f"{url}/collections").json()["collections"]]:
+        whole = gpd.read_parquet(
+            io.BytesIO(httpx.get(f"{url}/collections/{collection}/items?f=parquet").content)
+        )
+        queryables = httpx.get(f"{url}/collections/{collection}/queryables").json()["properties"]
+        where, selected = _where(whole, queryables)
+        id_field = next((k for k in ID_FIELDS if k in whole), None)
+        ids = sorted(whole.loc[selected, id_field].astype(str)) if id_field else []
+        asks.append((collection, where, id_field))
+        wanted.append((collection, int(selected.sum()), ids))
+    log = tmp_path / "gdal.log"
+    got = _gdal(url, asks, log)
+    text = log.read_text()
+    assert "client side" not in text
+    for (collection, count, ids), result in zip(wanted, got, strict=False):
+        assert result["count"] == count, collection
+        assert result["ids"] == ids, collection
+        fetched = [x for x in text.splitlines() if f"/collections/{collection}/items?" in x]
+        pages = max(-(-count // 1000), 1)
+        pages_read = [x for x in fetched if "limit=20)" not in x]  # not the first sample
+        assert all("filter=" in x for x in pages_read), pages_read
+        assert len(pages_read) <= pages, (collection, len(pages_read), pages)
+    # A condition on the date goes to the server too.
+    dated = _gdal(url, [("incidents", "date >= '2020-01-01'", "incident_id")], log)[0]
+    assert "client side" not in log.read_text() and "filter=date" in log.read_text()
+    assert dated["count"] and dated["dates"][0] >= "2020-01-01"
+
+
+def test_owslib_sends_cql2_and_gets_what_a_full_download_holds(url) -> None:
+    api = Features(url)
+    text = "score > 50 AND country = 'SLE'"
+    got = api.collection_items("community_risk", filter=text, limit=1000)
+    whole = gpd.read_parquet(
+        io.BytesIO(httpx.get(f"{url}/collections/community_risk/items?f=parquet").content)
+    )
+    want = whole[(whole["score"] > 50) & (whole["country"] == "SLE")]
+    assert got["numberMatched"] == len(want) == len(got["features"]) > 10
+    assert {f["id"] for f in got["features"]} == set(want["community_id"])

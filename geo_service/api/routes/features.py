@@ -171,6 +171,16 @@ DOWNLOADS = {
 }
 
 
+def _schema_media(accept: str | None) -> str:
+    """A JSON Schema's media type: ``application/schema+json``, or ``application/json`` for a
+    client that asks for JSON and not for JSON Schema (GDAL's OAPIF driver refuses a
+    queryables document of any other type)."""
+    wanted = (accept or "").lower()
+    if SCHEMA_JSON not in wanted and (JSON in wanted or GEOJSON in wanted):
+        return JSON
+    return SCHEMA_JSON
+
+
 def _language(request: Request, lang: str | None) -> str:
     return choose_language(lang, request.headers.get("accept-language"))
 
@@ -427,10 +437,13 @@ def queryables(
                 "title": info.title,
                 "properties": props,
                 "additionalProperties": False,
+                # The draft's list of the same names: GDAL's OAPIF driver reads it to decide
+                # which parts of a -where it sends to the server as a filter.
+                "queryables": [{"id": k} for k in props if k != "geometry"],
             }
         )
 
-    media = SCHEMA_JSON if fmt.key == "json" else fmt.media_type
+    media = fmt.media_type if fmt.key == "html" else _schema_media(request.headers.get("accept"))
     return conditional(request, build.build_id, access, body, media, SHORT)
 
 

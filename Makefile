@@ -47,10 +47,10 @@ run: install
 	$(BIN)/riskmap build --if-needed
 	$(BIN)/riskmap serve --host $(HOST) --port $(PORT)
 
-## test: install with the test extras, lint (Python and the pages' script), run the whole suite
+## test: install with the test extras, lint (Python and the pages' scripts), run the whole suite
 test: install-test
 	$(BIN)/ruff check geo_service scripts tests bench
-	npx --no-install eslint geo_service/maps/static/js
+	npx --no-install eslint geo_service/maps/static
 	$(BIN)/python -m pytest
 
 build: install
@@ -61,7 +61,7 @@ layers: install
 
 lint: install-test
 	$(BIN)/ruff check geo_service scripts tests bench
-	npx --no-install eslint geo_service/maps/static/js
+	npx --no-install eslint geo_service/maps/static
 
 clean:
 	rm -rf $(VENV) layers/build node_modules

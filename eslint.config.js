@@ -1,12 +1,13 @@
-// The map pages' script (ES modules, served as they are): ESLint's recommended rules, for
-// browsers, with Leaflet and Supercluster as the globals their <script> tags define.
+// The map pages' script and the style preview's (ES modules, served as they are): ESLint's
+// recommended rules, for browsers, with Leaflet and Supercluster as the globals their
+// <script> tags define.
 import js from "@eslint/js";
 import globals from "globals";
 
 export default [
   js.configs.recommended,
   {
-    files: ["geo_service/maps/static/js/**/*.js"],
+    files: ["geo_service/maps/static/**/*.js"],
     languageOptions: {
       ecmaVersion: 2022,
       sourceType: "module",

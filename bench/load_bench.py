@@ -25,11 +25,16 @@ How:
 * ``swap`` serves a private copy of the build (under ``/tmp``) and, while an asyncio client
   (httpx, 8 connections, on core 1) replays the mix and checks every answer, runs
   ``riskmap build`` into that folder (``RISKMAP_SURFACE_CELL_M=2000``: about 20 s) one or
-  more times. Every answer must be < 400 (304 allowed; half the repeats revalidate with the
-  last ETag seen), carry ``X-Build-Id`` (all but ``/assets`` and the icon), an ETag whose build
-  prefix (``W/"<build_id[:16]>-…"``, ``api/caching.py``) is that build, a JSON ``build_id``
-  equal to it, and name a build that was current while the request was open (from a thread
-  reading the ``current`` link every 2 ms).
+  more times, ``--gap`` seconds apart, in ``--repeats`` runs with a fresh server each. Every
+  answer must be < 400 (304 allowed; half the repeats revalidate with the last ETag seen),
+  carry ``X-Build-Id`` (all but ``/assets`` and the icon), an ETag whose build prefix
+  (``W/"<build_id[:16]>-…"``, ``api/caching.py``) is that build, a JSON ``build_id`` equal to
+  it, and name a build that had become current by its end (from a thread reading the
+  ``current`` link every 2 ms) and that is not older than a build already answered before the
+  request was asked (the service answers from the old build until the new one has loaded,
+  then from the new one only). Latency: the p99 of the answers asked within 5 s of a swap
+  (and within 5 s of the new build's first answer) against the p99 of every other answer of
+  the run, per swap, medians over every swap of every run.
 * ``kill`` does the same checks while the server is killed (``kill -9``) and started again
   with the same command: under load, in the middle of a build, and the moment a build swaps
   ``current``. It measures the time from the kill to ``/health`` answering with the build
@@ -41,7 +46,7 @@ Run from the repository root (wrk from Debian, Chromium and Playwright from the 
     .venv/bin/riskmap build --if-needed
     .venv/bin/python bench/load_bench.py mix
     .venv/bin/python bench/load_bench.py load --repeats 3
-    .venv/bin/python bench/load_bench.py swap --swaps 3
+    .venv/bin/python bench/load_bench.py swap --swaps 4 --repeats 3
     .venv/bin/python bench/load_bench.py kill --repeats 3
 
 Results go to ``bench/results/load-*.tsv``, ``swap-*.tsv`` and ``kill-*.tsv`` (``key=value``
@@ -53,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import datetime as dt
 import http.client
 import os
@@ -617,14 +623,6 @@ class Timeline:
     def current(self) -> str:
         return self.changes[-1][1]
 
-    def was_current(self, build: str, t0: float, t1: float) -> bool:
-        """Whether ``build`` was current at some moment of [t0, t1] (with SLACK_S)."""
-        for i, (start, bid) in enumerate(self.changes):
-            end = self.changes[i + 1][0] if i + 1 < len(self.changes) else float("inf")
-            if bid == build and start <= t1 + SLACK_S and end >= t0 - SLACK_S:
-                return True
-        return False
-
 
 @dataclass
 class Answer:
@@ -739,18 +737,45 @@ class CheckedLoad:
 
 
 def verdict(answers: Sequence[Answer], timeline: Timeline) -> Counter[str]:
-    """Counts of every kind of failure: transport errors by name, problems, and answers from
-    a build that was not current while their request was open ("not current")."""
+    """Counts of every kind of failure: transport errors by name, problems, answers from a
+    build not yet current when they ended ("not current"), and answers from a build older than
+    one already answered before they were asked ("went back").
+
+    The service answers from a new build once it has loaded it, from the build before until
+    then (``geo_service/api/builds.py``): an answer may name the old build for a while after
+    ``current`` moved, but never once the new build has been seen answering.
+    """
     out: Counter[str] = Counter()
+    times = [t for t, _ in timeline.changes]
+
+    def rank(a: Answer) -> int:
+        """The last change before ``a`` ended that made its build current (-1: none)."""
+        i = bisect.bisect_right(times, a.t1 + SLACK_S) - 1
+        while i >= 0 and timeline.changes[i][1] != a.build:
+            i -= 1
+        return i
+
+    named = sorted(
+        (a for a in answers if not a.error and a.build and not a.path.startswith(BUILD_FREE)),
+        key=lambda a: a.t1,
+    )
+    ranks = {id(a): rank(a) for a in named}
+    ends = [a.t1 for a in named]
+    newest: list[int] = []  # the newest build answered among the first i + 1 answers to end
+    for a in named:
+        newest.append(max(newest[-1] if newest else -1, ranks[id(a)]))
     for a in answers:
         if a.error:
             out[f"transport {a.error}"] += 1
             continue
         for p in a.problems:
             out[p] += 1
-        if a.build and not a.path.startswith(BUILD_FREE):
-            if not timeline.was_current(a.build, a.t0, a.t1):
+        if id(a) in ranks:
+            if ranks[id(a)] < 0:
                 out["not current"] += 1
+            done = bisect.bisect_left(ends, a.t0 - SLACK_S)
+            if done and ranks[id(a)] < newest[done - 1]:
+                out["went back"] += 1
     return out
 
 
@@ -858,41 +883,81 @@ async def _swap(
     }
 
 
-def swap(build_dir: Path, swaps: int, conc: int, cell_m: float, keep: bool) -> Path:
-    """Builds swapped in under checked load: errors, mixes, and how fast the new build shows."""
-    out = results_file("swap")
-    commit = git_head()
-    private = private_copy(build_dir)
-    print(f"commit {commit}; private builds in {private}; results -> {out.relative_to(ROOT)}")
-    pin_client()
-    idle = wait_for_idle(IDLE_TARGET, IDLE_WAIT_S)
-    try:
-        res = asyncio.run(_swap(private, swaps, conc, cell_m, 10.0, 10.0))
-    finally:
-        if not keep:
-            shutil.rmtree(private.parent, ignore_errors=True)
+#: Seconds after a swap whose answers are compared with the rest.
+WINDOW_S = 5.0
+
+
+def p99_ms(answers: Iterable[Answer]) -> float:
+    """p99 latency (ms) of the answers (NaN without any)."""
+    return latency_ms(answers)[1]
+
+
+def swap_windows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each swap: the build, when ``current`` moved, when the new build first answered (the
+    end of its first answer), and the answers of the windows compared.
+
+    ``after swap``: asked within ``WINDOW_S`` of ``current`` moving (the server loading the new
+    build, then answering from it); ``after new``: within ``WINDOW_S`` of the new build's first
+    answer. ``otherwise`` (per run): every answer asked outside both windows of every swap, a
+    build running or not; ``quiet``: those asked while no build ran.
+    """
+    answers: list[Answer] = [a for a in res["answers"] if not a.error]
+    timeline: Timeline = res["timeline"]
+    out = []
+    for (t_swap, new), b in zip(timeline.changes[1:], res["builds"], strict=False):
+        first_new = min((a.t1 for a in answers if a.build == new), default=float("nan"))
+        out.append({**b, "t_swap": t_swap, "build": new, "first_new": first_new})
+    spans = [(w["t_swap"], max(w["t_swap"], w["first_new"]) + WINDOW_S) for w in out]
+    building = [(b["t_start"], w["t_swap"]) for b, w in zip(res["builds"], out, strict=False)]
+
+    def inside(t: float, ranges: list[tuple[float, float]]) -> bool:
+        return any(lo <= t < hi for lo, hi in ranges)
+
+    otherwise = [a for a in answers if not inside(a.t0, spans)]
+    quiet = [a for a in otherwise if not inside(a.t0, building)]
+    for w in out:
+        w["after_swap"] = [a for a in answers if w["t_swap"] <= a.t0 < w["t_swap"] + WINDOW_S]
+        w["after_new"] = [a for a in answers if w["first_new"] <= a.t0 < w["first_new"] + WINDOW_S]
+        w["otherwise"], w["quiet"] = otherwise, quiet
+    return out
+
+
+def swap_run(res: dict[str, Any], common: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one run (phases, swaps, total, RSS), printed as tables as well."""
     answers: list[Answer] = res["answers"]
     timeline: Timeline = res["timeline"]
     bad = verdict(answers, timeline)
+    windows = swap_windows(res)
     first_start = res["builds"][0]["t_start"]
-    swaps_at = timeline.changes[1:]
-    phases = {"before": [], "building": [], "after swap": []}
+    phases: dict[str, list[Answer]] = {
+        "before": [],
+        "building": [],
+        "loading": [],
+        "first 5 s on new": [],
+        "quiet": [],
+    }
     for a in answers:
         if a.t0 < first_start:
             phases["before"].append(a)
-        elif any(
-            b["t_start"] <= a.t0 < t for b, (t, _) in zip(res["builds"], swaps_at, strict=False)
-        ):
+            continue
+        w = next((w for w in reversed(windows) if w["t_start"] <= a.t0), None)
+        if w is None or a.t0 >= w["first_new"] + WINDOW_S:
+            phases["quiet"].append(a)
+        elif a.t0 < w["t_swap"]:
             phases["building"].append(a)
+        elif a.t0 < w["first_new"]:
+            phases["loading"].append(a)
         else:
-            phases["after swap"].append(a)
+            phases["first 5 s on new"].append(a)
     rows: list[dict[str, Any]] = []
-    common = {"commit": commit.split()[0], "conc": conc, "cell_m": cell_m, "idle_before": idle}
-    table = [["phase", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "failed"]]
+    table = [["phase", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "304 %", "failed"]]
     for name, xs in phases.items():
         span = (max(a.t1 for a in xs) - min(a.t0 for a in xs)) if xs else 0.0
         p50, p99, mx = latency_ms(xs)
         failed = sum(bool(a.error or a.problems) for a in xs)
+        # A revalidation is a 304 only with the ETag of the same build: after a swap, every
+        # URL is answered whole once more.
+        share_304 = sum(a.status == 304 for a in xs) / len(xs) if xs else 0.0
         rows.append(
             {
                 **common,
@@ -902,6 +967,7 @@ def swap(build_dir: Path, swaps: int, conc: int, cell_m: float, keep: bool) -> P
                 "p50_ms": p50,
                 "p99_ms": p99,
                 "max_ms": mx,
+                "share_304": share_304,
                 "failed": failed,
             }
         )
@@ -913,69 +979,77 @@ def swap(build_dir: Path, swaps: int, conc: int, cell_m: float, keep: bool) -> P
                 f"{p50:.1f}",
                 f"{p99:.1f}",
                 f"{mx:.0f}",
+                f"{share_304:.0%}",
                 str(failed),
             ]
         )
-    print_table(table, f"\n{len(answers)} checked answers, {conc} connections")
+    print_table(table, f"\n{len(answers)} checked answers, {common['conc']} connections")
     swap_table = [
-        [
-            "swap",
-            "build",
-            "build s",
-            "to new build ms",
-            "old answers after",
-            "stale",
-            "max ms 5 s",
-            "RSS before",
-            "RSS 5 s after",
-        ]
+        ["swap", "build s", "to new ms", "old after new", "p99 5 s after swap", "after new"]
+        + ["otherwise", "quiet", "ratio", "max ms 5 s", "RSS before", "RSS 5 s after"]
     ]
-    for (t_swap, new), b in zip(swaps_at, res["builds"], strict=False):
-        mine = sorted((a for a in answers if not a.error), key=lambda a: a.t1)
-        first_new = next((a.t1 for a in mine if a.build == new and a.t1 >= t_swap - SLACK_S), None)
-        old_after = sum(1 for a in mine if a.build != new and a.t1 > t_swap and a.t0 < t_swap)
-        stale = sum(
-            1
-            for a in mine
-            if a.build
-            and a.build != new
-            and a.t0 > t_swap + SLACK_S
-            and not timeline.was_current(a.build, a.t0, a.t1)
+    ok = [a for a in answers if not a.error and a.build]
+    since = {bid: t for t, bid in reversed(timeline.changes)}
+    slowest = []
+    for w in windows:
+        t_swap, new, first_new = w["t_swap"], w["build"], w["first_new"]
+        old_after = sum(
+            1 for a in ok if since.get(a.build, 0.0) < t_swap and a.t0 > first_new + SLACK_S
         )
-        window = [a for a in mine if t_swap <= a.t0 < t_swap + 5]
-        _, _, mx = latency_ms(window)
-        switch_ms = (first_new - t_swap) * 1000 if first_new is not None else float("nan")
+        both = {id(a): a for a in w["after_swap"] + w["after_new"]}.values()
+        for a in sorted(both, key=lambda a: a.t0 - a.t1)[:5]:
+            slowest.append(
+                f"  swap {w['k']}: {(a.t1 - a.t0) * 1000:6.0f} ms, asked "
+                f"{a.t0 - t_swap:+6.2f} s after it, from "
+                f"{'the new' if a.build == new else 'the old'} build: {a.path[:90]}"
+            )
+        p_swap, p_new = p99_ms(w["after_swap"]), p99_ms(w["after_new"])
+        p_other, p_quiet = p99_ms(w["otherwise"]), p99_ms(w["quiet"])
+        mx = latency_ms(w["after_swap"])[2]
         rss_before = res["rss"].at(t_swap - res["rss"].t0 - 1)
-        rss_after = res["rss"].at(t_swap - res["rss"].t0 + 5)
-        rows.append(
-            {
-                **common,
-                "phase": "swap",
-                "swap": b["k"],
-                "build": new,
-                "build_s": b["t_end"] - b["t_start"],
-                "switch_ms": switch_ms,
-                "old_answers_after_swap": old_after,
-                "stale": stale,
-                "max_ms_5s_after": mx,
-                "rss_before_mib": rss_before,
-                "rss_after_5s_mib": rss_after,
-            }
-        )
+        rss_after = res["rss"].at(t_swap - res["rss"].t0 + WINDOW_S)
+        row = {
+            **common,
+            "phase": "swap",
+            "swap": w["k"],
+            "build": new,
+            "build_s": w["t_end"] - w["t_start"],
+            "exit_after_swap_s": w["t_end"] - t_swap,
+            "switch_ms": (first_new - t_swap) * 1000,
+            "old_answers_after_new": old_after,
+            "n_after_swap": len(w["after_swap"]),
+            "n_after_new": len(w["after_new"]),
+            "p99_after_swap_ms": p_swap,
+            "p99_after_new_ms": p_new,
+            "p99_otherwise_ms": p_other,
+            "p99_quiet_ms": p_quiet,
+            "ratio": p_swap / p_other,
+            "ratio_after_new": p_new / p_other,
+            "ratio_quiet": max(p_swap, p_new) / p_quiet,
+            "max_ms_5s_after": mx,
+            "rss_before_mib": rss_before,
+            "rss_after_5s_mib": rss_after,
+        }
+        rows.append(row)
         swap_table.append(
             [
-                str(b["k"]),
-                new,
-                f"{b['t_end'] - b['t_start']:.1f}",
-                f"{switch_ms:.1f}",
+                str(w["k"]),
+                f"{row['build_s']:.1f}",
+                f"{row['switch_ms']:.0f}",
                 str(old_after),
-                str(stale),
+                f"{p_swap:.1f}",
+                f"{p_new:.1f}",
+                f"{p_other:.1f}",
+                f"{p_quiet:.1f}",
+                f"{row['ratio']:.2f}",
                 f"{mx:.0f}",
                 str(rss_before),
                 str(rss_after),
             ]
         )
     print_table(swap_table, "")
+    print("slowest answers within 5 s of each swap or of the new build's first answer:")
+    print(*slowest, sep="\n")
     total = {
         **common,
         "phase": "total",
@@ -987,6 +1061,7 @@ def swap(build_dir: Path, swaps: int, conc: int, cell_m: float, keep: bool) -> P
             if k in ("etag build", "body build", "no build id", "no etag", "304 for another etag")
         ),
         "not_current": bad.get("not current", 0),
+        "went_back": bad.get("went back", 0),
         "problems": dict(bad),
         "rss_start_mib": res["rss"].samples[0][1],
         "rss_end_mib": res["rss"].samples[-1][1],
@@ -994,14 +1069,12 @@ def swap(build_dir: Path, swaps: int, conc: int, cell_m: float, keep: bool) -> P
         "builds": len(res["builds"]),
     }
     rows.append(total)
-    write_rows(out, rows)
-    write_rows(
-        out, [{"phase": "rss", "t_s": round(t, 1), "rss_mib": m} for t, m in res["rss"].samples]
-    )
     print(
         f"\nerrors {total['errors']}, mixed builds {total['mixes']}, answers from a build not "
-        f"current during the request {total['not_current']}; problems {dict(bad) or 'none'}"
+        f"yet current {total['not_current']}, from an older build than one already answered "
+        f"{total['went_back']}; problems {dict(bad) or 'none'}"
     )
+    swaps_at = timeline.changes[1:]
     failures = show_failures(answers, swaps_at[0][0] if swaps_at else first_start)
     if failures:
         print("first failures (time from the first swap):", *failures, sep="\n")
@@ -1009,8 +1082,91 @@ def swap(build_dir: Path, swaps: int, conc: int, cell_m: float, keep: bool) -> P
         f"server RSS start {total['rss_start_mib']} MiB, max {total['rss_max_mib']}, end "
         f"{total['rss_end_mib']}"
     )
+    rss = [{"phase": "rss", "t_s": round(t, 1), "rss_mib": m} for t, m in res["rss"].samples]
+    return rows + [{**common, **r} for r in rss]
+
+
+def swap(
+    build_dir: Path,
+    swaps: int,
+    repeats: int,
+    conc: int,
+    cell_m: float,
+    gap_s: float,
+    keep: bool,
+) -> Path:
+    """Builds swapped in under checked load, ``repeats`` runs of ``swaps`` with a fresh
+    server each: errors, mixes, how soon the new build answers, and the p99 latency within
+    ``WINDOW_S`` of a swap against the p99 otherwise (medians over every swap of every run)."""
+    out = results_file("swap")
+    commit = git_head()
+    private = private_copy(build_dir)
+    print(f"commit {commit}; private builds in {private}; results -> {out.relative_to(ROOT)}")
+    pin_client()
+    rows: list[dict[str, Any]] = []
+    try:
+        for rep in range(1, repeats + 1):
+            idle = wait_for_idle(IDLE_TARGET, IDLE_WAIT_S)
+            res = asyncio.run(_swap(private, swaps, conc, cell_m, 10.0, gap_s))
+            common = {
+                "commit": commit.split()[0],
+                "code": os.environ.get("PYTHONPATH", "working tree"),
+                "repeat": rep,
+                "conc": conc,
+                "cell_m": cell_m,
+                "gap_s": gap_s,
+                "idle_before": idle,
+            }
+            print(f"\n# run {rep} of {repeats} (machine {idle:.0%} idle before it)")
+            mine = swap_run(res, common)
+            write_rows(out, mine)
+            rows += mine
+    finally:
+        if not keep:
+            shutil.rmtree(private.parent, ignore_errors=True)
+    summarise_swaps(rows)
     print(f"wrote {out.relative_to(ROOT)}")
     return out
+
+
+def summarise_swaps(rows: list[dict[str, Any]]) -> None:
+    """Median (min–max) over every swap of every run, and the runs' totals."""
+    swaps = [r for r in rows if r.get("phase") == "swap"]
+    totals = [r for r in rows if r.get("phase") == "total"]
+
+    def col(k: str) -> list[float]:
+        return [float(r[k]) for r in swaps]
+
+    table = [["over swaps", "median (min–max)"]]
+    for label, key, form in (
+        ("to new build, ms", "switch_ms", "{:.0f}"),
+        ("p99 within 5 s of a swap, ms", "p99_after_swap_ms", "{:.1f}"),
+        ("p99 within 5 s of the new build's first answer, ms", "p99_after_new_ms", "{:.1f}"),
+        ("p99 otherwise (per run), ms", "p99_otherwise_ms", "{:.1f}"),
+        ("p99 while no build ran (per run), ms", "p99_quiet_ms", "{:.1f}"),
+        ("ratio: within 5 s of a swap / otherwise", "ratio", "{:.2f}"),
+        ("ratio: within 5 s of the new build / otherwise", "ratio_after_new", "{:.2f}"),
+        ("ratio: worse window / no build running", "ratio_quiet", "{:.2f}"),
+        ("max within 5 s of a swap, ms", "max_ms_5s_after", "{:.0f}"),
+        ("old answers after the new build's first", "old_answers_after_new", "{:.0f}"),
+    ):
+        table.append([label, mmm(col(key), form)])
+    print_table(table, f"\n{len(swaps)} swaps in {len(totals)} runs")
+    summed = {
+        k: sum(int(float(t[k])) for t in totals)
+        for k in ("requests", "errors", "mixes", "not_current", "went_back")
+    }
+    print("summed over runs: " + ", ".join(f"{k} {n}" for k, n in summed.items()))
+
+
+def swap_summary(path: Path) -> None:
+    """The summary of an earlier ``swap`` run's TSV."""
+    rows = [
+        dict(t.split("=", 1) for t in line.split("\t"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line
+    ]
+    summarise_swaps(rows)
 
 
 # --- kill ------------------------------------------------------------------------------------
@@ -1183,10 +1339,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--crowd", type=int, default=32, help="also run at this many (0: only the saturating count)"
     )
-    p = sub.add_parser("summary", help="print the summary of an earlier load TSV")
+    p = sub.add_parser("summary", help="print the summary of an earlier load or swap TSV")
     p.add_argument("tsv", type=Path)
     p = sub.add_parser("swap", help="builds swapped in under checked load")
-    p.add_argument("--swaps", type=int, default=3)
+    p.add_argument("--swaps", type=int, default=3, help="builds per run")
+    p.add_argument("--repeats", type=int, default=1, help="runs, each with a fresh server")
+    p.add_argument("--gap", type=float, default=40.0, help="seconds between builds")
+    p.add_argument(
+        "--code",
+        type=Path,
+        help="serve and build with the geo_service package of this folder (an earlier "
+        "commit's, from 'git archive <commit> geo_service | tar -x -C DIR')",
+    )
     p.add_argument("--conc", type=int, default=8)
     p.add_argument("--surface-cell", type=float, default=2000.0)
     p.add_argument("--keep", action="store_true", help="keep the private builds folder")
@@ -1207,11 +1371,28 @@ def main(argv: list[str] | None = None) -> None:
         sweep = [int(c) for c in args.sweep.split(",")]
         load(build_dir, args.repeats, args.seconds, sweep, args.sweep_seconds, args.crowd)
     elif args.command == "summary":
-        summary(args.tsv)
+        if args.tsv.name.startswith("swap-"):
+            swap_summary(args.tsv)
+        else:
+            summary(args.tsv)
     elif args.command == "swap":
-        if not 1 <= args.swaps <= 10:
-            raise SystemExit("--swaps must be between 1 and 10")
-        swap(build_dir, args.swaps, args.conc, args.surface_cell, args.keep)
+        if not 1 <= args.swaps <= 10 or not 1 <= args.repeats <= 10:
+            raise SystemExit("--swaps and --repeats must be between 1 and 10")
+        if args.gap < 2 * WINDOW_S:
+            raise SystemExit(f"--gap must be at least {2 * WINDOW_S:.0f} s")
+        if args.code is not None:
+            if not (args.code / "geo_service" / "__init__.py").exists():
+                raise SystemExit(f"no geo_service package in {args.code}")
+            os.environ["PYTHONPATH"] = str(args.code.resolve())  # servers and builds
+        swap(
+            build_dir,
+            args.swaps,
+            args.repeats,
+            args.conc,
+            args.surface_cell,
+            args.gap,
+            args.keep,
+        )
     else:
         if not 1 <= args.repeats <= 10:
             raise SystemExit("--repeats must be between 1 and 10")

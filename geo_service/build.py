@@ -349,10 +349,31 @@ def _build_into(
     return BuildResult(build_id, staging, meta, results)
 
 
+#: Decimals of a distance in kilometres: a metre.
+KM_DECIMALS = 3
+
+
+def clean_types(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The types a GIS reader expects: a number column whose values are all whole (counts,
+    people, years, radii) as integers, distances in km rounded to the metre."""
+    out = gdf.copy()
+    for name in out.columns:
+        column = out[name]
+        if name == out.geometry.name or column.dtype.kind != "f":
+            continue
+        if name.endswith("_km"):
+            out[name] = column.round(KM_DECIMALS)
+            continue
+        values = column.dropna()
+        if len(values) and bool((values == np.round(values)).all()) and values.abs().max() < 2**53:
+            out[name] = column.round().astype("Int64")
+    return out
+
+
 def write_layer(gdf: gpd.GeoDataFrame, path: Path) -> None:
-    """A layer as GeoParquet, the same bytes for the same frame (zstd, a bbox column for
-    readers that filter row groups by it)."""
-    gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=True)
+    """A layer as GeoParquet with clean types (``clean_types``), the same bytes for the same
+    frame (zstd, a bbox column for readers that filter row groups by it)."""
+    clean_types(gdf).to_parquet(path, index=False, compression="zstd", write_covering_bbox=True)
 
 
 def _combine(kind: Kind, parts: list[SourceResult]) -> gpd.GeoDataFrame:

@@ -277,3 +277,22 @@ def test_same_inputs_give_byte_identical_layers(tmp_path, built, build_dir) -> N
     for name in layers:
         assert file_digest(first / name) == file_digest(second / name), name
     assert again["risk"]["parameter_hash"] == built.catalog["risk"]["parameter_hash"]
+
+
+def test_layers_are_written_with_clean_types(built) -> None:
+    """Counts and people are integers, distances in km are rounded to the metre, scores keep
+    their decimals: in the layers the build writes, not only in a made-up frame."""
+    import geopandas as gpd
+
+    risk = gpd.read_parquet(built.path / "community_risk.parquet")
+    for name in (
+        "concession_pressure_within_5km",
+        "people",
+        "tailings_exposure_dams_in_runout",
+    ):
+        assert str(risk[name].dtype) == "Int64", name
+    km = risk["concession_pressure_nearest_km"].dropna()
+    assert len(km) and ((km * 1000).round(6) % 1 == 0).all()
+    assert risk["score"].dtype.kind == "f" and (risk["score"].dropna() % 1 != 0).any()
+    units = gpd.read_parquet(built.path / "risk_units.parquet")
+    assert str(units["concessions"].dtype) == "Int64"

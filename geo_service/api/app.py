@@ -1,14 +1,14 @@
 """The service's composition root: ``create_app(settings)`` assembles routes and state.
 
 Nothing is built at import, so tests make an app with their own settings. The current build is
-looked up on every request (one ``readlink``), so a new build is served as soon as its pointer
-is swapped, without a restart; each response names the build it came from. Errors are JSON
-(``code``, ``description``), or a page for a browser that asks for HTML.
+looked up on every request (one ``readlink``), so a new build is served once its pointer is
+swapped and it has loaded, without a restart (``builds.py``); each response names the build it
+came from. Errors are JSON (``code``, ``description``), or a page for a browser that asks for
+HTML.
 """
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,17 +20,22 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_service import __version__
 from geo_service.api import openapi
 from geo_service.api.auth import Tokens, UnauthorizedError, read_tokens
+from geo_service.api.builds import BuildCache
 from geo_service.api.caching import VARY
-from geo_service.api.deps import BuildCache, BuildDep
+from geo_service.api.deps import BuildDep
+from geo_service.api.files import HEAD_AS_GET
 from geo_service.api.links import base_url
 from geo_service.api.routes.features import router as features_router
 from geo_service.api.routes.maps import router as maps_router
+from geo_service.api.routes.rasters import router as rasters_router
+from geo_service.api.routes.styles import router as styles_router
+from geo_service.api.routes.tiles import render_tile
 from geo_service.api.routes.tiles import router as tiles_router
 from geo_service.api.security import SecurityHeaders, tile_origins
 from geo_service.errors import (
@@ -103,29 +108,14 @@ class HeadAsGet:
                 return
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, head_only)
-
-
-def _warm(builds: BuildCache) -> None:
-    """Load the current build's vector layers, so the first visitor does not wait for them."""
-    try:
-        builds.current().store.layers()
-    except RiskMapError:
-        pass  # no build yet: requests will say so
-    # What is alive now (the libraries' modules, classes and functions, the layers just
-    # loaded: about 250,000 objects) lives as long as the process. Left to the collector, each
-    # full collection walks all of it, a 90–100 ms pause for every open request a few times a
-    # minute under load; frozen, it is never walked again (refcounting still frees it). Once
-    # per process: a later freeze (another app in the same process, as in tests) would keep
-    # whatever of the earlier ones became cyclic garbage since.
-    if not gc.get_freeze_count():
-        gc.collect()
-        gc.freeze()
+        # Marked, so a file can answer with its headers without reading itself (files.py).
+        await self.app({**scope, "method": "GET", HEAD_AS_GET: True}, receive, head_only)
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    threading.Thread(target=_warm, args=(app.state.builds,), daemon=True).start()
+    # Loaded in a thread, so the first visitor does not wait for every layer.
+    threading.Thread(target=app.state.builds.warm, name="warm", daemon=True).start()
     yield
 
 
@@ -166,7 +156,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.builds = BuildCache(open_store(settings))
+    app.state.builds = BuildCache(open_store(settings), render_tile=render_tile)
     # A tokens file that cannot be read stops the service here, not at the first request.
     app.state.tokens = Tokens(read_tokens(settings.tokens_file, settings.tokens))
 
@@ -222,7 +212,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     app.include_router(features_router)
     app.include_router(tiles_router)
+    app.include_router(rasters_router)
     app.include_router(maps_router)
+    app.include_router(styles_router)
     openapi.install(app)
     app.add_middleware(BuildIdHeader)
     app.add_middleware(
@@ -233,12 +225,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         images=tile_origins(Basemap.named(settings.basemap).url),
     )
     app.add_middleware(HeadAsGet)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # A GeoTIFF is compressed inside, and its byte offsets must stay those of the file.
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=1024,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "image/tiff"),
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "HEAD", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["ETag", "X-Build-Id"],
+        # Content-Range and Accept-Ranges: a page reading a GeoTIFF by ranges (geotiff.js).
+        expose_headers=["ETag", "X-Build-Id", "Content-Range", "Accept-Ranges"],
     )
     return app

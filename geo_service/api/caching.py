@@ -42,6 +42,11 @@ def _matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == wanted for tag in header.split(","))
 
 
+def if_none_match(request: Request, etag: str) -> bool:
+    """Whether the request's If-None-Match names ``etag`` (one not made by ``etag_for``)."""
+    return _matches(request.headers.get("if-none-match"), etag)
+
+
 def client_has(request: Request, build_id: str, access: Access) -> bool:
     """Whether the request's If-None-Match already names this response."""
     header = request.headers.get("if-none-match")

@@ -42,6 +42,18 @@ def collection_links(
         ),
         # The same under the draft's name, which GDAL's OAPIF driver looks for.
         link(f"{here}/queryables", "queryables", "application/schema+json", "Queryables"),
+        link(
+            f"{here}/schema",
+            "describedby",
+            "application/schema+json",
+            "A JSON Schema of the features: each property's type, unit and values",
+        ),
+        link(
+            f"{here}/schema",
+            "http://www.opengis.net/def/rel/ogc/1.0/schema",
+            "application/schema+json",
+            "The schema of the features",
+        ),
     ]
     for s in sources:
         if s.licence_url:
@@ -84,7 +96,8 @@ def items_links(
     step = query.limit or max(len(page.features), 1)
     if query.offset + len(page.features) < page.number_matched and page.ids:
         # The next page starts after this one's last feature (keyset), and is numbered on.
-        keyset = {} if query.q is not None else {"after": page.ids[-1]}
+        ordered = query.q is not None or bool(query.sortby)  # not in layer order: by offset
+        keyset = {} if ordered else {"after": page.ids[-1]}
         nxt = url_with(offset=query.offset + step, limit=step, **keyset)
         out.append(link(nxt, "next", here.media_type, "Next page"))
     if query.offset > 0:

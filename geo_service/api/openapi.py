@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from geo_service.api.crs import supported
 from geo_service.api.params import MAX_LIMIT, MAX_OFFSET
 from geo_service.render.features import FORMATS
 from geo_service.store.cql import LANGUAGES
@@ -129,6 +131,30 @@ SCHEMAS: dict[str, Any] = {
         "required": ["stops"],
         "properties": {"title": STRING, "stops": {"type": "array"}},
     },
+    "RasterValue": {
+        "type": "object",
+        "description": "The value of a raster's cell under a point (null: no value there).",
+        "required": ["layer", "lon", "lat", "value", "build_id"],
+        "properties": {
+            "layer": STRING,
+            "title": STRING,
+            "lon": {"type": "number", "minimum": -180, "maximum": 180},
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "band": {"type": "string", "nullable": True},
+            "value": {"type": "number", "nullable": True},
+            "cell": {
+                "type": "object",
+                "properties": {
+                    "col": {"type": "integer", "minimum": 0},
+                    "row": {"type": "integer", "minimum": 0},
+                    "size_m": {"type": "number", "nullable": True},
+                    "crs": {"type": "string", "nullable": True},
+                },
+            },
+            "build_id": STRING,
+            "links": LINKS,
+        },
+    },
     "Health": {
         "type": "object",
         "required": ["status", "build_id"],
@@ -205,6 +231,8 @@ class Operation:
     params: dict[str, str | dict[str, Any]] = field(default_factory=dict)
     #: Other statuses and their description.
     others: dict[str, str] = field(default_factory=dict)
+    #: Statuses answered with more than the error body (ranges of a file): whole responses.
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _formats(*keys: str) -> dict[str, Any]:
@@ -276,6 +304,10 @@ ITEMS_PARAMS: dict[str, str | dict[str, Any]] = {
     "filter-lang": "filter-lang",
     "offset": {"schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}},
     "after": {"schema": {"type": "string", "format": "feature-id"}},
+    "sortby": {
+        "schema": {"type": "array", "items": {"type": "string", "format": "sort-key"}},
+        **COMMA_LIST,
+    },
     "properties": {
         "schema": {"type": "array", "items": {"type": "string", "format": "property-name"}},
         **COMMA_LIST,
@@ -308,6 +340,36 @@ VIEW = {
     "to": {"schema": {"type": "integer"}},
 }
 PNG = {"image/png": {"schema": BYTES}}
+COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+CONTENT_RANGE = {"Content-Range": {"schema": {"type": "string"}}}
+#: A file's byte ranges (RFC 9110 §14), as Starlette's FileResponse answers them.
+RANGES: dict[str, dict[str, Any]] = {
+    "206": {
+        "description": "Partial Content: the byte range asked for (Range), with Content-Range; "
+        "several ranges as multipart/byteranges.",
+        "headers": CONTENT_RANGE,
+        "content": {COG: {"schema": BYTES}, "multipart/byteranges": {"schema": BYTES}},
+    },
+    "400": {
+        "description": "A parameter that cannot be understood, or a Range header that is not "
+        "a byte range (answered in plain text).",
+        "content": {
+            JSON: {"schema": _ref("Exception")},
+            HTML: {"schema": {"type": "string"}},
+            "text/plain": {"schema": TEXT},
+        },
+    },
+    "416": {
+        "description": "Range Not Satisfiable: the range starts past the end of the file; "
+        "Content-Range gives the file's length (bytes */length).",
+        "headers": CONTENT_RANGE,
+        "content": {"text/plain": {"schema": TEXT}},
+    },
+}
+POINT = {
+    "lon": {"schema": {"type": "number", "minimum": -180, "maximum": 180}},
+    "lat": {"schema": {"type": "number", "minimum": -90, "maximum": 90}},
+}
 
 OPERATIONS: dict[str, Operation] = {
     "/health": Operation(_content((JSON, _ref("Health"))), errors=(), conditional=False),
@@ -323,6 +385,9 @@ OPERATIONS: dict[str, Operation] = {
         ),
         params=DOCUMENT_F,
     ),
+    "/collections/{collectionId}/schema": Operation(
+        _content(("application/schema+json", _ref("Queryables")), (JSON, _ref("Queryables")))
+    ),
     "/collections/{collectionId}/items": Operation(_items_content(), params=ITEMS_PARAMS),
     "/collections/{collectionId}/items/{featureId}": Operation(
         _content((GEOJSON, _ref("FeatureGeoJSON")), (HTML, TEXT)), params=DOCUMENT_F
@@ -334,6 +399,12 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "/tiles/{layer}/legend.json": Operation(_content((JSON, _ref("Legend")))),
     "/tiles/{layer}/tilejson.json": Operation(_content((JSON, _ref("TileJSON")))),
+    "/rasters/{layer}.tif": Operation(
+        {COG: {"schema": BYTES}},
+        params={"build": {"schema": {"type": "string", "format": "build-id"}}},
+        responses=RANGES,
+    ),
+    "/rasters/{layer}/value": Operation(_content((JSON, _ref("RasterValue"))), params=POINT),
     "/maps": Operation(_content((HTML, TEXT)), errors=("400",)),
     "/maps/{map_id}.png": Operation(
         PNG,
@@ -351,6 +422,28 @@ OPERATIONS: dict[str, Operation] = {
         params={"format": _formats("json", "xml")},
         others={"501": "A format other than json or xml (oEmbed 1.0 §2.3.4)."},
     ),
+    # Map styles (routes/styles.py): a MapLibre style per map, a QGIS style per layer.
+    "/styles": Operation(
+        _content((JSON, {"type": "object", "required": ["styles", "links"]})), errors=("400",)
+    ),
+    "/styles/{map_id}": Operation(
+        _content(
+            (
+                "application/vnd.mapbox.style+json",
+                {"type": "object", "required": ["version", "sources", "layers"]},
+            ),
+            (HTML, TEXT),
+        ),
+        params=DOCUMENT_F,
+    ),
+    "/styles/{map_id}/{layer}.qml": Operation({"application/vnd.qgis.qml": {"schema": TEXT}}),
+    **{
+        f"/styles/sprite{ratio}.{ext}": Operation(
+            PNG if ext == "png" else _content((JSON, {"type": "object"})), errors=("400",)
+        )
+        for ratio in ("", "@2x")
+        for ext in ("json", "png")
+    },
 }
 
 
@@ -414,7 +507,8 @@ def _responses(declared: Operation) -> dict[str, Any]:
         out[status] = _ref(status, "responses")
     for status, text in declared.others.items():
         out[status] = _error(text)
-    return out
+    out.update(copy.deepcopy(declared.responses))
+    return dict(sorted(out.items()))
 
 
 def document(app: FastAPI) -> dict[str, Any]:
@@ -432,11 +526,15 @@ def document(app: FastAPI) -> dict[str, Any]:
     missing = paths - set(OPERATIONS)
     if missing:
         raise KeyError(f"operations not described in api/openapi.py: {sorted(missing)}")
+    served = list(supported(Path(app.state.settings.maps_file)))
     for path, methods in doc["paths"].items():
         declared = OPERATIONS[path]
         for op in methods.values():
             op["parameters"] = _parameters(op.get("parameters", []), declared)
             op["responses"] = _responses(declared)
+            for p in op["parameters"]:
+                if p.get("name") in ("crs", "bbox-crs", "filter-crs"):
+                    p["schema"] = {"type": "string", "enum": served, "default": served[0]}
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):

@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 from fastapi import Query
 
+from geo_service.api.crs import OutputCrs, box_to_crs84, resolve
 from geo_service.errors import BadQueryError
 from geo_service.store import cql
 from geo_service.store.base import BBox, ItemQuery
@@ -36,11 +38,9 @@ ITEMS_PARAMETERS = frozenset(
         "filter",
         "filter-lang",
         "filter-crs",
+        "sortby",
     }
 )
-#: The one CRS features are served in (lon/lat, WGS84), in the spellings clients send.
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-CRS84_NAMES = frozenset({CRS84, "https://www.opengis.net/def/crs/OGC/1.3/CRS84", "OGC:CRS84"})
 MAX_LIMIT = 10_000
 #: No layer holds this many features: a larger offset is a mistake, answered as one.
 MAX_OFFSET = 1_000_000_000
@@ -139,10 +139,29 @@ def parse_datetime(text: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]
     return start, end
 
 
-def parse_filter(params: Mapping[str, str]) -> cql.Filter | None:
-    """The ``filter`` parameter in its ``filter-lang`` (OGC API – Features Part 3), if any."""
+def parse_filter(params: Mapping[str, str], crs: OutputCrs | None = None) -> cql.Filter | None:
+    """The ``filter`` parameter in its ``filter-lang`` (OGC API – Features Part 3), if any;
+    its geometries in ``crs`` (``filter-crs``) are read as CRS84 ones."""
     lang = cql.language(params.get("filter-lang"))
-    return cql.parse(params["filter"], lang) if "filter" in params else None
+    if "filter" not in params:
+        return None
+    found = cql.parse(params["filter"], lang)
+    return found if crs is None or crs.is_crs84 else cql.reproject(found, crs.unproject)
+
+
+def parse_sortby(text: str) -> tuple[tuple[str, bool], ...]:
+    """``sortby=-score,name``: properties in order, ``-`` descending, ``+`` (or nothing)
+    ascending; which properties may be sorted by is the store's to check."""
+    keys = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        descending = part.startswith("-")
+        name = part.lstrip("+-").strip()
+        if not name:
+            raise BadQueryError(f"{part!r} names no property", parameter="sortby")
+        keys.append((name, descending))
+    return tuple(keys)
 
 
 def check_parameters(given: Iterable[str], queryables: Iterable[str]) -> None:
@@ -168,37 +187,59 @@ def refuse_unknown(given: Iterable[str], allowed: Iterable[str]) -> None:
         )
 
 
+def _box_in(text: str, crs: OutputCrs) -> BBox:
+    """A ``bbox`` given in ``crs`` (``bbox-crs``), as CRS84 bounds."""
+    if crs.is_crs84:
+        return parse_bbox(text)
+    try:
+        numbers = [float(p) for p in text.split(",")]
+    except ValueError as exc:
+        raise BadQueryError(f"expected 4 numbers, got {text!r}", parameter="bbox") from exc
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
+        raise BadQueryError(f"expected 4 finite numbers, got {text!r}", parameter="bbox")
+    if numbers[0] > numbers[2] or numbers[1] > numbers[3]:
+        raise BadQueryError(
+            f"in {crs.uri} a box is its lower corner then its upper one", parameter="bbox"
+        )
+    box = box_to_crs84(numbers, crs)
+    if not all(math.isfinite(v) for v in box):
+        raise BadQueryError(f"the box is outside {crs.uri}'s area of use", parameter="bbox")
+    west, south, east, north = box
+    return (max(west, -180.0), max(south, -90.0), min(east, 180.0), min(north, 90.0))
+
+
 def items_query(
     params: Mapping[str, str],
     queryables: Iterable[str],
     limit: int,
     offset: int,
-    bbox: str | None,
-    datetime: str | None,
+    maps_file: Path,
 ) -> ItemQuery:
-    """The checked query of an items request."""
+    """The checked query of an items request (``maps_file``: the maps, whose regions' UTM
+    zones are among the CRSs served)."""
     names = set(queryables)
     check_parameters(params.keys(), names)
-    for key in ("crs", "bbox-crs", "filter-crs"):
-        if key in params and params[key].strip("<>") not in CRS84_NAMES:
-            raise BadQueryError(
-                f"only {CRS84} (longitude, latitude) is served, got {params[key]!r}",
-                parameter=key,
-            )
+    bbox_crs = resolve(params.get("bbox-crs"), maps_file, "bbox-crs")
+    resolve(params.get("crs"), maps_file, "crs")  # checked here, applied to the answer
+    bbox, datetime = params.get("bbox"), params.get("datetime")
     q = params.get("q") or None
     after = params.get("after") or None
-    if after is not None and q is not None:
+    sortby = parse_sortby(params.get("sortby", ""))
+    if after is not None and (q is not None or sortby):
         raise BadQueryError(
-            "'after' pages in layer order, and a search (q) is ordered by relevance: "
-            "page a search with offset",
+            "'after' pages in layer order, and a search (q) or a sort (sortby) orders "
+            "otherwise: page with offset",
             parameter="after",
         )
     return ItemQuery(
-        filter=parse_filter(params),
-        bbox=parse_bbox(bbox) if bbox is not None else None,
+        filter=parse_filter(params, resolve(params.get("filter-crs"), maps_file, "filter-crs")),
+        bbox=_box_in(bbox, bbox_crs) if bbox is not None else None,
         interval=parse_datetime(datetime) if datetime is not None else None,
         filters={k: v for k, v in params.items() if k in names},
         q=q,
+        sortby=sortby,
         limit=limit,
         offset=offset,
         after=after,

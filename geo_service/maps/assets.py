@@ -2,8 +2,9 @@
 
 They are installed from npm at set-up (``package.json``, ``make run``) into ``node_modules``;
 only the distributed files of the packages listed here are served, nothing else under it.
-The pages' own script and styles (``static/``: the map's, and ``site.css`` for every other
-page) are served beside them as ``riskmap/…``.
+The pages' own script and styles (``static/``: the map's, ``site.css`` for every other
+page, and the script that draws a map's MapLibre style) are served beside them as
+``riskmap/…``.
 """
 
 from __future__ import annotations
@@ -20,19 +21,21 @@ PACKAGES = {
     "leaflet": ("dist",),
     "leaflet.fullscreen": ("",),
     "leaflet.vectorgrid": ("dist",),
+    "maplibre-gl": ("dist",),  # the maps' styles drawn by MapLibre (/styles/{id}?f=html)
     "supercluster": ("dist",),  # incidents grouped in clusters
     "swagger-ui-dist": ("",),  # the API documentation page (/docs)
 }
 #: Our own files, from the package (``geo_service/maps/static``).
 OWN = "riskmap"
 STATIC = Path(__file__).parent / "static"
-OWN_FILES = ("riskmap.css", "site.css")
+OWN_FILES = ("riskmap.css", "site.css", "style_preview.js")
 #: The page's script: ES modules, served as ``riskmap/<version>/js/<module>.js`` (the
 #: version, a digest of them all, only changes their URLs).
 SCRIPTS = STATIC / "js"
 MODULE = re.compile(r"^[a-z_]+\.js$")
 TYPES = {
     ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".png": "image/png",
     ".svg": "image/svg+xml",

@@ -36,6 +36,13 @@ USER_AGENT = "diamond-risk-map static map (+https://github.com/)"
 #: no route to them draws the offline basemap at once instead of waiting on every picture.
 RETRY_OUTSIDE_S = 300.0
 _outside_down_until: dict[str, float] = {}
+#: The offline basemap's colours: the sea, and the fill and outline of land and lakes, and
+#: rivers (also the MapLibre style's basemap).
+OFFLINE_SEA = "#c6dbe8"
+OFFLINE_FILLS = {"land": ("#f2efe9", "#9e9e9e"), "lake": ("#c6dbe8", "#8fb8cf")}
+OFFLINE_RIVER = "#8fb8cf"
+#: The risk surface is drawn this opaque over the basemap (as on the page).
+SURFACE_OPACITY = 0.75
 
 
 @dataclass(frozen=True)
@@ -184,9 +191,9 @@ def _outside_tiles(
 
 def offline_basemap(frame: Frame, features: list[dict[str, Any]]) -> Image.Image:
     """The build's Natural Earth land, lakes and rivers, drawn for the frame."""
-    image = Image.new("RGBA", (frame.width, frame.height), "#c6dbe8")
+    image = Image.new("RGBA", (frame.width, frame.height), OFFLINE_SEA)
     draw = ImageDraw.Draw(image)
-    style = {"land": ("#f2efe9", "#9e9e9e"), "lake": ("#c6dbe8", "#8fb8cf")}
+    style = OFFLINE_FILLS
     for kind in ("land", "lake", "river"):
         for f in features:
             if f["properties"]["kind"] != kind:
@@ -207,7 +214,7 @@ def offline_basemap(frame: Frame, features: list[dict[str, Any]]) -> Image.Image
                 for line in lines:
                     xy = np.asarray(line, dtype=float)
                     px, py = frame.pixels(xy[:, 0], xy[:, 1])
-                    draw.line(list(zip(px, py, strict=True)), fill="#8fb8cf", width=1)
+                    draw.line(list(zip(px, py, strict=True)), fill=OFFLINE_RIVER, width=1)
     return image
 
 
@@ -217,7 +224,7 @@ class RasterLayer:
 
     cog: Path
     render: Callable[[Any], bytes] = png.render
-    opacity: float = 0.75
+    opacity: float = SURFACE_OPACITY
     #: Scores are smooth (bilinear); counts of people per cell are not (nearest).
     resampling: str = "bilinear"
 

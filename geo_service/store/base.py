@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 import geopandas as gpd
@@ -62,6 +63,9 @@ class ItemQuery:
     after: str | None = None
     #: Only these properties in each feature (None: all of them).
     properties: tuple[str, ...] | None = None
+    #: Properties to order by, each ascending or descending (``sortby=-score,name``); ties
+    #: and missing values last, then layer order. Empty: layer order (or relevance for ``q``).
+    sortby: tuple[tuple[str, bool], ...] = ()
     #: Words to find in the features' names, whatever their case and accents; the best
     #: matches first (the whole name, then its start, then a word's start, then anywhere).
     q: str | None = None
@@ -118,12 +122,25 @@ class Feature:
     properties: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class CellValue:
+    """A raster's value under a point, and the cell it was read from."""
+
+    #: The cell's value (None: the layer has no value there).
+    value: float | None
+    #: Column and row of the cell in the raster's grid (0, 0: its north-west corner).
+    col: int
+    row: int
+
+
 class RasterSource(Protocol):
     """One raster layer of a build."""
 
     info: LayerInfo
     #: Where every replica can read the file (a path, or a URL GDAL reads).
     location: str
+    #: The Cloud-Optimized GeoTIFF on this replica's disk, served as it is.
+    path: Path
 
     @property
     def native_zoom(self) -> int:
@@ -132,6 +149,11 @@ class RasterSource(Protocol):
 
     def tile_data(self, z: int, x: int, y: int) -> ImageData | None:
         """The values of one XYZ tile (None where the layer has none)."""
+        ...
+
+    def value_at(self, lon: float, lat: float) -> CellValue:
+        """The value of the cell under a point (degrees, CRS84), or ``NotFoundError`` for a
+        point outside the layer."""
         ...
 
 
@@ -175,6 +197,11 @@ class Store(Protocol):
 
     def resource(self, name: str) -> bytes:
         """A file of the build that is not a layer (``basemap``: the offline basemap)."""
+        ...
+
+    def warm(self, like: Store | None = None) -> None:
+        """Load now what the first requests would otherwise wait for: every layer for each
+        access level, and what ``like`` (the build served before, if any) had loaded since."""
         ...
 
 

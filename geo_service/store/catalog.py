@@ -44,6 +44,8 @@ class CatalogLayer(LayerView):
     public: LayerView | None = None
     #: Cell size of a raster, metres.
     cell_m: float | None = None
+    #: The CRS of a raster's grid (``EPSG:3857``).
+    crs: str | None = None
 
     def as_seen(self, public: bool) -> CatalogLayer:
         """The layer as a caller sees it: the public view's file, count, bounds, dates and

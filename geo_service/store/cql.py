@@ -9,11 +9,12 @@ three-valued logic (a comparison with a missing value is unknown, and unknown ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import cql2
+import numpy as np
 import orjson
 import pandas as pd
 import shapely
@@ -76,6 +77,32 @@ def parse(text: str, lang: str | None = None) -> Filter:
     except (cql2.ParseError, cql2.ValidationError, ValueError) as exc:
         detail = " ".join(str(exc).split())
         raise BadQueryError(f"not valid {lang}: {detail}", parameter="filter") from exc
+    return Filter(tree, orjson.dumps(tree, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def reproject(flt: Filter, to_crs84: Callable[[Any], Any]) -> Filter:
+    """The filter with each geometry constant (GeoJSON or BBOX) turned into CRS84 by
+    ``to_crs84`` (shapely geometries in, out): what ``filter-crs`` asks."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if "bbox" in node and len(node) == 1:
+            box = [float(v) for v in node["bbox"]]
+            if len(box) == 6:
+                box = [box[0], box[1], box[3], box[4]]
+            return {"bbox": list(to_crs84(np.array([shapely.box(*box)]))[0].bounds)}
+        if "type" in node and "coordinates" in node:
+            try:
+                geometry = shape(node)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise _fail(f"not a geometry: {orjson.dumps(node).decode()}") from exc
+            return shapely.geometry.mapping(to_crs84(np.array([geometry]))[0])
+        return {k: walk(v) for k, v in node.items()}
+
+    tree = walk(flt.expr)
     return Filter(tree, orjson.dumps(tree, option=orjson.OPT_SORT_KEYS).decode())
 
 
@@ -198,13 +225,35 @@ def _geometry(node: Any) -> shapely.Geometry:
     return geometry
 
 
+def property_kinds(queryables: Mapping[str, str], date_field: str | None) -> dict[str, str]:
+    """Each property a filter (or a sort) may name → its ``Backend`` kind."""
+    kinds = {k: "number" if v == "integer" else v for k, v in queryables.items()}
+    if date_field:
+        kinds[date_field] = "timestamp"
+    return kinds
+
+
+def sort_keys(
+    sortby: Sequence[tuple[str, bool]], queryables: Mapping[str, str], date_field: str | None
+) -> list[tuple[str, str, bool]]:
+    """``sortby`` checked: (property, kind, descending) for each, or a 400 naming the
+    properties one may sort by."""
+    kinds = property_kinds(queryables, date_field)
+    unknown = [name for name, _ in sortby if name not in kinds]
+    if unknown:
+        raise BadQueryError(
+            f"cannot sort by {', '.join(unknown)}; sortable properties are "
+            f"{', '.join(sorted(kinds))}",
+            parameter="sortby",
+        )
+    return [(name, kinds[name], descending) for name, descending in sortby]
+
+
 class _Compiler(Generic[V, T]):
     def __init__(
         self, queryables: Mapping[str, str], date_field: str | None, backend: Backend[V, T]
     ) -> None:
-        self.kinds = {k: "number" if v == "integer" else v for k, v in queryables.items()}
-        if date_field:
-            self.kinds[date_field] = "timestamp"
+        self.kinds = property_kinds(queryables, date_field)
         self.backend = backend
 
     def _property_kind(self, name: str) -> str:

@@ -9,6 +9,7 @@ bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -24,23 +25,30 @@ _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-_STEP = Decimal(1).scaleb(-DECIMALS)
+def _shortener(decimals: int) -> Callable[[re.Match[bytes]], bytes]:
+    step = Decimal(1).scaleb(-decimals)
+
+    def short(match: re.Match[bytes]) -> bytes:
+        x = float(match.group())
+        text = repr(x)
+        if round(x, decimals) == x and "e" not in text:
+            # Already short: its shortest form has no more decimals than kept.
+            return (text[:-2] if text.endswith(".0") else text).encode()
+        fixed = format(Decimal(text).quantize(step, rounding=ROUND_HALF_EVEN), "f")
+        return fixed.rstrip("0").rstrip(".").encode() if "." in fixed else fixed.encode()
+
+    return short
 
 
-def _short(match: re.Match[bytes]) -> bytes:
-    x = float(match.group())
-    text = repr(x)
-    if round(x, DECIMALS) == x and "e" not in text:
-        # Already short: its shortest form has no more decimals than kept.
-        return (text[:-2] if text.endswith(".0") else text).encode()
-    fixed = format(Decimal(text).quantize(_STEP, rounding=ROUND_HALF_EVEN), "f")
-    return fixed.rstrip("0").rstrip(".").encode() if "." in fixed else fixed.encode()
+_SHORT = {DECIMALS: _shortener(DECIMALS)}
 
 
-def geometries_json(geoms: np.ndarray) -> list[bytes]:
-    """Each geometry as GeoJSON bytes (``null`` for a missing one)."""
+def geometries_json(geoms: np.ndarray, decimals: int = DECIMALS) -> list[bytes]:
+    """Each geometry as GeoJSON bytes (``null`` for a missing one), coordinates with at most
+    ``decimals`` decimals."""
+    short = _SHORT.get(decimals) or _SHORT.setdefault(decimals, _shortener(decimals))
     return [
-        _NUMBER.sub(_short, g.encode()) if g is not None else b"null"
+        _NUMBER.sub(short, g.encode()) if g is not None else b"null"
         for g in shapely.to_geojson(geoms)
     ]
 

@@ -31,9 +31,10 @@ from geo_service.store.base import (
     FeaturePage,
     ItemQuery,
     LayerInfo,
+    Store,
 )
 from geo_service.store.catalog import BuildCatalog, CatalogLayer
-from geo_service.store.cql import Filter, compile_filter
+from geo_service.store.cql import Filter, compile_filter, sort_keys
 from geo_service.store.cql_mask import MaskBackend
 from geo_service.store.geojson import feature_bytes, geometries_json, json_records, properties_json
 from geo_service.store.raster import RasterLayer, TileCache
@@ -209,9 +210,18 @@ class LayerTable:
             backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree)
             found = compile_filter(query.filter, self.queryables, self.date_field, backend)
             mask &= found.to_numpy(dtype=bool, na_value=False)
-        if query.q is None:
-            return np.flatnonzero(mask)
-        return self._search(mask, query.q)
+        rows = np.flatnonzero(mask) if query.q is None else self._search(mask, query.q)
+        return self._sorted(rows, query.sortby) if query.sortby else rows
+
+    def _sorted(self, rows: np.ndarray, sortby: tuple[tuple[str, bool], ...]) -> np.ndarray:
+        """``rows`` ordered by each property in turn (missing values last either way), then
+        by layer order, as PostGIS orders them."""
+        keys: list[np.ndarray] = [rows]  # the last tie-break: layer order
+        for name, kind, descending in reversed(sort_keys(sortby, self.queryables, self.date_field)):
+            rank = self.column(name, kind).rank(method="dense").to_numpy(dtype="float64")[rows]
+            missing = np.isnan(rank)
+            keys += [np.where(missing, 0.0, -rank if descending else rank), missing]
+        return rows[np.lexsort(keys)]
 
     @cached_property
     def tree(self) -> shapely.STRtree:
@@ -366,6 +376,11 @@ class LayerTable:
         return Feature(feature_id, self.features([i])[0], self.records[i])
 
 
+#: What a table computes when first asked (vector-tile geometries, search keys, the spatial
+#: index), computed ahead for a new build where the build served before had it.
+WARMED = ("mercator", "names", "tree")
+
+
 class BuildStore:
     """The layers of one build in memory (the embedded ``Store``), each loaded on first use.
 
@@ -421,13 +436,43 @@ class BuildStore:
         if table is not None:
             return table
         meta = self._meta(layer_id, access)
-        with self._lock("table", layer_id, str(access.sees_restricted)):
+        with self._lock("table", layer_id, meta.file):
             table = self._tables.get(key)
             if table is None:
-                frame = gpd.read_parquet(self._path / meta.file)
-                table = LayerTable(layer_id, meta, frame)
+                # A layer without a public view is one file for every caller: one table.
+                other = self._tables.get((layer_id, not access.sees_restricted))
+                if other is not None and other.meta.file == meta.file:
+                    table = other
+                else:
+                    table = LayerTable(layer_id, meta, gpd.read_parquet(self._path / meta.file))
                 self._tables[key] = table
         return table
+
+    def warm(self, like: Store | None = None) -> None:
+        """Load now what answering would load on first use: every layer as each access level
+        sees it, and what ``like`` (the build served before) had computed since its layers
+        loaded: ``WARMED``, the features it had written (by id) and the rasters it had opened."""
+        for access in (Access.anonymous, Access.analyst):
+            self.layers(access)
+        if not isinstance(like, BuildStore):
+            return
+        for key, old in list(like._tables.items()):
+            new = self._tables.get(key)
+            if new is None:
+                continue  # a layer the new build does not have
+            for name in WARMED:
+                if name in vars(old):
+                    getattr(new, name)
+            for written, write in (
+                (old._features, new.features),
+                (old._geometries, new.geometries),
+            ):
+                ids = (fid for fid, text in zip(old.ids, written, strict=True) if text is not None)
+                write([new.position[fid] for fid in ids if fid in new.position])
+        for layer_id in list(like._rasters):
+            meta = self.catalog.layers.get(layer_id)
+            if meta is not None and meta.kind == "raster":
+                self.raster(layer_id)
 
     def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
         """Every vector layer as this caller sees it (rasters are served as tiles)."""

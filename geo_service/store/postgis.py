@@ -33,10 +33,10 @@ from psycopg_pool import ConnectionPool
 
 from geo_service.errors import BadQueryError, NoBuildError, NotFoundError
 from geo_service.store import mvt
-from geo_service.store.base import Access, Feature, FeaturePage, ItemQuery, LayerInfo
+from geo_service.store.base import Access, Feature, FeaturePage, ItemQuery, LayerInfo, Store
 from geo_service.store.catalog import BuildCatalog
-from geo_service.store.cql import Filter
-from geo_service.store.cql_sql import condition
+from geo_service.store.cql import Filter, sort_keys
+from geo_service.store.cql_sql import SqlBackend, condition
 from geo_service.store.files import read_build_catalog
 from geo_service.store.geojson import DECIMALS, feature_bytes, properties_json
 from geo_service.store.memory import LayerTable, raster_info, raster_meta, search_key
@@ -392,6 +392,23 @@ class PostgisStore:
         """One vector layer, as this caller sees it."""
         return self._view(layer_id, access)[1]
 
+    def warm(self, like: Store | None = None) -> None:
+        """Load now what answering would load on first use: the tables ``like`` (the build
+        served before) had read whole (downloads, map pages) and the rasters it had opened;
+        descriptions come with the build."""
+        for access in (Access.anonymous, Access.analyst):
+            self.layers(access)
+        if not isinstance(like, PostgisStore):
+            return
+        for name in list(like._frames):
+            layer_id = name.removesuffix("__public")
+            if ("full" if name == layer_id else "public") in self._layers.get(layer_id, {}):
+                self._frame(name, Access.analyst)  # the full role reads every view's file
+        for layer_id in list(like._rasters):
+            meta = self.catalog.layers.get(layer_id)
+            if meta is not None and meta.kind == "raster":
+                self.raster(layer_id)
+
     # -- queries --------------------------------------------------------------------------
 
     def _connection(self, access: Access) -> Any:
@@ -454,16 +471,34 @@ class PostgisStore:
         if query.filter is not None:
             parts.append(condition(query.filter, info.queryables, info.date_field))
         order: sql.Composable = sql.SQL("ord")
+        if query.sortby:
+            # Missing values last either way, then layer order, as the embedded store sorts.
+            backend = SqlBackend()
+            order = sql.SQL(", ").join(
+                [
+                    sql.SQL("{} {} NULLS LAST").format(
+                        backend.property(name, kind), sql.SQL("DESC" if descending else "ASC")
+                    )
+                    for name, kind, descending in sort_keys(
+                        query.sortby, info.queryables, info.date_field
+                    )
+                ]
+                + [sql.SQL("ord")]
+            )
         if query.q is not None and (words := search_key(query.q).split()):
             for word in words:
                 parts.append(sql.SQL("strpos(every_key, %s) > 0"))
                 params.append(word)
             wanted = " ".join(words)
-            order = sql.SQL(
-                "CASE WHEN name_key = {w} THEN 0 WHEN starts_with(name_key, {w}) THEN 1 "
-                "WHEN strpos(' ' || name_key, ' ' || {w}) > 0 THEN 2 ELSE 3 END, "
-                "coalesce(population, 0) DESC, ord"
-            ).format(w=sql.Literal(wanted))
+            order = (
+                order
+                if query.sortby
+                else sql.SQL(
+                    "CASE WHEN name_key = {w} THEN 0 WHEN starts_with(name_key, {w}) THEN 1 "
+                    "WHEN strpos(' ' || name_key, ' ' || {w}) > 0 THEN 2 ELSE 3 END, "
+                    "coalesce(population, 0) DESC, ord"
+                ).format(w=sql.Literal(wanted))
+            )
         return sql.SQL(" AND ").join(parts), params, order
 
     def _check_properties(self, info: LayerInfo, names: tuple[str, ...]) -> None:

@@ -12,14 +12,16 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from itertools import islice
 from pathlib import Path
 
-from rio_tiler.errors import TileOutsideBounds
+import numpy as np
+from rio_tiler.errors import PointOutsideBounds, TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
-from geo_service.errors import NoBuildError
-from geo_service.store.base import LayerInfo
+from geo_service.errors import NoBuildError, NotFoundError
+from geo_service.store.base import CellValue, LayerInfo
 
 #: Zoom levels a tile may be asked for (beyond the surface's own resolution it is upsampled).
 MAX_ZOOM = 22
@@ -61,6 +63,11 @@ class TileCache:
                 _, old = self._items.popitem(last=False)
                 self.bytes -= len(old)
 
+    def recent(self, n: int) -> list[Hashable]:
+        """The keys of the ``n`` tiles used last, the last first."""
+        with self._lock:
+            return list(islice(reversed(self._items), n))
+
 
 class RasterLayer:
     """One raster layer of a build (a ``RasterSource``): tiles of values on demand."""
@@ -98,9 +105,33 @@ class RasterLayer:
             return None
         return None if image.array.mask.all() else image
 
+    def value_at(self, lon: float, lat: float) -> CellValue:
+        """The value of the cell under a point (degrees, CRS84), as stored: the full
+        resolution, never an overview, never interpolated."""
+        try:
+            point = self._reader().point(lon, lat)
+        except PointOutsideBounds:
+            west, south, east, north = self.info.bounds or (0.0, 0.0, 0.0, 0.0)
+            raise NotFoundError(
+                f"lon {lon:g}, lat {lat:g} is outside {self.info.id}, which covers west "
+                f"{west:g}, south {south:g}, east {east:g}, north {north:g}"
+            ) from None
+        col, row = (int(v) for v in point.pixel_location or (0, 0))
+        if np.ma.getmaskarray(point.array)[0]:
+            return CellValue(None, col, row)
+        return CellValue(_number(point.array.data[0]), col, row)
+
     def close(self) -> None:
         """Close every thread's reader."""
         with self._lock:
             for r in self._readers:
                 r.close()
             self._readers.clear()
+
+
+def _number(value: np.generic) -> float:
+    """A cell's value as the shortest decimal that reads back as the same stored number
+    (a float32 0.4213 is 0.4213, not 0.42130000591278076)."""
+    if isinstance(value, np.floating):
+        return float(np.format_float_positional(value, unique=True, trim="-"))
+    return float(value)

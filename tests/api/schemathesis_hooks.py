@@ -76,6 +76,25 @@ def _filter(collection: str, lang: str | None) -> str:
     return f"{name} IS NULL OR NOT {name} IS NULL"
 
 
+def _corners(values: Any, latitude_first: bool) -> Any:
+    """A box in another CRS: its lower corner then its upper one (latitudes within ±90)."""
+    if isinstance(values, str):
+        try:
+            values = [float(v) for v in values.split(",")]
+        except ValueError:
+            return values
+    if not isinstance(values, list) or len(values) not in (4, 6):
+        return values
+    v = [float(x) for x in values]
+    if len(v) == 6:
+        v = [v[0], v[1], v[3], v[4]]
+    if latitude_first:
+        v[0], v[2] = max(min(v[0], 90.0), -90.0), max(min(v[2], 90.0), -90.0)
+    v[0], v[2] = sorted((v[0], v[2]))
+    v[1], v[3] = sorted((v[1], v[3]))
+    return v
+
+
 def _box(values: Any) -> Any:
     """A box with south not north of north, and latitudes within ±90."""
     if isinstance(values, str):  # the coverage phase hands over serialised values
@@ -102,6 +121,29 @@ def _pick(generated: Any, real: list[str]) -> Any:
     return real[key % len(real)]
 
 
+def _rasters() -> dict[str, int]:
+    """Raster layers by the size of their file, as the landing page links them."""
+    links = (_get("/") or {"links": []})["links"]
+    files = [link for link in links if link["rel"] == "enclosure"]
+    return {f["href"].split("/rasters/")[1].split(".tif")[0]: f["length"] for f in files}
+
+
+def _raster_query(case: schemathesis.Case, query: dict[str, Any]) -> None:
+    """The current build for a file; a point inside the layer (where the value is asked)."""
+    if "build" in query:
+        query["build"] = (_get("/health") or {}).get("build_id")
+    layer = (case.path_parameters or {}).get("layer")
+    tilejson = _get(f"/tiles/{layer}/tilejson.json") if layer else None
+    try:
+        lon, lat = float(query["lon"]), float(query["lat"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if tilejson is not None:
+        west, south, east, north = tilejson["bounds"]
+        query["lon"] = west + (lon + 180) / 360 * (east - west)
+        query["lat"] = south + (lat + 90) / 180 * (north - south)
+
+
 def _real_path(case: schemathesis.Case) -> None:
     """Path parameters that name things that exist: a collection, a feature of it, a layer,
     a map, a tile of the world."""
@@ -118,8 +160,16 @@ def _real_path(case: schemathesis.Case) -> None:
         if case.operation.path.endswith("legend.json"):
             tiled = ["risk_surface"]
         params["layer"] = _pick(params["layer"], tiled + ["risk_surface"] * bool(not raster))
+    if case.operation.path.startswith("/rasters/") and "layer" in params:
+        # Every case reads what it asks for whole: files from the smallest raster only.
+        files = sorted(_rasters(), key=_rasters().__getitem__)[:1]
+        tif = case.operation.path.endswith(".tif")
+        params["layer"] = _pick(params["layer"], files if tif else sorted(_rasters()))
     if "map_id" in params:
         params["map_id"] = _pick(params["map_id"], sorted(_maps()))
+        if "layer" in params:  # a QGIS style: one of the map's layers of features
+            drawn = [x for x in _maps()[params["map_id"]].layers if x in collections]
+            params["layer"] = _pick(params["layer"], drawn)
     if {"z", "x", "y"} <= set(params) and isinstance(params["z"], int):
         n = 2 ** params["z"]
         params["x"], params["y"] = int(params["x"]) % n, int(params["y"]) % n
@@ -141,10 +191,17 @@ def map_case(context: Any, case: schemathesis.Case) -> schemathesis.Case:
     if not case.query:
         return case
     query = dict(case.query)
+    if case.operation.path.startswith("/rasters/"):
+        _raster_query(case, query)
     collection = _collection(case)
     path = case.operation.path
-    if "bbox" in query:
+    crs84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    if "bbox" in query and query.get("bbox-crs", crs84) != crs84:
+        query["bbox"] = _corners(query["bbox"], str(query["bbox-crs"]).endswith("/4326"))
+    elif "bbox" in query:
         query["bbox"] = _box(query["bbox"])
+    if query.get("f") in ("csv", "kml", "xlsx") and query.get("crs", crs84) != crs84:
+        query["crs"] = crs84  # those formats give longitude, latitude (documented)
         if path.startswith(("/maps", "/embed")) and isinstance(query["bbox"], list):
             west, south, east, north = query["bbox"][:4]
             query["bbox"] = [min(west, east), south, max(west, east) + 0.5, north + 0.5]
@@ -164,8 +221,11 @@ def map_case(context: Any, case: schemathesis.Case) -> schemathesis.Case:
             query["properties"] = names[: max(count, 1)]
         if "filter" in query:
             query["filter"] = _filter(collection, query.get("filter-lang"))
+        if "sortby" in query:
+            names = [k for k in _queryables(collection) if k != "geometry"]
+            query["sortby"] = [f"-{names[0]}"] if names else None
     else:
-        for name in ("after", "properties", "filter"):
+        for name in ("after", "properties", "filter", "sortby"):
             query.pop(name, None)
     if path.startswith("/tiles/") and "filter" in query:
         layer = (case.path_parameters or {}).get("layer")
@@ -175,8 +235,8 @@ def map_case(context: Any, case: schemathesis.Case) -> schemathesis.Case:
         asked = query["layers"]
         count = len(asked.split(",")) if isinstance(asked, str) and asked else len(asked or [])
         query["layers"] = list(found.layers[:count]) if found else None
-    if query.get("q") is not None and query.get("after") is not None:
-        query.pop("after")  # a search is ordered by relevance, paged by offset (documented)
+    if query.get("after") is not None and (query.get("q") is not None or query.get("sortby")):
+        query.pop("after")  # a search or a sort pages by offset (documented)
     # Serialised as the API reads lists (comma-separated), whichever phase made the case.
     case.query = {
         k: ",".join(_text(x) for x in v) if isinstance(v, list) else v

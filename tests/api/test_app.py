@@ -132,7 +132,13 @@ def test_live_server_picks_up_a_new_build_without_restart(
             BuildSettings(build_dir=builds, surface_cell_m=QUICK_SURFACE_M),
             catalog_path=small_catalog,
         )
+        # Served once it has loaded (the old build answers meanwhile): polled, at most 30 s.
+        deadline = time.monotonic() + 30
         r = httpx.get(f"{url}/collections", timeout=5)
+        while r.headers["x-build-id"] == built.build_id:
+            assert time.monotonic() < deadline, "the new build was not served within 30 s"
+            time.sleep(0.1)
+            r = httpx.get(f"{url}/collections", timeout=5)
         assert r.headers["x-build-id"] == new.build_id != built.build_id
     finally:
         proc.terminate()

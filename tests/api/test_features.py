@@ -179,7 +179,7 @@ def test_property_filters_match_the_data(client, incidents) -> None:
         ("datetime=../..", ["datetime"]),
         ("fatalities=many", ["fatalities", "integer"]),
         ("f=shapefile", ["f", "unsupported"]),
-        ("crs=EPSG:3857", ["crs", "CRS84"]),
+        ("crs=EPSG:2154", ["crs", "is not served"]),
     ],
 )
 def test_bad_parameters_are_400_with_a_message(client, query, words) -> None:
@@ -425,3 +425,98 @@ def test_bad_filters_are_400_naming_the_parameter_and_the_problem(client) -> Non
     classes = client.get("/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter" in classes
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text" in classes
+
+
+def test_answers_in_other_crs_and_boxes_given_in_them(client) -> None:
+    from pyproj import Transformer
+
+    kono = "-11.5,8.3,-10.5,9.0"
+    plain = client.get(f"/collections/community_risk/items?bbox={kono}&limit=20").json()
+    utm = client.get(f"/collections/community_risk/items?bbox={kono}&limit=20&crs=EPSG:32629")
+    assert utm.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/32629>"
+    to_utm = Transformer.from_crs("OGC:CRS84", "EPSG:32629")
+    for a, b in zip(plain["features"], utm.json()["features"], strict=True):
+        x, y = to_utm.transform(*a["geometry"]["coordinates"])
+        assert abs(x - b["geometry"]["coordinates"][0]) < 0.001
+        assert abs(y - b["geometry"]["coordinates"][1]) < 0.001
+        assert a["properties"] == b["properties"]
+    latlon = client.get(f"/collections/community_risk/items?bbox={kono}&limit=1&crs=EPSG:4326")
+    lon, lat = plain["features"][0]["geometry"]["coordinates"]
+    assert latlon.json()["features"][0]["geometry"]["coordinates"] == [lat, lon]
+    crs_list = client.get("/collections/community_risk").json()["crs"]
+    assert {"http://www.opengis.net/def/crs/EPSG/0/3857", utm.headers["content-crs"][1:-1]} <= set(
+        crs_list
+    )
+    # A box in metres selects what the same area in degrees does.
+    box_m = (300000, 920000, 380000, 990000)
+    west, south, east, north = Transformer.from_crs("EPSG:32629", "OGC:CRS84").transform_bounds(
+        *box_m, densify_pts=21
+    )
+    by_metres = client.get(
+        "/collections/community_risk/items",
+        params={"bbox": ",".join(map(str, box_m)), "bbox-crs": "EPSG:32629", "limit": 1},
+    ).json()["numberMatched"]
+    by_degrees = client.get(
+        f"/collections/community_risk/items?bbox={west},{south},{east},{north}&limit=1"
+    ).json()["numberMatched"]
+    in_filter = client.get(
+        "/collections/community_risk/items",
+        params={
+            "filter": f"S_INTERSECTS(geometry, BBOX({','.join(map(str, box_m))}))",
+            "filter-crs": "EPSG:32629",
+            "limit": 1,
+        },
+    ).json()["numberMatched"]
+    assert by_metres == by_degrees == in_filter > 100
+    gpkg = client.get(f"/collections/community_risk/items?bbox={kono}&f=gpkg&crs=EPSG:32629")
+    assert pyogrio.read_info(io.BytesIO(gpkg.content))["crs"] == "EPSG:32629"
+    for params, words in [
+        ({"crs": "EPSG:9999"}, "is not served"),
+        ({"crs": "EPSG:3857", "f": "csv"}, "f=csv gives longitude and latitude"),
+        ({"bbox-crs": "EPSG:32629", "bbox": "5,5,1,1"}, "lower corner"),
+    ]:
+        r = client.get("/collections/community_risk/items", params=params)
+        assert r.status_code == 400 and words in r.json()["description"], r.text
+
+
+def test_sorted_pages_link_by_offset(client) -> None:
+    page = client.get("/collections/community_risk/items?sortby=-score,name&limit=5").json()
+    scores = [f["properties"]["score"] for f in page["features"]]
+    assert scores == sorted(scores, reverse=True)
+    nxt = next(x["href"] for x in page["links"] if x["rel"] == "next")
+    assert "after=" not in nxt and "offset=5" in nxt and "sortby=" in nxt
+    second = client.get(nxt).json()["features"]
+    assert second[0]["properties"]["score"] <= scores[-1]
+    r = client.get("/collections/community_risk/items?sortby=-score&after=x")
+    assert r.status_code == 400 and "parameter 'after'" in r.json()["description"]
+    r = client.get("/collections/community_risk/items?sortby=colour")
+    assert r.status_code == 400 and "cannot sort by colour" in r.json()["description"]
+
+
+def test_queryables_and_schema_describe_each_property(client) -> None:
+    q = client.get("/collections/community_risk/queryables").json()["properties"]
+    assert all(v.get("title") and v.get("description") for k, v in q.items() if k != "geometry")
+    assert q["concession_pressure_nearest_km"]["unit"] == "km"
+    assert q["score"]["type"] == "number" and q["score"]["unit"] == "0–100"
+    assert {"SLE", "CAF", "BRA"} <= set(q["country"]["enum"])
+    assert "enum" not in q["name"]  # thousands of names: not a list of values
+    links = client.get("/collections/community_risk").json()["links"]
+    described = next(x for x in links if x["rel"] == "describedby")
+    schema = client.get(described["href"])
+    assert schema.headers["content-type"].startswith("application/schema+json")
+    props = schema.json()["properties"]["properties"]["properties"]
+    assert props["factors_available"]["type"] == "array"
+    assert props["score"] == q["score"]
+    assert set(q) - {"geometry"} <= set(props)
+
+
+@pytest.mark.parametrize("layer", ["community_risk", "incidents", "concessions", "risk_units"])
+def test_tilejson_centres_sit_among_the_features(client, layer) -> None:
+    doc = client.get(f"/tiles/{layer}/tilejson.json").json()
+    lon, lat, _ = doc["center"]
+    west, south, east, north = doc["bounds"]
+    assert west <= lon <= east and south <= lat <= north
+    near = client.get(
+        f"/collections/{layer}/items?bbox={lon - 2},{lat - 2},{lon + 2},{lat + 2}&limit=1"
+    ).json()
+    assert near["numberMatched"] > 0

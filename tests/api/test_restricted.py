@@ -157,6 +157,7 @@ def _urls(client: TestClient, points: gpd.GeoDataFrame) -> list[str]:
     urls = ["/", "/?f=html", "/conformance", "/collections", "/collections?f=html"]
     urls += ["/openapi.json", "/docs", "/maps", "/maps?lang=fr", "/basemap.json"]
     urls += ["/tiles/risk_surface/tilejson.json", "/tiles/risk_surface/legend.json"]
+    urls.append("/rasters/risk_surface.tif")  # the surface's values, every byte
     for layer in VECTOR_LAYERS:
         urls += [f"/collections/{layer}", f"/collections/{layer}?f=html"]
         urls += [f"/collections/{layer}/queryables", f"/tiles/{layer}/tilejson.json"]
@@ -177,6 +178,7 @@ def _urls(client: TestClient, points: gpd.GeoDataFrame) -> list[str]:
         urls.append(f"/collections/incidents/items?bbox={around}&type=one-sided&f=csv")
         urls.append(f"/collections/incidents/items?datetime={date}&f=geojson")
         urls.append(f"/collections/incidents/items?datetime={date}/..&bbox={around}&f=kml")
+        urls.append(f"/rasters/risk_surface/value?lon={x:.5f}&lat={y:.5f}")
     for z, x, y in _tiles(points):
         for layer in ("incidents", "community_risk", "concession_risk", "risk_hex"):
             urls.append(f"/tiles/{layer}/{z}/{x}/{y}.mvt")

@@ -2,9 +2,11 @@
 
 The service promises that a swap never fails a request and never mixes two builds in one
 answer: ``X-Build-Id``, the ETag's build prefix (``W/"<build_id[:16]>-…"``) and a JSON body's
-``build_id`` always name the same build, and once ``current`` has moved every new request is
-answered from the new build. ``bench/load_bench.py swap`` measures the same under full load;
-this is its bounded form for the suite (a few threads, a quick 2 km surface, 127.0.0.1).
+``build_id`` always name the same build. Once ``current`` has moved, requests keep the old
+build while the new one loads, then switch to it at once: no request started after the first
+answer from the new build gets the old one. ``bench/load_bench.py swap`` measures the same
+under full load; this is its bounded form for the suite (a few threads, a quick 2 km surface,
+127.0.0.1).
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ URLS = [
 ]
 ETAG = re.compile(r'^W/"(.+)-([0-9a-f]+)"$')
 THREADS = 4
-#: Bounds on the loops: requests per thread, and seconds to wait for the new build after it.
+#: Bounds on the loops: requests per thread, seconds for the new build to load and answer,
+#: and seconds to wait for every thread and kind of request to be answered after that.
 MAX_REQUESTS = 20_000
+LOAD_S = 30.0
 AFTER_S = 15.0
 
 
@@ -94,13 +98,13 @@ def test_a_build_swapped_in_under_load_fails_nothing_and_mixes_nothing(
             time.sleep(2.0)  # answers from the first build
             t_build = time.monotonic()
             second = build(settings, catalog_path=small_catalog)
-            t_swapped = time.monotonic()
-            # Until every thread has had an answer it asked for after the swap (bounded).
-            deadline = t_swapped + AFTER_S
-            # (and every kind of request has been answered after it: a loaded machine is slow)
+            t_served = wait_until_served(url, second.build_id, LOAD_S)
+            # Until every thread has had an answer it asked for after that (bounded), and
+            # every kind of request has been answered after it (a loaded machine is slow).
+            deadline = t_served + AFTER_S
             while time.monotonic() < deadline and not (
-                all(any(s.t0 > t_swapped and s.status for s in mine) for mine in seen)
-                and {s.url for mine in seen for s in mine if s.t0 > t_swapped and s.status}
+                all(any(s.t0 > t_served and s.status for s in mine) for mine in seen)
+                and {s.url for mine in seen for s in mine if s.t0 > t_served and s.status}
                 == set(URLS)
             ):
                 time.sleep(0.1)
@@ -124,8 +128,27 @@ def test_a_build_swapped_in_under_load_fails_nothing_and_mixes_nothing(
     ]
     assert not mixed, mixed[:10]
     before = [s.header for s in answers if s.t1 < t_build]
-    after = [s.header for s in answers if s.t0 > t_swapped]
+    after = [s.header for s in answers if s.t0 > t_served]
     assert before and set(before) == {first.build_id}
     assert after and set(after) == {second.build_id}, sorted(set(after))
+    # The switch is at once: nothing asked after the first answer from the new build got
+    # the old one.
+    first_new = min(s.t1 for s in answers if s.header == second.build_id)
+    went_back = [
+        (s.url, s.t0 - first_new)
+        for s in answers
+        if s.t0 > first_new and s.header != second.build_id
+    ]
+    assert not went_back, went_back[:10]
     # Every kind of request was answered from the new build after the swap.
-    assert {s.url for s in answers if s.t0 > t_swapped} == set(URLS)
+    assert {s.url for s in answers if s.t0 > t_served} == set(URLS)
+
+
+def wait_until_served(url: str, build_id: str, limit_s: float) -> float:
+    """Poll /health until it names ``build_id`` (at most ``limit_s``); the moment it did."""
+    deadline = time.monotonic() + limit_s
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while client.get("/health").json()["build_id"] != build_id:
+            assert time.monotonic() < deadline, f"build {build_id} not served in {limit_s} s"
+            time.sleep(0.05)
+    return time.monotonic()

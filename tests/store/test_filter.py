@@ -8,6 +8,7 @@ decide it): those rows are compared only on what the logic decides.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -208,3 +209,29 @@ def test_bad_filters_name_what_is_wrong(store: Store, layer: str, text: str, wor
         store.query(layer, ItemQuery(filter=parse(text)), Access.anonymous)
     assert caught.value.parameter == "filter"
     assert words in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "sortby",
+    [
+        (("score", True), ("name", False)),
+        (("population", False),),
+        (("country", False), ("people", True)),
+    ],
+)
+def test_sorting_orders_as_pandas_does(store: Store, sortby: tuple) -> None:
+    """Each key in turn, missing values last either way, ties in layer order."""
+    frame = store.frame("community_risk", ItemQuery(limit=None), Access.anonymous)
+    frame = frame.reset_index(drop=True).assign(_position=range(len(frame)))
+    want = frame.sort_values(
+        [name for name, _ in sortby] + ["_position"],
+        ascending=[not descending for _, descending in sortby] + [True],
+        na_position="last",
+        kind="stable",
+    )["community_id"].tolist()
+    query = ItemQuery(sortby=sortby, limit=None, properties=("community_id",))
+    assert store.query("community_risk", query, Access.anonymous).ids == want
+    page = store.query("community_risk", replace(query, limit=50, offset=100), Access.anonymous)
+    assert page.ids == want[100:150]
+    with pytest.raises(BadQueryError, match="cannot sort by nope"):
+        store.query("community_risk", ItemQuery(sortby=(("nope", False),)), Access.anonymous)

@@ -18,7 +18,9 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as InPath
 
+from geo_service.api import schemas
 from geo_service.api.caching import ITEMS, SHORT, conditional
+from geo_service.api.crs import reproject, resolve, supported
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import ParamsUrl, base_url, collection_links, items_links, link
 from geo_service.api.params import (
@@ -29,6 +31,8 @@ from geo_service.api.params import (
     items_query,
     refuse_unknown,
 )
+from geo_service.api.routes.rasters import every_raster_link
+from geo_service.errors import BadQueryError
 from geo_service.maps.i18n import choose_language, translator
 from geo_service.maps.layers import LayerDefinition, definitions
 from geo_service.render.features import FORMATS, negotiate
@@ -51,6 +55,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
@@ -98,8 +103,10 @@ def collection_document(
     build: BuildCatalog,
     base: str,
     incidents: CatalogLayer | None = None,
+    crs: tuple[str, ...] = (CRS84,),
 ) -> dict[str, Any]:
-    """One layer as an OGC API – Features collection, with licence and provenance.
+    """One layer as an OGC API – Features collection, with licence and provenance; ``crs``:
+    the CRSs its features are served in (the first, CRS84, is the storage CRS).
 
     ``layer`` and ``incidents`` are the metadata as the caller sees them (``BuildStore``).
     """
@@ -123,7 +130,7 @@ def collection_document(
         + time_note(layer, build, incidents),
         "itemType": "feature",
         "extent": extent,
-        "crs": [CRS84],
+        "crs": list(crs),
         "storageCrs": CRS84,
         "count": layer.count,
         "geometryTypes": list(layer.geometry_types),
@@ -148,6 +155,13 @@ def collection_document(
 
 CollectionId = Annotated[
     str, InPath(alias="collectionId", description="A collection's id (see /collections).")
+]
+CrsParam = Annotated[
+    str | None,
+    Query(
+        description="The CRS of the answer's coordinates (OGC API – Features Part 2): one of "
+        "the collection's crs list; EPSG:4326 puts latitude first. Default CRS84."
+    ),
 ]
 FormatParam = Annotated[str | None, Query(description="Format: json (default) or html.")]
 LangParam = Annotated[
@@ -179,6 +193,11 @@ def _schema_media(accept: str | None) -> str:
     if SCHEMA_JSON not in wanted and (JSON in wanted or GEOJSON in wanted):
         return JSON
     return SCHEMA_JSON
+
+
+def _crs(request: Request) -> tuple[str, ...]:
+    """The CRSs features are served in (``api/crs.py``)."""
+    return tuple(supported(Path(request.app.state.settings.maps_file)))
 
 
 def _language(request: Request, lang: str | None) -> str:
@@ -252,6 +271,7 @@ def landing(
                 link(f"{base}conformance", "conformance", JSON, "Conformance classes"),
                 link(f"{base}collections", "data", JSON, "The collections"),
                 link(f"{base}collections?f=html", "data", "text/html", "The collections (HTML)"),
+                *every_raster_link(base, build),
             ],
         }
 
@@ -315,7 +335,7 @@ def collections(
     def doc() -> dict[str, Any]:
         layers = {k: v.meta for k, v in build.store.layers(access).items()}
         docs = [
-            collection_document(v, build.catalog, base, layers.get("incidents"))
+            collection_document(v, build.catalog, base, layers.get("incidents"), _crs(request))
             for v in layers.values()
         ]
         return {
@@ -374,7 +394,7 @@ def collection(
         build,
         access,
         f,
-        lambda: collection_document(meta, build.catalog, base, incidents),
+        lambda: collection_document(meta, build.catalog, base, incidents, _crs(request)),
         page,
     )
 
@@ -396,15 +416,8 @@ def queryables(
     here = f"{base}collections/{collection_id}/queryables"
 
     def body() -> bytes:
-        props: dict[str, Any] = {"geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
-        for name, kind in info.queryables.items():
-            props[name] = {"title": name, "type": kind}
-        if info.date_field:
-            props[info.date_field] = {
-                "title": info.date_field,
-                "type": "string",
-                "format": "date",
-            }
+        doc = schemas.queryables_document(info, _described(request, build, access, info), here)
+        props = doc["properties"]
         if fmt.key == "html":
             language = _language(request, lang)
             words = Formatter(language, base, styles=_styles(request))
@@ -429,21 +442,38 @@ def queryables(
                 if value is not None
                 else f"{base}collections/{collection_id}/items?f=html",
             )
-        return _dumps(
-            {
-                "$schema": "https://json-schema.org/draft/2019-09/schema",
-                "$id": here,
-                "type": "object",
-                "title": info.title,
-                "properties": props,
-                "additionalProperties": False,
-                # The draft's list of the same names: GDAL's OAPIF driver reads it to decide
-                # which parts of a -where it sends to the server as a filter.
-                "queryables": [{"id": k} for k in props if k != "geometry"],
-            }
-        )
+        return _dumps(doc)
 
     media = fmt.media_type if fmt.key == "html" else _schema_media(request.headers.get("accept"))
+    return conditional(request, build.build_id, access, body, media, SHORT)
+
+
+def _described(
+    request: Request, build: BuildDep, access: AccessDep, info: LayerInfo
+) -> dict[str, Any]:
+    """Every property of a layer described (``api/schemas.py``), from its rows."""
+    frame = build.store.frame(info.id, ItemQuery(limit=None), access)
+    return schemas.properties(info, frame, Formatter("en", base_url(request), _styles(request)))
+
+
+@router.get("/collections/{collectionId}/schema", summary="Schema of a collection's features")
+def schema(
+    collection_id: CollectionId,
+    request: Request,
+    build: BuildDep,
+    access: AccessDep,
+) -> Response:
+    """A JSON Schema of the collection's GeoJSON features: each property's type, title,
+    description, unit and values (what ``describedby`` links to; GDAL reads its types)."""
+    info = build.store.layer(collection_id, access)
+    refuse_unknown(request.query_params.keys(), ())
+    here = f"{base_url(request)}collections/{collection_id}/schema"
+
+    def body() -> bytes:
+        described = _described(request, build, access, info)
+        return _dumps(schemas.feature_schema(info, described, here))
+
+    media = _schema_media(request.headers.get("accept"))
     return conditional(request, build.build_id, access, body, media, SHORT)
 
 
@@ -493,6 +523,22 @@ def items(
     ] = None,
     filter: FilterParam = None,
     filter_lang: FilterLangParam = None,
+    crs: CrsParam = None,
+    bbox_crs: Annotated[
+        str | None, Query(alias="bbox-crs", description="The CRS of bbox (default CRS84).")
+    ] = None,
+    filter_crs: Annotated[
+        str | None,
+        Query(alias="filter-crs", description="The CRS of the filter's geometries (CRS84)."),
+    ] = None,
+    sortby: Annotated[
+        str | None,
+        Query(
+            description="Order by these properties (the queryables, and the date), "
+            "comma-separated, '-' before one for descending: sortby=-score,name. Missing "
+            "values come last, ties in layer order; a sorted result pages by offset."
+        ),
+    ] = None,
     lang: LangParam = None,
 ) -> Response:
     """A page of features, filtered by ``bbox``, ``datetime``, queryable properties
@@ -504,16 +550,25 @@ def items(
     """
     info = build.store.layer(collection_id, access)
     fmt = negotiate(f, request.headers.get("accept"))
-    query = items_query(request.query_params, info.queryables, limit, offset, bbox, datetime)
+    maps_file = Path(request.app.state.settings.maps_file)
+    query = items_query(request.query_params, info.queryables, limit, offset, maps_file)
+    out = resolve(request.query_params.get("crs"), maps_file, "crs")
+    if fmt.key in ("csv", "kml", "xlsx") and not out.crs.is_geographic:
+        raise BadQueryError(
+            f"f={fmt.key} gives longitude and latitude; {out.uri} is given by GeoJSON, "
+            "GeoPackage and GeoParquet",
+            parameter="crs",
+        )
     if fmt.download and "limit" not in request.query_params:
         query = replace(query, limit=None)
-    headers = {"Content-Crs": f"<{CRS84}>"}
+    headers = {"Content-Crs": f"<{out.uri}>"}
     if fmt.download:
         headers["Content-Disposition"] = f'attachment; filename="{collection_id}.{fmt.extension}"'
 
     def body() -> bytes:
         if fmt.encode is not None:
-            return fmt.encode(build.store.frame(collection_id, query, access), collection_id)
+            frame = build.store.frame(collection_id, query, access)
+            return fmt.encode(frame if out.is_crs84 else frame.to_crs(out.crs), collection_id)
         page = build.store.query(collection_id, query, access)
         links = items_links(request, collection_id, page, query, fmt.key)
         if fmt.key == "html":
@@ -527,7 +582,8 @@ def items(
             "build_id": build.build_id,
             "links": links,
         }
-        return _dumps(head)[:-1] + b',"features":[' + b",".join(page.features) + b"]}"
+        features = reproject(page.features, out)
+        return _dumps(head)[:-1] + b',"features":[' + b",".join(features) + b"]}"
 
     return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS, headers)
 
@@ -596,13 +652,17 @@ def item(
     build: BuildDep,
     access: AccessDep,
     f: Annotated[str | None, Query(description="Format: json (GeoJSON, default), html.")] = None,
+    crs: CrsParam = None,
     lang: LangParam = None,
 ) -> Response:
     """One feature by its id, with links to itself and its collection; as a page, its full
     record, each field labelled in the page's language."""
     info = build.store.layer(collection_id, access)
-    refuse_unknown(request.query_params.keys(), DOCUMENT_PARAMETERS)
+    refuse_unknown(request.query_params.keys(), {*DOCUMENT_PARAMETERS, "crs"})
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
+    out = resolve(
+        request.query_params.get("crs"), Path(request.app.state.settings.maps_file), "crs"
+    )
     feature = build.store.get(collection_id, feature_id, access)
     base = base_url(request)
     other = "html" if fmt.key == "json" else "json"
@@ -635,6 +695,7 @@ def item(
                 ),
                 json_url=links[1]["href"],
             )
-        return feature.body[:-1] + b',"links":' + _dumps(links) + b"}"
+        return reproject([feature.body], out)[0][:-1] + b',"links":' + _dumps(links) + b"}"
 
-    return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS)
+    headers = {"Content-Crs": f"<{out.uri}>"}
+    return conditional(request, build.build_id, access, body, fmt.media_type, ITEMS, headers)

@@ -150,6 +150,15 @@ def _years(request: Request, facts: BuildFacts) -> tuple[int, int] | None:
     return lo, hi
 
 
+def _map_box(text: str) -> tuple[float, float, float, float]:
+    """A map's or a picture's box: west,south,east,north (no heights: a map is flat)."""
+    if text.count(",") != 3:
+        raise BadQueryError(
+            f"expected 4 numbers west,south,east,north, got {text!r}", parameter="bbox"
+        )
+    return parse_bbox(text)
+
+
 def _view(request: Request, definition: MapDefinition, facts: BuildFacts | None = None) -> View:
     """The view a share link asks for (``lat``, ``lon``, ``z``, ``layers``, ``from``, ``to``),
     checked; without a centre, the map's own box fitted to the screen."""
@@ -157,7 +166,7 @@ def _view(request: Request, definition: MapDefinition, facts: BuildFacts | None 
     lat, lon, zoom = definition.first_view()
     fit = definition.bounds if not ({"lat", "lon", "z"} & set(q)) else None
     if "bbox" in q:  # the view as a box, fitted to whatever screen or frame shows it
-        fit = parse_bbox(q["bbox"])
+        fit = _map_box(q["bbox"])
         if fit[0] > fit[2]:
             raise BadQueryError(
                 "bbox is west,south,east,north: a map's view cannot cross the antimeridian",
@@ -262,7 +271,7 @@ def _frame(
 ) -> static_map.Frame:
     """The picture's extent: the bbox asked for, else the map's box, else its view."""
     if bbox is not None:
-        box = parse_bbox(bbox)
+        box = _map_box(bbox)
         if box[0] > box[2]:
             raise BadQueryError("a picture cannot cross the antimeridian", parameter="bbox")
         west, south, east, north = box

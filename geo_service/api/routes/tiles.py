@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
+import shapely
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -16,9 +18,10 @@ from geo_service.api.caching import SHORT, TILES, client_has, conditional
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import base_url
 from geo_service.api.params import FilterLangParam, FilterParam, parse_filter, refuse_unknown
+from geo_service.api.routes.rasters import raster_links
 from geo_service.errors import NotFoundError
 from geo_service.render import png
-from geo_service.store.base import RasterSource
+from geo_service.store.base import ItemQuery, RasterSource
 from geo_service.store.catalog import BuildCatalog, CatalogLayer
 from geo_service.store.raster import MAX_ZOOM
 
@@ -56,12 +59,12 @@ async def raster_tile(
     key = (layer, z, x, y)
     data = build.raster_tiles.get(key)
     if data is None and not client_has(request, build.build_id, access):
-        data = await run_in_threadpool(_render, raster, z, x, y)
+        data = await run_in_threadpool(render_tile, raster, z, x, y)
         build.raster_tiles.put(key, data)
     return conditional(request, build.build_id, access, lambda: data or b"", PNG, TILES)
 
 
-def _render(raster: RasterSource, z: int, x: int, y: int) -> bytes:
+def render_tile(raster: RasterSource, z: int, x: int, y: int) -> bytes:
     """The PNG of one tile: scores in cividis, people per cell in their own scale;
     transparent where the layer has no value."""
     image = raster.tile_data(z, x, y)
@@ -117,6 +120,25 @@ def legend(layer: str, request: Request, build: BuildDep, access: AccessDep) -> 
     return conditional(request, build.build_id, access, body, "application/json", SHORT)
 
 
+def _middle(bounds: tuple[float, float, float, float] | None) -> tuple[float, float]:
+    west, south, east, north = bounds or (-180.0, -85.0511, 180.0, 85.0511)
+    return (west + east) / 2, (south + north) / 2
+
+
+def _centre(build: BuildDep, layer: str, access: AccessDep) -> tuple[float, float]:
+    """Where most of a vector layer's features are: the median of their longitudes and of
+    their latitudes (the middle of its bounds can lie in an empty ocean when a few features
+    are far from the rest)."""
+    frame = build.store.frame(layer, ItemQuery(limit=None, properties=()), access)
+    points = shapely.point_on_surface(frame.geometry.dropna().to_numpy())
+    if not len(points):
+        return _middle(None)
+    return (
+        round(float(np.median(shapely.get_x(points))), 5),
+        round(float(np.median(shapely.get_y(points))), 5),
+    )
+
+
 @router.get("/tiles/{layer}/tilejson.json", summary="TileJSON 3.0")
 def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -> Response:
     """Where a layer's tiles are, their zooms, bounds, attribution and (vector) fields."""
@@ -145,11 +167,16 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
             "minzoom": 0,
             "maxzoom": maxzoom,
             "bounds": [west, south, east, north],
-            "center": [(west + east) / 2, (south + north) / 2, min(4, maxzoom)],
+            "center": [
+                *(_centre(build, layer, access) if not raster else _middle(meta.bounds)),
+                min(4, maxzoom),
+            ],
             "build_id": build.build_id,
         }
         if raster:
             doc["legend"] = f"{base}tiles/{layer}/legend.json"
+            # The values behind the colours: the file itself, and the value at a point.
+            doc["links"] = raster_links(base, build, layer)
         else:
             types = {
                 "string": "String",

@@ -146,7 +146,7 @@ def test_brumadinho_and_mariana_show_their_dams(built: BuildResult) -> None:
             or inside["name"].str.contains(dam).any()
         )
         # No grid covers Brazil: the town's own population stands in, and the row says so.
-        assert row["people_source"] == "communities" and np.isnan(row["people_year"])
+        assert row["people_source"] == "communities" and pd.isna(row["people_year"])
         assert row["people_runout"] > 0
         assert row["score_max"] >= 75 and row["risk_class"] == "very high"
 

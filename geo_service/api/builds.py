@@ -4,23 +4,25 @@ When ``current`` moves, the new build is opened and warmed in a thread while req
 being answered from the build served before: its layers are loaded (``Store.warm``), and the
 raster tiles the old build served last are rendered from it (``PRERENDER_TILES``). Then it is
 swapped in at once, so no request waits for a layer to load or a burst of tiles to render.
-Without a build before it (at start-up) the new build answers at once, loading as it is asked.
-A build that fails to load is logged and tried again after ``RETRY_S``, the build served
-before answering meanwhile.
+The thread yields the CPU to the requests' threads (``LOADER_NICE``), and once the old build's
+last request has ended its memory goes back to the system (``heap.py``). Without a build before
+it (at start-up) the new build answers at once, loading as it is asked. A build that fails to
+load is logged and tried again after ``RETRY_S``, the build served before answering meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from geo_service.api.heap import release, settle_collector
 from geo_service.errors import RiskMapError
 from geo_service.store.base import BuildSource, RasterSource, Store
 from geo_service.store.catalog import BuildCatalog
@@ -30,8 +32,8 @@ from geo_service.store.raster import TileCache
 RASTER_TILE_CACHE_BYTES = 256 * 2**20
 #: Seconds before a build that failed to load is tried again.
 RETRY_S = 30.0
-#: Nice value of the thread loading a new build (19: the lowest priority).
-LOADER_NICE = 19
+#: Nice value of the thread loading a new build (19 is the lowest priority).
+LOADER_NICE = 10
 #: Raster tiles of the old build (the last used) rendered from the new one before it answers.
 PRERENDER_TILES = 512
 
@@ -50,26 +52,6 @@ class Build:
     catalog: BuildCatalog
     store: Store
     raster_tiles: TileCache = field(default_factory=lambda: TileCache(RASTER_TILE_CACHE_BYTES))
-
-
-def settle_collector(full: bool = False) -> None:
-    """Take what is alive now out of the cyclic collector's sight.
-
-    What is alive after a build has loaded (the libraries' modules, classes and functions, the
-    layers: about 600,000 objects per build) lives as long as the build. Left to the collector,
-    each full collection walks all of it, a 90–100 ms pause for every open request a few times
-    a minute under load; frozen, it is never walked again (refcounting still frees it, and
-    frees a build swapped out: it holds no reference cycle). ``full`` (at start-up) collects
-    everything first, what an earlier freeze kept included; after a swap only the young
-    generations are collected, a pause of milliseconds where a full collection of two builds
-    takes a quarter of a second.
-    """
-    if full:
-        gc.unfreeze()
-        gc.collect()
-    else:
-        gc.collect(1)
-    gc.freeze()
 
 
 def background() -> None:
@@ -151,12 +133,15 @@ class BuildCache:
         background()
         t0 = time.monotonic()
         before = self._build
+        if before is None:  # nothing served: requests open the build themselves
+            with self._lock:
+                self._loading = None
+            return
         try:
             store = self.source.open(build_id)
-            store.warm(before.store if before is not None else None)
+            store.warm(before.store)
             build = Build(build_id, store.catalog, store)
-            if before is not None:
-                self._prerender(before, build)
+            self._prerender(before, build)
             settle_collector()
         except Exception:  # whatever it is, the build served before goes on answering
             with self._lock:
@@ -165,7 +150,7 @@ class BuildCache:
             log.exception(
                 "build %s could not be loaded; still serving %s, trying again in %.0f s",
                 build_id,
-                before.build_id if before is not None else "none",
+                before.build_id,
                 self.retry_s,
             )
             return
@@ -180,6 +165,10 @@ class BuildCache:
             self._loading = None
         if still:
             log.info("serving build %s (loaded in %.1f s)", build_id, time.monotonic() - t0)
+        # The build swapped out (or the one loaded for nothing) goes once its requests end.
+        gone = weakref.ref(before if still else build)
+        del before, build, store
+        release(gone)
 
     def _prerender(self, before: Build, build: Build) -> None:
         """Render from ``build`` the raster tiles ``before`` served last, keyed as the tile

@@ -21,7 +21,6 @@ import re
 import shutil
 import time
 import tomllib
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -38,17 +37,8 @@ from geo_service.maps.definitions import load_maps
 from geo_service.maps.layers import load_layers
 from geo_service.settings import ApiSettings
 from tests.api.live import live_server
-from tests.conftest import ROOT, in_ci
+from tests.conftest import ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BASEMAP_HOST = "tile.openstreetmap.org"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 MAPS = load_maps(ROOT / "layers" / "maps.toml")
@@ -61,31 +51,6 @@ DRAWN = "window.RiskMap && window.riskMap ? RiskMap.drawn(window.riskMap) : {}"
 
 
 # ---- fixtures and helpers ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def client(built, build_dir) -> TestClient:
-    return TestClient(create_app(ApiSettings(build_dir=build_dir)))
-
-
-@pytest.fixture(scope="module")
-def url(built, build_dir) -> Iterator[str]:
-    with live_server(build_dir) as u:
-        yield u
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        if in_ci():
-            pytest.fail("Chromium is missing: 'make test' installs the Debian chromium package")
-        pytest.skip("Chromium is not installed ('make test' installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 class Watched:

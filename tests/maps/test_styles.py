@@ -31,9 +31,8 @@ from geo_service.api.auth import file_line, new_token
 from geo_service.maps.definitions import load_maps
 from geo_service.settings import ApiSettings
 from geo_service.store.base import Access
-from tests.api.live import live_server
 from tests.conftest import ROOT, in_ci
-from tests.maps.test_pages import ARGS, CHROMIUM, SHOTS
+from tests.maps.test_pages import SHOTS
 
 DEFINITIONS = tomllib.loads((ROOT / "layers" / "layers.toml").read_text(encoding="utf-8"))
 MAPS = load_maps(ROOT / "layers" / "maps.toml")
@@ -43,31 +42,6 @@ VALIDATOR = ROOT / "node_modules/@maplibre/maplibre-gl-style-spec/dist/gl-style-
 #: Maps drawn in the browser: every kind of layer between them (units, communities, sites and
 #: villages; dams; incidents).
 BROWSER_MAPS = ("sierra-leone-kono", "brazil-minas-gerais", "central-african-republic")
-
-
-@pytest.fixture(scope="module")
-def client(built, build_dir) -> TestClient:
-    return TestClient(create_app(ApiSettings(build_dir=build_dir)))
-
-
-@pytest.fixture(scope="module")
-def url(built, build_dir) -> Iterator[str]:
-    with live_server(build_dir) as u:
-        yield u
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        if in_ci():
-            pytest.fail("Chromium is missing: 'make test' installs the Debian chromium package")
-        pytest.skip("Chromium is not installed ('make test' installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def classes(layer: str) -> list[tuple[str, str]]:

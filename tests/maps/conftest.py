@@ -1,0 +1,52 @@
+"""What the map tests share: the app, a live server and headless Chromium on the session build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from geo_service.api.app import create_app
+from geo_service.settings import ApiSettings
+from tests.api.live import live_server
+from tests.conftest import in_ci
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def client(built, build_dir) -> TestClient:  # type: ignore[no-untyped-def]
+    """The app on the session build, in process."""
+    return TestClient(create_app(ApiSettings(build_dir=build_dir)))
+
+
+@pytest.fixture(scope="module")
+def url(built, build_dir) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """``riskmap serve`` on the session build."""
+    with live_server(build_dir) as u:
+        yield u
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    """Headless Debian Chromium (never a downloaded one)."""
+    if not CHROMIUM.exists():
+        if in_ci():
+            pytest.fail("Chromium is missing: 'make test' installs the Debian chromium package")
+        pytest.skip("Chromium is not installed ('make test' installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()

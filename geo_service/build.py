@@ -35,7 +35,14 @@ from geo_service.ingest.base import ProgressFn
 from geo_service.ingest.population import PopulationGrid, write_population
 from geo_service.ingest.problems import COLUMNS
 from geo_service.ingest.validate import SourceResult, validate_source
-from geo_service.publication import Policy, Publication
+from geo_service.publication import (
+    AREA_SCORES,
+    Policy,
+    Publication,
+    areas_description,
+    areas_of,
+    areas_title,
+)
 from geo_service.risk.model import TITLES, run_risk
 from geo_service.risk.params import load_risk_params
 from geo_service.risk.surface import Surface, to_lonlat, write_cog
@@ -287,6 +294,13 @@ def _build_into(
             for name, gdf in risk.layers.items()
         ]
     )
+    names = {entry[0] for entry in everything}
+    clash = sorted(names & {areas_of(name) for name in names})
+    if clash:
+        raise BuildError(
+            f"a source's key is the name of a layer the build makes: {', '.join(clash)}; "
+            "rename the source in the catalog"
+        )
     write = reporter.task("writing layers", len(everything) + (risk.surface is not None))
     layer_meta: dict[str, Any] = {}
     for i, (layer_id, title, kind, gdf, sources, id_field, date_field) in enumerate(everything, 1):
@@ -306,6 +320,28 @@ def _build_into(
                 ).items()
                 if k in PUBLIC_META
             }
+        areas = areas_of(layer_id)
+        if areas is not None:  # its restricted rows as cells: a layer of their own
+            cells = publication.areas(layer_id, gdf)
+            write_layer(cells, staging / f"{areas}.parquet")
+            meta = _layer_metadata(
+                areas,
+                areas_title(layer_id, title),
+                "derived",
+                cells,
+                f"{areas}.parquet",
+                sources,
+                "h3",
+                None,
+            )
+            scored = all(c in cells for c in AREA_SCORES)
+            meta["geometry_types"] = ["Polygon"]  # what it holds, even when empty
+            if meta["bounds"] is None:  # empty: where its layer lies, as the public sees it
+                meta["bounds"] = layer_meta[layer_id].get("public", layer_meta[layer_id])["bounds"]
+            meta["description"] = areas_description(layer_id, policy, scored)
+            meta["areas_of"] = layer_id
+            layer_meta[layer_id]["areas"] = areas
+            layer_meta[areas] = meta
         write(i, len(everything))
     for grid in grids:
         write_population(grid, staging / f"{grid.key}.tif")

@@ -15,11 +15,16 @@ wrong:
   every count is then computed from positions no finer than a cell, so no output, however it
   is combined with others, can place a restricted row better than its cell; the scores still
   reflect restricted evidence, as they must.
-* **the public view of every layer** (:meth:`Publication.public_view`): public rows, plus one
-  feature per cell of restricted rows (the cell's outline and a count; cells under the minimum
-  left out), and evidence id lists without restricted ids. The store serves this view to every
-  caller whose role does not see restricted rows: items, counts, bounds, tiles, downloads,
-  maps and pictures all read it.
+* **the public view of every layer** (:meth:`Publication.public_view`): its public rows, and
+  evidence id lists without restricted ids. The store serves this view to every caller whose
+  role does not see restricted rows: items, counts, bounds, tiles, downloads, maps and
+  pictures all read it.
+* **the areas of every layer that can hold restricted rows** (:meth:`Publication.areas`): one
+  feature per cell of its restricted rows (the cell's outline and a count; cells under the
+  minimum and delayed rows left out), a layer of its own (``incident_areas`` for
+  ``incidents``, ``AREAS``). It is the same for every caller, and every build that has the
+  layer has it, empty when nothing is restricted, so neither its existence nor its columns
+  say whether a build holds restricted rows; and no layer mixes its rows with cells.
 """
 
 from __future__ import annotations
@@ -44,6 +49,32 @@ ROWS_OF = {
     "tailings_consequence": (Kind.tailings_dams, "dam_id"),
     "concession_risk": (Kind.concessions, "concession_id"),
 }
+#: The layer of each layer's restricted rows as cells (``Publication.areas``): every layer
+#: whose rows stand for rows of a kind a source can mark restricted has one.
+AREAS = {
+    "incidents": "incident_areas",
+    "communities": "community_areas",
+    "concessions": "concession_areas",
+    "tailings_dams": "tailings_dam_areas",
+    "units": "unit_areas",
+    "community_risk": "community_risk_areas",
+    "tailings_consequence": "tailings_consequence_areas",
+    "concession_risk": "concession_risk_areas",
+}
+#: Titles of the areas layers (any other: the layer's title and ``AREAS_TITLE``).
+AREAS_TITLES = {
+    "incidents": "Restricted incidents, by area",
+    "communities": "Restricted communities, by area",
+    "concessions": "Restricted mine sites, by area",
+    "tailings_dams": "Restricted tailings dams, by area",
+    "units": "Restricted official units, by area",
+    "community_risk": "Risk scores of restricted communities, by area",
+    "tailings_consequence": "Run-out of restricted tailings dams, by area",
+    "concession_risk": "Surroundings of restricted concessions, by area",
+}
+AREAS_TITLE = "{title}: restricted rows, by area"
+#: The cell's mean and highest score, in the areas of a layer of scored rows.
+AREA_SCORES = ("mean_score", "max_score")
 #: Location precisions of incidents, finest first.
 PRECISION_ORDER = ("exact", "near", "admin2", "admin1", "region", "country", "international")
 #: Equal-area projection for a concession's area anywhere on Earth (EASE-Grid 2.0 Global).
@@ -218,7 +249,10 @@ class Publication:
         evidence = [c for c in gdf.columns if c.endswith("_evidence")]
         if r is None and not evidence:
             return None
-        out = self._with_cells(gdf, id_field, r) if r is not None else gdf
+        out = gdf
+        if r is not None:  # restricted rows are in the layer's areas (``areas``), not here
+            hidden = gdf[id_field].astype(str).isin(r.cell).to_numpy()
+            out = gdf.loc[~hidden].reset_index(drop=True)
         if evidence:
             out = self._without_withheld_ids(out, evidence)
         return out
@@ -228,42 +262,43 @@ class Publication:
         view = self.public_view(layer_id, gdf)
         return gdf if view is None else view
 
-    def _with_cells(self, gdf: gpd.GeoDataFrame, id_field: str, r: _Restricted) -> gpd.GeoDataFrame:
-        """Public rows, then one feature per shown cell of restricted rows (not delayed)."""
-        ids = gdf[id_field].astype(str)
-        mask = ids.isin(r.cell).to_numpy()
-        cells = ids[mask].map(r.cell).to_numpy()
-        live = ~ids[mask].isin(r.delayed).to_numpy()
-        shown = live & np.isin(cells, sorted(r.shown))
-        counts = pd.Series(cells[shown]).value_counts().sort_index()
+    def areas(self, layer_id: str, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """The layer's restricted rows as the public may know them: one feature per shown
+        cell (``h3``, ``resolution``, ``count``; for scored rows the cell's mean and highest
+        score, as ``risk_hex`` gives them), delayed rows left out. The same columns whether
+        or not anything is restricted: empty then."""
+        kind, id_field = _row_kind(layer_id)
+        r = self.restricted.get(kind) if kind is not None else None
+        counts = pd.Series([], dtype="int64")
+        scores = pd.Series([], dtype="float64")
+        if r is not None and len(gdf):
+            ids = gdf[id_field].astype(str)
+            mask = ids.isin(r.cell).to_numpy()
+            cells = ids[mask].map(r.cell).to_numpy()
+            live = ~ids[mask].isin(r.delayed).to_numpy()
+            shown = live & np.isin(cells, sorted(r.shown))
+            counts = pd.Series(cells[shown]).value_counts().sort_index()
+            if "score" in gdf:
+                scores = pd.Series(
+                    gdf["score"].to_numpy(dtype="float64")[mask][shown], index=cells[shown]
+                )
         table = pd.DataFrame(
-            {c: pd.Series([None] * len(counts), dtype=object) for c in gdf.columns}
-        ).drop(columns=gdf.geometry.name)
-        table[id_field] = [f"restricted:{c}" for c in counts.index]
-        if "sensitivity" in gdf:
-            table["sensitivity"] = RESTRICTED
-        public = pd.DataFrame(gdf.loc[~mask].drop(columns=gdf.geometry.name))
-        public["generalised"] = False
-        public["h3"] = None
-        public["resolution"] = pd.NA
-        public["count"] = 1
-        table["generalised"] = True
-        table["h3"] = list(counts.index)
-        table["resolution"] = self.policy.resolution
-        table["count"] = counts.to_numpy()
-        if "score" in gdf:  # what a cell of restricted places scores, as risk_hex says it
-            scores = pd.Series(gdf["score"].to_numpy()[mask][shown], index=cells[shown])
-            table["mean_score"] = scores.groupby(level=0).mean().round(2).to_numpy()
-            table["max_score"] = scores.groupby(level=0).max().round(2).to_numpy()
-            public["mean_score"] = public["score"]
-            public["max_score"] = public["score"]
-        geometry = list(gdf.geometry[~mask]) + list(cell_polygons(counts.index))
-        frame = pd.concat([public, table[public.columns]], ignore_index=True)
-        frame = _keep_dtypes(frame, gdf)
-        frame["resolution"] = frame["resolution"].astype("Int64")
-        frame["count"] = frame["count"].astype("int64")
-        frame["generalised"] = frame["generalised"].astype(bool)
-        return gpd.GeoDataFrame(frame, geometry=geometry, crs=gdf.crs)
+            {
+                "h3": pd.Series(list(counts.index), dtype=object),
+                "resolution": pd.Series([self.policy.resolution] * len(counts), dtype="int64"),
+                "count": pd.Series(counts.to_numpy(), dtype="int64"),
+            }
+        )
+        if "score" in gdf:  # what a cell of restricted places scores
+            grouped = scores.groupby(level=0)
+            table["mean_score"] = grouped.mean().round(2).reindex(counts.index).to_numpy()
+            table["max_score"] = grouped.max().round(2).reindex(counts.index).to_numpy()
+            for c in AREA_SCORES:
+                table[c] = table[c].astype("float64")
+        return gpd.GeoDataFrame(
+            table,
+            geometry=gpd.GeoSeries(cell_polygons(counts.index), crs=gdf.crs or "EPSG:4326"),
+        )
 
     def _without_withheld_ids(self, gdf: gpd.GeoDataFrame, columns: list[str]) -> gpd.GeoDataFrame:
         """Evidence lists without restricted ids, and how many each list lost."""
@@ -329,6 +364,43 @@ def is_restricted(gdf: gpd.GeoDataFrame) -> np.ndarray:
     return (gdf["sensitivity"].astype(str) == RESTRICTED).to_numpy()
 
 
+def areas_of(layer_id: str) -> str | None:
+    """The id of a layer's areas layer, for a layer whose rows a source can mark restricted
+    (a kind of source, or a layer whose rows stand for a kind's, ``ROWS_OF``); else None.
+    The rule is the layer's kind, never whether this build holds restricted rows."""
+    if _row_kind(layer_id)[0] is None:
+        return None
+    return AREAS.get(layer_id, f"{layer_id}_areas")
+
+
+def areas_title(layer_id: str, title: str) -> str:
+    """The title of a layer's areas layer."""
+    return AREAS_TITLES.get(layer_id) or AREAS_TITLE.format(title=title)
+
+
+def areas_description(layer_id: str, policy: Policy, scored: bool) -> str:
+    """What an areas layer is and why, for its collection's description."""
+    km2 = h3.average_hexagon_area(policy.resolution, "km^2")
+    text = (
+        f"The rows of '{layer_id}' that a source marks restricted (a witness's report, a "
+        "monitor's village) could point to the people behind them, so the public knows each "
+        f"only by the H3 cell it falls in (resolution {policy.resolution}, about "
+        f"{km2:,.0f} km²): one feature per cell holding at least {policy.min_count} of them, "
+        "with how many it holds (count)"
+    )
+    if policy.delay_days:
+        text += f"; rows dated within {policy.delay_days} days of the build are left out"
+    text += "."
+    if scored:
+        text += " mean_score and max_score are the mean and highest score of its rows."
+    return text + (
+        " The same for every caller: those whose role may see restricted rows find the rows "
+        f"themselves in '{layer_id}', where no one else finds them. Every build that has "
+        f"'{layer_id}' has this collection, empty when nothing is restricted, so its "
+        "existence says nothing of what a build holds."
+    )
+
+
 def _row_kind(layer_id: str) -> tuple[Kind | None, str]:
     if layer_id in ROWS_OF:
         return ROWS_OF[layer_id]
@@ -337,21 +409,3 @@ def _row_kind(layer_id: str) -> tuple[Kind | None, str]:
     except ValueError:
         return None, ""
     return kind, SCHEMAS[kind].id_field
-
-
-def _keep_dtypes(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
-    """Columns back to the layer's own types where the cells' nulls allow it."""
-    for c in frame.columns:
-        if c not in like or c == like.geometry.name:
-            continue
-        dtype = like[c].dtype
-        try:
-            if pd.api.types.is_integer_dtype(dtype) and not isinstance(dtype, pd.ArrowDtype):
-                frame[c] = frame[c].astype("Int64")
-            elif pd.api.types.is_bool_dtype(dtype):
-                frame[c] = frame[c].astype("boolean")
-            else:
-                frame[c] = frame[c].astype(dtype)
-        except (TypeError, ValueError):
-            pass  # lists and mixed values stay as objects
-    return frame

@@ -50,6 +50,7 @@ from geo_service.render import png
 from geo_service.render.symbols import svg_path
 from geo_service.render.templates import environment
 from geo_service.risk.params import Classes
+from geo_service.store import groups
 from geo_service.store.catalog import BuildCatalog, CatalogSource
 from geo_service.store.raster import native_zoom
 
@@ -143,8 +144,8 @@ class BuildFacts:
     concession_years: list[int]
     reference_date: str | None
     layers: list[str] = field(default_factory=list)
-    #: Layer → its fields as the caller sees it (the public view has cells and counts).
-    fields: dict[str, list[str]] = field(default_factory=dict)
+    #: Layer → the layer of its restricted rows as cells (``incidents`` → ``incident_areas``).
+    areas: dict[str, str] = field(default_factory=dict)
     #: Layer → (publisher, countries covered) of each of its sources (none: everywhere).
     layer_sources: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
     #: Zoom of the native cells of the other rasters (population grids), by layer.
@@ -164,9 +165,8 @@ class BuildFacts:
         return replace(self, publishers=publishers)
 
     @classmethod
-    def of(cls, catalog: BuildCatalog, raster_zoom: int, public: bool = True) -> BuildFacts:
-        """The facts of a build's catalog, for a caller who sees only the public view (or,
-        ``public=False``, every row)."""
+    def of(cls, catalog: BuildCatalog, raster_zoom: int) -> BuildFacts:
+        """The facts of a build's catalog (the same for every caller)."""
         layers = catalog.layers
         risk = catalog.risk
         params = risk.get("parameters", {})
@@ -226,7 +226,11 @@ class BuildFacts:
             concession_years=[int(y) for y in concession.get("years", [1, 3, 5])],
             reference_date=str(reference)[:10] if reference else None,
             layers=list(layers),
-            fields={lid: list(meta.as_seen(public).fields) for lid, meta in layers.items()},
+            areas={
+                lid: meta.areas
+                for lid, meta in layers.items()
+                if meta.areas is not None and meta.areas in layers
+            },
             layer_sources={
                 lid: [
                     (catalog.sources[k].publisher, _credit_countries(catalog.sources[k]))
@@ -422,6 +426,14 @@ def _strings(lang: str) -> dict[str, Any]:
             "scores all the same."
         ),
         "areaCount": plural("{n} more shown only by area", "{n} more shown only by area"),
+        "areaFeatures": plural(
+            "{n} here is shown only by its area, to protect the people behind it.",
+            "{n} here are shown only by their area, to protect the people behind them.",
+        ),
+        "areaFeatureNote": _(
+            "Where these are could point to the people who reported them: the public sees "
+            "only the area and how many there are. They count in the scores all the same."
+        ),
         "hexTitle": _("Hexagon of communities"),
         "hexBody": _(
             "{n} communities in this hexagon. Their highest score is {max} ({class}), "
@@ -841,6 +853,8 @@ def build_page(
         "naturalEarth": "Natural Earth",
         "basemapUrl": f"{base}basemap.json",
         "viewLimit": VIEW_LIMIT,
+        # Incidents are grouped as the vector tiles group points.
+        "cluster": {"radius": groups.RADIUS, "extent": groups.EXTENT, "maxZoom": groups.TOP_ZOOM},
         "evidenceShown": EVIDENCE_SHOWN,
         "thresholds": list(facts.thresholds),
         "layers": layers,
@@ -862,7 +876,8 @@ def build_page(
         "sources": facts.sources,
         "countries": country_names(facts.countries, lang),
         "hexMinCount": facts.hex_min_count,
-        "generalised": {layer: "generalised" in facts.fields.get(layer, ()) for layer in layers},
+        # The page's requests carry no token: it draws restricted rows as their cells.
+        "areas": {layer: facts.areas[layer] for layer in layers if layer in facts.areas},
         "concessionKm": facts.concession_within_km,
         "referenceDate": facts.reference_date,
         "years": list(facts.incident_years) if facts.incident_years else None,

@@ -2,8 +2,9 @@
 
 Each layer's features in the frame become marks in its definition's symbol and colours (with
 what the page adds for some layers: halos and hollow dots for communities, footprints for
-mine sites, the year filter for incidents, and the public cells of restricted rows); the
-legend has a heading per layer and the same classes and lines as the page's.
+mine sites, the year filter for incidents, and the cells of restricted rows from the layer's
+areas layer, for a caller who does not see the rows themselves); the legend has a heading per
+layer and the same classes and lines as the page's.
 """
 
 from __future__ import annotations
@@ -46,25 +47,29 @@ def layer_marks(
     years: tuple[int, int] | None,
     countries: set[str] | None = None,
     places: list[static_map.Label] | None = None,
+    cells: gpd.GeoDataFrame | None = None,
 ) -> list[static_map.Marks | tuple[list[Any], list[str]]]:
-    """The marks of a layer's rows in view (``frame``; restricted rows as their cells); the
-    countries of those rows are added to ``countries``."""
+    """The marks of a layer's rows in view (``frame``), under them the cells of its
+    restricted rows in view (``cells``, from its areas layer); the countries of those rows
+    are added to ``countries``."""
     if countries is not None and "country" in frame:
         countries.update(str(c) for c in frame["country"].dropna().unique())
     points = (frame.geom_type == "Point").to_numpy()
-    cells, rows = np.flatnonzero(~points), np.flatnonzero(points)
+    shapes, rows = np.flatnonzero(~points), np.flatnonzero(points)
     out: list[static_map.Marks | tuple[list[Any], list[str]]] = []
-    if len(cells):
-        field = style.classes.field if style.classes else None
-        if "max_score" in frame:
-            fills = [
-                style.colour_of(class_of(v, thresholds)) for v in frame["max_score"].iloc[cells]
-            ]
-        elif field in frame:  # areas drawn in their class's colour (official units)
-            fills = [style.colour_of(v) for v in frame[field].iloc[cells]]
+    if cells is not None and len(cells):
+        if "max_score" in cells:  # a cell of places in its highest score's class colour
+            fills = [style.colour_of(class_of(v, thresholds)) for v in cells["max_score"]]
         else:
-            fills = [style.colour] * len(cells)
-        out.append((list(frame.geometry.iloc[cells]), fills))
+            fills = [style.colour_of(None)] * len(cells)
+        out.append((list(cells.geometry), fills))
+    if len(shapes):  # areas drawn in their class's colour (official units, footprints)
+        field = style.classes.field if style.classes else None
+        if field in frame:
+            fills = [style.colour_of(v) for v in frame[field].iloc[shapes]]
+        else:
+            fills = [style.colour] * len(shapes)
+        out.append((list(frame.geometry.iloc[shapes]), fills))
     date = next((f for f in DATE_FIELDS if f in frame), None)
     if style.draw == "incidents" and years is not None and date is not None:
         year = pd.to_datetime(frame[date].iloc[rows], utc=True).dt.year.to_numpy()
@@ -160,9 +165,11 @@ def draw_layers(
     years: tuple[int, int] | None,
     lang: str,
     where: dict[str, dict[str, str]] | None = None,
+    areas: dict[str, str] | None = None,
 ) -> Drawn:
     """Every shown layer's marks (in drawing order) and the legend of them all; ``where``:
-    the map's filters per layer."""
+    the map's filters per layer; ``areas``: the areas layer of each layer whose restricted
+    rows are drawn as their cells (for a caller who does not see the rows)."""
     marks: list[static_map.Marks | tuple[list[Any], list[str]]] = []
     legend: list[static_map.LegendItem] = []
     countries: set[str] = set()
@@ -173,7 +180,9 @@ def draw_layers(
         drawn = []
         if style.draw not in ("surface", "raster"):
             frame = frame_of(layer, replace(query, filters=(where or {}).get(layer, {})))
-            drawn = layer_marks(style, frame, thresholds, years, countries, places)
+            area = (areas or {}).get(layer)
+            restricted = frame_of(area, replace(query, filters={})) if area else None
+            drawn = layer_marks(style, frame, thresholds, years, countries, places, restricted)
             marks += drawn
         cells = any(not isinstance(m, static_map.Marks) for m in drawn)
         legend += layer_legend(style, lang, ticks, cells, years)

@@ -38,6 +38,15 @@ LAYER_TITLES = (
     N_("Concessions: incidents, people and dams around them"),
     N_("Risk aggregated to H3 cells (public)"),
     N_("Where each risk factor has evidence"),
+    # The areas of the layers whose rows a source can mark restricted (``publication.AREAS``).
+    N_("Restricted incidents, by area"),
+    N_("Restricted communities, by area"),
+    N_("Restricted mine sites, by area"),
+    N_("Restricted tailings dams, by area"),
+    N_("Restricted official units, by area"),
+    N_("Risk scores of restricted communities, by area"),
+    N_("Run-out of restricted tailings dams, by area"),
+    N_("Surroundings of restricted concessions, by area"),
 )
 #: Fields whose values are the names of the risk model's factors.
 FACTOR_FIELDS = ("factor", "factors_available", "factors_missing")
@@ -108,8 +117,9 @@ def record_labels(_: Callable[[str], str]) -> dict[str, str]:
         "factor": _("Factor"),
         "note": _("Note"),
         "sources": _("Sources"),
-        "generalised": _("Shown only by its area"),
-        "count": _("Reports in this area"),
+        "h3": _("H3 cell"),
+        "resolution": _("H3 resolution"),
+        "count": _("Shown only by this area"),
     }
 
 

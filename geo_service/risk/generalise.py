@@ -3,8 +3,9 @@
 This is what anonymous users see of restricted data, so it must be right. Per cell and
 resolution: the counts of communities and incidents, and the mean and highest community score.
 
-* It is made from the **public views** of the layers (``publication.py``): public rows by
-  their own position, restricted rows only as the cells they were generalised to. Those count
+* It is made from what the public may see of the layers (``publication.py``): the public
+  views' rows by their own position, and restricted rows only as the cells of the layers'
+  areas (``incident_areas``, ``community_risk_areas``). Those count
   at the generalisation's resolution and coarser ones, never at finer ones, where their cell
   would not say which of its children holds them. So this layer tells nothing the public views
   do not.
@@ -24,17 +25,6 @@ import pandas as pd
 
 from geo_service.publication import cell_polygons, cells_of
 from geo_service.risk.params import HexParams
-
-
-def _split(frame: gpd.GeoDataFrame | None) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """Rows at their own position, and rows that stand for a cell of restricted rows."""
-    if frame is None or not len(frame):
-        empty = gpd.GeoDataFrame({"score": []}, geometry=[], crs="EPSG:4326")
-        return empty, pd.DataFrame(columns=["h3", "resolution", "count"])
-    if "generalised" not in frame:
-        return frame, pd.DataFrame(columns=["h3", "resolution", "count"])
-    cell = frame["generalised"].fillna(False).to_numpy(dtype=bool)
-    return frame.loc[~cell], pd.DataFrame(frame.loc[cell].drop(columns=frame.geometry.name))
 
 
 def _point_cells(points: gpd.GeoDataFrame, resolutions: list[int]) -> dict[int, np.ndarray]:
@@ -168,14 +158,34 @@ def suppress(
     return shown
 
 
+def _cells(areas: gpd.GeoDataFrame | None) -> pd.DataFrame:
+    """The cells of an areas layer as a table (none: an empty one)."""
+    if areas is None or not len(areas):
+        return pd.DataFrame(columns=["h3", "resolution", "count", "mean_score", "max_score"])
+    return pd.DataFrame(areas.drop(columns=areas.geometry.name))
+
+
+def _points(frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    """The public rows at their own position (none: an empty layer)."""
+    if frame is None or not len(frame):
+        return gpd.GeoDataFrame({"score": []}, geometry=[], crs="EPSG:4326")
+    return frame
+
+
 def risk_hex(
-    community_risk: gpd.GeoDataFrame, incidents: gpd.GeoDataFrame | None, params: HexParams
+    community_risk: gpd.GeoDataFrame,
+    community_areas: gpd.GeoDataFrame | None,
+    incidents: gpd.GeoDataFrame | None,
+    incident_areas: gpd.GeoDataFrame | None,
+    params: HexParams,
 ) -> gpd.GeoDataFrame:
-    """Counts and scores per H3 cell of the public views, small counts suppressed."""
+    """Counts and scores per H3 cell of the public views (``community_risk``,
+    ``incidents``) and of the cells of their restricted rows (``*_areas``), small counts
+    suppressed."""
     k = params.min_count
     resolutions = sorted(params.resolutions)
-    communities, community_cells = _split(community_risk)
-    points, incident_cells = _split(incidents)
+    communities, community_cells = _points(community_risk), _cells(community_areas)
+    points, incident_cells = _points(incidents), _cells(incident_areas)
     totals = _totals(communities, community_cells, points, incident_cells, resolutions)
     parents = {
         fine: parents_of(totals[fine].index, coarse)

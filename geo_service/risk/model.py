@@ -17,7 +17,7 @@ import shapely
 
 from geo_service.catalog import SourceCatalog
 from geo_service.ingest.population import PopulationGrid
-from geo_service.publication import Publication
+from geo_service.publication import Policy, Publication
 from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs
 from geo_service.risk.combine import combine
@@ -117,7 +117,7 @@ def run_risk(
 
     ``layers`` is the evidence as the model may read it (``Publication.evidence``: restricted
     rows at their cell's centre); ``risk_hex`` summarises the public views ``publication``
-    makes of them, so it says nothing they do not.
+    makes of them and their areas (restricted rows as cells), so it says nothing they do not.
     """
     communities = layers.get(Kind.communities)
     if communities is None:
@@ -151,16 +151,17 @@ def run_risk(
         params.concession_risk,
         coverage,
     )
-    if publication is not None:
-        public_communities = publication.seen_by_public("community_risk", community_risk)
-        public_incidents = (
-            publication.seen_by_public("incidents", inputs.incidents)
-            if inputs.incidents is not None
-            else None
-        )
-    else:
-        public_communities, public_incidents = community_risk, inputs.incidents
-    derived["risk_hex"] = risk_hex(public_communities, public_incidents, params.hex)
+    # What the public may see: the public rows, and the restricted ones as their cells.
+    publication = publication or Publication({}, Policy())
+    public_communities = publication.seen_by_public("community_risk", community_risk)
+    community_cells = publication.areas("community_risk", community_risk)
+    public_incidents, incident_cells = None, None
+    if inputs.incidents is not None:
+        public_incidents = publication.seen_by_public("incidents", inputs.incidents)
+        incident_cells = publication.areas("incidents", inputs.incidents)
+    derived["risk_hex"] = risk_hex(
+        public_communities, community_cells, public_incidents, incident_cells, params.hex
+    )
     exposure = people_exposed(
         inputs, community_risk, layers.get(Kind.units), grids or [], params, public_incidents
     )

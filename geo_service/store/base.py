@@ -147,6 +147,11 @@ class RasterSource(Protocol):
         """The zoom whose 256-pixel tiles' pixels are about as large as the cells."""
         ...
 
+    @property
+    def centre(self) -> tuple[float, float]:
+        """Longitude and latitude where most of the layer's values are."""
+        ...
+
     def tile_data(self, z: int, x: int, y: int) -> ImageData | None:
         """The values of one XYZ tile (None where the layer has none)."""
         ...
@@ -186,9 +191,18 @@ class Store(Protocol):
         ...
 
     def vector_tile(
-        self, layer_id: str, z: int, x: int, y: int, access: Access, flt: Filter | None = None
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        access: Access,
+        flt: Filter | None = None,
+        fields: tuple[str, ...] | None = None,
     ) -> bytes:
-        """One Mapbox Vector Tile of the rows this caller may see (that ``flt`` matches)."""
+        """One Mapbox Vector Tile of the rows this caller may see (that ``flt`` matches), with
+        the properties in ``fields`` (None: all), points grouped below the layer's detail zoom
+        (``groups.py``)."""
         ...
 
     def raster(self, layer_id: str) -> RasterSource:

@@ -40,8 +40,14 @@ class CatalogLayer(LayerView):
     id_field: str | None = None
     sources: tuple[str, ...] = ()
     sensitivity: dict[str, int] = {}
-    #: The generalised view anonymous callers see, for a layer holding restricted rows.
+    #: The view anonymous callers see, for a layer holding restricted rows (its public rows).
     public: LayerView | None = None
+    #: What the layer is and why, when its title does not say it all.
+    description: str | None = None
+    #: The layer of this layer's restricted rows as cells (``publication.AREAS``).
+    areas: str | None = None
+    #: For such a layer: the layer whose restricted rows it holds as cells.
+    areas_of: str | None = None
     #: Cell size of a raster, metres.
     cell_m: float | None = None
     #: The CRS of a raster's grid (``EPSG:3857``).

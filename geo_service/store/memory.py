@@ -37,6 +37,7 @@ from geo_service.store.catalog import BuildCatalog, CatalogLayer
 from geo_service.store.cql import Filter, compile_filter, sort_keys
 from geo_service.store.cql_mask import MaskBackend
 from geo_service.store.geojson import feature_bytes, geometries_json, json_records, properties_json
+from geo_service.store.groups import PointGroups
 from geo_service.store.raster import RasterLayer, TileCache
 
 
@@ -94,16 +95,10 @@ class LayerTable:
         if self.date_field is not None:
             d = pd.to_datetime(frame[self.date_field], utc=True).dt.tz_localize(None)
             self.dates = d.to_numpy(dtype="datetime64[ms]")
-        # Rows a public view generalised to a cell are what anonymous callers may see; a
-        # restricted row at its own position is seen only by a role that allows it (the
-        # store serves the public view to everyone else: this mask is the second lock).
-        generalised = (
-            frame["generalised"].fillna(False).to_numpy(dtype=bool)
-            if "generalised" in frame
-            else np.zeros(len(frame), dtype=bool)
-        )
+        # A restricted row is seen only by a role that allows it (the store serves the
+        # public view to everyone else: this mask is the second lock).
         self.restricted = (
-            (frame[SENSITIVITY].astype(str).to_numpy() == "restricted") & ~generalised
+            frame[SENSITIVITY].astype(str).to_numpy() == "restricted"
             if SENSITIVITY in frame
             else np.zeros(len(frame), dtype=bool)
         )
@@ -150,16 +145,44 @@ class LayerTable:
 
         return shapely.transform(self.frame.geometry.to_numpy(), fn)
 
+    @cached_property
+    def groups(self) -> PointGroups:
+        """The layer's points grouped per zoom (the highest score shown by a group)."""
+        score = (
+            self.frame["score"].to_numpy(dtype="float64") if "score" in self.queryables else None
+        )
+        return PointGroups(self.mercator, score)
+
     def vector_tile(
-        self, z: int, x: int, y: int, access: Access, flt: Filter | None = None
+        self,
+        z: int,
+        x: int,
+        y: int,
+        access: Access,
+        flt: Filter | None = None,
+        fields: tuple[str, ...] | None = None,
     ) -> bytes:
-        """One MVT tile of the rows this caller may see (cached per build and filter)."""
-        key = (z, x, y, access.sees_restricted, flt.key if flt is not None else None)
+        """One MVT tile of the rows this caller may see (cached per build, filter and
+        properties): points grouped below the detail zoom."""
+        flt_key = flt.key if flt is not None else None
+        key = (z, x, y, access.sees_restricted, flt_key, fields)
         tile = self.tiles.get(key)
         if tile is not None:
             return tile
-        rows = self.select(ItemQuery(bbox=mvt.lonlat_box(z, x, y), filter=flt), access)
-        tile = mvt.encode_tile(self.id, self.mercator, self.records, rows, z, x, y)
+        if fields is not None:
+            self._check_properties(fields)
+        box = ItemQuery(bbox=mvt.lonlat_box(z, x, y), filter=flt)
+        if self.groups.grouped(z):
+            rows = self.select(ItemQuery(filter=flt, limit=None), access)
+            level = self.groups.index((access.sees_restricted, flt_key), rows).level(z)
+            others = self.select(box, access)
+            others = others[~self.groups.is_point[others]]
+            tile = mvt.encode_tile(
+                self.id, self.mercator, self.records, others, z, x, y, fields, level
+            )
+        else:
+            rows = self.select(box, access)
+            tile = mvt.encode_tile(self.id, self.mercator, self.records, rows, z, x, y, fields)
         self.tiles.put(key, tile)
         return tile
 
@@ -495,11 +518,18 @@ class BuildStore:
         return self._table(layer_id, access).get(feature_id, access)
 
     def vector_tile(
-        self, layer_id: str, z: int, x: int, y: int, access: Access, flt: Filter | None = None
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        access: Access,
+        flt: Filter | None = None,
+        fields: tuple[str, ...] | None = None,
     ) -> bytes:
         """One Mapbox Vector Tile of a layer, of the rows this caller may see (and ``flt``
-        matches)."""
-        return self._table(layer_id, access).vector_tile(z, x, y, access, flt)
+        matches), with the properties in ``fields`` (None: all)."""
+        return self._table(layer_id, access).vector_tile(z, x, y, access, flt, fields)
 
     def resource(self, name: str) -> bytes:
         """A file of the build that is not a layer: ``basemap`` (the offline basemap)."""

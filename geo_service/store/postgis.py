@@ -39,8 +39,14 @@ from geo_service.store.cql import Filter, sort_keys
 from geo_service.store.cql_sql import SqlBackend, condition
 from geo_service.store.files import read_build_catalog
 from geo_service.store.geojson import DECIMALS, feature_bytes, properties_json
-from geo_service.store.memory import LayerTable, raster_info, raster_meta, search_key
-from geo_service.store.raster import RasterLayer
+from geo_service.store.memory import (
+    TILE_CACHE_BYTES,
+    LayerTable,
+    raster_info,
+    raster_meta,
+    search_key,
+)
+from geo_service.store.raster import RasterLayer, TileCache
 
 #: The schema of the builds table.
 SCHEMA = "riskmap"
@@ -365,6 +371,9 @@ class PostgisStore:
         self._raster_dir = raster_dir
         self._rasters: dict[str, RasterLayer] = {}
         self._frames: dict[str, gpd.GeoDataFrame] = {}
+        self._tile_tables: dict[str, LayerTable] = {}
+        # A build's tiles never change: kept, as the embedded store keeps them.
+        self._tile_cache = TileCache(TILE_CACHE_BYTES)
         #: Matches per view and filter: a build never changes, so each is counted once.
         self._counts: dict[tuple[Any, ...], int] = {}
         self._lock = threading.Lock()
@@ -629,29 +638,89 @@ class PostgisStore:
             feature_id, feature_bytes(feature_id, geometry, row[1].encode()), orjson.loads(row[1])
         )
 
+    def _tiles(self, layer_id: str, name: str, access: Access) -> LayerTable:
+        """A view's rows in memory for its grouped tiles (positions, properties, groups)."""
+        table = self._tile_tables.get(name)
+        if table is None:
+            table = LayerTable(layer_id, self.catalog.layers[layer_id], self._frame(name, access))
+            with self._lock:
+                self._tile_tables[name] = table
+        return table
+
     def vector_tile(
-        self, layer_id: str, z: int, x: int, y: int, access: Access, flt: Filter | None = None
+        self,
+        layer_id: str,
+        z: int,
+        x: int,
+        y: int,
+        access: Access,
+        flt: Filter | None = None,
+        fields: tuple[str, ...] | None = None,
     ) -> bytes:
-        """One Mapbox Vector Tile, by ``ST_AsMVT``, of the rows this caller may see (and
-        ``flt`` matches)."""
+        """One Mapbox Vector Tile of the rows this caller may see (and ``flt`` matches): by
+        ``ST_AsMVT`` at the layer's detail zoom and above; below it, the points grouped as
+        the embedded store groups them, of the rows selected here."""
         name, info = self._view(layer_id, access)
+        if fields is not None:
+            self._check_properties(info, fields)
+        key = (name, z, x, y, flt.key if flt is not None else None, fields)
+        tile = self._tile_cache.get(key)
+        if tile is None:
+            tile = self._vector_tile(layer_id, name, info, z, x, y, access, flt, fields)
+            self._tile_cache.put(key, tile)
+        return tile
+
+    def _vector_tile(
+        self,
+        layer_id: str,
+        name: str,
+        info: LayerInfo,
+        z: int,
+        x: int,
+        y: int,
+        access: Access,
+        flt: Filter | None,
+        fields: tuple[str, ...] | None,
+    ) -> bytes:
+        table = self._tiles(layer_id, name, access)
+        if table.groups.grouped(z):
+            _, _, every = self._select(layer_id, ItemQuery(filter=flt, limit=None), access, "ord")
+            key = (access.sees_restricted, flt.key if flt is not None else None)
+            index = table.groups.index(key, np.array([r[0] for r in every], dtype="int64"))
+            box = ItemQuery(bbox=mvt.lonlat_box(z, x, y), filter=flt, limit=None)
+            _, _, near = self._select(layer_id, box, access, "ord")
+            others = np.array([r[0] for r in near], dtype="int64")
+            others = others[~table.groups.is_point[others]]
+            return mvt.encode_tile(
+                layer_id, table.mercator, table.records, others, z, x, y, fields, index.level(z)
+            )
         box = ItemQuery(bbox=mvt.lonlat_box(z, x, y), filter=flt)
         where, params, _ = self._where(info, box, access)
+        props = (
+            sql.SQL("props::jsonb")
+            if fields is None
+            else sql.SQL(
+                "(SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) "
+                "FROM jsonb_each(props::jsonb) WHERE key = ANY(%s::text[]))"
+            )
+        )
         statement = sql.SQL(
             "SELECT ST_AsMVT(t, {layer}, {extent}, 'geom') FROM (SELECT ST_AsMVTGeom("
             "ST_Transform(geom, 3857), ST_TileEnvelope(%s, %s, %s), {extent}, {buffer}, true) "
-            "AS geom, props::jsonb AS props FROM {table} WHERE {where} AND geom IS NOT NULL "
+            "AS geom, {props} AS props FROM {table} WHERE {where} AND geom IS NOT NULL "
             "ORDER BY ord) t "
             "WHERE geom IS NOT NULL"
         ).format(
             layer=sql.Literal(layer_id),
             extent=sql.Literal(mvt.EXTENT),
             buffer=sql.Literal(mvt.BUFFER),
+            props=props,
             table=sql.Identifier(self.schema, name),
             where=where,
         )
+        values = [z, x, y, *([] if fields is None else [list(fields)]), *params]
         with self._connection(access) as conn:
-            row = conn.execute(statement, [z, x, y, *params]).fetchone()
+            row = conn.execute(statement, values).fetchone()
         return bytes(row[0]) if row and row[0] is not None else b""
 
     def raster(self, layer_id: str) -> RasterLayer:

@@ -12,13 +12,16 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import rasterio.transform
 from rio_tiler.errors import PointOutsideBounds, TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
+from scipy import ndimage
 
 from geo_service.errors import NoBuildError, NotFoundError
 from geo_service.store.base import CellValue, LayerInfo
@@ -120,6 +123,24 @@ class RasterLayer:
         if np.ma.getmaskarray(point.array)[0]:
             return CellValue(None, col, row)
         return CellValue(_number(point.array.data[0]), col, row)
+
+    @cached_property
+    def centre(self) -> tuple[float, float]:
+        """Where the layer's main extent is: in a small overview, the cell with a value
+        nearest the median position of the largest patch of cells with a value (the middle
+        of the bounds, or of every value, can be ocean between two continents)."""
+        with Reader(str(self.path)) as reader:
+            image = reader.preview(max_size=512, dst_crs=reader.tms.rasterio_geographic_crs)
+        valid = ~np.ma.getmaskarray(image.array)[0]
+        patches, count = ndimage.label(valid)
+        if not count:
+            west, south, east, north = image.bounds
+            return (west + east) / 2, (south + north) / 2
+        largest = np.argmax(np.bincount(patches.ravel())[1:]) + 1
+        rows, cols = np.nonzero(patches == largest)
+        middle = np.argmin(np.hypot(rows - np.median(rows), cols - np.median(cols)))
+        lon, lat = rasterio.transform.xy(image.transform, rows[middle], cols[middle])
+        return round(float(lon), 5), round(float(lat), 5)
 
     def close(self) -> None:
         """Close every thread's reader."""

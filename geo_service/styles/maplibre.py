@@ -17,6 +17,7 @@ from typing import Any
 
 from geo_service.maps.definitions import MapDefinition
 from geo_service.maps.layers import LayerDefinition
+from geo_service.publication import areas_of
 from geo_service.render.static_map import (
     OFFLINE_FILLS,
     OFFLINE_RIVER,
@@ -30,7 +31,14 @@ from geo_service.styles.sprite import FAILED, OTHER, drawn_as_icons, icon_name
 Expr = list[Any]
 #: A style layer, and the stack it belongs to (drawn in this order).
 STACKS = ("basemap", "raster", "area", "ring", "under", "halo", "dot", "icon")
-POINTS: Expr = ["in", ["geometry-type"], ["literal", ["Point", "MultiPoint"]]]
+#: Points by themselves, and the groups the tiles make of them below a layer's detail zoom
+#: (``store/groups.py``: ``cluster``, ``point_count``, the properties of the point shown).
+POINTS: Expr = [
+    "all",
+    ["in", ["geometry-type"], ["literal", ["Point", "MultiPoint"]]],
+    ["!", ["has", "cluster"]],
+]
+GROUPS: Expr = ["has", "cluster"]
 POLYGONS: Expr = ["in", ["geometry-type"], ["literal", ["Polygon", "MultiPolygon"]]]
 #: Metres per pixel at zoom 0 on the equator (256-pixel tiles).
 METRES_PER_PIXEL = WORLD / 256
@@ -151,17 +159,63 @@ def _area(b: Builder, style: LayerDefinition, fill: Any, filters: list[Expr]) ->
     b.add("area", style.id, "outline", style, type="line", filter=filter_, paint=line)
 
 
+def _cells(b: Builder, style: LayerDefinition, fill: Any, areas: str | None) -> None:
+    """The cells of the layer's restricted rows: its areas layer (``incident_areas``), a
+    source of its own, drawn as the page draws them, shown and hidden with the layer. The
+    map's filters do not apply: a cell has none of the rows' properties."""
+    if areas is None:
+        return
+    first = len(b.stacks["area"])
+    _area(b, style, fill, [])
+    for layer in b.stacks["area"][first:]:
+        layer["id"] = areas + layer["id"].removeprefix(style.id)
+        layer["source"] = layer["source-layer"] = areas
+
+
+def _groups(
+    b: Builder, stack: str, style: LayerDefinition, colour: Any, filters: list[Expr]
+) -> None:
+    """A group of points: a disc in the colour of the point it shows (the highest score),
+    larger as it stands for more, ringed in white like the pages' groups."""
+    radius = rules.dot(style).radius
+    b.add(
+        stack,
+        style.id,
+        "group",
+        style,
+        type="circle",
+        filter=_all(GROUPS, *filters),
+        paint={
+            "circle-radius": [
+                "step",
+                ["get", "point_count"],
+                radius + 3,
+                10,
+                radius + 6,
+                100,
+                radius + 9,
+                1000,
+                radius + 12,
+            ],
+            "circle-color": colour,
+            "circle-stroke-color": "#ffffff",
+            "circle-stroke-width": 2,
+            "circle-opacity": 0.9,
+        },
+    )
+
+
 def _communities(
-    b: Builder, style: LayerDefinition, thresholds: tuple[float, ...], filters: list[Expr]
+    b: Builder,
+    style: LayerDefinition,
+    thresholds: tuple[float, ...],
+    filters: list[Expr],
+    areas: str | None = None,
 ) -> None:
     """Dots in their class's colour over a white halo, hollow when the confidence is low,
-    the other colour without a class; restricted rows as their cell."""
-    _area(
-        b,
-        style,
-        class_colour(style, score_colour(style, thresholds, rules.CELL_SCORE_FIELD)),
-        filters,
-    )
+    the other colour without a class; restricted rows as their cell, in the colour of its
+    highest score's class."""
+    _cells(b, style, score_colour(style, thresholds, rules.CELL_SCORE_FIELD), areas)
     dot = rules.dot(style)
     points = _all(POINTS, *filters)
     b.add(
@@ -210,13 +264,15 @@ def _communities(
             ],
         },
     )
+    _groups(b, "dot", style, colour, filters)
 
 
-def _incidents(b: Builder, style: LayerDefinition, filters: list[Expr]) -> None:
-    """Dots in the layer's colour, under the communities' (the page groups them, which a
-    style of vector tiles cannot: one by one, they would hide the scores); reports public
-    only by area as their cell."""
-    _area(b, style, style.colour, filters)
+def _incidents(
+    b: Builder, style: LayerDefinition, filters: list[Expr], areas: str | None = None
+) -> None:
+    """Dots in the layer's colour, under the communities', in groups where the tiles group
+    them (below the layer's detail zoom); reports public only by area as their cell."""
+    _cells(b, style, style.colour, areas)
     dot = rules.dot(style)
     b.add(
         "under",
@@ -232,6 +288,7 @@ def _incidents(b: Builder, style: LayerDefinition, filters: list[Expr]) -> None:
             "circle-stroke-width": dot.outline_width,
         },
     )
+    _groups(b, "under", style, class_colour(style), filters)
 
 
 def _footprints(b: Builder, style: LayerDefinition, filters: list[Expr]) -> None:
@@ -264,8 +321,10 @@ def _footprints(b: Builder, style: LayerDefinition, filters: list[Expr]) -> None
 
 
 def _points(b: Builder, style: LayerDefinition, filters: list[Expr]) -> None:
-    """Points as the definition's symbol: an icon of the sprite, or a circle."""
+    """Points as the definition's symbol: an icon of the sprite, or a circle (a group of
+    points: a disc)."""
     points = _all(POINTS, *filters)
+    _groups(b, "dot", style, class_colour(style), filters)
     if not drawn_as_icons(style):
         b.add(
             "dot",
@@ -310,8 +369,9 @@ def _layer(
     style: LayerDefinition,
     thresholds: tuple[float, ...],
     filters: list[Expr],
+    areas: str | None = None,
 ) -> None:
-    """The style layers of one layer of the map."""
+    """The style layers of one layer of the map (``areas``: its areas layer, if any)."""
     if style.draw in ("surface", "raster"):
         surface = style.draw == "surface"
         b.add(
@@ -327,10 +387,11 @@ def _layer(
             },
         )
     elif style.draw == "communities":
-        _communities(b, style, thresholds, filters)
+        _communities(b, style, thresholds, filters, areas)
     elif style.draw == "incidents":
-        _incidents(b, style, filters)
+        _incidents(b, style, filters, areas)
     else:
+        _cells(b, style, rules.other_colour(style), areas)
         _area(b, style, class_colour(style), filters)
         if style.draw == "sites":
             _footprints(b, style, filters)
@@ -359,7 +420,13 @@ def style_document(
             sources[layer] = {"type": "raster", "url": tilejson, "tileSize": 256}
         else:
             sources[layer] = {"type": "vector", "url": tilejson}
-        _layer(b, style, thresholds, where(definition.where.get(layer, {})))
+        # Its restricted rows as cells, from a source of their own (the same for every caller).
+        areas = areas_of(layer) if style.draw not in ("surface", "raster") else None
+        if areas is not None and areas in present:
+            sources[areas] = {"type": "vector", "url": f"{base}tiles/{areas}/tilejson.json"}
+        else:
+            areas = None
+        _layer(b, style, thresholds, where(definition.where.get(layer, {})), areas)
     return {
         "version": 8,
         "name": definition.title.get(lang),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from geo_service.maps.layers import LayerDefinition
+from geo_service.maps.page import class_of
 from geo_service.render.templates import environment
 from geo_service.styles import rules
 
@@ -168,6 +169,51 @@ def layer_qml(style: LayerDefinition, geometry: int, lang: str, no_data: str) ->
             symbols=symbols,
             geometry=geometry,
             min_scale=_number(round(ZOOM0_SCALE / 2**style.min_zoom)) if style.min_zoom else None,
+            expression=EXPRESSION,
+        )
+        .encode()
+    )
+
+
+def _score_class(thresholds: tuple[float, ...]) -> str:
+    """A QGIS expression giving the class of a cell's highest score (``rules.score_steps``:
+    the lower bound of each class), nothing without a score."""
+    field = quoted(rules.CELL_SCORE_FIELD)
+    steps = [(bound, class_of(bound, thresholds)) for bound in (0.0, *thresholds)]
+    cases = " ".join(
+        f"WHEN {field} >= {_number(bound)} THEN '{name}'" for bound, name in reversed(steps)
+    )
+    return f"CASE {cases} END"
+
+
+def cells_qml(
+    style: LayerDefinition, lang: str, no_data: str, thresholds: tuple[float, ...]
+) -> bytes:
+    """The QML of a layer's areas layer (its restricted rows as H3 cells): areas drawn as the
+    page draws the layer's cells; for places, each in the colour of its highest score's
+    class (a category per class, on that class as an expression)."""
+    if style.draw != "communities" or style.classes is None:
+        plain = style.model_copy(update={"classes": None, "colour": rules.other_colour(style)})
+        return layer_qml(plain, POLYGON, lang, no_data)
+    symbols: list[Symbol] = []
+    categories: list[Category] = []
+    for i, c in enumerate(style.classes.values):
+        symbols.append(_symbol(style, str(i), POLYGON, c.colour, c.value))
+        categories.append(Category(c.value, c.label.get(lang), str(i)))
+    n = len(style.classes.values)
+    symbols.append(_symbol(style, str(n), POLYGON, rules.other_colour(style), None))
+    categories.append(Category("", no_data, str(n)))
+    return (
+        environment()
+        .get_template("styles/layer.qml")
+        .render(
+            version=QGIS_VERSION,
+            name=style.name.get(lang),
+            field=_score_class(thresholds),
+            categories=categories,
+            symbols=symbols,
+            geometry=POLYGON,
+            min_scale=None,
             expression=EXPRESSION,
         )
         .encode()

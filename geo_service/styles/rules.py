@@ -117,3 +117,20 @@ def rgba(colour: str, opacity: float = 1.0) -> tuple[int, int, int, int]:
         int(value[4:6], 16),
         round(255 * opacity),
     )
+
+
+def tile_fields(style: LayerDefinition) -> list[str]:
+    """The properties a style reads from a layer's vector tiles: what the page fetches to draw
+    it, its classes' field, and what the drawing rules above read (confidence, score, a
+    cell's score, footprint, failure, the reader's filter)."""
+    fields = [*style.properties]
+    if style.classes is not None:
+        fields.append(style.classes.field)
+    if style.filter is not None:
+        fields.append(style.filter.field)
+    fields += {
+        "communities": [CONFIDENCE_FIELD, "score", CELL_SCORE_FIELD],
+        "sites": [FOOTPRINT_FIELD],
+        "dams": [FAILED_FIELD],
+    }.get(style.draw, [])
+    return list(dict.fromkeys(fields))

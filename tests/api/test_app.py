@@ -50,6 +50,15 @@ def test_collections_list_the_build_layers(client, built) -> None:
         "units",
         "risk_units",
         "osm_places_sle",
+        # Beside each layer whose rows a source can mark restricted, those rows as cells.
+        "concession_areas",
+        "community_areas",
+        "tailings_dam_areas",
+        "incident_areas",
+        "community_risk_areas",
+        "concession_risk_areas",
+        "tailings_consequence_areas",
+        "unit_areas",
     }
     # A derived layer names every source it was computed from, with their licences.
     assert (
@@ -58,8 +67,11 @@ def test_collections_list_the_build_layers(client, built) -> None:
     )
     incidents = by_id["incidents"]
     assert (
-        incidents["title"] == "Incidents" and incidents["count"] == 1848 + 2 - 76 + 5
-    )  # restricted rows as cells
+        incidents["title"] == "Incidents" and incidents["count"] == 1848 + 2 - 76
+    )  # the restricted rows are in incident_areas, as 5 cells
+    assert incidents["geometryTypes"] == ["Point"]
+    assert by_id["incident_areas"]["count"] == 5
+    assert by_id["incident_areas"]["geometryTypes"] == ["Polygon"]
     assert incidents["license"] == "CC BY 4.0"
     assert "UCDP" in incidents["attribution"]
     assert incidents["extent"]["temporal"]["interval"] == [

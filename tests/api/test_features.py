@@ -6,11 +6,13 @@ import io
 
 import geopandas as gpd
 import mapbox_vector_tile
+import morecantile
 import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from starlette.datastructures import URL
 
 from geo_service.api.app import create_app
@@ -145,12 +147,13 @@ def test_datetime_matches_the_data(client, incidents, value, lo, hi) -> None:
     if hi:
         keep &= dates <= pd.Timestamp(hi)
     assert keep.any()  # every case selects something real
-    # Rows with no date (the cells that stand for restricted reports) match any datetime.
-    undated = dates.isna().to_numpy()
-    assert undated.any()
-    want = set(incidents.loc[keep | undated, "incident_id"])
+    assert dates.notna().all()  # the public reports (restricted ones: incident_areas)
+    want = set(incidents.loc[keep, "incident_id"])
     body = client.get(f"/collections/incidents/items?datetime={value}&limit=10000").json()
     assert set(_ids(body)) == want
+    # Features with no date (the cells that stand for restricted reports) match any datetime.
+    cells = client.get(f"/collections/incident_areas/items?datetime={value}").json()
+    assert cells["numberMatched"] == 5
 
 
 def test_property_filters_match_the_data(client, incidents) -> None:
@@ -301,7 +304,8 @@ def test_html_by_f_and_by_accept(client, incidents) -> None:
 def test_landing_and_collections_as_html(client) -> None:
     page = client.get("/collections?f=html")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "<h1>Collections</h1>" in page.text and page.text.count("<tr>") == 13  # 12 + header
+    # 12 layers, the areas of the 8 whose rows can be restricted, and the header.
+    assert "<h1>Collections</h1>" in page.text and page.text.count("<tr>") == 12 + 8 + 1
     assert "CC BY 4.0" in page.text and "/collections/incidents/items?f=html" in page.text
     landing = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert (
@@ -520,3 +524,15 @@ def test_tilejson_centres_sit_among_the_features(client, layer) -> None:
         f"/collections/{layer}/items?bbox={lon - 2},{lat - 2},{lon + 2},{lat + 2}&limit=1"
     ).json()
     assert near["numberMatched"] > 0
+
+
+@pytest.mark.parametrize("layer", ["risk_surface", "worldpop_sle_2019"])
+def test_raster_tilejson_centres_sit_among_cells_with_a_value(client, layer) -> None:
+    """The risk surface spans Brazil and Africa: the middle of its bounds is the Atlantic."""
+    lon, lat, _ = client.get(f"/tiles/{layer}/tilejson.json").json()["center"]
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 9)
+    png = client.get(f"/tiles/{layer}/{tile.z}/{tile.x}/{tile.y}.png")
+    assert np.asarray(Image.open(io.BytesIO(png.content)).convert("RGBA"))[..., 3].any()
+    if layer == "risk_surface":  # a smooth surface: the very cell has a value
+        value = client.get(f"/rasters/{layer}/value", params={"lon": lon, "lat": lat})
+        assert value.status_code == 200 and value.json()["value"] is not None, value.text

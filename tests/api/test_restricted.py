@@ -58,7 +58,15 @@ TEXT_COLUMNS = [
     "source_headline",
     "source_original",
 ]
-VECTOR_LAYERS = ["incidents", "community_risk", "concession_risk", "risk_hex", "coverage"]
+VECTOR_LAYERS = [
+    "incidents",
+    "incident_areas",
+    "community_risk",
+    "community_risk_areas",
+    "concession_risk",
+    "risk_hex",
+    "coverage",
+]
 FORMATS = ["json", "html", "csv", "gpkg", "parquet", "kml"]
 
 
@@ -172,7 +180,13 @@ def _urls(client: TestClient, points: gpd.GeoDataFrame) -> list[str]:
     ):
         near = f"{x - 0.02:.5f},{y - 0.02:.5f},{x + 0.02:.5f},{y + 0.02:.5f}"
         around = f"{x - 0.3:.5f},{y - 0.3:.5f},{x + 0.3:.5f},{y + 0.3:.5f}"
-        for layer in ("incidents", "community_risk", "risk_hex", "concession_risk"):
+        for layer in (
+            "incidents",
+            "incident_areas",
+            "community_risk",
+            "risk_hex",
+            "concession_risk",
+        ):
             urls.append(f"/collections/{layer}/items?bbox={near}")
             urls.append(f"/collections/{layer}/items?bbox={around}&limit=1000")
         urls.append(f"/collections/incidents/items?bbox={around}&type=one-sided&f=csv")
@@ -180,7 +194,13 @@ def _urls(client: TestClient, points: gpd.GeoDataFrame) -> list[str]:
         urls.append(f"/collections/incidents/items?datetime={date}/..&bbox={around}&f=kml")
         urls.append(f"/rasters/risk_surface/value?lon={x:.5f}&lat={y:.5f}")
     for z, x, y in _tiles(points):
-        for layer in ("incidents", "community_risk", "concession_risk", "risk_hex"):
+        for layer in (
+            "incidents",
+            "incident_areas",
+            "community_risk",
+            "concession_risk",
+            "risk_hex",
+        ):
             urls.append(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
         if z <= 12:
             urls.append(f"/tiles/risk_surface/{z}/{x}/{y}.png")
@@ -304,14 +324,16 @@ def test_no_anonymous_feature_stands_at_a_restricted_place(twins) -> None:
     } - public_xy  # a place also named by a public report is public
     assert secret
     body = client.get("/collections/incidents/items?limit=10000").json()
+    assert {f["geometry"]["type"] for f in body["features"]} == {"Point"}
     for f in body["features"]:
-        if f["geometry"]["type"] == "Point":
-            x, y = f["geometry"]["coordinates"]
-            assert (round(x, 5), round(y, 5)) not in secret, f["id"]
-    cells = [f for f in body["features"] if f["properties"]["generalised"]]
+        x, y = f["geometry"]["coordinates"]
+        assert (round(x, 5), round(y, 5)) not in secret, f["id"]
+    assert body["numberMatched"] == len(public)
+    # The restricted reports are their cells, in a collection of their own.
+    cells = client.get("/collections/incident_areas/items?limit=10000").json()["features"]
     assert cells and all(f["geometry"]["type"] == "Polygon" for f in cells)
     assert all(f["properties"]["count"] >= 3 for f in cells)
-    assert body["numberMatched"] == len(public) + len(cells)
+    assert sum(f["properties"]["count"] for f in cells) <= len(points)
 
 
 def test_restricted_ids_answer_404_like_any_unknown_id(twins) -> None:
@@ -393,11 +415,7 @@ def test_publication_delay_keeps_recent_restricted_rows_out(tmp_path) -> None:
     recent = restricted["date"] > pd.Timestamp("2022-01-30")
     assert record["kinds"]["incidents"]["delayed"] == int(recent.sum()) > 0
     client = TestClient(create_app(ApiSettings(build_dir=settings.build_dir)))
-    cells = [
-        f
-        for f in client.get("/collections/incidents/items?limit=10000").json()["features"]
-        if f["properties"]["generalised"]
-    ]
+    cells = client.get("/collections/incident_areas/items?limit=10000").json()["features"]
     old = restricted.loc[~recent]
     old_cells = pd.Series(
         [h3.latlng_to_cell(y, x, 5) for x, y in zip(old.geometry.x, old.geometry.y, strict=True)]
@@ -448,15 +466,16 @@ def test_restricted_communities_are_shown_only_as_cells(tmp_path) -> None:
         ids = {f["id"] for f in body["features"] + more.json()["features"]}
         assert not ids & set(hidden["community_id"]), layer
         assert body["numberMatched"] == len(ids) == len(kept) - eastern  # none of them listed
-        cells = client.get(f"/collections/{layer}/items?generalised=true&limit=10000").json()
+        areas = {"communities": "community_areas", "community_risk": "community_risk_areas"}
+        cells = client.get(f"/collections/{areas[layer]}/items?limit=10000").json()
         counts = [f["properties"]["count"] for f in cells["features"]]
         assert counts and min(counts) >= 3 and sum(counts) <= eastern, layer
     # Official units count only what the public may see.
     units = load_layer(settings.build_dir, "risk_units")
     chiefdoms = units[(units["country"] == "SLE") & (units["level"] == 3)]
     assert chiefdoms["communities"].sum() <= len(kept) - eastern
-    scored = client.get("/collections/community_risk/items?generalised=true").json()["features"]
-    assert all(f["properties"]["max_score"] is not None for f in scored)
+    scored = client.get("/collections/community_risk_areas/items").json()["features"]
+    assert scored and all(f["properties"]["max_score"] is not None for f in scored)
     # Those who may see them find them where they are, with their scores.
     token = new_token()
     entry = (f"analyst:{file_line(token, Access.analyst).split()[0]}",)
@@ -474,3 +493,137 @@ def test_restricted_communities_are_shown_only_as_cells(tmp_path) -> None:
     public = places[places["sensitivity"] != "restricted"]
     at7 = pd.Series([h3.latlng_to_cell(p.y, p.x, 7) for p in public.geometry]).value_counts()
     assert (fine == at7.reindex(fine.index)).all()
+
+
+# ---- one geometry type per collection: restricted rows as cells of their own collection ----
+
+#: The areas collections of the Central African build (``publication.AREAS``).
+AREAS = {
+    "incidents": "incident_areas",
+    "communities": "community_areas",
+    "concessions": "concession_areas",
+    "community_risk": "community_risk_areas",
+    "tailings_consequence": "tailings_consequence_areas",
+    "concession_risk": "concession_risk_areas",
+}
+
+
+def _analyst(build_dir: Path) -> tuple[TestClient, dict[str, str]]:
+    """A client of the build whose token has the analyst role, and its header."""
+    token = new_token()
+    entry = (f"analyst:{file_line(token, Access.analyst).split()[0]}",)
+    client = TestClient(create_app(ApiSettings(build_dir=build_dir, tokens=entry)))
+    return client, {"Authorization": f"Bearer {token}"}
+
+
+# A Shapefile stores dates as text and cuts long text at 254 characters: said, not wrong.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_incidents_are_points_for_every_caller_and_a_shapefile_holds_them(twins, tmp_path) -> None:
+    """The incidents collection holds points only: its public rows for anonymous callers,
+    every row for an analyst; the restricted reports' cells are polygons of their own
+    collection. So each download is one layer of one geometry type, which a Shapefile (one
+    geometry type per file) takes as it is."""
+    real = twins["real"]
+    analyst, token = _analyst(real["dir"])
+    restricted = len(_restricted_incidents(real["dir"]))
+    callers = {"anonymous": (real["client"], {}), "analyst": (analyst, token)}
+    for name, (client, headers) in callers.items():
+        r = client.get("/collections/incidents/items?limit=10000", headers=headers)
+        body = r.json()
+        assert {f["geometry"]["type"] for f in body["features"]} == {"Point"}, name
+        every = 1850 if name == "analyst" else 1850 - restricted
+        assert body["numberMatched"] == len(body["features"]) == every, name
+        assert client.get("/collections/incidents", headers=headers).json()["geometryTypes"] == [
+            "Point"
+        ]
+        for layer, content, kind in (
+            ("incidents", r.content, "Point"),
+            (
+                "incident_areas",
+                client.get(
+                    "/collections/incident_areas/items?limit=10000", headers=headers
+                ).content,
+                "Polygon",
+            ),
+        ):
+            frame = pyogrio.read_dataframe(io.BytesIO(content))
+            shp = tmp_path / name / f"{layer}.shp"
+            shp.parent.mkdir(exist_ok=True)
+            pyogrio.write_dataframe(frame, shp, driver="ESRI Shapefile")
+            info = pyogrio.read_info(shp)
+            assert info["geometry_type"] == kind and info["features"] == len(frame) > 0, layer
+    assert restricted == 76
+
+
+def test_areas_are_the_same_for_anonymous_and_authorised_callers(twins) -> None:
+    real = twins["real"]
+    analyst, token = _analyst(real["dir"])
+    anonymous = real["client"]
+    listed = [c["id"] for c in anonymous.get("/collections").json()["collections"]]
+    assert listed == [
+        c["id"] for c in analyst.get("/collections", headers=token).json()["collections"]
+    ]
+    for layer, areas in AREAS.items():
+        assert listed.index(areas) == listed.index(layer) + 1  # beside its layer
+        urls = [
+            f"/collections/{areas}",
+            f"/collections/{areas}/items?limit=10000",
+            f"/collections/{areas}/items?f=csv",
+            f"/collections/{areas}/items?f=parquet",
+            f"/collections/{areas}/queryables",
+            f"/collections/{areas}/schema",
+            f"/tiles/{areas}/tilejson.json",
+            f"/tiles/{areas}/6/34/30.mvt",
+        ]
+        for url in urls:
+            a, b = anonymous.get(url), analyst.get(url, headers=token)
+            assert a.status_code == b.status_code == 200, url
+            assert a.content == b.content, url
+        doc = anonymous.get(f"/collections/{areas}").json()
+        assert doc["geometryTypes"] == ["Polygon"] and "restricted" in doc["description"]
+        assert f"collections/{layer}" in {x["href"].split("/", 3)[-1] for x in doc["links"]}
+        own = anonymous.get(f"/collections/{layer}").json()
+        assert f"'{areas}'" in own["description"]
+    cells = anonymous.get("/collections/incident_areas/items?limit=10000").json()
+    assert cells["numberMatched"] == 5  # the cells holding at least 3 restricted reports
+    assert sorted(cells["features"][0]["properties"]) == ["count", "h3", "resolution"]
+    scored = anonymous.get("/collections/community_risk_areas/items").json()
+    assert scored["numberMatched"] == 0  # no restricted community in this build
+
+
+def test_areas_exist_in_a_build_without_restricted_rows(tmp_path, twins) -> None:
+    """Whether an areas collection exists, and what it holds as columns, never says whether
+    a build holds restricted rows: a build of the same sources with none restricted has the
+    same collections, the areas empty."""
+    layers = _layers_copy(tmp_path, disguise=False)
+    catalog = layers / "sources.toml"
+    text = catalog.read_text(encoding="utf-8")
+    rule = next(line for line in text.splitlines() if line.startswith("sensitivity = {"))
+    catalog.write_text(text.replace(rule + "\n", ""), encoding="utf-8")
+    settings = BuildSettings(
+        build_dir=tmp_path / "build", catalog=catalog, surface_cell_m=QUICK_SURFACE_M
+    )
+    result = build(settings)
+    assert result.catalog["publication"]["kinds"] == {}  # nothing restricted
+    assert not any("public" in meta for meta in result.catalog["layers"].values())
+    plain = TestClient(create_app(ApiSettings(build_dir=settings.build_dir)))
+    real = twins["real"]["client"]
+
+    def ids(client: TestClient) -> list[str]:
+        return [c["id"] for c in client.get("/collections").json()["collections"]]
+
+    assert ids(plain) == ids(real)
+    for areas in AREAS.values():
+        doc = plain.get(f"/collections/{areas}").json()
+        assert doc["count"] == 0 and doc["geometryTypes"] == ["Polygon"], areas
+        assert plain.get(f"/collections/{areas}/items").json()["numberMatched"] == 0
+        assert plain.get(f"/collections/{areas}/items?f=gpkg").status_code == 200
+
+        def described(client: TestClient, name: str = areas) -> dict[str, Any]:
+            props = client.get(f"/collections/{name}/schema").json()["properties"]
+            return {k: v["type"] for k, v in props["properties"]["properties"].items()}
+
+        assert described(plain) == described(real), areas
+    every = plain.get("/collections/incidents/items?limit=10000").json()
+    assert every["numberMatched"] == 1850
+    assert {f["geometry"]["type"] for f in every["features"]} == {"Point"}

@@ -108,7 +108,7 @@ def test_vector_tile_has_the_layer_rows_and_properties(client, build_dir) -> Non
     assert doc["tiles"][0].endswith(".mvt") and doc["vector_layers"][0]["id"] == "community_risk"
     assert doc["vector_layers"][0]["fields"]["risk_class"] == "String"
     risk = load_layer(build_dir, "community_risk")
-    t = TMS.tile(*BRIA, 7)
+    t = TMS.tile(*BRIA, 9)  # the layer's detail zoom: every point by itself
     b = TMS.bounds(t)
     x, y = risk.geometry.x, risk.geometry.y
     inside = risk[(x >= b.left) & (x < b.right) & (y > b.bottom) & (y <= b.top)]
@@ -118,6 +118,7 @@ def test_vector_tile_has_the_layer_rows_and_properties(client, build_dir) -> Non
     assert layer["extent"] == 4096
     ids = {f["properties"]["community_id"] for f in layer["features"]}
     assert set(inside["community_id"]) <= ids  # the buffer may add a few from next door
+    assert not any("cluster" in f["properties"] for f in layer["features"])
     one = next(f for f in layer["features"] if f["properties"]["name"] == "Bria")
     want = inside.set_index("name").loc["Bria"]
     assert one["properties"]["score"] == pytest.approx(want["score"])
@@ -154,5 +155,40 @@ def test_low_zoom_vector_tiles_carry_no_empty_geometries(client) -> None:
 
 def test_tilejson_lists_every_property_a_tile_carries(client) -> None:
     fields = client.get("/tiles/community_risk/tilejson.json").json()["vector_layers"][0]["fields"]
-    assert fields["incident_intensity_evidence"] == "String"  # a list, sent as JSON text
-    assert fields["score"] == "Number"
+    # What the maps' styles draw with, and a group's count; the rest only when asked for.
+    assert fields["score"] == "Number" and fields["risk_class"] == "String"
+    assert fields["point_count"] == "Number" and fields["cluster"] == "Boolean"
+    assert "incident_intensity_evidence" not in fields
+    t = TMS.tile(-10.97, 8.64, 10)  # Koidu
+    for params in ({}, {"properties": "incident_intensity_evidence,population"}):
+        r = client.get(f"/tiles/community_risk/{t.z}/{t.x}/{t.y}.mvt", params=params)
+        features = mapbox_vector_tile.decode(r.content)["community_risk"]["features"]
+        keys = set().union(*(f["properties"] for f in features))
+        assert keys <= set(fields) | set(params.get("properties", "").split(","))
+        assert {"community_id", "name", "risk_class", "score", "confidence"} <= keys
+    evidence = [f["properties"].get("incident_intensity_evidence") for f in features]
+    assert any(isinstance(e, str) and e.startswith("[") for e in evidence)  # a list as JSON
+    bad = client.get(f"/tiles/community_risk/{t.z}/{t.x}/{t.y}.mvt?properties=scor")
+    assert bad.status_code == 400 and "scor" in bad.json()["description"]
+
+
+def test_points_are_grouped_below_the_detail_zoom_and_tiles_stay_light(client, built) -> None:
+    """Every community is in the world tile, in groups that count them; each group shows its
+    highest-scoring community; from the detail zoom on, points come one by one."""
+    risk = load_layer(built.path.parent, "community_risk")
+    world = mapbox_vector_tile.decode(client.get("/tiles/community_risk/0/0/0.mvt").content)
+    features = world["community_risk"]["features"]
+    groups = [f for f in features if f["properties"].get("cluster")]
+    assert groups and len(features) < 50
+    assert sum(f["properties"].get("point_count", 1) for f in features) == len(risk)
+    assert max(f["properties"].get("score", -1) for f in features) == risk["score"].max()
+    sizes = {}
+    for z in range(0, 10):
+        t = TMS.tile(-10.97, 8.64, z)  # Koidu, in the densest part of the layer
+        r = client.get(f"/tiles/community_risk/{t.z}/{t.x}/{t.y}.mvt")
+        assert r.status_code == 200
+        sizes[z] = len(r.content)
+        decoded = mapbox_vector_tile.decode(r.content)["community_risk"]["features"]
+        grouped = any(f["properties"].get("cluster") for f in decoded)
+        assert grouped == (z < 9), z
+    assert max(sizes.values()) < 500_000, sizes

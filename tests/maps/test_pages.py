@@ -1194,6 +1194,61 @@ def test_time_filter_changes_the_incident_count(url, browser, client) -> None:
 
 
 @pytest.mark.slow
+def test_reports_shown_only_by_area_are_drawn_as_their_cells(url, browser, client) -> None:
+    """The restricted reports the public knows only by area come from their own collection
+    (incident_areas) and are drawn with the incidents: each cell dashed, counted in the
+    layer's status line, its popup saying how many reports it holds and why no more."""
+    cells = client.get("/collections/incident_areas/items", params={"limit": 100}).json()
+    assert cells["numberMatched"] > 0
+    biggest = max(cells["features"], key=lambda f: f["properties"]["count"])
+    hexagon = shapely.geometry.shape(biggest["geometry"])
+    incidents = client.get("/collections/incidents/items", params={"limit": 10000}).json()
+    points = [Point(f["geometry"]["coordinates"]) for f in incidents["features"]]
+    # A place inside the cell away from every public report (their dots and groups take a
+    # tap first): the cell answers there.
+    centre = hexagon.centroid
+    inside = [
+        Point(
+            centre.x + (v[0] - centre.x) * k,
+            centre.y + (v[1] - centre.y) * k,
+        )
+        for k in (0.0, 0.3, 0.6)
+        for v in hexagon.exterior.coords[:-1]
+    ]
+    free = max(inside, key=lambda p: min(p.distance(q) for q in points))
+    watched = open_map(
+        browser,
+        f"{url}/maps/central-african-republic?lang=en&lat={centre.y:.5f}&lon={centre.x:.5f}"
+        "&z=11&layers=incidents",
+    )
+    page = watched.page
+    assert int(wait(page, "Number(document.body.dataset.incidentsAreas)")) >= 1
+    # Drawn as paths of the incidents layer, in the cells' pane under every dot.
+    assert page.locator(".leaflet-cells-pane path").count() >= 1
+    dashed = page.locator(".leaflet-cells-pane path").first.get_attribute("stroke-dasharray")
+    assert dashed and dashed.replace(",", " ").split() == ["5", "4"]
+    assert page.evaluate(DRAWN).get("incidents", 0) >= 1
+    n = biggest["properties"]["count"]
+    status = page.inner_text("#incidents-status")
+    counted = re.search(r"(\d+) more shown only by area", status)
+    assert counted and int(counted.group(1)) >= n, status  # the cells in view
+    xy = page.evaluate(
+        """([lat, lon]) => { const m = window.riskMap;
+        const p = m.latLngToContainerPoint([lat, lon]);
+        const r = m.getContainer().getBoundingClientRect(); return [p.x + r.left, p.y + r.top]; }""",
+        [free.y, free.x],
+    )
+    page.mouse.click(*xy)
+    text = popup(page, ".note")
+    assert f"{n} reports shown only by their area" in text, text
+    assert "the public sees only the area" in text
+    page.wait_for_timeout(300)  # the popup faded in
+    shot(page, "incident-areas-en")
+    watched.clean()
+    page.context.close()
+
+
+@pytest.mark.slow
 def test_many_incidents_stay_grouped_and_filterable(built, build_dir, browser, tmp_path) -> None:
     """25,000 incidents (resampled from the real ones): three pages of the items API, drawn
     as a few hundred marks at most, the year filter answering within a second."""

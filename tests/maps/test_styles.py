@@ -84,8 +84,10 @@ def test_every_map_has_a_style_of_its_layers_with_absolute_urls(client, built) -
         style = style_of(client, map_id)
         assert style["version"] == 8 and style["name"] == definition.title.en
         drawn = [x for x in definition.layers if x in catalog]
-        assert set(style["sources"]) == {"basemap", *drawn}, map_id
-        for x in drawn:
+        # A layer's restricted rows as cells: its areas, a source of their own.
+        areas = [catalog[x]["areas"] for x in drawn if catalog[x].get("areas")]
+        assert set(style["sources"]) == {"basemap", *drawn, *areas}, map_id
+        for x in drawn + areas:
             assert style["sources"][x]["url"] == f"http://testserver/tiles/{x}/tilejson.json"
             kind = "raster" if catalog[x]["kind"] == "raster" else "vector"
             assert style["sources"][x]["type"] == kind
@@ -117,10 +119,17 @@ def test_style_colours_and_classes_are_the_definitions(client, built) -> None:
     assert list(zip(match[2:-1:2], match[3:-1:2], strict=True)) == communities
     assert match[-1] == other
     assert dot["circle-radius"] == DEFINITIONS["community_risk"]["size"] / 2
-    # Restricted rows are public as cells, coloured by their highest score's class: the
-    # classes' lower bounds are the build's.
+    # Restricted rows are public as cells, a source of their own, coloured by their highest
+    # score's class: the classes' lower bounds are the build's.
     bounds = built.catalog["risk"]["parameters"]["classes"]
-    cell = layer(style, "community_risk-area")["paint"]["fill-color"][-1]
+    cells = layer(style, "community_risk_areas-area")
+    assert cells["source"] == cells["source-layer"] == "community_risk_areas"
+    assert cells["metadata"]["riskmap:layer"] == "community_risk"  # shown with its layer
+    assert style["sources"]["community_risk_areas"]["url"].endswith(
+        "/tiles/community_risk_areas/tilejson.json"
+    )
+    assert not any(x["id"] == "community_risk-area" for x in style["layers"])
+    cell = cells["paint"]["fill-color"]
     step = cell[2]
     assert step[:3] == ["step", ["get", "max_score"], communities[0][1]]
     assert step[3::2] == [bounds["medium"], bounds["high"], bounds["very_high"]]
@@ -221,6 +230,7 @@ def test_styles_hold_no_data_the_same_for_everyone(built, build_dir, client) -> 
     for path in (
         "/styles/central-african-republic",
         "/styles/central-african-republic/incidents.qml",
+        "/styles/central-african-republic/incident_areas.qml",
         "/styles/sprite.png",
     ):
         theirs = analyst.get(path, headers=header)
@@ -297,6 +307,23 @@ def test_qml_of_areas_dams_and_points(client) -> None:
     assert renderer is not None and renderer.get("type") == "singleSymbol"
     dot = incidents.find("renderer-v2/symbols/symbol/layer")
     assert dot is not None and options(dot)["color"] == rgb(DEFINITIONS["incidents"]["colour"])
+    assert incidents.findtext("layerGeometryType") == "0"
+    # The restricted reports' cells (their own collection): dashed areas, 12 % opaque.
+    cells = qml(client, "central-african-republic", "incident_areas")
+    assert cells.findtext("layerGeometryType") == "2"
+    fill = cells.find("renderer-v2/symbols/symbol/layer")
+    assert fill is not None and fill.get("class") == "SimpleFill"
+    o = options(fill)
+    assert o["color"] == rgb(DEFINITIONS["incidents"]["colour"], 31)
+    assert o["outline_style"] == "dash"
+    # Restricted places' cells: a category per class of their highest score.
+    places = qml(client, "central-african-republic", "community_risk_areas")
+    renderer = places.find("renderer-v2")
+    assert renderer is not None and renderer.get("type") == "categorizedSymbol"
+    assert renderer.get("attr", "").startswith('CASE WHEN "max_score" >= ')
+    assert [c.get("value") for c in renderer.findall("categories/category")] == [
+        v["value"] for v in DEFINITIONS["community_risk"]["classes"]["values"]
+    ] + [""]
     villages = qml(client, "sierra-leone-kono", "osm_places_sle")
     assert villages.get("hasScaleBasedVisibilityFlag") == "1"
     r = client.get("/styles/sierra-leone-kono/risk_surface.qml")
@@ -308,8 +335,10 @@ def test_qml_of_areas_dams_and_points(client) -> None:
 # ---- MapLibre GL JS in Chromium ----------------------------------------------------------
 
 #: Each community dot drawn, with its properties and the colours MapLibre evaluated for it.
-RENDERED_DOTS = """() => window.styleMap.map.queryRenderedFeatures({layers: ['community_risk-dot']})
+RENDERED_DOTS = """() => window.styleMap.map.queryRenderedFeatures(
+    {layers: ['community_risk-dot', 'community_risk-group']})
   .map(f => ({cls: f.properties.risk_class, confidence: f.properties.confidence,
+    group: f.layer.id.endsWith('-group'), count: f.properties.point_count,
     fill: f.layer.paint['circle-color'], stroke: f.layer.paint['circle-stroke-color']}))"""
 RENDERED_LAYERS = """() => { const seen = {};
   window.styleMap.map.queryRenderedFeatures().forEach(f => {
@@ -366,17 +395,29 @@ def test_maplibre_draws_each_style_in_chromium(url, browser) -> None:
         wait_for(page, "document.getElementById('style-map').dataset.drawn === '1'")
         assert page.evaluate("window.styleMap.errors") == [], map_id
         drawn = page.evaluate(RENDERED_LAYERS)
-        assert drawn.get("community_risk-dot", 0) > 10, (map_id, drawn)
+        # Communities one by one, or in groups where the tiles group them (below the
+        # layer's detail zoom).
+        shown = drawn.get("community_risk-dot", 0) + drawn.get("community_risk-group", 0)
+        assert shown >= 5, (map_id, drawn)
         assert drawn.get("basemap-land", 0) > 0, (map_id, drawn)
         wanted = {
             "sierra-leone-kono": ("risk_units-area", "concessions-icon"),
             "brazil-minas-gerais": ("tailings_consequence-icon", "risk_units-area"),
-            "central-african-republic": ("incidents-dot", "concessions-icon"),
+            "central-african-republic": (
+                "incidents-dot",
+                "concessions-icon",
+                "incident_areas-area",
+            ),
         }[map_id]
         assert all(drawn.get(x, 0) > 0 for x in wanted), (map_id, drawn)
-        # Every dot in the colour of its class; low confidence hollow; no data grey.
+        # Every dot in the colour of its class; low confidence hollow; no data grey; a group
+        # in the colour of the highest-scoring community it holds, ringed in white.
         for d in page.evaluate(RENDERED_DOTS):
-            if d["cls"] not in colours:
+            if d["group"]:
+                assert d["count"] >= 2 and hex_of(d["stroke"]) == "#ffffff", d
+                want = colours.get(d["cls"], other)
+                assert hex_of(d["fill"]) == want, d
+            elif d["cls"] not in colours:
                 assert hex_of(d["fill"]) == other, d
             elif d["confidence"] == "low":
                 assert (hex_of(d["fill"]), hex_of(d["stroke"])) == ("#ffffff", colours[d["cls"]])

@@ -177,7 +177,7 @@ def test_hex_suppresses_small_counts() -> None:
     far = gpd.GeoDataFrame(
         geometry=[shapely.Point(16.0, 4.0)] * 2 + [shapely.Point(22.0, 6.54)] * 4, crs="EPSG:4326"
     )
-    hexes = risk_hex(communities, far, HexParams(resolutions=(5,), min_count=3))
+    hexes = risk_hex(communities, None, far, None, HexParams(resolutions=(5,), min_count=3))
     assert set(hexes["resolution"]) == {5}
     rows = hexes.set_index("h3")
     # The cell with 5 communities (4 scored) and 4 incidents shows both.

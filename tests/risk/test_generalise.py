@@ -55,9 +55,9 @@ def test_restricted_incidents_count_only_as_their_cells(built, build_dir) -> Non
     """At resolution 7, finer than the cells restricted reports are known by, they are absent;
     at 5 and coarser they count where their cell is shown."""
     hexes = load_layer(build_dir, "risk_hex")
-    public = load_layer(build_dir, "incidents", public=True)
-    points = public[~public["generalised"]]
-    cells = public[public["generalised"]]
+    points = load_layer(build_dir, "incidents", public=True)
+    cells = load_layer(build_dir, "incident_areas")
+    assert set(points.geom_type) == {"Point"} and len(cells)
     at7 = pd.Series([h3.latlng_to_cell(p.y, p.x, 7) for p in points.geometry]).value_counts()
     shown7 = hexes[(hexes["resolution"] == 7)].dropna(subset=["incidents"]).set_index("h3")
     assert (shown7["incidents"] == at7.reindex(shown7.index)).all()

@@ -30,8 +30,6 @@ def _restricted_ids(store: Store, layer: str) -> set[str]:
     frame = store.frame(layer, ItemQuery(limit=None), Access.analyst)
     id_field = store.layer(layer, Access.analyst).id_field
     hidden = frame["sensitivity"].eq("restricted")
-    if "generalised" in frame:
-        hidden &= ~frame["generalised"].fillna(False).astype(bool)
     return set(frame.loc[hidden, id_field].astype(str))
 
 
@@ -201,3 +199,31 @@ def test_other_files_and_unknown_names(store: Store) -> None:
         store.query("risk_surface", ItemQuery(), Access.anonymous)
     with pytest.raises(NotFoundError):
         store.get("community_risk", "no-such-id", Access.admin)
+
+
+def test_restricted_rows_are_cells_of_a_collection_of_their_own(store: Store) -> None:
+    """No layer mixes its rows with the cells of its restricted rows: those are its areas
+    layer, the same features for every access level; the layer keeps its own geometry types
+    for every caller (the incidents: points)."""
+    anonymous, analyst = store.layers(Access.anonymous), store.layers(Access.analyst)
+    assert set(anonymous) == set(analyst)
+    with_areas = {k: v.meta.areas for k, v in analyst.items() if v.meta.areas}
+    assert with_areas["incidents"] == "incident_areas"
+    assert with_areas["community_risk"] == "community_risk_areas"
+    for layer_id, areas in with_areas.items():
+        assert anonymous[areas].meta.areas_of == layer_id
+        full = store.frame(layer_id, ItemQuery(limit=None), Access.analyst)
+        seen = store.frame(layer_id, ItemQuery(limit=None), Access.anonymous)
+        assert set(seen.geom_type) <= set(full.geom_type), layer_id
+        everything = ItemQuery(limit=10_000)
+        public = store.query(areas, everything, Access.anonymous)
+        precise = store.query(areas, everything, Access.analyst)
+        assert public.features == precise.features and public.ids == precise.ids, areas
+        cells = store.frame(areas, ItemQuery(limit=None), Access.anonymous)
+        assert set(cells.geom_type) <= {"Polygon"} and (cells["count"] >= 3).all(), areas
+        assert anonymous[areas].count == analyst[areas].count == len(cells)
+    for access in (Access.anonymous, Access.analyst):
+        incidents = store.frame("incidents", ItemQuery(limit=None), access)
+        assert set(incidents.geom_type) == {"Point"}
+    cells = store.query("incident_areas", ItemQuery(limit=100), Access.anonymous)
+    assert cells.number_matched == 5 and all(r["count"] >= 3 for r in cells.records)

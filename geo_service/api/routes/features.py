@@ -86,6 +86,8 @@ def time_note(layer: CatalogLayer, build: BuildCatalog, incidents: CatalogLayer 
     retrieved."""
     if layer.time_extent:
         return ""
+    if layer.areas_of:  # cells counting the restricted rows of every date published
+        return " Its features carry no date, so datetime selects every one of them."
     retrieved = sorted(build.sources[k].retrieved for k in layer.sources if k in build.sources)
     dates = incidents.time_extent if incidents is not None else None
     reference = build.risk.get("factors", {}).get("incident_intensity", {}).get("reference_date")
@@ -121,12 +123,19 @@ def collection_document(
             "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
         }
     licences = list(dict.fromkeys(s.licence for s in sources))
+    links = collection_links(base, layer.id, layer.title, sources)
+    if layer.areas_of:
+        links.append(related(base, layer.areas_of, build))
+    if layer.areas:
+        links.append(related(base, layer.areas, build))
     return {
         "id": layer.id,
         "title": layer.title,
         "description": f"{layer.title}: {layer.count} features from "
         + "; ".join(s.title for s in sources)
         + "."
+        + (f" {layer.description}" if layer.description else "")
+        + areas_note(layer)
         + time_note(layer, build, incidents),
         "itemType": "feature",
         "extent": extent,
@@ -149,8 +158,26 @@ def collection_document(
             for s in sources
         ],
         "build_id": build.build_id,
-        "links": collection_links(base, layer.id, layer.title, sources),
+        "links": links,
     }
+
+
+def areas_note(layer: CatalogLayer) -> str:
+    """For a layer whose rows a source can mark restricted, where those rows are: the same
+    words for every caller and every build, whether or not any row is restricted."""
+    if not layer.areas:
+        return ""
+    return (
+        " Rows a source marks restricted are here only for callers whose role may see them;"
+        f" everyone finds them counted by H3 cell in the collection '{layer.areas}'."
+    )
+
+
+def related(base: str, layer_id: str, build: BuildCatalog) -> dict[str, str]:
+    """A link to another collection of the build (a layer and its areas)."""
+    meta = build.layers.get(layer_id)
+    title = meta.title if meta is not None else layer_id
+    return link(f"{base}collections/{layer_id}", "related", JSON, title)
 
 
 CollectionId = Annotated[

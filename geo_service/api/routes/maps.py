@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse
 from geo_service.api.caching import SHORT, conditional
 from geo_service.api.caching import TILES as TILES_CACHE
 from geo_service.api.deps import AccessDep, BuildDep
+from geo_service.api.drawings import layer_definitions, map_definition, map_definitions
 from geo_service.api.links import base_url
 from geo_service.api.params import parse_bbox, refuse_unknown
 from geo_service.errors import BadQueryError, NotFoundError, UnsupportedFormatError
@@ -30,10 +31,8 @@ from geo_service.maps.definitions import (
     LANGUAGES,
     MapDefinition,
     box_view,
-    load_maps,
 )
 from geo_service.maps.i18n import choose_language, translator
-from geo_service.maps.layers import LayerDefinition, definitions
 from geo_service.maps.page import (
     Basemap,
     BuildFacts,
@@ -71,26 +70,6 @@ BoxParam = Annotated[
 ]
 
 
-def _layers(request: Request) -> dict[str, LayerDefinition]:
-    """The layer definitions (``layers.toml`` beside the maps file), read once."""
-    return definitions(Path(request.app.state.settings.maps_file))
-
-
-def _maps(request: Request) -> dict[str, MapDefinition]:
-    cached = getattr(request.app.state, "maps", None)
-    if cached is None:
-        cached = load_maps(Path(request.app.state.settings.maps_file), _layers(request))
-        request.app.state.maps = cached
-    return cached
-
-
-def _definition(request: Request, map_id: str) -> MapDefinition:
-    definition = _maps(request).get(map_id)
-    if definition is None:
-        raise NotFoundError(f"no map '{map_id}'; maps are {', '.join(_maps(request))}")
-    return definition
-
-
 def _basemap(request: Request) -> Basemap:
     cached = getattr(request.app.state, "basemap", None)
     if cached is None:
@@ -110,14 +89,14 @@ def _facts(request: Request, build: BuildDep, access: AccessDep) -> BuildFacts:
     if facts is None:
         raster = build.catalog.layers.get("risk_surface")
         zoom = build.store.raster("risk_surface").native_zoom if raster else 10
-        facts = cache[1][public] = BuildFacts.of(build.catalog, zoom, public)
+        facts = cache[1][public] = BuildFacts.of(build.catalog, zoom)
     return facts
 
 
 @router.get("/maps", summary="The maps")
 def maps_index(request: Request, build: BuildDep, access: AccessDep, lang: Lang = None) -> Response:
     """Every map, with a picture, its title and description."""
-    maps = _maps(request)
+    maps = map_definitions(request)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
 
@@ -245,7 +224,7 @@ def _shared_box(
 def _page(
     map_id: str, request: Request, build: BuildDep, access: AccessDep, lang: str | None, embed: bool
 ) -> Response:
-    definition = _definition(request, map_id)
+    definition = map_definition(request, map_id)
     facts = _facts(request, build, access)
     if definition.bounds is not None:
         facts = facts.in_countries(_countries(build, access, definition))
@@ -256,7 +235,15 @@ def _page(
     def body() -> bytes:
         shared = {k: v for k, v in request.query_params.items() if k in SHARED}
         page = build_page(
-            definition, base, lang, facts, view, embed, _basemap(request), _layers(request), shared
+            definition,
+            base,
+            lang,
+            facts,
+            view,
+            embed,
+            _basemap(request),
+            layer_definitions(request),
+            shared,
         )
         return page.encode()
 
@@ -332,8 +319,8 @@ def map_png(
     and social media. Below 560 × 360 the legend is left out. Rendered once per build and
     parameters, then served from a bounded cache."""
     refuse_unknown(request.query_params.keys(), PNG_PARAMS)
-    definition = _definition(request, map_id)
-    styles = _layers(request)
+    definition = map_definition(request, map_id)
+    styles = layer_definitions(request)
     facts = _facts(request, build, access)
     view = _view(request, definition, facts)
     lang = choose_language(lang, request.headers.get("accept-language"))
@@ -368,6 +355,8 @@ def map_png(
             view.years,
             lang,
             definition.where,
+            # Restricted rows as their cells, for a caller who does not see the rows.
+            {} if access.sees_restricted else facts.areas,
         )
         drawn_facts = facts.in_countries(drawn.countries)
         publishers = dict.fromkeys(
@@ -413,7 +402,7 @@ def map_sources(
 ) -> Response:
     """Every dataset a map draws on: publisher, licence, attribution, date retrieved and what
     it covers, in the page's language (the publishers' own words as published)."""
-    definition = _definition(request, map_id)
+    definition = map_definition(request, map_id)
     facts = _facts(request, build, access)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
@@ -519,7 +508,7 @@ def oembed(
     own = urlsplit(base)
     names = {own.netloc, *request.app.state.settings.host_names}
     match = re.fullmatch(r"/(?:maps|embed)/([^/]+)", target.path)
-    definition = _maps(request).get(match.group(1)) if match else None
+    definition = map_definitions(request).get(match.group(1)) if match else None
     if target.netloc not in names or definition is None:
         raise NotFoundError(f"{url!r} is not a map of this service")
     facts = _facts(request, build, access)

@@ -17,9 +17,10 @@ from fastapi import APIRouter, Query, Request, Response
 
 from geo_service.api.caching import SHORT, conditional
 from geo_service.api.deps import AccessDep, BuildDep
+from geo_service.api.drawings import layer_definitions, map_definition, map_definitions
 from geo_service.api.links import base_url, link
 from geo_service.api.params import refuse_unknown
-from geo_service.api.routes.maps import HTML, Lang, _definition, _facts, _layers, _maps
+from geo_service.api.routes.maps import HTML, Lang, _facts
 from geo_service.errors import NotFoundError
 from geo_service.maps.assets import asset_version
 from geo_service.maps.i18n import choose_language, translator
@@ -28,7 +29,7 @@ from geo_service.maps.page import NO_DATA
 from geo_service.render.features import negotiate
 from geo_service.render.templates import render
 from geo_service.styles.maplibre import style_document
-from geo_service.styles.qml import POINT, POLYGON, layer_qml
+from geo_service.styles.qml import POINT, POLYGON, cells_qml, layer_qml
 from geo_service.styles.sprite import sprite
 
 router = APIRouter(tags=["styles"])
@@ -47,16 +48,30 @@ Format = Annotated[
 ]
 
 
-def _vector_layers(request: Request, build: BuildDep, map_id: str) -> list[str]:
-    """The layers of a map the build holds as features: those with a QGIS style."""
-    styles = _layers(request)
-    return [
-        x
-        for x in _definition(request, map_id).layers
-        if x in build.catalog.layers
-        and build.catalog.layers[x].kind != "raster"
-        and styles[x].draw not in ("surface", "raster")
-    ]
+def _vector_layers(request: Request, build: BuildDep, map_id: str) -> dict[str, str]:
+    """The layers of a map the build holds as features, those with a QGIS style, each with
+    the layer whose definition draws it: itself, or for an areas layer (its restricted rows
+    as cells, ``incident_areas``) the layer it holds the restricted rows of."""
+    styles = layer_definitions(request)
+    out: dict[str, str] = {}
+    for x in map_definition(request, map_id).layers:
+        meta = build.catalog.layers.get(x)
+        if meta is None or meta.kind == "raster" or styles[x].draw in ("surface", "raster"):
+            continue
+        out[x] = x
+        if meta.areas is not None and meta.areas in build.catalog.layers:
+            out[meta.areas] = x
+    return out
+
+
+def _qml_name(
+    build: BuildDep, styles: dict[str, LayerDefinition], layer: str, of: str, lang: str
+) -> str:
+    """A QGIS style's name on the preview page: its layer's name, or its areas layer's
+    title."""
+    if layer == of:
+        return styles[layer].name.get(lang)
+    return translator(lang)(build.catalog.layers[layer].title)
 
 
 @router.get("/styles", summary="Map styles")
@@ -70,7 +85,7 @@ def styles_index(
 
     def body() -> bytes:
         out = []
-        for map_id, definition in _maps(request).items():
+        for map_id, definition in map_definitions(request).items():
             here = f"{base}styles/{map_id}"
             links = [
                 link(here, "stylesheet", STYLE, "MapLibre"),
@@ -142,10 +157,10 @@ def map_style(
     MapLibre GL JS, with each layer's QGIS style."""
     refuse_unknown(request.query_params.keys(), {"f", "lang"})
     fmt = negotiate(f, request.headers.get("accept"), allowed=("json", "html"))
-    definition = _definition(request, map_id)
+    definition = map_definition(request, map_id)
     base = base_url(request)
     lang = choose_language(lang, request.headers.get("accept-language"))
-    styles = _layers(request)
+    styles = layer_definitions(request)
     if fmt.key == "html":
         here = f"{base}styles/{map_id}"
         layers = _vector_layers(request, build, map_id)
@@ -160,7 +175,10 @@ def map_style(
                 title=definition.title.get(lang),
                 style_url=f"{here}?lang={lang}",
                 script=f"riskmap/{PREVIEW_SCRIPT}?v={asset_version(PREVIEW_SCRIPT)}",
-                qml=[(styles[x].name.get(lang), f"{here}/{x}.qml?lang={lang}") for x in layers],
+                qml=[
+                    (_qml_name(build, styles, x, of, lang), f"{here}/{x}.qml?lang={lang}")
+                    for x, of in layers.items()
+                ],
             )
 
         return conditional(request, build.build_id, access, page, HTML, SHORT)
@@ -187,11 +205,14 @@ def layer_style(
             f"no QGIS style for '{layer}' on map '{map_id}'; its layers with one are "
             f"{', '.join(layers) or 'none'}"
         )
-    style: LayerDefinition = _layers(request)[layer]
+    style: LayerDefinition = layer_definitions(request)[layers[layer]]
     lang = choose_language(lang, request.headers.get("accept-language"))
     geometry = POINT if "Point" in build.catalog.layers[layer].geometry_types else POLYGON
+    thresholds = _facts(request, build, access).thresholds
 
     def body() -> bytes:
+        if layers[layer] != layer:  # the cells of a layer's restricted rows
+            return cells_qml(style, lang, translator(lang)(NO_DATA), thresholds)
         return layer_qml(style, geometry, lang, translator(lang)(NO_DATA))
 
     headers = {"Content-Disposition": f'inline; filename="{layer}.qml"'}

@@ -6,29 +6,34 @@ long Cache-Control and an ETag, and z/x/y outside the tile matrix answer 404, ne
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
 import shapely
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from geo_service.api.caching import SHORT, TILES, client_has, conditional
 from geo_service.api.deps import AccessDep, BuildDep
+from geo_service.api.drawings import layer_definitions, map_definitions
 from geo_service.api.links import base_url
 from geo_service.api.params import FilterLangParam, FilterParam, parse_filter, refuse_unknown
 from geo_service.api.routes.rasters import raster_links
 from geo_service.errors import NotFoundError
+from geo_service.publication import AREAS
 from geo_service.render import png
-from geo_service.store.base import ItemQuery, RasterSource
+from geo_service.store.base import ItemQuery, LayerInfo, RasterSource
 from geo_service.store.catalog import BuildCatalog, CatalogLayer
 from geo_service.store.raster import MAX_ZOOM
+from geo_service.styles import rules
 
 router = APIRouter(tags=["tiles"])
 
 PNG = "image/png"
 MVT = "application/vnd.mapbox-vector-tile"
+#: What a group of points carries besides the properties of the point it shows.
+GROUP_FIELDS = {"cluster": "Boolean", "point_count": "Number", "point_count_abbreviated": "String"}
 #: Vector tiles are served up to this zoom (beyond it a client overzooms the last level).
 VECTOR_MAX_ZOOM = 16
 
@@ -73,6 +78,29 @@ def render_tile(raster: RasterSource, z: int, x: int, y: int) -> bytes:
     return png.renderer(raster.info.meta.fields)(image)
 
 
+PropertiesParam = Annotated[
+    str | None,
+    Query(
+        description="Properties each feature carries besides those the maps' styles draw "
+        "with (the id, name and classes), comma-separated.",
+        examples=["population,admin1"],
+    ),
+]
+
+
+def tile_fields(request: Request, info: LayerInfo, properties: str | None) -> tuple[str, ...]:
+    """The properties a vector tile carries: the id, what the styles draw the layer with
+    (its definition and the maps' ``where`` filters), and those asked for."""
+    asked = [p for p in (properties or "").split(",") if p]  # the store checks them
+    if info.id in AREAS.values():  # a few fields each, all drawn or shown
+        return tuple(dict.fromkeys([*info.fields, *asked]))
+    style = layer_definitions(request).get(info.id)
+    wanted = [info.id_field, "name", *(rules.tile_fields(style) if style else [])]
+    wanted += [k for m in map_definitions(request).values() for k in m.where.get(info.id, {})]
+    kept = [f for f in dict.fromkeys(wanted) if f in info.fields]
+    return tuple(dict.fromkeys([*kept, *asked]))
+
+
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="Vector tile (MVT)")
 def vector_tile(
     layer: str,
@@ -84,18 +112,23 @@ def vector_tile(
     access: AccessDep,
     filter: FilterParam = None,
     filter_lang: FilterLangParam = None,
+    properties: PropertiesParam = None,
 ) -> Response:
-    """A Mapbox Vector Tile of a vector layer: every property, geometry simplified per zoom;
-    only the features a CQL2 ``filter`` matches, if one is given."""
-    build.store.layer(layer, access)
+    """A Mapbox Vector Tile of a vector layer: geometry simplified per zoom, points grouped
+    below the layer's detail zoom as the map pages group them (a group: ``cluster``,
+    ``point_count`` and the properties of its highest-scoring point), the properties the
+    styles draw with and those ``properties`` names; only the features a CQL2 ``filter``
+    matches, if one is given."""
+    info = build.store.layer(layer, access)
     _check_tile(z, x, y, MAX_ZOOM)
-    refuse_unknown(request.query_params.keys(), ("filter", "filter-lang"))
+    refuse_unknown(request.query_params.keys(), ("filter", "filter-lang", "properties"))
     flt = parse_filter(request.query_params)
+    fields = tile_fields(request, info, properties)
     return conditional(
         request,
         build.build_id,
         access,
-        lambda: build.store.vector_tile(layer, z, x, y, access, flt),
+        lambda: build.store.vector_tile(layer, z, x, y, access, flt, fields),
         MVT,
         TILES,
     )
@@ -168,7 +201,11 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
             "maxzoom": maxzoom,
             "bounds": [west, south, east, north],
             "center": [
-                *(_centre(build, layer, access) if not raster else _middle(meta.bounds)),
+                *(
+                    _centre(build, layer, access)
+                    if not raster
+                    else build.store.raster(layer).centre
+                ),
                 min(4, maxzoom),
             ],
             "build_id": build.build_id,
@@ -190,12 +227,19 @@ def tilejson(layer: str, request: Request, build: BuildDep, access: AccessDep) -
                     "description": meta.title,
                     "minzoom": 0,
                     "maxzoom": maxzoom,
-                    # Every property a tile carries: lists (evidence ids) and dates as text.
+                    # The properties a tile carries unless ``properties`` asks for more:
+                    # lists (evidence ids) and dates as text; a group of points also has
+                    # its count.
                     "fields": {
-                        c: types.get(info.queryables.get(c, ""), "String") for c in info.fields
+                        **{
+                            c: types.get(info.queryables.get(c, ""), "String")
+                            for c in tile_fields(request, info, None)
+                        },
+                        **GROUP_FIELDS,
                     },
                 }
             ]
+
         return orjson.dumps(doc)
 
     return conditional(request, build.build_id, access, body, "application/json", SHORT)

@@ -4,6 +4,7 @@
  * popup that says the score in plain words, then each factor, then the evidence behind it.
  */
 
+import {Areas} from "./areas.js";
 import {h, put, symbol} from "./dom.js";
 import {bboxOf} from "./net.js";
 import {lazyPopup, popupOptions, rows, sourceLine, sourceOf} from "./popup.js";
@@ -34,6 +35,13 @@ export function Communities(ctx, group) {
     }
   }).addTo(group);
   const hexLegend = document.getElementById("legend-hexagons");
+  // Places the public may know only by area (restricted, community_risk_areas): their cell,
+  // how many it holds and their scores, drawn while the dots are.
+  const areas = Areas(ctx, "community_risk", group, {
+    style: (p) => ({color: "#111", weight: 1.2, dashArray: "4 3", fillOpacity: 0.5,
+      fillColor: styles.colour(cs, styles.className(p.max_score))}),
+    popup: (p) => hexPopup(p, true)
+  });
   const keyed = ctx.keyed(points);
   const records = {};
   let seq = 0;
@@ -59,22 +67,13 @@ export function Communities(ctx, group) {
     ctx.drawnFrom("community_risk", fc.features);
     hexes.clearLayers();
     hexLegend.hidden = true;
-    keyed.update(fc.features, (f) => f.id, (added) => {
+    const dots = fc.features.filter((f) => f.geometry && f.geometry.type === "Point");
+    keyed.update(dots, (f) => f.id, (added) => {
       const features = added.slice().sort((a, b) =>
         (a.properties.score === null ? -1 : a.properties.score)
         - (b.properties.score === null ? -1 : b.properties.score));
       return features.map((f) => {
         const p = f.properties;
-        if (f.geometry.type !== "Point") {  // restricted places, shown only as their cell
-          const area = L.geoJSON(f, {style: {color: "#111", weight: 1.2, dashArray: "4 3",
-            fillOpacity: 0.5, fillColor: styles.colour(cs, styles.className(p.max_score))}})
-            .addTo(points);
-          area.eachLayer((l) => {
-            l.options.riskLayer = "community_risk";
-            l.bindPopup(() => hexPopup(p, true), popupOptions(map));
-          });
-          return [f.id, [area]];
-        }
         const c = f.geometry.coordinates;
         const cls = p.risk_class in cs.colours ? p.risk_class : "no data";
         // A white ring under every dot (in a pane beneath them all) keeps it apart from a
@@ -96,9 +95,10 @@ export function Communities(ctx, group) {
         return [f.id, [halo, marker]];
       });
     });
-    ctx.data.communities = fc.numberReturned;
+    ctx.data.communities = dots.length;
     ctx.data.grouped = "0";
-    ctx.status("community_risk-status", words.plural(t.communities, fc.numberMatched));
+    shownCount = fc.numberMatched;
+    pointsStatus();
     label();
     if (wanted) {
       let hit = null;
@@ -134,10 +134,18 @@ export function Communities(ctx, group) {
     ctx.data.labels = labelled.size;
   }
 
+  let shownCount = 0;
+  function pointsStatus() {
+    const byArea = areas.inView();
+    ctx.status("community_risk-status", words.plural(t.communities, shownCount)
+      + (byArea ? "; " + words.plural(t.areaCount, byArea) : ""));
+  }
+
   function drawHexes(cells, total) {
     ctx.drawnSources.community_risk = null;  // cells of every source: the layer's credit
     ctx.credit();
     keyed.clear();
+    areas.clear();
     hexes.clearLayers();
     hexes.addData(cells);
     hexLegend.hidden = false;
@@ -155,10 +163,12 @@ export function Communities(ctx, group) {
       .then((head) => {
         if (mine !== seq) { return null; }
         if (head.numberMatched <= cfg.viewLimit) {
-          return net.getJSON(api + "community_risk/items?limit=" + cfg.viewLimit
-            + "&properties=" + cs.properties.join(",")
-            + (cfg.generalised.community_risk ? ",generalised,count,max_score,mean_score" : "")
-            + "&bbox=" + bbox).then((fc) => { if (mine === seq) { drawPoints(fc); } });
+          return Promise.all([
+            net.getJSON(api + "community_risk/items?limit=" + cfg.viewLimit
+              + "&properties=" + cs.properties.join(",") + "&bbox=" + bbox)
+              .then((fc) => { if (mine === seq) { drawPoints(fc); } }),
+            areas.load(map.getBounds()).then(() => { if (mine === seq) { pointsStatus(); } })
+          ]);
         }
         const z = map.getZoom();
         const resolution = z <= 5 ? 3 : (z <= 8 ? 5 : 7);

@@ -3,6 +3,7 @@
  * their definition's symbol and colours, with popups of the fields the definition names.
  */
 
+import {Areas} from "./areas.js";
 import {h, put, symbol} from "./dom.js";
 import {contains} from "./geometry.js";
 import {bboxOf} from "./net.js";
@@ -17,10 +18,20 @@ export function ViewLayer(ctx, id, group, draw, noun) {
   const keyed = ctx.keyed(drawn);
   const hook = {concessions: "concessions", tailings_consequence: "dams"}[id] || id;
   const keep = chosen(ctx, id, () => { if (last) { show(last); } });
+  // Features the public may know only by area (restricted), from the layer's areas
+  // collection when it has one: their cell and how many it holds.
+  const areas = Areas(ctx, id, group, {
+    style: () => ({color: style.outline || "#111", weight: 1.5, dashArray: "5 4",
+      fillColor: ctx.styles.colour(style, null), fillOpacity: 0.25}),
+    popup: (p) => h("div", {class: "risk-popup"}, h("h2", {}, style.name),
+      h("p", {}, words.plural(t.areaFeatures, p.count || 0)),
+      h("p", {class: "note"}, t.areaFeatureNote))
+  });
   let seq = 0;
   let last = null;
   function show(fc) {
     const features = fc.features.filter(keep);
+    const byArea = areas.inView();
     ctx.drawnFrom(id, features);
     keyed.update(features, (f) => f.id, (added) => added.map((f) => {
       const parts = L.featureGroup().addTo(drawn);
@@ -28,10 +39,11 @@ export function ViewLayer(ctx, id, group, draw, noun) {
       return [f.id, [parts]];
     }));
     ctx.data[hook] = features.length;
-    ctx.status(id + "-status", fc.numberMatched > fc.numberReturned
+    ctx.status(id + "-status", (fc.numberMatched > fc.numberReturned
       ? fill(t.partial, {shown: words.count(features.length),
         total: words.count(fc.numberMatched)})
-      : words.plural(noun, features.length));
+      : words.plural(noun, features.length))
+      + (byArea ? "; " + words.plural(t.areaCount, byArea) : ""));
   }
   function load() {
     if (!ctx.shown(id)) { return; }
@@ -39,10 +51,15 @@ export function ViewLayer(ctx, id, group, draw, noun) {
     if (map.getZoom() < (style.minZoom || 0)) {
       last = null;
       keyed.clear();
+      areas.clear();
       ctx.drawnFrom(id, []);
       ctx.data[hook] = 0;
       ctx.status(id + "-status", t.zoomInFor);
       return;
+    }
+    if (areas.enabled) {
+      net.track(areas.load(map.getBounds()))
+        .then(() => { if (mine === seq && last) { show(last); } }, () => null);
     }
     net.track(net.getJSON(ctx.cfg.api + id + "/items?limit=" + ctx.cfg.viewLimit
       + "&properties=" + style.properties.join(",") + (ctx.cfg.where[id] || "")

@@ -4,6 +4,7 @@
  * a community under it shows, and a tap on that dot opens the community.
  */
 
+import {Areas} from "./areas.js";
 import {h, put} from "./dom.js";
 import {bboxOf} from "./net.js";
 import {lazyPopup, popupOptions, recordLink, rows, sourceLine, sourceOf} from "./popup.js";
@@ -36,7 +37,7 @@ export function Incidents(ctx, group) {
 
   function maxZoom() {
     const z = map.getMaxZoom();
-    return isFinite(z) ? Math.min(z, 18) : 18;
+    return isFinite(z) ? Math.min(z, cfg.cluster.maxZoom) : cfg.cluster.maxZoom;
   }
 
   function years() {
@@ -58,7 +59,9 @@ export function Incidents(ctx, group) {
     }
     chosen = Int32Array.from(keep);
     keyed.clear();
-    index = new window.Supercluster({radius: 90, maxZoom: maxZoom(), minPoints: 2})
+    // The service's vector tiles group points with the same options (store/groups.py).
+    index = new window.Supercluster({radius: cfg.cluster.radius, extent: cfg.cluster.extent,
+      maxZoom: maxZoom(), minPoints: 2})
       .load(features);
     draw();
   }
@@ -146,7 +149,7 @@ export function Incidents(ctx, group) {
     ctx.data.incidents = inView;
     ctx.data.incidentMarkers = items.length;
     span.textContent = range[0] + "–" + range[1];
-    const byArea = areasInView();
+    const byArea = areas.inView();
     ctx.data.incidentAreas = byArea;
     ctx.status("incidents-status", words.plural(t.incidentCount, inView)
       + (byArea ? "; " + words.plural(t.areaCount, byArea) : ""));
@@ -158,8 +161,9 @@ export function Incidents(ctx, group) {
     if (loaded && loaded.contains(view)) { draw(); return; }
     const want = view.pad(0.5);
     const mine = ++seq;
-    const url = cfg.api + "incidents/items?limit=10000&properties=date"
-      + (cfg.generalised.incidents ? ",generalised,count" : "") + "&bbox=" + bboxOf(want);
+    const url = cfg.api + "incidents/items?limit=10000&properties=date&bbox=" + bboxOf(want);
+    // The reports the public knows only by area, from their own collection.
+    net.track(areas.load(want)).then(() => { if (mine === seq) { draw(); } }, () => null);
     // Every page of the view at once after the first (which says how many there are).
     net.track(net.getJSON(url).then((first) => {
       const pages = [Promise.resolve(first)];
@@ -169,18 +173,12 @@ export function Incidents(ctx, group) {
       return Promise.all(pages);
     }).then((pages) => {
       if (mine !== seq) { return; }
-      const cells = [];
       pages.forEach((page) => {
-        page.features = page.features.filter((f) => {
-          if (f.geometry && f.geometry.type === "Point") { return true; }
-          cells.push(f);
-          return false;
-        });
+        page.features = page.features.filter((f) => f.geometry && f.geometry.type === "Point");
       });
       const n = pages.reduce((s, p) => s + p.features.length, 0);
       points = {x: new Float64Array(n), y: new Float64Array(n), year: new Int16Array(n),
         id: new Array(n), date: new Array(n)};
-      drawAreas(cells);
       let i = 0;
       pages.forEach((page) => page.features.forEach((f) => {
         points.x[i] = f.geometry.coordinates[0];
@@ -195,29 +193,15 @@ export function Incidents(ctx, group) {
     })).catch(() => ctx.status("incidents-status", t.failed));
   }
 
-  // Reports the public may know only by area (restricted): their cell and a count, with no
-  // date, so the year filter cannot apply to them; the count says so.
-  const areaLayer = L.featureGroup().addTo(group);
-  let areas = [];
-  function drawAreas(cells) {
-    areaLayer.clearLayers();
-    areas = cells.map((f) => ({count: f.properties.count || 0, bounds: L.geoJSON(f).getBounds()}));
-    cells.forEach((f) => {
-      const n = f.properties.count || 0;
-      L.geoJSON(f, {style: {color: "#111", weight: 1.5, dashArray: "5 4", fillColor: "#111",
-        fillOpacity: 0.12}}).eachLayer((l) => {
-        l.options.riskLayer = "incidents";
-        l.bindPopup(() => h("div", {class: "risk-popup"},
-          h("h2", {}, words.plural(t.areaIncidents, n)), h("p", {class: "note"}, t.areaNote)),
-        popupOptions(map));
-        l.addTo(areaLayer);
-      });
-    });
-  }
-  function areasInView() {
-    const b = map.getBounds();
-    return areas.reduce((sum, a) => (b.intersects(a.bounds) ? sum + a.count : sum), 0);
-  }
+  // Reports the public may know only by area (restricted, incident_areas): their cell and a
+  // count, with no date, so the year filter cannot apply to them; the count says so.
+  const areas = Areas(ctx, "incidents", group, {
+    style: () => ({color: style.colour, weight: 1.5, dashArray: "5 4", fillColor: style.colour,
+      fillOpacity: 0.12}),
+    popup: (p) => h("div", {class: "risk-popup"},
+      h("h2", {}, words.plural(t.areaIncidents, p.count || 0)),
+      h("p", {class: "note"}, t.areaNote))
+  });
 
   function changed() {
     const range = years();

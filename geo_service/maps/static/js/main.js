@@ -9,8 +9,9 @@
  * is kept in the URL, so a shared link reopens it.
  *
  * Test hooks (document.body.dataset): communities, grouped, labels, incidents,
- * incidentMarkers, concessions, dams, basemap, and drawn ("1" once every shown layer has
- * drawn its view); window.riskMap is the map, RiskMap.drawn(map) counts what is drawn.
+ * incidentMarkers, concessions, dams, basemap, <layer>Areas (the cells of a layer's
+ * restricted rows drawn: incidentsAreas), and drawn ("1" once every shown layer has drawn
+ * its view); window.riskMap is the map, RiskMap.drawn(map) counts what is drawn.
  */
 
 import {Communities} from "./communities.js";

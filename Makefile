@@ -11,7 +11,7 @@ ASSETS := node_modules/.package-lock.json
 # Browser tests drive Debian's Chromium; installing it needs root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test build layers lint clean browser postgis
+.PHONY: run test install install-test build layers lint clean browser postgis qgis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,13 @@ postgis:
 	@ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql-15-postgis-3; }
 
+# QGIS's own OGC API – Features provider, driven from the system's Python (tests/api/test_clients.py).
+qgis:
+	@/usr/bin/python3 -c "import qgis.core" 2>/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends python3-qgis qgis-providers; }
+
 install: $(VENV)/.installed $(ASSETS)
-install-test: $(VENV)/.installed-test $(ASSETS) browser postgis
+install-test: $(VENV)/.installed-test $(ASSETS) browser postgis qgis
 
 ## run: install, build the layers from the bundled data if needed, serve on http://$(HOST):$(PORT)
 run: install

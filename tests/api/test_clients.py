@@ -15,6 +15,7 @@ import geopandas as gpd
 import httpx
 import pandas as pd
 import pyogrio
+import pytest
 from owslib.ogcapi.features import Features
 
 from geo_service.store.files import load_layer
@@ -160,3 +161,82 @@ def test_owslib_sends_cql2_and_gets_what_a_full_download_holds(url) -> None:
     want = whole[(whole["score"] > 50) & (whole["country"] == "SLE")]
     assert got["numberMatched"] == len(want) == len(got["features"]) > 10
     assert {f["id"] for f in got["features"]} == set(want["community_id"])
+
+
+#: QGIS's Python bindings come from Debian (``make test`` installs them) and run in the
+#: system's Python, not ours.
+SYSTEM_PYTHON = "/usr/bin/python3"
+QGIS = """
+import json, os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from qgis.core import (QgsApplication, QgsFeatureRequest, QgsNetworkAccessManager,
+    QgsRectangle, QgsVectorLayer)
+app = QgsApplication([], False)
+app.initQgis()
+url, whole, box, names = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4:]
+seen = []
+QgsNetworkAccessManager.setRequestPreprocessor(lambda req: seen.append(req.url().toString()))
+def layer(name):
+    return QgsVectorLayer(f"url='{url}' typename='{name}'", name, "OAPIF")
+out = {"layers": {}}
+for name in names:
+    found = layer(name)
+    out["layers"][name] = [found.isValid(), found.featureCount()]
+seen.clear()
+boxed = layer(whole)
+request = QgsFeatureRequest().setFilterRect(QgsRectangle(*box))
+out["box"] = [f["community_id"] for f in boxed.getFeatures(request)]
+out["box_requests"] = list(seen)
+seen.clear()
+read = layer(whole)
+out["whole"] = [f["community_id"] for f in read.getFeatures()]
+out["whole_requests"] = list(seen)
+app.exitQgis()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _has_qgis() -> bool:
+    return (
+        Path(SYSTEM_PYTHON).exists()
+        and subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import qgis.core"], capture_output=True
+        ).returncode
+        == 0
+    )
+
+
+def test_qgis_reads_every_collection_in_large_pages_and_boxes_on_the_server(url) -> None:
+    """QGIS's own OGC API – Features provider (not GDAL's; Debian's QGIS 3.22), unmodified:
+    every collection opens with the count the API gives; a whole layer comes in pages of
+    1,000 (its largest page; the API's maximum is 10,000); a box holds what the API's bbox
+    query holds (QGIS 3.22 downloads a layer of this size whole and cuts the box itself)."""
+    if not _has_qgis():
+        pytest.skip("QGIS's Python bindings are not installed (make test installs them)")
+    collections = httpx.get(f"{url}/collections").json()["collections"]
+    names = [c["id"] for c in collections if c.get("itemType") == "feature"]
+    box = [-11.2, 8.4, -10.8, 8.8]  # round Koidu, Sierra Leone
+    run = subprocess.run(
+        [SYSTEM_PYTHON, "-c", QGIS, url, "community_risk", json.dumps(box), *names],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    line = next((x for x in run.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line is not None, run.stderr[-2000:]
+    out = json.loads(line[len("RESULT ") :])
+    for name in names:
+        matched = httpx.get(f"{url}/collections/{name}/items", params={"limit": 1}).json()
+        assert out["layers"][name] == [True, matched["numberMatched"]], name
+    whole = httpx.get(f"{url}/collections/community_risk/items", params={"limit": 1}).json()
+    assert len(out["whole"]) == len(set(out["whole"])) == whole["numberMatched"]
+    for phase in ("box_requests", "whole_requests"):
+        pages = [u for u in out[phase] if "/items" in u and "limit=10&" not in u + "&"]
+        assert 0 < len(pages) <= whole["numberMatched"] // 1000 + 2, (phase, len(pages))
+        assert all("limit=1000" in u for u in pages), pages[:3]
+    api = httpx.get(
+        f"{url}/collections/community_risk/items",
+        params={"bbox": ",".join(map(str, box)), "limit": 10000, "properties": "name"},
+    ).json()
+    assert set(out["box"]) == {f["id"] for f in api["features"]}
+    assert out["box"]

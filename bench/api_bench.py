@@ -13,7 +13,12 @@ How:
   R-tree for pygeoapi), a build folder our server reads (``risk`` raster, ``incidents``), and
   the URL lists: 500 tiles (every z7–z10 tile over the box, 174 each sampled at z11 and z12,
   shuffled) and 200 bbox queries (side log-uniform from 2 km to the whole box; half
-  ``limit=100``, half ``limit=1000``; a quarter with an ``offset``).
+  ``limit=100``, half ``limit=1000``; a quarter with an ``offset``); ``filtered.txt``, the 100
+  with ``limit=100`` and the CQL2 filter ``score > 50``. Each incident's ``score`` is the rank
+  of the COG's value at it among the incidents', as a percentile, 0–100, one decimal (null
+  where the COG is NaN): half the incidents score above 50. ``store_bench.py`` measures the
+  filtered list: pygeoapi's GeoPackage provider ignores ``filter`` (it answers unfiltered pages),
+  its PostgreSQL provider applies it.
 * ``setup-peers`` makes ``bench/.peers/titiler`` and ``bench/.peers/pygeoapi`` virtual
   environments from PyPI (and installs Debian ``wrk`` and ``libsqlite3-mod-spatialite``).
 * ``run`` measures, per workload and repeat, each target in turn (order rotated every repeat):
@@ -67,6 +72,13 @@ PEERS = BENCH / ".peers"
 BBOX = (-13.5, 6.8, -10.2, 10.1)
 SIZE = 3700
 PORTS = {"ceiling": 18290, "titiler": 18291, "pygeoapi": 18292, "ours": 18293}
+#: The CQL2 text filter of the ``filtered`` list (``score > 50``, URL-encoded). Ours reads it as
+#: cql2-text, its default ``filter-lang``.
+FILTER = "filter=score%20%3E%2050"
+#: What pygeoapi adds to it: pygeoapi 0.21 parses ``filter`` with pygeofilter's ECQL parser,
+#: whatever the language, and answers 400 to a ``filter-lang`` other than ``cql-text`` or
+#: ``cql-json`` (``cql2-text`` included); ``cql-text`` is the draft's name of the same language.
+PYGEOAPI_FILTER_LANG = "&filter-lang=cql-text"
 LUA = r"""
 local urls, idx = {}, 0
 function init(args)
@@ -247,6 +259,19 @@ def make_data(seed: int) -> None:
         ok = shapely.contains_xy(outline, lon, lat)
         pts.append(np.column_stack([lon[ok], lat[ok]]))
     xy = np.concatenate(pts)[:n]
+    # A risk score, 0–100, one decimal: the rank of the surface's value at the point (the COG's
+    # full-resolution pixel it falls in) among the incidents', as a percentile — so that about
+    # half score above 50 (the surface's value itself, × 100, is above 50 at 74 % of them: the
+    # points crowd round its hotspots). Null where the surface is NaN (a point by the outline
+    # whose pixel centre is outside it). No random draw: every other column is as before.
+    col = np.clip(((xy[:, 0] - west) / (east - west) * SIZE).astype(int), 0, SIZE - 1)
+    row = np.clip(((north - xy[:, 1]) / (north - south) * SIZE).astype(int), 0, SIZE - 1)
+    at = score[row, col].astype("float64")
+    known = ~np.isnan(at)
+    rank = np.empty(int(known.sum()))
+    rank[np.argsort(at[known], kind="stable")] = np.arange(known.sum())
+    risk_at = np.full(n, np.nan)
+    risk_at[known] = np.round(rank / (known.sum() - 1) * 100, 1)
     incidents = gpd.GeoDataFrame(
         {
             "id": np.arange(1, n + 1),
@@ -268,6 +293,7 @@ def make_data(seed: int) -> None:
             "fatalities": rng.negative_binomial(1, 0.4, n),
             "source": rng.choice(["a", "b", "c", "d", "e"], n),
             "sensitivity": "public",
+            "score": risk_at,
         },
         geometry=shapely.points(xy),
         crs="EPSG:4326",
@@ -352,7 +378,13 @@ def make_data(seed: int) -> None:
             q += "&offset=100"
         queries.append(q)
     (DATA / "features.txt").write_text("\n".join(queries) + "\n")
-    print(f"wrote {DATA}: {len(tiles)} tiles, {len(queries)} queries, {n:,} incidents")
+    filtered = [q + "&" + FILTER for q in queries if q.endswith("&limit=100") or "&limit=100&" in q]
+    (DATA / "filtered.txt").write_text("\n".join(filtered) + "\n")
+    above = int((risk_at > 50).sum())
+    print(
+        f"wrote {DATA}: {len(tiles)} tiles, {len(queries)} queries ({len(filtered)} filtered), "
+        f"{n:,} incidents ({above:,} with score > 50, {int(np.isnan(risk_at).sum()):,} null)"
+    )
 
 
 # --- servers ---------------------------------------------------------------------------------
@@ -498,6 +530,8 @@ def urls(target: str, workload: str) -> list[str]:
         "pygeoapi": "/collections/incidents_gpkg/items?f=json&{query}",
         "ours": "/collections/incidents/items?{query}",
     }[target]
+    if workload == "filtered" and target == "pygeoapi":
+        lines = [q + PYGEOAPI_FILTER_LANG for q in lines]
     return [template.replace("{query}", q) for q in lines]
 
 
@@ -751,6 +785,11 @@ def main() -> None:
         memory(args.build_dir.resolve(), args.seconds)
     elif args.cmd == "run":
         workloads = args.workloads.split(",")
+        if "filtered" in workloads:
+            raise SystemExit(
+                "the filtered list is measured by store_bench.py (pygeoapi's GeoPackage "
+                "provider ignores filter)"
+            )
         summary([run(args.repeats, args.load_s, args.conc, args.pass_cap_s, workloads)])
     else:
         summary(args.files)

@@ -220,7 +220,7 @@ def make_data(seed: int) -> None:
         return rng.choice(np.flatnonzero(in_grid), n, replace=False)
 
     # Concessions: the real Sierra Leone USGS site(s) copied, and square footprints.
-    real = gpd.read_parquet(BUILD / "concessions.parquet")
+    real = gpd.read_parquet(BUILD / "mine_sites.parquet")
     sites = real[(real["country"] == "SLE") & (real["footprint"] == "site")]
     copies = []
     for k, (dx, dy) in enumerate(offsets):

@@ -24,6 +24,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import Transformer
 
 from geo_service import __version__
@@ -75,6 +76,35 @@ DERIVED_FROM = {
     "community_risk": EVIDENCE_KINDS | {Kind.population},
     "risk_units": EVIDENCE_KINDS | {Kind.population, Kind.units},
 }
+
+
+KIND_NAMES = frozenset(k.value for k in Kind)
+
+
+def by_geometry(kind: Kind, gdf: gpd.GeoDataFrame) -> list[tuple[str, str, gpd.GeoDataFrame]]:
+    """The layers a kind is published as (id, title, rows): one, or for a kind with a
+    ``points_layer`` its areas and its points apart, so that a layer holds one family of
+    geometry, as a Shapefile or GeoPackage needs. Both exist whenever the kind does (one
+    may be empty), so which layers a build has never says what its restricted rows are."""
+    schema = SCHEMAS[kind]
+    if schema.points_layer is None:
+        return [(kind.value, schema.title, gdf)]
+    points = np.isin(shapely.get_type_id(gdf.geometry.to_numpy()), (0, 4))
+    point_id, point_title = schema.points_layer
+    return [
+        (kind.value, schema.title, gdf.loc[~points].reset_index(drop=True)),
+        (point_id, point_title, gdf.loc[points].reset_index(drop=True)),
+    ]
+
+
+def sources_of(gdf: gpd.GeoDataFrame, keys: list[str], split: bool) -> list[str]:
+    """The sources of a layer of a kind: every source of the kind (``keys``, catalog order),
+    or of a kind split by geometry (``split``) those whose rows the layer holds (all when it
+    holds none)."""
+    if not split or "source" not in gdf:
+        return keys
+    held = set(gdf["source"].astype(str))
+    return [k for k in keys if k in held] or keys
 
 
 class Reporter:
@@ -259,15 +289,17 @@ def _build_into(
     everything = (
         [
             (
+                layer_id,
+                title,
                 kind.value,
-                SCHEMAS[kind].title,
-                kind.value,
-                gdf,
-                [r.key for r in results if r.kind == kind],
+                part,
+                sources_of(part, [r.key for r in results if r.kind == kind], len(parts) > 1),
                 SCHEMAS[kind].id_field,
                 SCHEMAS[kind].date_field,
             )
             for kind, gdf in layers.items()
+            for parts in [by_geometry(kind, gdf)]
+            for layer_id, title, part in parts
         ]
         + [
             (
@@ -301,6 +333,7 @@ def _build_into(
             f"a source's key is the name of a layer the build makes: {', '.join(clash)}; "
             "rename the source in the catalog"
         )
+    last_with = {areas_of(entry[0]): entry[0] for entry in everything}
     write = reporter.task("writing layers", len(everything) + (risk.surface is not None))
     layer_meta: dict[str, Any] = {}
     for i, (layer_id, title, kind, gdf, sources, id_field, date_field) in enumerate(everything, 1):
@@ -309,6 +342,9 @@ def _build_into(
         layer_meta[layer_id] = _layer_metadata(
             layer_id, title, kind, gdf, path.name, sources, id_field, date_field
         )
+        whole = layers.get(Kind(kind)) if kind in KIND_NAMES else None
+        if layer_meta[layer_id]["bounds"] is None and whole is not None and len(whole):
+            layer_meta[layer_id]["bounds"] = _outward(*whole.total_bounds)  # empty: its kind's
         public = publication.public_view(layer_id, gdf)
         if public is not None:  # what callers who may not see restricted rows get instead
             public_path = staging / f"{layer_id}{PUBLIC_SUFFIX}"
@@ -321,26 +357,32 @@ def _build_into(
                 if k in PUBLIC_META
             }
         areas = areas_of(layer_id)
-        if areas is not None:  # its restricted rows as cells: a layer of their own
-            cells = publication.areas(layer_id, gdf)
+        if areas is not None:
+            layer_meta[layer_id]["areas"] = areas
+        if areas is not None and last_with[areas] == layer_id:
+            # The restricted rows as cells, a layer of their own, after the last layer whose
+            # rows they are (a kind published as areas and sites: all of the kind's rows).
+            whole = kind in KIND_NAMES and layer_id != kind
+            owner, rows = (kind, layers[Kind(kind)]) if whole else (layer_id, gdf)
+            cells = publication.areas(owner, rows)
             write_layer(cells, staging / f"{areas}.parquet")
             meta = _layer_metadata(
                 areas,
-                areas_title(layer_id, title),
+                areas_title(owner, SCHEMAS[Kind(kind)].title if whole else title),
                 "derived",
                 cells,
                 f"{areas}.parquet",
-                sources,
+                [r.key for r in results if r.kind == Kind(kind)] if whole else sources,
                 "h3",
                 None,
             )
             scored = all(c in cells for c in AREA_SCORES)
             meta["geometry_types"] = ["Polygon"]  # what it holds, even when empty
-            if meta["bounds"] is None:  # empty: where its layer lies, as the public sees it
-                meta["bounds"] = layer_meta[layer_id].get("public", layer_meta[layer_id])["bounds"]
-            meta["description"] = areas_description(layer_id, policy, scored)
-            meta["areas_of"] = layer_id
-            layer_meta[layer_id]["areas"] = areas
+            if meta["bounds"] is None:  # empty: where its rows lie, as the public sees them
+                seen = publication.seen_by_public(owner, rows)
+                meta["bounds"] = _outward(*seen.total_bounds) if len(seen) else None
+            meta["description"] = areas_description(owner, policy, scored)
+            meta["areas_of"] = owner
             layer_meta[areas] = meta
         write(i, len(everything))
     for grid in grids:

@@ -48,6 +48,7 @@ ROWS_OF = {
     "community_risk": (Kind.communities, "community_id"),
     "tailings_consequence": (Kind.tailings_dams, "dam_id"),
     "concession_risk": (Kind.concessions, "concession_id"),
+    "mine_sites": (Kind.concessions, "concession_id"),
 }
 #: The layer of each layer's restricted rows as cells (``Publication.areas``): every layer
 #: whose rows stand for rows of a kind a source can mark restricted has one.
@@ -55,6 +56,7 @@ AREAS = {
     "incidents": "incident_areas",
     "communities": "community_areas",
     "concessions": "concession_areas",
+    "mine_sites": "concession_areas",
     "tailings_dams": "tailings_dam_areas",
     "units": "unit_areas",
     "community_risk": "community_risk_areas",
@@ -65,7 +67,7 @@ AREAS = {
 AREAS_TITLES = {
     "incidents": "Restricted incidents, by area",
     "communities": "Restricted communities, by area",
-    "concessions": "Restricted mine sites, by area",
+    "concessions": "Restricted concessions and mine sites, by area",
     "tailings_dams": "Restricted tailings dams, by area",
     "units": "Restricted official units, by area",
     "community_risk": "Risk scores of restricted communities, by area",
@@ -381,8 +383,11 @@ def areas_title(layer_id: str, title: str) -> str:
 def areas_description(layer_id: str, policy: Policy, scored: bool) -> str:
     """What an areas layer is and why, for its collection's description."""
     km2 = h3.average_hexagon_area(policy.resolution, "km^2")
+    areas = areas_of(layer_id)
+    layers = [f"'{x}'" for x in AREAS if AREAS[x] == areas] or [f"'{layer_id}'"]
+    names, either = " and ".join(layers), " or ".join(layers)
     text = (
-        f"The rows of '{layer_id}' that a source marks restricted (a witness's report, a "
+        f"The rows of {names} that a source marks restricted (a witness's report, a "
         "monitor's village) could point to the people behind them, so the public knows each "
         f"only by the H3 cell it falls in (resolution {policy.resolution}, about "
         f"{km2:,.0f} km²): one feature per cell holding at least {policy.min_count} of them, "
@@ -395,8 +400,8 @@ def areas_description(layer_id: str, policy: Policy, scored: bool) -> str:
         text += " mean_score and max_score are the mean and highest score of its rows."
     return text + (
         " The same for every caller: those whose role may see restricted rows find the rows "
-        f"themselves in '{layer_id}', where no one else finds them. Every build that has "
-        f"'{layer_id}' has this collection, empty when nothing is restricted, so its "
+        f"themselves in {names}, where no one else finds them. Every build that has "
+        f"{either} has this collection, empty when nothing is restricted, so its "
         "existence says nothing of what a build holds."
     )
 

@@ -107,6 +107,9 @@ class KindSchema:
     fields: tuple[FieldSpec, ...]
     title: str
     date_field: str | None = None
+    #: For a kind whose sources give areas and points: the id and title of the layer its
+    #: points are published in, so that every layer holds one family of geometry.
+    points_layer: tuple[str, str] | None = None
 
     @property
     def field_names(self) -> list[str]:
@@ -126,7 +129,8 @@ _COUNTRY = FieldSpec("country", "country", required=True, description="ISO 3166-
 SCHEMAS: dict[Kind, KindSchema] = {
     Kind.concessions: KindSchema(
         kind=Kind.concessions,
-        title="Mining concessions and mine sites",
+        title="Mining concessions and mapped mining areas",
+        points_layer=("mine_sites", "Mine sites"),
         id_field="concession_id",
         geometry_types=("Polygon", "MultiPolygon", "Point"),
         fields=(

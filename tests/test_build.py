@@ -35,7 +35,8 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
     assert meta["build_id"] == built.build_id == current_build_id(build_dir)
     counts = {k: v["count"] for k, v in meta["layers"].items() if v["kind"] in SCHEMAS_KINDS}
     assert counts == {
-        "concessions": 65 + 23304,  # USGS diamond sites, Amazon Mining Watch scars
+        "mine_sites": 65,  # USGS diamond sites
+        "concessions": 23304,  # Amazon Mining Watch scars
         "communities": COMMUNITIES,
         "tailings_dams": 604,
         "incidents": 1848 + 2,  # UCDP, and the two located tailings failures
@@ -79,15 +80,24 @@ def test_bundled_build_layers_and_provenance(built, build_dir) -> None:
 
 
 def test_site_points_carry_their_footprint(built, build_dir) -> None:
-    sites = load_layer(build_dir, "concessions").set_index("source_id")
+    """Concessions are published as two layers of one family of geometry each: the mapped
+    areas (concessions) and the sites (mine_sites), with their sources and one areas layer."""
+    meta = read_build_catalog(build_dir)["layers"]
+    sites = load_layer(build_dir, "mine_sites").set_index("source_id")
+    areas = load_layer(build_dir, "concessions")
+    assert set(sites.geom_type) == {"Point"} and set(sites["footprint"]) == {"site"}
+    assert set(areas.geom_type) == {"Polygon", "MultiPolygon"}
+    assert meta["mine_sites"]["geometry_types"] == ["Point"]
+    assert meta["mine_sites"]["sources"] == ["usgs_africa_diamond_facilities"]
+    assert meta["concessions"]["sources"] == ["amazon_mining_watch_brazil"]
+    assert meta["mine_sites"]["areas"] == meta["concessions"]["areas"] == "concession_areas"
+    assert not set(sites["concession_id"]) & set(areas["concession_id"])
     catoca = sites.loc["AGO035"]
     assert catoca["name"] == "Catoca Kimberlite Mine" and catoca["footprint"] == "site"
     assert catoca["footprint_radius_m"] == 2000.0 and catoca["country"] == "AGO"
-    points = sites["footprint"] == "site"
-    assert set(sites.loc[points, "footprint_radius_m"]) == {2000.0, 10000.0, 25000.0}
+    assert set(sites["footprint_radius_m"]) == {2000.0, 10000.0, 25000.0}
     # Mapped polygons have no radius: their footprint is their outline.
-    assert sites.loc[~points, "footprint_radius_m"].isna().all()
-    assert set(sites.loc[~points, "source"]) == {"amazon_mining_watch_brazil"}
+    assert areas["footprint_radius_m"].isna().all() and set(areas["footprint"]) == {"polygon"}
     # Artisanal entries stand for a whole prefecture or province.
     haute_kotto = sites.loc["CAF002"]
     assert (

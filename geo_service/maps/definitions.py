@@ -94,7 +94,7 @@ class MapDefinition(BaseModel):
             if layer not in self.layers:
                 raise ValueError(f"a where filter for '{layer}', which this map does not draw")
         if self.growth is not None and "concessions" not in self.layers:
-            raise ValueError("growth charts the mine sites' footprints: draw concessions")
+            raise ValueError("growth charts the mapped mining areas' footprints: draw concessions")
         return self
 
     def with_layers(self, known: dict[str, Any]) -> MapDefinition:

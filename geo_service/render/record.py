@@ -29,7 +29,8 @@ from geo_service.store.catalog import BuildCatalog
 
 #: The layers' titles as the build names them, so a page can say them in its language.
 LAYER_TITLES = (
-    N_("Mining concessions and mine sites"),
+    N_("Mining concessions and mapped mining areas"),
+    N_("Mine sites"),
     N_("Communities"),
     N_("Tailings dams"),
     N_("Incidents"),
@@ -41,7 +42,7 @@ LAYER_TITLES = (
     # The areas of the layers whose rows a source can mark restricted (``publication.AREAS``).
     N_("Restricted incidents, by area"),
     N_("Restricted communities, by area"),
-    N_("Restricted mine sites, by area"),
+    N_("Restricted concessions and mine sites, by area"),
     N_("Restricted tailings dams, by area"),
     N_("Restricted official units, by area"),
     N_("Risk scores of restricted communities, by area"),

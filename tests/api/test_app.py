@@ -39,6 +39,7 @@ def test_collections_list_the_build_layers(client, built) -> None:
     by_id = {c["id"]: c for c in body["collections"]}
     assert set(by_id) == {
         "concessions",
+        "mine_sites",
         "communities",
         "tailings_dams",
         "incidents",
@@ -95,8 +96,12 @@ def test_collections_list_the_build_layers(client, built) -> None:
     # in words what time they describe, and that datetime selects all of them.
     assert [k for k, c in by_id.items() if "temporal" in c["extent"]] == ["incidents"]
     assert all("spatial" in c["extent"] for c in by_id.values())
-    concessions = by_id["concessions"]["description"]  # USGS, then Amazon Mining Watch
-    assert "carry no date" in concessions and "2026-11-23 to 2026-12-05" in concessions
+    communities = by_id["communities"]["description"]  # GeoNames, OpenStreetMap, ...
+    assert "carry no date" in communities and "2026-11-23 to 2026-12-05" in communities
+    assert "when retrieved, 2026-11-23." in by_id["mine_sites"]["description"]  # USGS
+    # One geometry type per collection: the mapped areas apart from the sites.
+    assert by_id["mine_sites"]["geometryTypes"] == ["Point"]
+    assert by_id["concessions"]["geometryTypes"] == ["MultiPolygon", "Polygon"]
     assert "evidence of 1991-08-08 to 2022-12-30" in by_id["community_risk"]["description"]
     assert "carry no date" not in incidents["description"]
 

@@ -304,8 +304,8 @@ def test_html_by_f_and_by_accept(client, incidents) -> None:
 def test_landing_and_collections_as_html(client) -> None:
     page = client.get("/collections?f=html")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    # 12 layers, the areas of the 8 whose rows can be restricted, and the header.
-    assert "<h1>Collections</h1>" in page.text and page.text.count("<tr>") == 12 + 8 + 1
+    # 13 layers, the areas of the 9 whose rows can be restricted (8 collections), the header.
+    assert "<h1>Collections</h1>" in page.text and page.text.count("<tr>") == 13 + 8 + 1
     assert "CC BY 4.0" in page.text and "/collections/incidents/items?f=html" in page.text
     landing = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert (

@@ -491,6 +491,7 @@ def test_every_map_shows_where_the_bundled_data_has_evidence(built, build_dir) -
     wanted = {
         "community_risk": "community_risk",
         "concessions": "concessions",
+        "mine_sites": "mine_sites",
         "tailings_consequence": "tailings_consequence",
         "incidents": "incidents",
     }
@@ -639,7 +640,8 @@ def test_toggling_each_layer_changes_what_is_drawn(url, browser) -> None:
         names = {
             "risk_surface": "Risk surface",
             "community_risk": "Communities",
-            "concessions": "Mine sites",
+            "mine_sites": "Mine sites",
+            "concessions": "Mining areas",
             "incidents": "Incidents",
             "tailings_consequence": "Tailings dams",
             "risk_units": "Official units",
@@ -949,9 +951,9 @@ def test_incident_hexagon_site_and_dam_popups(url, browser, client) -> None:
     watched = open_map(browser, f"{url}/maps/sierra-leone-kono?lang=en")
     page = watched.page
     site = client.get(
-        "/collections/concessions/items", params={"country": "SLE", "limit": 10}
+        "/collections/mine_sites/items", params={"country": "SLE", "limit": 10}
     ).json()["features"][0]
-    click_feature(page, "concessions", site["properties"]["name"])
+    click_feature(page, "mine_sites", site["properties"]["name"])
     text = popup(page, ".source")
     assert site["properties"]["holder"] in text and "around the published point" in text
     assert "U.S. Geological Survey" in text and "within 10 km" in text
@@ -1346,7 +1348,7 @@ def test_static_png_draws_the_population_grid_when_shown(client) -> None:
         assert r.status_code == 200, r.text
         return np.asarray(Image.open(io.BytesIO(r.content)).convert("L"), dtype=float)
 
-    plain, people = grey("concessions"), grey("concessions,worldpop_sle_2019")
+    plain, people = grey("mine_sites"), grey("mine_sites,worldpop_sle_2019")
     darker = (plain - people)[:-60]  # above the credits (naming WorldPop) and scale bar
     assert (darker > 10).mean() > 0.05, (darker > 10).mean()  # Koidu's built-up cells
     assert (darker < -10).mean() < 0.001  # greys over the land: every mark is unchanged

@@ -145,7 +145,7 @@ def test_style_colours_and_classes_are_the_definitions(client, built) -> None:
     assert places["paint"]["circle-color"] == DEFINITIONS["osm_places_sle"]["colour"]
     order = [x["id"] for x in style["layers"]]
     assert order.index("risk_surface-raster") < order.index("risk_units-area")
-    assert order.index("community_risk-dot") < order.index("concessions-icon")
+    assert order.index("community_risk-dot") < order.index("mine_sites-icon")
     dams = style_of(client, "brazil-minas-gerais")
     image = layer(dams, "tailings_consequence-icon")["layout"]["icon-image"]
     assert image[1] == "tailings_consequence/"
@@ -401,11 +401,11 @@ def test_maplibre_draws_each_style_in_chromium(url, browser) -> None:
         assert shown >= 5, (map_id, drawn)
         assert drawn.get("basemap-land", 0) > 0, (map_id, drawn)
         wanted = {
-            "sierra-leone-kono": ("risk_units-area", "concessions-icon"),
+            "sierra-leone-kono": ("risk_units-area", "mine_sites-icon"),
             "brazil-minas-gerais": ("tailings_consequence-icon", "risk_units-area"),
             "central-african-republic": (
                 "incidents-dot",
-                "concessions-icon",
+                "mine_sites-icon",
                 "incident_areas-area",
             ),
         }[map_id]

@@ -210,8 +210,10 @@ def test_restricted_rows_are_cells_of_a_collection_of_their_own(store: Store) ->
     with_areas = {k: v.meta.areas for k, v in analyst.items() if v.meta.areas}
     assert with_areas["incidents"] == "incident_areas"
     assert with_areas["community_risk"] == "community_risk_areas"
+    assert with_areas["mine_sites"] == with_areas["concessions"] == "concession_areas"
     for layer_id, areas in with_areas.items():
-        assert anonymous[areas].meta.areas_of == layer_id
+        # The areas name one layer of those whose rows they hold (concessions, mine sites).
+        assert with_areas[anonymous[areas].meta.areas_of] == areas
         full = store.frame(layer_id, ItemQuery(limit=None), Access.analyst)
         seen = store.frame(layer_id, ItemQuery(limit=None), Access.anonymous)
         assert set(seen.geom_type) <= set(full.geom_type), layer_id

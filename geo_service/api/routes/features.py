@@ -96,7 +96,10 @@ def time_note(layer: CatalogLayer, build: BuildCatalog, incidents: CatalogLayer 
         end = str(reference or dates[1])[:10]
         return f"{note}; the scores weigh the evidence of {dates[0]} to {end}."
     if retrieved:
-        return f"{note}; they stand as their sources did when retrieved, {retrieved[0]} to {retrieved[-1]}."
+        days = (
+            retrieved[0] if retrieved[0] == retrieved[-1] else f"{retrieved[0]} to {retrieved[-1]}"
+        )
+        return f"{note}; they stand as their sources did when retrieved, {days}."
     return f"{note}."
 
 
@@ -124,8 +127,9 @@ def collection_document(
         }
     licences = list(dict.fromkeys(s.licence for s in sources))
     links = collection_links(base, layer.id, layer.title, sources)
-    if layer.areas_of:
-        links.append(related(base, layer.areas_of, build))
+    if layer.areas_of:  # every layer whose restricted rows it holds (concessions, mine sites)
+        holders = [k for k, v in build.layers.items() if v.areas == layer.id]
+        links.extend(related(base, k, build) for k in holders or [layer.areas_of])
     if layer.areas:
         links.append(related(base, layer.areas, build))
     return {

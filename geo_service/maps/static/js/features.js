@@ -16,7 +16,7 @@ export function ViewLayer(ctx, id, group, draw, noun) {
   const style = ctx.styles.of(id);
   const drawn = L.featureGroup().addTo(group);
   const keyed = ctx.keyed(drawn);
-  const hook = {concessions: "concessions", tailings_consequence: "dams"}[id] || id;
+  const hook = {tailings_consequence: "dams"}[id] || id;
   const keep = chosen(ctx, id, () => { if (last) { show(last); } });
   // Features the public may know only by area (restricted), from the layer's areas
   // collection when it has one: their cell and how many it holds.
@@ -102,15 +102,15 @@ function where(ctx, p, name) {
 
 // ---- mine sites ---------------------------------------------------------------------------
 
-export function drawSite(ctx, f, target) {
-  const style = ctx.styles.of("concessions");
+export function drawSite(ctx, layer, f, target) {
+  const style = ctx.styles.of(layer);
   const p = f.properties;
-  const open = (el) => site(ctx, f.id, p.name, el);
+  const open = (el) => site(ctx, layer, f.id, p.name, el);
   if (f.geometry.type !== "Point") {
     const shape = L.geoJSON(f, {style: {color: "#111", weight: 1.5, fillColor: "#fff",
       fillOpacity: 0.25}}).addTo(target);
     shape.eachLayer((l) => {
-      l.options.riskLayer = "concessions";
+      l.options.riskLayer = layer;
       lazyPopup(ctx, l, p.name, open);
     });
     return;
@@ -121,18 +121,18 @@ export function drawSite(ctx, f, target) {
       dashArray: "4 3", fill: false, interactive: false}).addTo(target);
   }
   const marker = L.marker([c[1], c[0]], {
-    keyboard: false, title: p.name, riskLayer: "concessions",
+    keyboard: false, title: p.name, riskLayer: layer,
     icon: ctx.styles.icon(style, "site-icon", ctx.styles.colour(style, p[style.field]))
   }).addTo(target);
   marker.feature = f;
   lazyPopup(ctx, marker, p.name, open);
 }
 
-function site(ctx, id, name, el) {
+function site(ctx, layer, id, name, el) {
   const {t, net, words, cfg} = ctx;
-  const style = ctx.styles.of("concessions");
+  const style = ctx.styles.of(layer);
   return Promise.all([
-    net.item("concessions", id),
+    net.item(layer, id),
     net.item("concession_risk", id).catch(() => null)
   ]).then((found) => {
     const p = found[0].properties;
@@ -158,8 +158,8 @@ function site(ctx, id, name, el) {
       dams_inside: !r ? null : (r.dams_inside === null ? t.noCoverage : words.count(r.dams_inside))
     };
     put(el, ...where(ctx, p, name),
-      rows(cfg.popup.concessions.map((k) => field(ctx, "concessions", k, values[k]))),
-      sourceLine(ctx, sourceOf(ctx, id)), recordLink(ctx, "concessions", id));
+      rows(cfg.popup[layer].map((k) => field(ctx, layer, k, values[k]))),
+      sourceLine(ctx, sourceOf(ctx, id)), recordLink(ctx, layer, id));
   });
 }
 

@@ -9,9 +9,9 @@
  * is kept in the URL, so a shared link reopens it.
  *
  * Test hooks (document.body.dataset): communities, grouped, labels, incidents,
- * incidentMarkers, concessions, dams, basemap, <layer>Areas (the cells of a layer's
- * restricted rows drawn: incidentsAreas), and drawn ("1" once every shown layer has drawn
- * its view); window.riskMap is the map, RiskMap.drawn(map) counts what is drawn.
+ * incidentMarkers, dams, a layer drawn as sites by its id (mine_sites), basemap, <layer>Areas
+ * (the cells of a layer's restricted rows drawn: incidentsAreas), and drawn ("1" once every
+ * shown layer has drawn its view); window.riskMap is the map, RiskMap.drawn(map) counts what is drawn.
  */
 
 import {Communities} from "./communities.js";
@@ -55,7 +55,9 @@ function Keyed(target) {
   };
 }
 
-export function start(map, cfg, layers) {
+/** Starts the page; ``Api`` answers its requests (the service's API, or an offline
+ * bundle's data). */
+export function start(map, cfg, layers, Api = Net) {
   const data = document.body.dataset;
   const ctx = {
     map, cfg, layers, data,
@@ -63,7 +65,7 @@ export function start(map, cfg, layers) {
     small: window.matchMedia(SMALL).matches,
     words: new Words(cfg.lang, cfg.t),
     styles: new Styles(cfg),
-    net: new Net(cfg.api, data),
+    net: new Api(cfg.api, data),
     keyed: Keyed,
     communities: null,
     /** Per area layer, open(id): its popup, now or once the area is drawn. */
@@ -105,7 +107,7 @@ export function start(map, cfg, layers) {
     if (style.draw === "communities") {
       ctx.communities = Communities(ctx, group);
     } else if (style.draw === "sites") {
-      ViewLayer(ctx, id, group, (f, target) => drawSite(ctx, f, target), ctx.t.sites);
+      ViewLayer(ctx, id, group, (f, target) => drawSite(ctx, id, f, target), ctx.t.sites);
     } else if (style.draw === "dams") {
       Dams(ctx, id, group);
     } else if (style.draw === "incidents") {

@@ -79,10 +79,10 @@ export function addSearch(ctx) {
           asks.push(ask("risk_units", 3, "name,code,country", (f) => "— "
             + styles.of("risk_units").name + " · " + f.properties.code, true));
         }
-        if (cfg.layers.indexOf("concessions") >= 0) {
-          asks.push(ask("concessions", 3, "name,country", (f) => "— " + styles.of("concessions").name
-            + " · " + country(f)));
-        }
+        cfg.layers.filter((id) => styles.of(id) && styles.of(id).draw === "sites").forEach((id) => {
+          asks.push(ask(id, 3, "name,country", (f) => "— " + styles.of(id).name + " · " + country(f),
+            true));
+        });
         Promise.all(asks).then((groups) => {
           if (mine !== seq) { return; }
           found = groups.flat();

@@ -403,6 +403,73 @@ def serve_cmd(
     )
 
 
+@app.command("bundle")
+def bundle_cmd(
+    map_id: Annotated[
+        str | None, typer.Argument(help="The map to carry (see /maps), e.g. sierra-leone-kono.")
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="The zip to write, e.g. kono.zip.")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="The map's language: en, fr or pt.")] = "en",
+    role: Annotated[
+        str,
+        typer.Option(
+            help="Whose view it holds: anonymous (the public's), or viewer, analyst or admin "
+            "(analyst and admin: restricted rows too, and the bundle says so)."
+        ),
+    ] = "anonymous",
+    verify: Annotated[
+        Path | None,
+        typer.Option("--verify", help="Check a bundle's files against its manifest instead."),
+    ] = None,
+) -> None:
+    """Write one map, its data, tiles, basemap and credits as a zip that opens offline
+    (unzip, open index.html), or check one with --verify."""
+    from geo_service.bundle import BundleError, gather, verify_bundle, write_bundle
+    from geo_service.maps.definitions import LANGUAGES
+    from geo_service.store.base import Access
+
+    if verify is not None:
+        try:
+            meta = verify_bundle(verify)
+        except BundleError as exc:
+            raise _fail(exc, 1) from exc
+        out.print(
+            f"{verify}: {len(meta['files'])} files match the manifest "
+            f"(map {meta['map']}, build {meta['build_id']}, made {meta['created']})"
+        )
+        return
+    if map_id is None or out_file is None:
+        raise _fail(ValueError("give a map and --out FILE.zip (or --verify FILE.zip)"), 2)
+    if lang not in LANGUAGES:
+        raise _fail(ValueError(f"--lang must be one of {', '.join(LANGUAGES)}, not {lang!r}"), 2)
+    try:
+        access = Access(role)
+    except ValueError:
+        names = ", ".join(a.value for a in Access)
+        raise _fail(ValueError(f"--role must be one of {names}, not {role!r}"), 2) from None
+    try:
+        with _progress() as progress:
+            reporter = RichReporter(progress)
+            tasks: dict[str, ProgressFn] = {}
+
+            def report(label: str, done: int, total: int) -> None:
+                if label not in tasks:
+                    tasks[label] = reporter.task(label, total)
+                tasks[label](done, total)
+
+            bundle = gather(ApiSettings(), map_id, lang, access, report)
+            path = write_bundle(bundle, out_file)
+    except RiskMapError as exc:
+        raise _fail(exc, 2) from exc
+    size = path.stat().st_size
+    out.print(
+        f"{path}: {len(bundle.files) + 1} files, {size / 1e6:.1f} MB "
+        f"(map {map_id}, {lang}, {access.value}, build {bundle.build_id})"
+    )
+
+
 tokens_app = typer.Typer(
     help="Access tokens: who may see restricted rows precisely (analyst, admin) or sign in "
     "without seeing them (viewer). The service keeps only their SHA-256 digests.",

@@ -65,6 +65,8 @@ PICTURE_VIEW = ("bbox", "lat", "lon", "z", "layers", "from", "to")
 PEOPLE_STOPS = (1, 10, 100, 500)
 #: The layer of official units, listed in the page's table beside the communities.
 UNITS_LAYER = "risk_units"
+#: A transparent pixel: the outside basemap's tiles in an offline bundle (none is fetched).
+BLANK_TILE = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw=="
 #: Evidence features a popup fetches per factor (the rest are counted, with a link).
 EVIDENCE_SHOWN = 3
 
@@ -452,6 +454,7 @@ def _strings(lang: str) -> dict[str, Any]:
         ),
         "incidentCount": plural("{n} incident in view", "{n} incidents in view"),
         "sites": plural("{n} mine site", "{n} mine sites"),
+        "miningAreas": plural("{n} mapped mining area", "{n} mapped mining areas"),
         "features": plural("{n} feature", "{n} features"),
         "units": plural("{n} official unit", "{n} official units"),
         "dams": plural("{n} tailings dam", "{n} tailings dams"),
@@ -608,9 +611,11 @@ def _legend(
     layers: list[str],
     _: Callable[[str], str],
     page: str,
+    languages: bool = True,
 ) -> str:
     """The legend, from the layer definitions: one section per layer (the script hides those
-    not shown), the date of the evidence, and the map's own note."""
+    not shown), the date of the evidence, the map's own note, and links to the page in the
+    other languages (``languages``; an offline bundle speaks one)."""
     size = (
         _("{value} m").replace("{value}", decimal(facts.cell_m, lang, 0)) if facts.cell_m else "—"
     )
@@ -680,7 +685,9 @@ def _legend(
                 if tabled != UNITS_LAYER
                 else _("The units in view, as a table"),
             },
-            languages=[("en", "English"), ("fr", "Français"), ("pt", "Português")],
+            languages=[("en", "English"), ("fr", "Français"), ("pt", "Português")]
+            if languages
+            else [],
             lang=lang,
             page=page,
             evidence=evidence_line(facts, lang),
@@ -695,25 +702,45 @@ def _legend(
     )
 
 
-def credit_template(definition: MapDefinition, base: str, lang: str) -> str:
+def credit_template(
+    definition: MapDefinition, base: str, lang: str, sources: str | None = None
+) -> str:
     """The data credit with ``{publishers}`` to fill: the publishers, then a link to the
-    page of every source's terms, in the page's language."""
+    page of every source's terms (``sources``: its address, if not the service's), in the
+    page's language."""
     _ = translator(lang)
+    href = sources or f"{base}maps/{definition.id}/sources?lang={lang}"
     return (
         f"{html.escape(_('Data: {publishers}'))} "
-        f'(<a href="{base}maps/{definition.id}/sources?lang={lang}">'
-        f"{html.escape(_('sources and licences'))}</a>)"
+        f'(<a href="{html.escape(href)}">{html.escape(_("sources and licences"))}</a>)'
     )
 
 
 def attribution_html(
-    definition: MapDefinition, base: str, lang: str, facts: BuildFacts, layers: list[str]
+    definition: MapDefinition,
+    base: str,
+    lang: str,
+    facts: BuildFacts,
+    layers: list[str],
+    sources: str | None = None,
 ) -> str:
     """The data credit of some layers: their publishers and a link to every source's terms."""
     publishers = dict.fromkeys(p for layer in layers for p in facts.publishers.get(layer, []))
-    return credit_template(definition, base, lang).replace(
+    return credit_template(definition, base, lang, sources).replace(
         "{publishers}", html.escape(", ".join(publishers))
     )
+
+
+@dataclass(frozen=True)
+class Offline:
+    """A page of an offline bundle (``geo_service/bundle``): opened from files, it takes its
+    data from scripts beside it (``scripts``, after Leaflet's), links its sources page
+    (``sources``), draws no outside basemap, has nothing to share, and may say first what
+    it holds (``notice``: a bundle made for a role that sees restricted rows)."""
+
+    scripts: tuple[str, ...]
+    sources: str = "sources.html"
+    notice: str | None = None
 
 
 @with_stable_names
@@ -727,12 +754,15 @@ def build_page(
     basemap: Basemap | None,
     styles: dict[str, LayerDefinition],
     shared: dict[str, str] | None = None,
+    offline: Offline | None = None,
 ) -> str:
     """The page's HTML: Leaflet and our script from ``base``/assets, data from ``base``'s API.
 
     ``view`` reopens a shared view; ``embed`` is the chromeless page for iframes (folded
-    controls, a link to the full map, no embed button).
+    controls, a link to the full map, no embed button); ``offline``: the page of a bundle
+    (``base`` then is the bundle's folder, "").
     """
+    sources_page = offline.sources if offline else None
     _ = translator(lang)
     if view is None:
         lat, lon, zoom = definition.first_view()
@@ -761,6 +791,8 @@ def build_page(
     ]
     if "incidents" not in layers:
         m.default_js.pop(1)
+    if offline is not None:  # the data, then the script that reads it, before the map
+        m.default_js += [(f"riskmap_offline_{i}", src) for i, src in enumerate(offline.scripts)]
     m.default_css = [
         ("leaflet_css", f"{assets}leaflet/dist/leaflet.css"),
         ("riskmap_css", f"{assets}riskmap/riskmap.css?v={asset_version('riskmap.css')}"),
@@ -772,6 +804,8 @@ def build_page(
     m.add_child(_FirstView(_("Zoom in"), _("Zoom out"), fit))
 
     basemap = basemap or Basemap.named("OpenStreetMap.Mapnik")
+    if offline is not None:  # nothing from outside: the basemap drawn from the bundle's data
+        basemap = Basemap("Natural Earth", BLANK_TILE, " ", 18)
     outside = folium.TileLayer(
         tiles=basemap.url,
         attr=html.escape(basemap.attribution),
@@ -823,18 +857,19 @@ def build_page(
     control.add_to(m)
 
     title = definition.title.get(lang)
-    page_url = f"{base}maps/{definition.id}"
+    page_url = f"{base}maps/{definition.id}" if offline is None else "index.html"
     credit = (
         html.escape(_("Map: {title}")).replace(
             "{title}", f'<a href="{page_url}?lang={lang}">{html.escape(title)}</a>'
         )
-        + f" — {attribution_html(definition, base, lang, facts, layers)}"
+        + f" — {attribution_html(definition, base, lang, facts, layers, sources_page)}"
     )
     years = view.years or facts.incident_years
     config = {
         "lang": lang,
         "mapId": definition.id,
         "embed": embed,
+        "offline": offline is not None,
         "embedUrl": f"{base}embed/{definition.id}",
         "oembedUrl": f"{base}oembed",
         "pictureUrl": f"{base}maps/{definition.id}.png",
@@ -842,14 +877,15 @@ def build_page(
         "title": title,
         "credit": credit,
         "attribution": {
-            layer: attribution_html(definition, base, lang, facts, [layer]) for layer in layers
+            layer: attribution_html(definition, base, lang, facts, [layer], sources_page)
+            for layer in layers
         },
         "publishers": {layer: facts.publishers.get(layer, []) for layer in layers},
         "layerSources": {
             layer: [[p, list(where)] for p, where in facts.layer_sources.get(layer, [])]
             for layer in layers
         },
-        "creditTemplate": credit_template(definition, base, lang),
+        "creditTemplate": credit_template(definition, base, lang, sources_page),
         "naturalEarth": "Natural Earth",
         "basemapUrl": f"{base}basemap.json",
         "viewLimit": VIEW_LIMIT,
@@ -888,14 +924,19 @@ def build_page(
     root = _Page(lang)
     root.add_child(m)
     scripts = f"{assets}riskmap/{script_version()}/js/"
-    root.header.add_child(
-        Element(
-            environment()
-            .get_template("map/modules.html")
-            .render(base=scripts, modules=sorted(p.name for p in SCRIPTS.glob("*.js")))
+    if offline is None:  # an offline page's script came with Leaflet's (``Offline.scripts``)
+        root.header.add_child(
+            Element(
+                environment()
+                .get_template("map/modules.html")
+                .render(base=scripts, modules=sorted(p.name for p in SCRIPTS.glob("*.js")))
+            )
         )
-    )
-    root.html.add_child(Element(_legend(definition, lang, facts, styles, layers, _, page_url)))
+    else:
+        notice = environment().get_template("map/offline_notice.html")
+        root.html.add_child(Element(notice.render(lang=lang, notice=offline.notice)))
+    legend = _legend(definition, lang, facts, styles, layers, _, page_url, offline is None)
+    root.html.add_child(Element(legend))
     if "incidents" in layers and facts.incident_years and years:
         first, last = facts.incident_years
         panel = environment().get_template("map/time_filter.html")
@@ -922,6 +963,7 @@ def build_page(
                 locale={"en": "en_GB", "fr": "fr_FR", "pt": "pt_BR"}[lang],
                 image=f"{base}maps/{definition.id}.png?{urlencode(picture)}",
                 image_size=CARD,
+                offline=offline is not None,
             )
         )
     )

@@ -33,6 +33,9 @@ from fastapi.testclient import TestClient
 from geo_service.api.app import create_app
 from geo_service.api.auth import file_line, new_token
 from geo_service.build import build
+from geo_service.bundle import gather
+from geo_service.maps.definitions import load_maps
+from geo_service.maps.layers import definitions
 from geo_service.settings import ApiSettings, BuildSettings
 from geo_service.store.base import Access
 from geo_service.store.files import load_layer
@@ -291,6 +294,14 @@ def test_anonymous_outputs_do_not_depend_on_restricted_details(served) -> None:
         )
     assert not differ, (differ[:10], detail if differ else None)
     # ... and every restricted-only word and id is absent from all of it.
+    found = _secrets_in(a_text.values())
+    assert not found, found[:10]
+
+
+def _secrets_in(texts: Any) -> list[str]:
+    """The words and ids of restricted reports found in ``texts`` (only theirs: text a
+    public report shares is public)."""
+    texts = list(texts)
     source = read_text_csv(LAYERS / UCDP)
     hidden = source[_restricted_rows(source)]
     public_text = "\n".join(source[~_restricted_rows(source)].to_numpy().ravel().astype(str))
@@ -299,13 +310,59 @@ def test_anonymous_outputs_do_not_depend_on_restricted_details(served) -> None:
         for column in TEXT_COLUMNS
         if column in source
         for w in hidden[column]
-        if len(w) >= 6 and w not in public_text  # text a public report shares is public
+        if len(w) >= 6 and w not in public_text
     }
     assert len(words) > 50
     ids = [(f"ucdp_ged_caf:{i}", f'"{i}"', f",{i},") for i in hidden["id"]]
-    found = [w for w in words if any(w in text for text in a_text.values())]
-    found += [i[0] for i in ids if any(any(x in t for x in i) for t in a_text.values())]
+    found = [w for w in words if any(w in text for text in texts)]
+    found += [i[0] for i in ids if any(any(x in t for x in i) for t in texts)]
+    return found
+
+
+def test_anonymous_bundles_do_not_depend_on_restricted_details(twins) -> None:
+    """The leak test on offline bundles: the anonymous bundle of every map is the same, file
+    by file, from the real reports and from disguised ones (but for the build's id and
+    clock), and no restricted word or id is in any of it; a bundle made for the analyst role
+    holds the restricted reports and says so first."""
+    real, disguised = twins["real"], twins["disguised"]
+    maps = load_maps(real["maps"], definitions(real["maps"]))
+    texts = []
+    for map_id in maps:
+        a, b = (
+            gather(ApiSettings(build_dir=t["dir"], maps_file=t["maps"]), map_id, "fr")
+            for t in (real, disguised)
+        )
+        assert set(a.files) == set(b.files), map_id
+        for path, data in a.files.items():
+            kind = "image/png" if path.endswith((".png", ".svg", ".ico")) else "text/plain"
+            x = _normalised(data, kind, a.build_id)
+            y = _normalised(b.files[path], kind, b.build_id)
+            assert x == y, (map_id, path)
+            texts.append(x)
+        assert "offline-notice" not in a.files["index.html"].decode()
+    found = _secrets_in(texts)
     assert not found, found[:10]
+    # The analyst's bundle: every report of the map's area, and a warning on its first screen.
+    settings = ApiSettings(build_dir=real["dir"], maps_file=real["maps"])
+    public = gather(settings, "central-african-republic", "en")
+    analyst = gather(settings, "central-african-republic", "en", Access.analyst)
+
+    def incidents(bundle: Any) -> int:
+        text = bundle.files["data/incidents.js"].decode()
+        return len(
+            json.loads(text.split('.collections["incidents"]=', 1)[1].rstrip(";"))["features"]
+        )
+
+    assert incidents(analyst) - incidents(public) == 76
+    # ... drawn as they are, so not also as cells (the public's bundle has the cells).
+    assert (
+        b'.collections["incident_areas"]={"type":"FeatureCollection","features":[]}'
+        in (analyst.files["data/incident_areas.js"])
+    )
+    assert b'"count":' in public.files["data/incident_areas.js"]
+    page = analyst.files["index.html"].decode()
+    assert 'class="offline-notice" role="alert"' in page and "restricted records" in page
+    assert "restricted records" in analyst.files["README.txt"].decode()
 
 
 def test_no_anonymous_feature_stands_at_a_restricted_place(twins) -> None:

@@ -322,6 +322,7 @@ TRANSLATED = (
     "geo_service/api/routes/maps.py",
     "geo_service/api/routes/features.py",
     "geo_service/render/record.py",
+    "geo_service/bundle/contents.py",
 )
 
 

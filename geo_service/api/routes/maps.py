@@ -10,14 +10,15 @@ import re
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import cachetools
 import numpy as np
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse
 
+from geo_service.api.builds import Build
 from geo_service.api.caching import SHORT, conditional
 from geo_service.api.caching import TILES as TILES_CACHE
 from geo_service.api.deps import AccessDep, BuildDep
@@ -31,11 +32,14 @@ from geo_service.maps.definitions import (
     LANGUAGES,
     MapDefinition,
     box_view,
+    load_maps,
 )
 from geo_service.maps.i18n import choose_language, translator
+from geo_service.maps.layers import LayerDefinition, definitions
 from geo_service.maps.page import (
     Basemap,
     BuildFacts,
+    Offline,
     View,
     build_page,
     country_names,
@@ -43,7 +47,7 @@ from geo_service.maps.page import (
 )
 from geo_service.render import png, static_map
 from geo_service.render.templates import environment, render
-from geo_service.store.base import ItemQuery
+from geo_service.store.base import Access, ItemQuery
 
 router = APIRouter(tags=["maps"])
 #: Degrees a picture's box spans at least (a point or a line is widened to this, about 1 km).
@@ -80,17 +84,37 @@ def _basemap(request: Request) -> Basemap:
 
 def _facts(request: Request, build: BuildDep, access: AccessDep) -> BuildFacts:
     """The facts of the build the pages need, as this caller sees it, read once per build."""
+    return _facts_of(request.app.state, build, access)
+
+
+def _facts_of(state: Any, build: Build, access: Access) -> BuildFacts:
     public = not access.sees_restricted
-    cache = getattr(request.app.state, "map_facts", None)
+    cache = getattr(state, "map_facts", None)
     if cache is None or cache[0] != build.build_id:
         cache = (build.build_id, {})
-        request.app.state.map_facts = cache
+        state.map_facts = cache
     facts = cache[1].get(public)
     if facts is None:
         raster = build.catalog.layers.get("risk_surface")
         zoom = build.store.raster("risk_surface").native_zoom if raster else 10
         facts = cache[1][public] = BuildFacts.of(build.catalog, zoom)
     return facts
+
+
+def offline_page(app: FastAPI, map_id: str, lang: str, access: Access, offline: Offline) -> str:
+    """A map's page for an offline bundle, as a caller of ``access`` would see it live: its
+    first view, its data from the scripts ``offline`` names (``geo_service/bundle``)."""
+    definition = load_maps(Path(app.state.settings.maps_file), _definitions(app))[map_id]
+    build = app.state.builds.current()
+    facts = _facts_of(app.state, build, access)
+    if definition.bounds is not None:
+        facts = facts.in_countries(_countries(build, access, definition))
+    styles = _definitions(app)
+    return build_page(definition, "", lang, facts, None, False, None, styles, None, offline)
+
+
+def _definitions(app: FastAPI) -> dict[str, LayerDefinition]:
+    return definitions(Path(app.state.settings.maps_file))
 
 
 @router.get("/maps", summary="The maps")

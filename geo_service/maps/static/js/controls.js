@@ -62,6 +62,10 @@ export function setupControls(ctx) {
     }
   });
   layers.basemap.on("remove", () => { outsideCredited = true; outsideTiles = 0; });
+  if (cfg.offline) {  // an offline bundle's basemap is drawn from its own data, below
+    attribution.removeAttribution(outsideCredit);
+    layers.basemap.off("tileload load");
+  }
 
   // Data credit: the publishers of what is drawn, and the link to every source's terms
   // (written by the server, escaped there). A layer whose features name their sources

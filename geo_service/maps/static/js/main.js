@@ -107,7 +107,9 @@ export function start(map, cfg, layers, Api = Net) {
     if (style.draw === "communities") {
       ctx.communities = Communities(ctx, group);
     } else if (style.draw === "sites") {
-      ViewLayer(ctx, id, group, (f, target) => drawSite(ctx, id, f, target), ctx.t.sites);
+      // Mine sites are points; the mapped mining areas (concessions) their outlines.
+      const noun = id === "concessions" ? ctx.t.miningAreas : ctx.t.sites;
+      ViewLayer(ctx, id, group, (f, target) => drawSite(ctx, id, f, target), noun);
     } else if (style.draw === "dams") {
       Dams(ctx, id, group);
     } else if (style.draw === "incidents") {

@@ -58,5 +58,6 @@ export function sourceLine(ctx, source) {
 
 /** A link to a feature's full record. */
 export function recordLink(ctx, layer, id, ...more) {
-  return h("p", {}, h("a", {href: ctx.net.itemPage(layer, id)}, ctx.t.record), more);
+  const page = ctx.net.itemPage(layer, id);  // none in an offline bundle
+  return h("p", {}, page ? h("a", {href: page}, ctx.t.record) : null, more);
 }

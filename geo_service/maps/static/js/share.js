@@ -71,7 +71,7 @@ export function Sharing(ctx) {
     }
   }
 
-  if (!cfg.embed) {
+  if (!cfg.embed && !cfg.offline) {  // an offline bundle has no address to share
     const Share = L.Control.extend({
       options: {position: "topleft"},
       onAdd: () => {

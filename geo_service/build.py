@@ -275,7 +275,15 @@ def _build_into(
     scoring = reporter.task("scoring risk", 1)
     # The model reads restricted rows only as precisely as the public may know them.
     evidence = {kind: publication.evidence(kind, gdf) for kind, gdf in layers.items()}
-    risk = run_risk(evidence, catalog, risk_params, publication, grids)
+    if settings.workers or settings.scheduler:
+        from geo_service.cluster import dask_runner
+
+        with dask_runner(
+            settings.workers or None, settings.scheduler, reporter.task, reporter.log
+        ) as runner:
+            risk = run_risk(evidence, catalog, risk_params, publication, grids, runner)
+    else:
+        risk = run_risk(evidence, catalog, risk_params, publication, grids)
     for name in list(risk.layers):
         risk.layers[name] = publication.precise_geometry(name, risk.layers[name], layers)
     scoring(1, 1)

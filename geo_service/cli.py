@@ -101,6 +101,17 @@ def build_cmd(
             "(e.g. 1000 for a quick preview) [default: RISKMAP_SURFACE_CELL_M, or risk.toml]."
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Compute the risk surface on a local Dask cluster of this many worker "
+            "processes (needs the 'cluster' extra) [default: 0, in this process]."
+        ),
+    ] = 0,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Compute the risk surface on a running Dask scheduler, tcp://HOST:PORT."),
+    ] = None,
 ) -> None:
     """Read, validate and write every source of the catalog as a new build, then make it current.
 
@@ -114,6 +125,10 @@ def build_cmd(
         if surface_cell <= 0:
             raise _fail(ValueError(f"--surface-cell must be > 0, got {surface_cell:g}"), 2)
         settings = settings.model_copy(update={"surface_cell_m": surface_cell})
+    if workers < 0:
+        raise _fail(ValueError(f"--workers must be >= 0, got {workers}"), 2)
+    if workers or scheduler:
+        settings = settings.model_copy(update={"workers": workers, "scheduler": scheduler})
     try:
         with _progress() as progress:
             result = build(

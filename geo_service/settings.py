@@ -60,6 +60,17 @@ class BuildSettings(BaseSettings):
         "risk.toml: a quick preview at 1000 m takes seconds where 250 m takes about a minute. "
         "Recorded in the build's parameters.",
     )
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Compute the risk surface on a local Dask cluster of this many worker "
+        "processes (0: in this process, no Dask needed). Same bytes either way.",
+    )
+    scheduler: str | None = Field(
+        None,
+        description="A running Dask scheduler (tcp://HOST:PORT) to compute the risk surface on "
+        "instead (docs/scale.md).",
+    )
 
 
 class ApiSettings(BaseSettings):

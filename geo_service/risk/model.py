@@ -26,7 +26,7 @@ from geo_service.risk.coverage import coverage_layer
 from geo_service.risk.exposure import people_exposed
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
-from geo_service.risk.surface import Surface, compute_surface
+from geo_service.risk.surface import Runner, Surface, compute_surface
 from geo_service.schemas import Kind
 
 #: Titles of the layers the risk model adds to a build.
@@ -112,8 +112,10 @@ def run_risk(
     params: RiskParams,
     publication: Publication | None = None,
     grids: list[PopulationGrid] | None = None,
+    runner: Runner | None = None,
 ) -> RiskOutput:
-    """Every risk layer from the canonical layers of one build.
+    """Every risk layer from the canonical layers of one build (the surface's tiles computed
+    by ``runner``, in this process by default).
 
     ``layers`` is the evidence as the model may read it (``Publication.evidence``: restricted
     rows at their cell's centre); ``risk_hex`` summarises the public views ``publication``
@@ -175,7 +177,11 @@ def run_risk(
         layer is not None and len(layer)
         for layer in (inputs.concessions, inputs.tailings_dams, inputs.incidents)
     )
-    surface = compute_surface(inputs, params, params.surface, countries) if has_evidence else None
+    surface = (
+        compute_surface(inputs, params, params.surface, countries, runner=runner)
+        if has_evidence
+        else None
+    )
     metadata = {
         "model_version": MODEL_VERSION,
         "parameters": params.record(),

@@ -78,7 +78,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -1274,17 +1274,98 @@ def _merge_meta(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class TileWork:
+    """What every tile of a surface needs, sent once to each worker of a cluster."""
+
+    lattice: Grid
+    fp: dict[str, Any]
+    footprints: np.ndarray
+    stand_in: np.ndarray
+    foot_bounds: np.ndarray
+    con_reach: float
+    incidents: _Incidents
+    dams: _Dams
+    outlines: dict[str, np.ndarray]
+    same: dict[str, str]
+    keep_factors: bool
+
+
+@dataclass
+class TileResult:
+    """One tile's core: its score, each factor's values if kept, each factor's metadata."""
+
+    score: np.ndarray
+    factors: dict[str, np.ndarray]
+    meta: dict[str, dict[str, Any]]
+
+
+#: Computes ``fn(work, task)`` for every task, results in the tasks' order.
+Runner = Callable[[Callable[[TileWork, Any], TileResult], TileWork, list[Any]], list[TileResult]]
+
+
+def run_here(
+    fn: Callable[[TileWork, Any], TileResult], work: TileWork, tasks: list[Any]
+) -> list[TileResult]:
+    """The tiles one after another, in this process."""
+    return [fn(work, task) for task in tasks]
+
+
+def compute_tile(work: TileWork, task: tuple[slice, slice, tuple[slice, slice]]) -> TileResult:
+    """The factors and score of one tile (rows and columns of the lattice, with its halo), kept
+    on its core: a task of its own, independent of every other tile."""
+    rows, cols, core = task
+    fp = work.fp
+    grid = work.lattice.sub(rows, cols)
+    whole = slice(0, grid.height), slice(0, grid.width)
+    burnt = {name: _burn(work.outlines[name], grid, *whole) for name in set(work.same.values())}
+    covered = {name: burnt[work.same[name]] for name in work.same}
+    values: dict[str, np.ndarray] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    near = _near(work.foot_bounds, grid, work.con_reach)
+    name = ConcessionPressure.name
+    values[name], meta[name] = _concession_pressure(
+        grid, work.footprints[near], work.stand_in[near], fp[name]
+    )
+    name = TailingsExposure.name
+    raw, reached, meta[name] = _tailings_exposure(grid, work.dams, fp[name])
+    values[name] = _normalise(raw, fp[name].saturation)
+    values[name][reached] = 1.0
+    name = IncidentIntensity.name
+    raw, meta[name] = _incident_intensity(grid, work.incidents, fp[name])
+    values[name] = _normalise(raw, fp[name].saturation)
+    outside = np.nonzero(~covered[name] & (values[name] > 0))
+    if len(outside[0]):
+        beyond = ~work.incidents.reach(grid, *outside, fp[name].cutoff_bandwidths)
+        values[name][outside[0][beyond], outside[1][beyond]] = 0.0
+    factor_values, kept = [], {}
+    for name in SURFACE_FACTORS:
+        n = values[name][core]
+        np.clip(n, 0.0, 1.0, out=n)
+        # Where the factor has coverage, or evidence reaches: as the vector factors.
+        cov = covered[name][core] | (n > 0)
+        n[~cov] = np.nan
+        factor_values.append(n)
+        meta[name]["covered_cells"] = int(cov.sum())
+        if work.keep_factors:
+            kept[name] = n
+    score = aggregate(factor_values, [fp[name].weight for name in SURFACE_FACTORS])
+    return TileResult(score, kept, meta)
+
+
 def compute_surface(
     inputs: RiskInputs,
     params: RiskParams,
     surface: SurfaceParams,
     countries: gpd.GeoDataFrame,
     keep_factors: bool = False,
+    runner: Runner | None = None,
 ) -> Surface:
     """Every factor and the combined score near the evidence (see the module doc).
 
     The score is all a build writes; ``keep_factors`` also keeps each factor's grid (for checks
-    and analysis: four times the memory).
+    and analysis: four times the memory). ``runner`` computes the tiles (``run_here``, in this
+    process, by default; ``geo_service.cluster`` on a Dask cluster): the same values either way.
 
     ``countries`` are outlines with an ``iso3`` column (``model.read_countries``); a factor is
     NaN outside the outlines of its ``inputs.coverage`` (countries and areas), and the score is
@@ -1340,15 +1421,26 @@ def compute_surface(
     factor_meta[ConcessionPressure.name]["stand_in_footprints"] = int(stand_in.sum())
     factor_meta[IncidentIntensity.name].update(incidents.meta)
     factor_meta[TailingsExposure.name].update(dams.meta)
-    foot_bounds = shapely.bounds(footprints) if len(footprints) else np.empty((0, 4))
-    con_reach = fp[ConcessionPressure.name].max_km * 1000.0
 
     # Factors of the same coverage share its burnt outline.
     same = {name: _first_equal(outlines, name) for name in kinds}
-    distinct = sorted(set(same.values()))
+    work = TileWork(
+        lattice=lattice,
+        fp=fp,
+        footprints=footprints,
+        stand_in=stand_in,
+        foot_bounds=shapely.bounds(footprints) if len(footprints) else np.empty((0, 4)),
+        con_reach=fp[ConcessionPressure.name].max_km * 1000.0,
+        incidents=incidents,
+        dams=dams,
+        outlines=outlines,
+        same=same,
+        keep_factors=keep_factors,
+    )
     regions: list[SurfaceRegion] = []
     parts: dict[str, list[dict[str, Any]]] = {name: [] for name in kinds}
-    computed = skipped = 0
+    scores, kept, todo = [], [], []
+    skipped = 0
     for region in plan:
         score = np.full(
             (region.rows.stop - region.rows.start, region.cols.stop - region.cols.start),
@@ -1356,6 +1448,8 @@ def compute_surface(
             dtype=np.float32,
         )
         kept_factors = {name: np.full_like(score, np.nan) for name in kinds} if keep_factors else {}
+        scores.append(score)
+        kept.append(kept_factors)
         for rows, cols, core in _tiles(lattice, region, reach, TILE_CELLS):
             if not _holds_kept_block(region, rows, cols, core):
                 # No evidence reaches the tile's core: what ``Surface.window`` gives beyond the
@@ -1365,57 +1459,30 @@ def compute_surface(
                 )
                 skipped += 1
                 continue
-            computed += 1
-            grid = lattice.sub(rows, cols)
-            whole = slice(0, grid.height), slice(0, grid.width)
-            burnt = {name: _burn(outlines[name], grid, *whole) for name in distinct}
-            covered = {name: burnt[same[name]] for name in kinds}
-            values: dict[str, np.ndarray] = {}
-            near = _near(foot_bounds, grid, con_reach)
-            raw, meta = _concession_pressure(
-                grid, footprints[near], stand_in[near], fp[ConcessionPressure.name]
-            )
-            values[ConcessionPressure.name] = raw
-            parts[ConcessionPressure.name].append(meta)
-            name = TailingsExposure.name
-            raw, reached, meta = _tailings_exposure(grid, dams, fp[name])
-            values[name] = _normalise(raw, fp[name].saturation)
-            values[name][reached] = 1.0
-            parts[name].append(meta)
-            name = IncidentIntensity.name
-            raw, meta = _incident_intensity(grid, incidents, fp[name])
-            values[name] = _normalise(raw, fp[name].saturation)
-            outside = np.nonzero(~covered[name] & (values[name] > 0))
-            if len(outside[0]):
-                beyond = ~incidents.reach(grid, *outside, fp[name].cutoff_bandwidths)
-                values[name][outside[0][beyond], outside[1][beyond]] = 0.0
-            parts[name].append(meta)
-
-            # The tile's own cells (its core), in the region's frame.
-            inner = (core[0], core[1])
-            out = (
-                slice(
-                    rows.start + core[0].start - region.rows.start,
-                    rows.start + core[0].stop - region.rows.start,
-                ),
-                slice(
-                    cols.start + core[1].start - region.cols.start,
-                    cols.start + core[1].stop - region.cols.start,
-                ),
-            )
-            factor_values = []
-            for name in SURFACE_FACTORS:
-                n = values[name][inner]
-                np.clip(n, 0.0, 1.0, out=n)
-                # Where the factor has coverage, or evidence reaches: as the vector factors.
-                cov = covered[name][inner] | (n > 0)
-                n[~cov] = np.nan
-                factor_values.append(n)
-                parts[name][-1]["covered_cells"] = int(cov.sum())
-                if keep_factors:
-                    kept_factors[name][out] = n
-            score[out] = aggregate(factor_values, [fp[name].weight for name in SURFACE_FACTORS])
-            del values, covered, factor_values
+            todo.append((len(scores) - 1, rows, cols, core))
+    # Every tile computed (here, or as tasks of a cluster: ``runner``), kept in plan order.
+    results = (runner or run_here)(
+        compute_tile, work, [(rows, cols, core) for _, rows, cols, core in todo]
+    )
+    for (i, rows, cols, core), tile in zip(todo, results, strict=True):
+        region = plan[i]
+        out = (
+            slice(
+                rows.start + core[0].start - region.rows.start,
+                rows.start + core[0].stop - region.rows.start,
+            ),
+            slice(
+                cols.start + core[1].start - region.cols.start,
+                cols.start + core[1].stop - region.cols.start,
+            ),
+        )
+        scores[i][out] = tile.score
+        for name, values in tile.factors.items():
+            kept[i][name][out] = values
+        for name in kinds:
+            parts[name].append(tile.meta[name])
+    computed = len(todo)
+    for region, score, kept_factors in zip(plan, scores, kept, strict=True):
         regions.append(SurfaceRegion(region.rows, region.cols, score, kept_factors))
     for name in kinds:
         factor_meta[name].update(_merge_meta(parts[name]))

@@ -1,0 +1,136 @@
+"""Builds on Dask (``riskmap build --workers N`` / ``--scheduler``): the bundled catalog built
+on a local cluster of two worker processes writes the same bytes as in one process, and still
+does when a worker is killed in the middle of the surface's tiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from geo_service.build import build
+from geo_service.risk import surface
+from geo_service.settings import BuildSettings
+from tests.conftest import CATALOG, QUICK_SURFACE_M
+
+#: Cells per tile in these builds: small, so the coarse test surface is many tasks.
+TEST_TILE_CELLS = 6_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_tiles() -> Iterator[None]:
+    """Tiles of ``TEST_TILE_CELLS`` (every build of this module: the tiling is part of what
+    a build computes, so builds compared must share it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(surface, "TILE_CELLS", TEST_TILE_CELLS)
+        yield
+
+
+def _build(root: Path, **settings: object) -> Path:
+    result = build(
+        BuildSettings(build_dir=root, surface_cell_m=QUICK_SURFACE_M, **settings),
+        catalog_path=CATALOG,
+    )
+    return result.path
+
+
+def _contents(path: Path) -> dict[str, bytes]:
+    """Every file of a build, the catalog without the build's own id and clock."""
+    out = {}
+    for f in sorted(path.iterdir()):
+        data = f.read_bytes()
+        if f.name == "catalog.json":
+            meta = json.loads(data)
+            for key in ("build_id", "created"):
+                meta.pop(key)
+            data = json.dumps(meta, sort_keys=True).encode()
+        out[f.name] = data
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    """The bundled catalog built in one process."""
+    path = _build(tmp_path_factory.mktemp("single"))
+    meta = json.loads((path / "catalog.json").read_text())
+    assert meta["risk"]["surface"]["tiles"]["computed"] >= 20  # many tasks to share out
+    return _contents(path)
+
+
+def _same(reference: dict[str, bytes], path: Path) -> None:
+    got = _contents(path)
+    assert set(got) == set(reference)
+    differ = [name for name in reference if got[name] != reference[name]]
+    assert not differ, differ
+    assert "risk_surface.tif" in got and "community_risk.parquet" in got
+
+
+@pytest.mark.slow
+def test_two_local_workers_write_the_same_bytes(reference, tmp_path) -> None:
+    _same(reference, _build(tmp_path, workers=2))
+
+
+def _tiles_run_again(dask_scheduler) -> int:  # type: ignore[no-untyped-def]
+    """Tiles a worker was running that went back to be scheduled again."""
+    return sum(
+        1
+        for entry in dask_scheduler.transition_log
+        if "compute_tile" in str(entry[0]) and entry[1] == "processing" and entry[2] != "memory"
+    )
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_build_changes_nothing(reference, tmp_path) -> None:
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        done: list[Path] = []
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                done.append(_build(tmp_path, scheduler=cluster.scheduler_address))
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                failed.append(exc)
+
+        builder = threading.Thread(target=run, daemon=True)
+        builder.start()
+        # Once a worker is running a tile, kill its process (its nanny starts another).
+        victim = None
+        deadline = time.monotonic() + 600
+        while victim is None and builder.is_alive() and time.monotonic() < deadline:
+            busy = {
+                worker: keys
+                for worker, keys in client.processing().items()
+                if any("compute_tile" in str(k) for k in keys)
+            }
+            if busy:
+                victim = next(iter(busy))
+            else:
+                time.sleep(0.02)
+        assert victim is not None, "no tile was ever running"
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)
+        builder.join(timeout=600)
+        assert not builder.is_alive() and not failed, failed
+        alive = client.run(os.getpid)
+        assert pid not in alive.values()
+        # The killed worker's running tiles went back to be run again elsewhere.
+        again = client.run_on_scheduler(_tiles_run_again)
+        assert again > 0, again
+    _same(reference, done[0])

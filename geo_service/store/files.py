@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pandas as pd
 
 from geo_service.errors import NoBuildError
 from geo_service.store.catalog import BuildCatalog
@@ -75,3 +76,16 @@ def load_layer(
         ) from exc
     file = meta.get("public", meta)["file"] if public else meta["file"]
     return gpd.read_parquet(Path(build_dir) / catalog["build_id"] / file)
+
+
+def load_kind(build_dir: Path, kind: str, build_id: str | None = None) -> gpd.GeoDataFrame:
+    """Every row of one kind of source as the risk model reads it: its layer and, for a kind
+    published as areas and points (concessions: ``concessions`` and ``mine_sites``), both."""
+    from geo_service.schemas import SCHEMAS, Kind
+
+    layer = load_layer(build_dir, kind, build_id)
+    points = SCHEMAS[Kind(kind)].points_layer
+    if points is None:
+        return layer
+    parts = [layer, load_layer(build_dir, points[0], build_id)]
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=layer.crs)

@@ -172,8 +172,17 @@ def _real_path(case: schemathesis.Case) -> None:
             params["layer"] = _pick(params["layer"], drawn)
     if {"z", "x", "y"} <= set(params) and isinstance(params["z"], int):
         n = 2 ** params["z"]
-        params["x"], params["y"] = int(params["x"]) % n, int(params["y"]) % n
+        # A stateful link may fill them with its own template text ('{x}'): tile 0 then.
+        params["x"], params["y"] = _whole(params["x"]) % n, _whole(params["y"]) % n
     case.path_parameters = params
+
+
+def _whole(value: Any) -> int:
+    """A path parameter as a whole number (0 when it is none)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 @schemathesis.hook

@@ -14,7 +14,7 @@ from geo_service.risk.base import RiskInputs
 from geo_service.risk.concession_pressure import ConcessionPressure, ConcessionPressureParams
 from geo_service.risk.metric import buffer_metres, nearest, pairs_within
 from geo_service.schemas import Kind
-from geo_service.store.files import load_layer
+from geo_service.store.files import load_kind, load_layer
 
 GEOD = Geod(ellps="WGS84")
 CATOCA = (20.301661, -9.405401)  # USGS AGO035, Catoca kimberlite mine, Lunda Sul
@@ -122,7 +122,7 @@ def test_metric_helpers_measure_metres_across_zones() -> None:
 
 def test_on_the_bundled_build(built, build_dir, catalog) -> None:
     communities = load_layer(build_dir, "communities")
-    concessions = load_layer(build_dir, "concessions")
+    concessions = load_kind(build_dir, "concessions")
     coverage = {
         Kind.concessions: set().union(
             *(e.coverage.countries for e in catalog.by_kind(Kind.concessions))

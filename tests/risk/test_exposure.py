@@ -76,7 +76,7 @@ def test_every_chiefdom_people_exposed_equals_an_independent_zonal_sum(
     lon, lat = np.asarray(lon), np.asarray(lat)
     count = people[rows, cols]
     # Distance from each populated cell to the nearest located site's footprint edge.
-    sites = _layer(built, "concessions")
+    sites = _layer(built, "mine_sites")
     sites = sites[
         (sites["country"] == "SLE") & ~sites["location_precision"].isin(STAND_INS)
     ].reset_index(drop=True)

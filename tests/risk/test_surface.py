@@ -33,7 +33,7 @@ from geo_service.risk.surface import (
     write_cog,
 )
 from geo_service.schemas import Kind
-from geo_service.store.files import load_layer
+from geo_service.store.files import load_kind, load_layer
 
 GEOD = Geod(ellps="WGS84")
 TO_LONLAT = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
@@ -415,7 +415,7 @@ def test_no_evidence_is_an_error(countries) -> None:
 
 @pytest.fixture(scope="module")
 def bundled(built, build_dir: Path, catalog, tmp_path_factory) -> tuple[Surface, Path]:
-    layers = {k: load_layer(build_dir, k.value) for k in EVIDENCE_KINDS}
+    layers = {k: load_kind(build_dir, k.value) for k in EVIDENCE_KINDS}
     coverage, _ = coverage_of(catalog, layers)
     inputs = RiskInputs(
         communities=layers[Kind.communities],

@@ -143,7 +143,8 @@ def gather(
             if role.sees_restricted
             else None
         )
-        page = offline_page(app, map_id, lang, role, Offline((*data, script), notice=notice))
+        offline = Offline((*data, script), notice=notice, precise=role.sees_restricted)
+        page = offline_page(app, map_id, lang, role, offline)
         files["index.html"] = page.encode()
         files["sources.html"] = _sources_page(client, map_id, lang)
         files["favicon.ico"] = _get(client, "/favicon.ico").content

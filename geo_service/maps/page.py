@@ -612,10 +612,13 @@ def _legend(
     _: Callable[[str], str],
     page: str,
     languages: bool = True,
+    cells: bool = True,
 ) -> str:
     """The legend, from the layer definitions: one section per layer (the script hides those
     not shown), the date of the evidence, the map's own note, and links to the page in the
-    other languages (``languages``; an offline bundle speaks one)."""
+    other languages (``languages``; an offline bundle speaks one), and the line on rows shown
+    only by their area unless the page draws none (``cells``: a bundle holding them as they
+    are)."""
     size = (
         _("{value} m").replace("{value}", decimal(facts.cell_m, lang, 0)) if facts.cell_m else "—"
     )
@@ -627,7 +630,11 @@ def _legend(
     for layer in layers:
         style = styles[layer]
         classes = style.classes.values if style.classes else []
-        notes = style.notes_kept(definition.where.get(layer, {}))
+        notes = [
+            n
+            for n in style.notes_kept(definition.where.get(layer, {}))
+            if cells or n.mark != "area"
+        ]
         plain = (
             None
             if classes or style.draw == "raster"
@@ -741,6 +748,8 @@ class Offline:
     scripts: tuple[str, ...]
     sources: str = "sources.html"
     notice: str | None = None
+    #: It holds restricted rows as they are (a role that sees them): no cells stand for them.
+    precise: bool = False
 
 
 @with_stable_names
@@ -935,7 +944,17 @@ def build_page(
     else:
         notice = environment().get_template("map/offline_notice.html")
         root.html.add_child(Element(notice.render(lang=lang, notice=offline.notice)))
-    legend = _legend(definition, lang, facts, styles, layers, _, page_url, offline is None)
+    legend = _legend(
+        definition,
+        lang,
+        facts,
+        styles,
+        layers,
+        _,
+        page_url,
+        offline is None,
+        offline is None or not offline.precise,
+    )
     root.html.add_child(Element(legend))
     if "incidents" in layers and facts.incident_years and years:
         first, last = facts.incident_years

@@ -362,6 +362,9 @@ def test_anonymous_bundles_do_not_depend_on_restricted_details(twins) -> None:
     assert b'"count":' in public.files["data/incident_areas.js"]
     page = analyst.files["index.html"].decode()
     assert 'class="offline-notice" role="alert"' in page and "restricted records" in page
+    # Its legend has no line on reports shown only by their area; the public's has.
+    only_by_area = "Reports shown only by their area"
+    assert only_by_area not in page and only_by_area in public.files["index.html"].decode()
     assert "restricted records" in analyst.files["README.txt"].decode()
 
 

@@ -66,21 +66,11 @@ class MaskBackend(Backend[Any, pd.Series]):
         column: Callable[[str, str], pd.Series],
         shapes: np.ndarray,
         tree: shapely.STRtree,
-        rows: np.ndarray | None = None,
     ) -> None:
-        """Over the layer's ``size`` rows, or only those at ``rows`` (positions, in order: the
-        candidates other parts of a query left), the result then one value per candidate."""
-        self.layer_size = size
-        self.rows = rows
-        self.size = size if rows is None else len(rows)
-        self._column = column
+        self.size = size
+        self.column = column
         self.shapes = shapes
         self.tree = tree
-
-    def column(self, name: str, kind: str) -> pd.Series:
-        """A property's column over the rows evaluated."""
-        values = self._column(name, kind)
-        return values if self.rows is None else values.iloc[self.rows].reset_index(drop=True)
 
     def _known(self, result: Any, *operands: Value) -> pd.Series:
         """``result`` as a nullable boolean column, unknown wherever an operand is missing."""
@@ -131,15 +121,12 @@ class MaskBackend(Backend[Any, pd.Series]):
     def spatial(self, op: str, geometry: shapely.Geometry) -> pd.Series:
         candidates = self.tree.query(geometry)
         test = PREDICATES.get(op, shapely.intersects)
-        hit = np.zeros(self.layer_size, dtype=bool)
+        hit = np.zeros(self.size, dtype=bool)
         hit[candidates] = test(self.shapes[candidates], geometry)
         if op == "s_disjoint":
             hit = ~hit
-        shapes = self.shapes
-        if self.rows is not None:
-            hit, shapes = hit[self.rows], shapes[self.rows]
         out = pd.Series(hit).astype("boolean")
-        out[shapely.is_missing(shapes)] = pd.NA
+        out[shapely.is_missing(self.shapes)] = pd.NA
         return out
 
     @override

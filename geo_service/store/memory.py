@@ -230,12 +230,9 @@ class LayerTable:
         for column, value in query.filters.items():
             mask &= self._matches(column, value)
         if query.filter is not None:
-            # Evaluated on the rows the rest of the query left (a box: a few of many).
-            candidates = np.flatnonzero(mask)
-            backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree, candidates)
+            backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree)
             found = compile_filter(query.filter, self.queryables, self.date_field, backend)
-            mask = np.zeros(len(self.ids), dtype=bool)
-            mask[candidates[found.to_numpy(dtype=bool, na_value=False)]] = True
+            mask &= found.to_numpy(dtype=bool, na_value=False)
         rows = np.flatnonzero(mask) if query.q is None else self._search(mask, query.q)
         return self._sorted(rows, query.sortby) if query.sortby else rows
 

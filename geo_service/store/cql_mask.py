@@ -66,11 +66,16 @@ class MaskBackend(Backend[Any, pd.Series]):
         column: Callable[[str, str], pd.Series],
         shapes: np.ndarray,
         tree: shapely.STRtree,
+        numbers: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
+        """``numbers``: a number property as float64 values and where they are missing (kept
+        by the layer), for comparisons of it with a number made in numpy."""
         self.size = size
         self.column = column
         self.shapes = shapes
         self.tree = tree
+        self.numbers = numbers
+        self._numeric: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _known(self, result: Any, *operands: Value) -> pd.Series:
         """``result`` as a nullable boolean column, unknown wherever an operand is missing."""
@@ -84,7 +89,10 @@ class MaskBackend(Backend[Any, pd.Series]):
 
     @override
     def property(self, name: str, kind: str) -> pd.Series:
-        return self.column(name, kind)
+        values = self.column(name, kind)
+        if kind == "number" and self.numbers is not None:
+            self._numeric[id(values)] = self.numbers(name)
+        return values
 
     @override
     def literal(self, value: Any, kind: str) -> Any:
@@ -96,7 +104,27 @@ class MaskBackend(Backend[Any, pd.Series]):
 
     @override
     def compare(self, op: str, a: Value, b: Value) -> pd.Series:
-        return self._known(OPERATORS[op](a, b), a, b)
+        fast = self._compare_numbers(op, a, b)
+        return fast if fast is not None else self._known(OPERATORS[op](a, b), a, b)
+
+    def _compare_numbers(self, op: str, a: Value, b: Value) -> pd.Series | None:
+        """A number property against a number, in numpy: unknown where it is missing (the
+        same answer as the nullable columns give, without their cost); None otherwise."""
+
+        def number(v: Value) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool)
+
+        if isinstance(a, pd.Series) and id(a) in self._numeric and number(b):
+            (values, missing), left, right = self._numeric[id(a)], None, b
+        elif isinstance(b, pd.Series) and id(b) in self._numeric and number(a):
+            (values, missing), left, right = self._numeric[id(b)], a, None
+        else:
+            return None
+        with np.errstate(invalid="ignore"):
+            result = OPERATORS[op](
+                values if left is None else left, values if right is None else right
+            )
+        return pd.Series(pd.arrays.BooleanArray(np.asarray(result, dtype=bool), missing.copy()))
 
     @override
     def like(self, a: Value, pattern: str) -> pd.Series:

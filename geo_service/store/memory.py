@@ -115,6 +115,7 @@ class LayerTable:
         self._features: list[bytes | None] = [None] * len(frame)
         self.tiles = TileCache(TILE_CACHE_BYTES)
         self._columns: dict[tuple[str, str], pd.Series] = {}
+        self._numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @cached_property
     def info(self) -> LayerInfo:
@@ -230,7 +231,7 @@ class LayerTable:
         for column, value in query.filters.items():
             mask &= self._matches(column, value)
         if query.filter is not None:
-            backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree)
+            backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree, self.numbers)
             found = compile_filter(query.filter, self.queryables, self.date_field, backend)
             mask &= found.to_numpy(dtype=bool, na_value=False)
         rows = np.flatnonzero(mask) if query.q is None else self._search(mask, query.q)
@@ -250,6 +251,18 @@ class LayerTable:
     def tree(self) -> shapely.STRtree:
         """The geometries' STR-tree (spatial filters)."""
         return shapely.STRtree(self._shapes)
+
+    def numbers(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A number property as float64 values and a mask of where it is missing."""
+        found = self._numbers.get(name)
+        if found is None:
+            values = self.column(name, "number")
+            found = (
+                values.to_numpy(dtype="float64", na_value=np.nan),
+                values.isna().to_numpy(),
+            )
+            self._numbers[name] = found
+        return found
 
     def column(self, name: str, kind: str) -> pd.Series:
         """A property as a nullable column of its filter type (``cql.Backend`` kinds)."""

@@ -38,7 +38,7 @@ from geo_service.bundle.script import offline_script
 from geo_service.errors import NotFoundError
 from geo_service.maps.assets import asset_file
 from geo_service.maps.definitions import MapDefinition, load_maps
-from geo_service.maps.i18n import translator
+from geo_service.maps.i18n import N_, translator
 from geo_service.maps.layers import definitions
 from geo_service.maps.page import Offline
 from geo_service.settings import ApiSettings
@@ -58,6 +58,11 @@ DATA = "data"
 STORE = "window.riskMapData=window.riskMapData||{collections:{},tiles:{}};"
 
 Progress = Callable[[str, int, int], None]
+#: What a bundle holding restricted rows says first, on its page and in its README.
+RESTRICTED_NOTICE = N_(
+    "This copy holds restricted records (witnesses, monitors, sensitive incidents). "
+    "Keep it safe and do not share it."
+)
 
 
 @dataclass
@@ -135,14 +140,7 @@ def gather(
         files[script] = offline_script(node_modules)
         data = sorted(k for k in files if k.startswith(f"{DATA}/"))
         _ = translator(lang)
-        notice = (
-            _(
-                "This copy holds restricted records (witnesses, monitors, sensitive incidents). "
-                "Keep it safe and do not share it."
-            )
-            if role.sees_restricted
-            else None
-        )
+        notice = _(RESTRICTED_NOTICE) if role.sees_restricted else None
         offline = Offline((*data, script), notice=notice, precise=role.sees_restricted)
         page = offline_page(app, map_id, lang, role, offline)
         files["index.html"] = page.encode()
@@ -243,7 +241,7 @@ def _collections(
         out[layer] = [] if precise and layer in areas else _items(client, layer, {"bbox": bbox})
     progress("collections", len(wanted), len(wanted))
     # Evidence: the ids each community's score names, in the layer holding their source.
-    holders = _source_layers(catalog)
+    holders = catalog.source_layers()
     missing: dict[str, set[str]] = {}
     for f in out.get("community_risk", []):
         for key, value in f["properties"].items():
@@ -262,17 +260,6 @@ def _collections(
             chunk = ask[start : start + IDS_PER_REQUEST]
             quoted = ",".join("'" + x.replace("'", "''") + "'" for x in chunk)
             found += _items(client, layer, {"filter": f"{id_field} IN ({quoted})"})
-    return out
-
-
-def _source_layers(catalog: Any) -> dict[str, str]:
-    """Each source's key → the layer of its kind holding its rows (what popups read)."""
-    out = {}
-    for key, source in catalog.sources.items():
-        for lid, meta in catalog.layers.items():
-            if meta.kind == source.kind and key in meta.sources:
-                out[key] = lid
-                break
     return out
 
 
@@ -418,11 +405,5 @@ def _readme(definition: MapDefinition, bundle: Bundle, catalog: Any, lang: str) 
         ),
     ]
     if bundle.role.sees_restricted:
-        lines += [
-            "",
-            _(
-                "This copy holds restricted records (witnesses, monitors, sensitive "
-                "incidents). Keep it safe and do not share it."
-            ),
-        ]
+        lines += ["", _(RESTRICTED_NOTICE)]
     return "\n".join(lines) + "\n"

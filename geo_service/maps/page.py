@@ -179,15 +179,8 @@ class BuildFacts:
         extent = layers["incidents"].time_extent if "incidents" in layers else None
         years = (int(extent[0][:4]), int(extent[1][:4])) if extent else None
         sources = {}
+        holders = catalog.source_layers()
         for key, s in catalog.sources.items():
-            holder = next(
-                (
-                    lid
-                    for lid, meta in layers.items()
-                    if meta.kind == s.kind and key in meta.sources
-                ),
-                None,
-            )
             sources[key] = {
                 "title": s.title,
                 "publisher": s.publisher,
@@ -195,7 +188,7 @@ class BuildFacts:
                 "licence_url": s.licence_url,
                 "url": s.url,
                 "kind": s.kind,
-                "layer": holder,
+                "layer": holders[key],
             }
         publishers = {
             lid: list(dict.fromkeys(catalog.sources[k].publisher for k in meta.sources))

@@ -111,6 +111,21 @@ class BuildCatalog(_Entry):
                 f"({exc.error_count()} problem(s)); rebuild with 'riskmap build'"
             ) from exc
 
+    def source_layers(self) -> dict[str, str | None]:
+        """Each source's key → the first layer of its kind holding its rows (where a popup
+        finds a feature the source gave), None when no layer does."""
+        return {
+            key: next(
+                (
+                    lid
+                    for lid, meta in self.layers.items()
+                    if meta.kind == s.kind and key in meta.sources
+                ),
+                None,
+            )
+            for key, s in self.sources.items()
+        }
+
     def vector_layers(self) -> dict[str, CatalogLayer]:
         """The layers served as features (every one but the rasters)."""
         return {k: v for k, v in self.layers.items() if v.kind != "raster"}

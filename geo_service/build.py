@@ -182,6 +182,10 @@ def build(
     """
     settings = settings or BuildSettings()
     reporter = reporter or Reporter()
+    if settings.workers or settings.scheduler:
+        from geo_service.cluster import require_dask
+
+        require_dask()
     catalog = load_catalog(catalog_path or settings.catalog)
     build_dir = settings.build_dir
     build_dir.mkdir(parents=True, exist_ok=True)

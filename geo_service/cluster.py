@@ -10,13 +10,22 @@ single-process build writes.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from geo_service.errors import BuildError
+from geo_service.errors import RiskMapError
 from geo_service.ingest.base import ProgressFn
 from geo_service.risk.surface import Runner, TileResult, TileWork
+
+
+def require_dask() -> None:
+    """An error (exit 2) at once, before any source is read, when Dask is not installed."""
+    if importlib.util.find_spec("distributed") is None:
+        raise RiskMapError(
+            "--workers and --scheduler need Dask: pip install 'diamond-risk-map[cluster]'"
+        )
 
 
 @contextmanager
@@ -28,12 +37,9 @@ def dask_runner(
 ) -> Iterator[Runner]:
     """A runner of the surface's tiles on a cluster (started here for ``workers``, reached at
     ``scheduler`` otherwise), closed when the build is done."""
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:
-        raise BuildError(
-            "--workers and --scheduler need Dask: pip install 'diamond-risk-map[cluster]'"
-        ) from exc
+    require_dask()
+    from dask.distributed import Client, LocalCluster, as_completed
+
     cluster = None
     try:
         if scheduler:
@@ -48,7 +54,7 @@ def dask_runner(
             )
             client = Client(cluster)
     except (OSError, TimeoutError) as exc:
-        raise BuildError(f"cannot reach the Dask scheduler {scheduler or ''}: {exc}") from exc
+        raise RiskMapError(f"cannot reach the Dask scheduler {scheduler or ''}: {exc}") from exc
     link = getattr(client, "dashboard_link", None)
     where = scheduler or f"a local cluster of {workers} workers"
     log(f"computing the surface on {where}" + (f" (dashboard: {link})" if link else ""))

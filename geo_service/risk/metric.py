@@ -203,15 +203,43 @@ def nearest(
     present = np.flatnonzero(~shapely.is_missing(tgs))
     if len(present) and (shapely.get_type_id(tgs[present]) == 0).all():
         return _nearest_point(pts, tgs, present, max_metres)
-    pairs = pairs_within(points, targets, max_metres)
+    return _nearest_shape(pts, tgs, present, max_metres)
+
+
+def _nearest_shape(
+    pts: np.ndarray, tgs: np.ndarray, present: np.ndarray, max_metres: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``nearest`` for lines and polygons: per UTM zone, GEOS's nearest search in an STRtree
+    of the projected targets — the metres of measuring every pair within reach, without
+    listing them (20,000 mine footprints within 50 km of 200,000 places are tens of millions).
+
+    Among equally near targets the first in order wins.
+    """
     n = len(pts)
     best = np.full(n, -1, dtype=np.int64)
     dist = np.full(n, np.nan)
-    if len(pairs):
-        order = np.lexsort((pairs.metres, pairs.source))
-        s, first = np.unique(pairs.source[order], return_index=True)
-        best[s] = pairs.target[order][first]
-        dist[s] = pairs.metres[order][first]
+    shown = present[~shapely.is_empty(tgs[present])]
+    if not len(shown):
+        return best, dist
+    bounds = shapely.bounds(tgs[shown])
+    for zs in zone_slices(shapely.get_x(pts), shapely.get_y(pts), bounds, max_metres):
+        near = shown[zs.targets]
+        tree = shapely.STRtree(project(tgs[near], zs.zone, zs.south))
+        p = shapely.get_coordinates(pts[zs.points])
+        (i, j), d = tree.query_nearest(
+            shapely.points(zs.metres(p[:, 0], p[:, 1])),
+            max_distance=max_metres,
+            return_distance=True,
+            all_matches=True,
+        )
+        ok = d <= max_metres
+        i, j, d = i[ok], j[ok], d[ok]
+        order = np.lexsort((j, i))  # by point, then target: the first of a tie wins
+        i, j, d = i[order], j[order], d[order]
+        first = np.r_[True, i[1:] != i[:-1]] if len(i) else np.empty(0, dtype=bool)
+        rows = zs.points[i[first]]
+        best[rows] = near[j[first]]
+        dist[rows] = d[first]
     return best, dist
 
 

@@ -206,3 +206,25 @@ def test_point_targets_pair_as_every_geometry_does(seed: int) -> None:
     assert np.array_equal(fast.target, slow.target)
     assert np.allclose(fast.metres, slow.metres, rtol=0, atol=1e-6)
     assert (fast.metres <= limit[fast.target]).all()
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_nearest_shape_same_as_measuring_every_pair(seed: int) -> None:
+    """Lines and polygons take GEOS's nearest search: the target and the metres of measuring
+    every pair within reach, ties to the earlier target, missing and empty ones never."""
+    pts, geoms, _ = _mixed(seed)
+    geoms = geoms.copy()
+    geoms[3] = None
+    geoms[4] = shapely.Polygon()
+    geoms[-5:] = geoms[:5]  # ties: the same shapes again, later
+    reach = 6000.0
+    best, dist = metric.nearest(pts, geoms, reach)
+    every = pairs_within(pts, geoms, reach)
+    order = np.lexsort((every.target, every.metres, every.source))
+    s, first = np.unique(every.source[order], return_index=True)
+    assert len(s) > 20 and (best < 0).any()
+    assert np.array_equal(np.flatnonzero(best >= 0), s)
+    assert np.array_equal(dist[s], every.metres[order][first])  # the same metres, exactly
+    assert np.array_equal(best[s], every.target[order][first])
+    assert not np.isin(best, [3, 4]).any()
+    assert np.isnan(dist[best < 0]).all()

@@ -8,7 +8,7 @@ we show ¼, ½ and full size (the growth must be near-linear).
 How:
 
 * ``make-data`` builds the bundled catalog once (``riskmap build --build-dir
-  bench/data/risk_base``) and resamples its real canonical layers (read with ``load_layer``),
+  bench/data/risk_base``) and resamples its real canonical layers (read with ``load_kind``),
   with replacement and a fixed seed, into ``bench/data/risk_{quarter,half,full}/``: one
   GeoParquet file per kind, the Natural Earth Africa rivers that touch the extent
   (``rivers.gpkg``) and ``manifest.json``. Every synthetic feature is placed near an *anchor*
@@ -78,7 +78,11 @@ FULL = {
     "concessions": 20_000,
     "tailings_dams": 5_000,
 }
-SIZES = {"quarter": 0.25, "half": 0.5, "full": 1.0}
+SIZES = {"quarter": 0.25, "half": 0.5, "full": 1.0, "continent": 1.0}
+#: ``continent`` (``scale_bench.py``): the full size with ten times the communities — every
+#: populated place of a region the size of the Congo basin, at GeoNames' density in its
+#: best-mapped countries.
+CONTINENT = {**FULL, "communities": 2_000_000}
 KINDS = tuple(FULL)
 #: Source keys of the real rows each kind is resampled from (and whose catalog entry is used).
 SOURCE_KEYS = {
@@ -184,6 +188,8 @@ def parse_sizes(text: str) -> list[str]:
 
 
 def counts_of(size: str) -> dict[str, int]:
+    if size == "continent":
+        return dict(CONTINENT)
     return {k: round(n * SIZES[size]) for k, n in FULL.items()}
 
 
@@ -291,10 +297,10 @@ def make_data(sizes: list[str], seed: int) -> None:
     import shapely
 
     from geo_service.risk.metric import buffer_metres
-    from geo_service.store.files import load_layer
+    from geo_service.store.files import load_kind
 
     build_id = ensure_base_build()
-    base = {k: load_layer(BASE_BUILD, k) for k in KINDS}
+    base = {k: load_kind(BASE_BUILD, k) for k in KINDS}
     real = {k: base[k][base[k]["source"] == SOURCE_KEYS[k]].reset_index(drop=True) for k in KINDS}
     pool = anchors(base)
     countries = sorted(set(pool[2]))

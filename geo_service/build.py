@@ -52,6 +52,9 @@ from geo_service.settings import BuildSettings
 from geo_service.store.files import CURRENT, read_build_catalog
 
 STAGING_PREFIX = ".staging-"
+#: Folder of a staging build holding the surface's regions (memory-mapped arrays) until the
+#: COG is written; removed before the build is made current.
+SURFACE_SCRATCH = "surface-regions"
 FAILED_PREFIX = "failed-"
 REJECTS_FILE = "rejects.csv"
 CATALOG_FILE = "catalog.json"
@@ -279,15 +282,18 @@ def _build_into(
     scoring = reporter.task("scoring risk", 1)
     # The model reads restricted rows only as precisely as the public may know them.
     evidence = {kind: publication.evidence(kind, gdf) for kind, gdf in layers.items()}
+    # The surface's regions are kept on disk until written (``SURFACE_SCRATCH``).
+    scratch = staging / SURFACE_SCRATCH
+    scratch.mkdir()
     if settings.workers or settings.scheduler:
         from geo_service.cluster import dask_runner
 
         with dask_runner(
             settings.workers or None, settings.scheduler, reporter.task, reporter.log
         ) as runner:
-            risk = run_risk(evidence, catalog, risk_params, publication, grids, runner)
+            risk = run_risk(evidence, catalog, risk_params, publication, grids, runner, scratch)
     else:
-        risk = run_risk(evidence, catalog, risk_params, publication, grids)
+        risk = run_risk(evidence, catalog, risk_params, publication, grids, scratch=scratch)
     for name in list(risk.layers):
         risk.layers[name] = publication.precise_geometry(name, risk.layers[name], layers)
     scoring(1, 1)
@@ -404,6 +410,7 @@ def _build_into(
         write_cog(risk.surface, staging / "risk_surface.tif")
         layer_meta["risk_surface"] = _raster_metadata(risk.surface, "risk_surface.tif", results)
         write(len(everything) + 1, len(everything) + 1)
+    shutil.rmtree(scratch)
 
     basemap = build_basemap(catalog.reference)
     (staging / BASEMAP_FILE).write_bytes(basemap)
@@ -670,6 +677,7 @@ def _keep_failed(staging: Path, build_dir: Path, build_id: str, exc: BaseExcepti
         (staging / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
         for p in staging.glob("*.parquet"):
             p.unlink()
+        shutil.rmtree(staging / SURFACE_SCRATCH, ignore_errors=True)
         if target.exists():
             shutil.rmtree(target)
         os.rename(staging, target)

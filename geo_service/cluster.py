@@ -17,6 +17,7 @@ from typing import Any
 
 from geo_service.errors import RiskMapError
 from geo_service.ingest.base import ProgressFn
+from geo_service.risk import collector
 from geo_service.risk.surface import Runner, TileResult, TileWork
 
 
@@ -26,6 +27,12 @@ def require_dask() -> None:
         raise RiskMapError(
             "--workers and --scheduler need Dask: pip install 'diamond-risk-map[cluster]'"
         )
+
+
+def _cells(task: tuple[slice, slice, Any]) -> int:
+    """Cells a tile computes (with its halo): its task's priority."""
+    rows, cols, _ = task
+    return (rows.stop - rows.start) * (cols.stop - cols.start)
 
 
 @contextmanager
@@ -61,15 +68,25 @@ def dask_runner(
 
     def run(
         fn: Callable[[TileWork, Any], TileResult], work: TileWork, tasks: list[Any]
-    ) -> list[TileResult]:
+    ) -> Iterator[tuple[int, TileResult]]:
         if not tasks:
-            return []
+            return
         done = task("surface tiles", len(tasks))
         shared = client.scatter(work, broadcast=True)
-        futures = client.map(fn, [shared] * len(tasks), tasks, pure=False)
-        for n, _ in enumerate(as_completed(futures), 1):
-            done(n, len(tasks))
-        return client.gather(futures)
+        # Arrived on every worker: the collector need not walk it while the tiles run.
+        client.run(collector.freeze)
+        # The largest tiles first, so that no worker is left with one big tile at the end.
+        futures = {
+            client.submit(fn, shared, t, pure=False, priority=_cells(t)): i
+            for i, t in enumerate(tasks)
+        }
+        try:
+            for n, (future, result) in enumerate(as_completed(futures, with_results=True), 1):
+                yield futures.pop(future), result
+                future.release()
+                done(n, len(tasks))
+        finally:
+            client.run(collector.unfreeze)
 
     try:
         yield run

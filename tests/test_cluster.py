@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from geo_service.build import build
+from geo_service.build import SURFACE_SCRATCH, build
 from geo_service.risk import surface
 from geo_service.settings import BuildSettings
 from tests.conftest import CATALOG, QUICK_SURFACE_M
@@ -69,6 +69,7 @@ def _same(reference: dict[str, bytes], path: Path) -> None:
     differ = [name for name in reference if got[name] != reference[name]]
     assert not differ, differ
     assert "risk_surface.tif" in got and "community_risk.parquet" in got
+    assert SURFACE_SCRATCH not in got  # the surface's regions on disk are gone
 
 
 @pytest.mark.slow
@@ -87,9 +88,12 @@ def _tiles_run_again(dask_scheduler) -> int:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_build_changes_nothing(reference, tmp_path) -> None:
+    import dask
     from dask.distributed import Client, LocalCluster
 
     with (
+        # The scheduler's log of transitions keeps every one of the build's tasks.
+        dask.config.set({"distributed.admin.low-level-log-length": 1_000_000}),
         LocalCluster(
             n_workers=2,
             threads_per_worker=1,

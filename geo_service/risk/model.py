@@ -8,6 +8,7 @@ the same layers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -20,6 +21,7 @@ from geo_service.ingest.population import PopulationGrid
 from geo_service.publication import Policy, Publication
 from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs
+from geo_service.risk.collector import frozen
 from geo_service.risk.combine import combine
 from geo_service.risk.concession_risk import concession_risk, footprint_growth
 from geo_service.risk.coverage import coverage_layer
@@ -113,14 +115,28 @@ def run_risk(
     publication: Publication | None = None,
     grids: list[PopulationGrid] | None = None,
     runner: Runner | None = None,
+    scratch: Path | None = None,
 ) -> RiskOutput:
     """Every risk layer from the canonical layers of one build (the surface's tiles computed
-    by ``runner``, in this process by default).
+    by ``runner``, in this process by default; its regions on disk in ``scratch`` if given).
 
     ``layers`` is the evidence as the model may read it (``Publication.evidence``: restricted
     rows at their cell's centre); ``risk_hex`` summarises the public views ``publication``
     makes of them and their areas (restricted rows as cells), so it says nothing they do not.
     """
+    with frozen():  # the evidence is loaded: no full collection walks it again
+        return _run(layers, catalog, params, publication, grids, runner, scratch)
+
+
+def _run(
+    layers: dict[Kind, gpd.GeoDataFrame],
+    catalog: SourceCatalog,
+    params: RiskParams,
+    publication: Publication | None,
+    grids: list[PopulationGrid] | None,
+    runner: Runner | None,
+    scratch: Path | None,
+) -> RiskOutput:
     communities = layers.get(Kind.communities)
     if communities is None:
         return RiskOutput({}, {"skipped": "no communities layer: nothing to score"})
@@ -178,7 +194,7 @@ def run_risk(
         for layer in (inputs.concessions, inputs.tailings_dams, inputs.incidents)
     )
     surface = (
-        compute_surface(inputs, params, params.surface, countries, runner=runner)
+        compute_surface(inputs, params, params.surface, countries, runner=runner, scratch=scratch)
         if has_evidence
         else None
     )

@@ -99,6 +99,7 @@ from scipy import ndimage, signal
 from scipy.spatial import cKDTree
 
 from geo_service.risk.base import CoverageArea, RiskInputs
+from geo_service.risk.collector import frozen
 from geo_service.risk.combine import aggregate
 from geo_service.risk.concession_pressure import (
     ConcessionPressure,
@@ -1253,6 +1254,15 @@ def _fill_unreached(
         values[r, c] = np.where(inside, np.float32(0.0), np.float32(np.nan))
 
 
+def _region_array(shape: tuple[int, int], scratch: Path | None, name: str) -> np.ndarray:
+    """A region's values, NaN until computed: in memory, or memory-mapped in ``scratch``."""
+    if scratch is None:
+        return np.full(shape, np.nan, dtype=np.float32)
+    out = np.lib.format.open_memmap(scratch / f"{name}.npy", "w+", np.float32, shape)
+    out[:] = np.nan
+    return out
+
+
 def _merge_meta(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-region factor metadata summed: counts add up, the worst kernel figures are kept."""
     out: dict[str, Any] = {}
@@ -1300,15 +1310,20 @@ class TileResult:
     meta: dict[str, dict[str, Any]]
 
 
-#: Computes ``fn(work, task)`` for every task, results in the tasks' order.
-Runner = Callable[[Callable[[TileWork, Any], TileResult], TileWork, list[Any]], list[TileResult]]
+#: Computes ``fn(work, task)`` for every task, yielding each task's index and result as it
+#: finishes (in any order): the caller places a result and lets it go, so no more than the
+#: tiles in flight are ever held at once.
+Runner = Callable[
+    [Callable[[TileWork, Any], TileResult], TileWork, list[Any]], Iterator[tuple[int, TileResult]]
+]
 
 
 def run_here(
     fn: Callable[[TileWork, Any], TileResult], work: TileWork, tasks: list[Any]
-) -> list[TileResult]:
+) -> Iterator[tuple[int, TileResult]]:
     """The tiles one after another, in this process."""
-    return [fn(work, task) for task in tasks]
+    for i, task in enumerate(tasks):
+        yield i, fn(work, task)
 
 
 def compute_tile(work: TileWork, task: tuple[slice, slice, tuple[slice, slice]]) -> TileResult:
@@ -1360,18 +1375,36 @@ def compute_surface(
     countries: gpd.GeoDataFrame,
     keep_factors: bool = False,
     runner: Runner | None = None,
+    scratch: Path | None = None,
 ) -> Surface:
     """Every factor and the combined score near the evidence (see the module doc).
 
     The score is all a build writes; ``keep_factors`` also keeps each factor's grid (for checks
     and analysis: four times the memory). ``runner`` computes the tiles (``run_here``, in this
     process, by default; ``geo_service.cluster`` on a Dask cluster): the same values either way.
+    With ``scratch`` (a folder), the regions are arrays on disk there (memory-mapped), not in
+    memory: a continent's surface is larger than a machine's memory.
 
     ``countries`` are outlines with an ``iso3`` column (``model.read_countries``); a factor is
     NaN outside the outlines of its ``inputs.coverage`` (countries and areas), and the score is
     Σ w·n / Σ w over the factors with coverage, NaN where none has. Cells in blocks beyond the
     margin of every piece of evidence are not computed (NaN; ``surface_regions``).
     """
+    with frozen():  # the evidence is loaded: no full collection walks it again
+        return _compute_surface(
+            inputs, params, surface, countries, keep_factors, runner or run_here, scratch
+        )
+
+
+def _compute_surface(
+    inputs: RiskInputs,
+    params: RiskParams,
+    surface: SurfaceParams,
+    countries: gpd.GeoDataFrame,
+    keep_factors: bool,
+    runner: Runner,
+    scratch: Path | None,
+) -> Surface:
     fp = _factor_params(params)
     lonlat_footprints, stand_in = _footprints(inputs.concessions)
     footprints = _geoms_to_mercator(lonlat_footprints)
@@ -1438,16 +1471,16 @@ def compute_surface(
         keep_factors=keep_factors,
     )
     regions: list[SurfaceRegion] = []
-    parts: dict[str, list[dict[str, Any]]] = {name: [] for name in kinds}
     scores, kept, todo = [], [], []
     skipped = 0
-    for region in plan:
-        score = np.full(
-            (region.rows.stop - region.rows.start, region.cols.stop - region.cols.start),
-            np.nan,
-            dtype=np.float32,
+    for i, region in enumerate(plan):
+        shape = (region.rows.stop - region.rows.start, region.cols.stop - region.cols.start)
+        score = _region_array(shape, scratch, f"region{i}-score")
+        kept_factors = (
+            {name: _region_array(shape, scratch, f"region{i}-{name}") for name in kinds}
+            if keep_factors
+            else {}
         )
-        kept_factors = {name: np.full_like(score, np.nan) for name in kinds} if keep_factors else {}
         scores.append(score)
         kept.append(kept_factors)
         for rows, cols, core in _tiles(lattice, region, reach, TILE_CELLS):
@@ -1459,33 +1492,23 @@ def compute_surface(
                 )
                 skipped += 1
                 continue
-            todo.append((len(scores) - 1, rows, cols, core))
-    # Every tile computed (here, or as tasks of a cluster: ``runner``), kept in plan order.
-    results = (runner or run_here)(
-        compute_tile, work, [(rows, cols, core) for _, rows, cols, core in todo]
-    )
-    for (i, rows, cols, core), tile in zip(todo, results, strict=True):
-        region = plan[i]
-        out = (
-            slice(
-                rows.start + core[0].start - region.rows.start,
-                rows.start + core[0].stop - region.rows.start,
-            ),
-            slice(
-                cols.start + core[1].start - region.cols.start,
-                cols.start + core[1].stop - region.cols.start,
-            ),
-        )
-        scores[i][out] = tile.score
+            todo.append((i, rows, cols, core))
+    # Every tile computed (here, or as tasks of a cluster: ``runner``) and placed as it comes;
+    # the metadata is merged in plan order whatever the order the tiles finished in.
+    metas: list[dict[str, dict[str, Any]]] = [{} for _ in todo]
+    tasks = [(rows, cols, core) for _, rows, cols, core in todo]
+    for n, tile in runner(compute_tile, work, tasks):
+        i, rows, cols, core = todo[n]
+        r, c = _core_cells(plan[i], rows, cols, core)
+        scores[i][r, c] = tile.score
         for name, values in tile.factors.items():
-            kept[i][name][out] = values
-        for name in kinds:
-            parts[name].append(tile.meta[name])
+            kept[i][name][r, c] = values
+        metas[n] = tile.meta
     computed = len(todo)
     for region, score, kept_factors in zip(plan, scores, kept, strict=True):
         regions.append(SurfaceRegion(region.rows, region.cols, score, kept_factors))
     for name in kinds:
-        factor_meta[name].update(_merge_meta(parts[name]))
+        factor_meta[name].update(_merge_meta([m[name] for m in metas]))
     if dams.network is None:
         river = "not rasterised: no dams or no river centrelines given"
     else:

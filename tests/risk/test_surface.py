@@ -591,3 +591,28 @@ def test_regions_are_written_into_one_sparse_cog(countries, tmp_path) -> None:
     untouched = [b for b in offsets if empty(*b)]
     assert untouched and not any(offsets[b] for b in untouched)
     assert all(int(offsets[b]) > 0 for b in offsets if not empty(*b))
+
+
+def test_tiles_placed_in_any_order_on_disk_give_the_same_surface(
+    bria, countries, monkeypatch, tmp_path
+) -> None:
+    """Tiles come back in whatever order a cluster finishes them; a build keeps the regions
+    on disk. Neither changes a value or the metadata."""
+    _, inputs, params = bria
+    monkeypatch.setattr(surface_module, "TILE_CELLS", 300 * 300)
+    here = compute_surface(inputs, params, SurfaceParams(cell_m=250.0), countries)
+
+    def backwards(fn, work, tasks):  # type: ignore[no-untyped-def]
+        results = list(surface_module.run_here(fn, work, tasks))
+        assert len(results) > 2
+        yield from reversed(results)
+
+    other = compute_surface(
+        inputs, params, SurfaceParams(cell_m=250.0), countries, runner=backwards, scratch=tmp_path
+    )
+    assert all(isinstance(r.score, np.memmap) for r in other.regions)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"region{i}-score.npy" for i in range(len(other.regions))
+    ]
+    assert np.array_equal(here.score, other.score, equal_nan=True)
+    assert here.metadata == other.metadata

@@ -80,6 +80,10 @@ COLUMNS = [
     "worker_peak_rss_mb",
     "driver_peak_rss_mb",
     "driver_peak_anon_mb",
+    "tile_seconds",
+    "worker_busy_max_s",
+    "worker_busy_min_s",
+    "tiles_span_s",
 ]
 
 
@@ -186,11 +190,19 @@ def measure(
         elif mode != "here":
             raise SystemExit(f"unknown mode {mode!r}: here or dask-N")
         cluster_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        result = surf.compute_surface(
-            inputs, params, surface_params, countries, runner=runner, scratch=scratch
-        )
-        seconds = time.perf_counter() - t0
+        stream = None
+        with ExitStack() as streaming:
+            if client is not None:
+                from dask.distributed import get_task_stream
+
+                # Dask's record of every task (read once the block ends).
+                stream = streaming.enter_context(get_task_stream(client))
+            t0 = time.perf_counter()
+            result = surf.compute_surface(
+                inputs, params, surface_params, countries, runner=runner, scratch=scratch
+            )
+            seconds = time.perf_counter() - t0
+        busy = _busy(stream.data) if stream is not None else {}
         workers = (
             list(client.run(_peak_rss_kib).values()) if client is not None else [_peak_rss_kib()]
         )
@@ -221,6 +233,29 @@ def measure(
         "worker_peak_rss_mb": max(workers) / 1024,
         "driver_peak_rss_mb": _peak_rss_kib() / 1024,
         "driver_peak_anon_mb": anon.peak_kib / 1024,
+        **busy,
+    }
+
+
+def _busy(tasks: list[dict]) -> dict[str, float]:  # type: ignore[type-arg]
+    """From Dask's task stream: seconds the tiles computed in all, and per worker."""
+    per: dict[str, float] = {}
+    starts, stops = [], []
+    for t in tasks:
+        if "compute_tile" not in str(t["key"]):
+            continue
+        for s in t["startstops"]:
+            if s["action"] == "compute":
+                per[t["worker"]] = per.get(t["worker"], 0.0) + s["stop"] - s["start"]
+                starts.append(s["start"])
+                stops.append(s["stop"])
+    if not per:
+        return {}
+    return {
+        "tile_seconds": sum(per.values()),
+        "worker_busy_max_s": max(per.values()),
+        "worker_busy_min_s": min(per.values()),
+        "tiles_span_s": max(stops) - min(starts),
     }
 
 
@@ -275,6 +310,12 @@ def run(
                     f"COG {res['cog_seconds']:.1f} s ({res['cog_sha256']}), worker peak "
                     f"{res['worker_peak_rss_mb']:.0f} MiB, driver anon peak "
                     f"{res['driver_peak_anon_mb']:.0f} MiB  idle {idle:.0%}"
+                    + (
+                        f"; tiles {res['tile_seconds']:.1f} s of work, workers busy "
+                        f"{res['worker_busy_min_s']:.1f}–{res['worker_busy_max_s']:.1f} s"
+                        if res.get("tile_seconds")
+                        else ""
+                    )
                 )
     if risk_bench.code_fingerprint() != before:
         print("WARNING: the code changed during the run", file=sys.stderr)

@@ -509,22 +509,12 @@ def measure_surface(size: str, write: bool = True) -> dict[str, object]:
     import resource
 
     from geo_service.risk import surface as surf
-    from geo_service.risk.base import RiskInputs
-    from geo_service.risk.model import coverage_of, read_countries, read_rivers
-    from geo_service.schemas import Kind
+    from geo_service.risk.model import read_countries, risk_inputs
 
     t0 = time.perf_counter()
     layers, catalog, params = load_inputs(size_dir(size))
     # What run_risk hands the factors, and the outlines the surface's coverage needs.
-    coverage, _ = coverage_of(catalog, layers)
-    inputs = RiskInputs(
-        communities=layers[Kind.communities].reset_index(drop=True),
-        concessions=layers.get(Kind.concessions),
-        tailings_dams=layers.get(Kind.tailings_dams),
-        incidents=layers.get(Kind.incidents),
-        rivers=read_rivers(catalog),
-        coverage=coverage,
-    )
+    inputs, _ = risk_inputs(layers, catalog)
     countries = read_countries(catalog)
     load_seconds = time.perf_counter() - t0
     before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

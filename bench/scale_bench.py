@@ -139,24 +139,14 @@ def measure(
     from contextlib import ExitStack
 
     from geo_service.risk import surface as surf
-    from geo_service.risk.base import RiskInputs
-    from geo_service.risk.model import coverage_of, read_countries, read_rivers
+    from geo_service.risk.model import read_countries, risk_inputs
     from geo_service.risk.params import SurfaceParams
-    from geo_service.schemas import Kind
 
     t0 = time.perf_counter()
     layers, catalog, params = risk_bench.load_inputs(risk_bench.size_dir(SIZE))
     if box is not None:
         layers = _inside(layers, box)
-    coverage, _ = coverage_of(catalog, layers)
-    inputs = RiskInputs(
-        communities=layers[Kind.communities].reset_index(drop=True),
-        concessions=layers.get(Kind.concessions),
-        tailings_dams=layers.get(Kind.tailings_dams),
-        incidents=layers.get(Kind.incidents),
-        rivers=read_rivers(catalog),
-        coverage=coverage,
-    )
+    inputs, _ = risk_inputs(layers, catalog)
     countries = read_countries(catalog)
     load_seconds = time.perf_counter() - t0
     # The build's surface at cell_m, never coarsened: the requirement's lattice.

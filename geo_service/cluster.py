@@ -10,6 +10,7 @@ single-process build writes.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,6 @@ from typing import Any
 
 from geo_service.errors import RiskMapError
 from geo_service.ingest.base import ProgressFn
-from geo_service.risk import collector
 from geo_service.risk.surface import Runner, TileResult, TileWork
 
 
@@ -74,7 +74,7 @@ def dask_runner(
         done = task("surface tiles", len(tasks))
         shared = client.scatter(work, broadcast=True)
         # Arrived on every worker: the collector need not walk it while the tiles run.
-        client.run(collector.freeze)
+        client.run(gc.freeze)
         # The largest tiles first, so that no worker is left with one big tile at the end.
         futures = {
             client.submit(fn, shared, t, pure=False, priority=_cells(t)): i
@@ -86,7 +86,7 @@ def dask_runner(
                 future.release()
                 done(n, len(tasks))
         finally:
-            client.run(collector.unfreeze)
+            client.run(gc.unfreeze)
 
     try:
         yield run

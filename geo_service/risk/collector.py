@@ -27,13 +27,3 @@ def frozen() -> Iterator[None]:
         _depth -= 1
         if _depth == 0:
             gc.unfreeze()
-
-
-def freeze() -> None:
-    """Freeze what is alive now (on a Dask worker, once the evidence has arrived)."""
-    gc.freeze()
-
-
-def unfreeze() -> None:
-    """Hand the frozen objects back to the collector."""
-    gc.unfreeze()

@@ -108,6 +108,23 @@ def read_countries(catalog: SourceCatalog) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
 
 
+def risk_inputs(
+    layers: dict[Kind, gpd.GeoDataFrame], catalog: SourceCatalog
+) -> tuple[RiskInputs, dict[Kind, list[str]]]:
+    """What the factors and the surface read (the layers, the catalog's rivers, each kind's
+    coverage), and the coverage notes per kind; ``layers`` must hold the communities."""
+    coverage, notes = coverage_of(catalog, layers)
+    inputs = RiskInputs(
+        communities=layers[Kind.communities].reset_index(drop=True),
+        concessions=layers.get(Kind.concessions),
+        tailings_dams=layers.get(Kind.tailings_dams),
+        incidents=layers.get(Kind.incidents),
+        rivers=read_rivers(catalog),
+        coverage=coverage,
+    )
+    return inputs, notes
+
+
 def run_risk(
     layers: dict[Kind, gpd.GeoDataFrame],
     catalog: SourceCatalog,
@@ -137,18 +154,10 @@ def _run(
     runner: Runner | None,
     scratch: Path | None,
 ) -> RiskOutput:
-    communities = layers.get(Kind.communities)
-    if communities is None:
+    if Kind.communities not in layers:
         return RiskOutput({}, {"skipped": "no communities layer: nothing to score"})
-    coverage, notes = coverage_of(catalog, layers)
-    inputs = RiskInputs(
-        communities=communities.reset_index(drop=True),
-        concessions=layers.get(Kind.concessions),
-        tailings_dams=layers.get(Kind.tailings_dams),
-        incidents=layers.get(Kind.incidents),
-        rivers=read_rivers(catalog),
-        coverage=coverage,
-    )
+    inputs, notes = risk_inputs(layers, catalog)
+    coverage = inputs.coverage
     results: list[FactorResult] = [
         factor.compute(inputs, params.factors[name]) for name, factor in FACTORS.items()
     ]

@@ -22,7 +22,7 @@ from geo_service.risk import surface as surface_module
 from geo_service.risk.base import RiskInputs
 from geo_service.risk.combine import aggregate
 from geo_service.risk.incident_intensity import IncidentIntensityParams
-from geo_service.risk.model import coverage_of, read_countries, read_rivers
+from geo_service.risk.model import read_countries, risk_inputs
 from geo_service.risk.params import RiskParams, load_risk_params
 from geo_service.risk.surface import (
     Surface,
@@ -416,15 +416,7 @@ def test_no_evidence_is_an_error(countries) -> None:
 @pytest.fixture(scope="module")
 def bundled(built, build_dir: Path, catalog, tmp_path_factory) -> tuple[Surface, Path]:
     layers = {k: load_kind(build_dir, k.value) for k in EVIDENCE_KINDS}
-    coverage, _ = coverage_of(catalog, layers)
-    inputs = RiskInputs(
-        communities=layers[Kind.communities],
-        concessions=layers[Kind.concessions],
-        tailings_dams=layers[Kind.tailings_dams],
-        incidents=layers[Kind.incidents],
-        rivers=read_rivers(catalog),
-        coverage=coverage,
-    )
+    inputs, _ = risk_inputs(layers, catalog)
     s = surface_for_build(
         inputs,
         load_risk_params(None),

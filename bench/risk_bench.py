@@ -446,7 +446,11 @@ class StageTimer:
         for name, factor in FACTORS.items():
             if name not in self.seconds:
                 self.seconds[name] = 0.0
-            factor.compute = self._wrap(name, factor.compute)  # type: ignore[method-assign]
+            # Since the factors run a partition of the communities at a time, run_risk calls
+            # their three steps; before, ``compute``.
+            steps = ("prepare", "evaluate", "finish") if hasattr(factor, "evaluate") else ()
+            for step in steps or ("compute",):
+                setattr(factor, step, self._wrap(name, getattr(factor, step)))
 
 
 def measure(size: str) -> dict[str, object]:

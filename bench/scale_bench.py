@@ -1,4 +1,4 @@
-"""The risk surface at continent scale, in one process and on 1 and 2 local Dask workers.
+"""The risk surface and factors at continent scale, in one process and on 1 and 2 Dask workers.
 
 Why: builds that outgrow one machine run the surface's tiles as Dask tasks
 (``riskmap build --workers N``). The requirement: a run made from the real bundled evidence
@@ -19,6 +19,9 @@ How:
   the end) and of this process, and this process's peak of anonymous memory (sampled every
   0.1 s from ``/proc/self/status``: ``ru_maxrss`` also counts the pages of the memory-mapped
   regions, which the kernel can drop at will). The COG's SHA-256 shows the bytes are the same.
+* ``--part factors`` times the three per-community factors instead
+  (``partition.compute_factors``: the communities a partition at a time, each partition a task
+  on the cluster), with a SHA-256 of every value, evidence list and the consequence layer.
 * ``--box`` keeps only the features inside a lon/lat box: the same density on a smaller
   area, to measure the cost of a cell at a finer size (``--cell-m 100``) in little time.
 * ``run`` measures every mode of ``--modes``, ``--repeats`` times, order rotated, waiting for
@@ -84,6 +87,11 @@ COLUMNS = [
     "worker_busy_max_s",
     "worker_busy_min_s",
     "tiles_span_s",
+    "part",
+    "factors_seconds",
+    "factors_sha256",
+    "partitions",
+    "largest_partition",
 ]
 
 
@@ -133,52 +141,121 @@ def _inside(layers: dict, box: tuple[float, float, float, float]) -> dict:  # ty
     return out
 
 
-def measure(
-    mode: str, cell_m: float, box: tuple[float, float, float, float] | None = None
-) -> dict[str, object]:
-    from contextlib import ExitStack
+def _digest(results: list) -> str:  # type: ignore[type-arg]
+    """SHA-256 of every factor's values, columns, evidence and layers (16 hex)."""
+    h = hashlib.sha256()
+    for r in results:
+        for values in (r.raw, r.normalised, *(r.columns[k] for k in sorted(r.columns))):
+            h.update(values.tobytes())
+        h.update(json.dumps(r.evidence.to_pylist()).encode())
+        for name in sorted(r.layers):
+            h.update(r.layers[name].drop(columns="geometry").to_csv().encode())
+    return h.hexdigest()[:16]
 
-    from geo_service.risk import surface as surf
-    from geo_service.risk.model import read_countries, risk_inputs
-    from geo_service.risk.params import SurfaceParams
+
+def _load(box: tuple[float, float, float, float] | None):  # type: ignore[no-untyped-def]
+    """The continent-scale layers (inside ``box`` if given), catalog, parameters, the model's
+    inputs, and the seconds it took."""
+    from geo_service.risk.model import risk_inputs
 
     t0 = time.perf_counter()
     layers, catalog, params = risk_bench.load_inputs(risk_bench.size_dir(SIZE))
     if box is not None:
         layers = _inside(layers, box)
     inputs, _ = risk_inputs(layers, catalog)
+    return layers, catalog, params, inputs, time.perf_counter() - t0
+
+
+def measure_factors(
+    mode: str, box: tuple[float, float, float, float] | None = None
+) -> dict[str, object]:
+    """``partition.compute_factors`` as ``run_risk`` calls it, here or on dask-N."""
+    from contextlib import ExitStack
+
+    from geo_service.risk import FACTORS
+    from geo_service.risk.partition import compute_factors
+
+    layers, catalog, params, inputs, load_seconds = _load(box)
+    with ExitStack() as stack, AnonPeak() as anon:
+        t0 = time.perf_counter()
+        runner, client = _runner(stack, mode)
+        cluster_seconds = time.perf_counter() - t0
+        stream = None
+        with ExitStack() as streaming:
+            if client is not None:
+                from dask.distributed import get_task_stream
+
+                stream = streaming.enter_context(get_task_stream(client))
+            t0 = time.perf_counter()
+            results, meta = compute_factors(list(FACTORS.values()), inputs, params, runner)
+            seconds = time.perf_counter() - t0
+        busy = _busy(stream.data, "evaluate_partition") if stream is not None else {}
+        workers = (
+            list(client.run(_peak_rss_kib).values()) if client is not None else [_peak_rss_kib()]
+        )
+    return {
+        "part": "factors",
+        **{k.value: len(v) for k, v in layers.items()},
+        "load_seconds": load_seconds,
+        "cluster_seconds": cluster_seconds,
+        "factors_seconds": seconds,
+        "factors_sha256": _digest(results),
+        "partitions": meta["partitions"],
+        "largest_partition": meta["largest"],
+        "worker_peak_rss_mb": max(workers) / 1024,
+        "driver_peak_rss_mb": _peak_rss_kib() / 1024,
+        "driver_peak_anon_mb": anon.peak_kib / 1024,
+        **busy,
+    }
+
+
+def _runner(stack, mode: str):  # type: ignore[no-untyped-def]
+    """A runner for ``mode`` (None: in this process) and the cluster's client, if any."""
+    if mode == "here":
+        return None, None
+    if not mode.startswith("dask-"):
+        raise SystemExit(f"unknown mode {mode!r}: here or dask-N")
+    from dask.distributed import Client, LocalCluster
+
+    from geo_service.cluster import dask_runner
+
+    n = int(mode.split("-", 1)[1])
+    cluster = stack.enter_context(
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+            memory_limit=0,  # measured, not enforced
+        )
+    )
+    client = stack.enter_context(Client(cluster))
+    client.wait_for_workers(n)
+    runner = stack.enter_context(
+        dask_runner(None, cluster.scheduler_address, lambda *_: _quiet, _quiet)
+    )
+    return runner, client
+
+
+def measure(
+    mode: str, cell_m: float, box: tuple[float, float, float, float] | None = None
+) -> dict[str, object]:
+    from contextlib import ExitStack
+
+    from geo_service.risk import surface as surf
+    from geo_service.risk.model import read_countries
+    from geo_service.risk.params import SurfaceParams
+
+    layers, catalog, params, inputs, load_seconds = _load(box)
     countries = read_countries(catalog)
-    load_seconds = time.perf_counter() - t0
     # The build's surface at cell_m, never coarsened: the requirement's lattice.
     surface_params = SurfaceParams(cell_m=cell_m, max_cells=2_000_000_000)
 
     with ExitStack() as stack, AnonPeak() as anon:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=risk_bench.DATA)))
-        runner, client = None, None
         t0 = time.perf_counter()
-        if mode.startswith("dask-"):
-            from dask.distributed import Client, LocalCluster
-
-            from geo_service.cluster import dask_runner
-
-            n = int(mode.split("-", 1)[1])
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=n,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    host="127.0.0.1",
-                    memory_limit=0,  # measured, not enforced
-                )
-            )
-            client = stack.enter_context(Client(cluster))
-            client.wait_for_workers(n)
-            runner = stack.enter_context(
-                dask_runner(None, cluster.scheduler_address, lambda *_: _quiet, _quiet)
-            )
-        elif mode != "here":
-            raise SystemExit(f"unknown mode {mode!r}: here or dask-N")
+        runner, client = _runner(stack, mode)
         cluster_seconds = time.perf_counter() - t0
         stream = None
         with ExitStack() as streaming:
@@ -192,7 +269,7 @@ def measure(
                 inputs, params, surface_params, countries, runner=runner, scratch=scratch
             )
             seconds = time.perf_counter() - t0
-        busy = _busy(stream.data) if stream is not None else {}
+        busy = _busy(stream.data, "compute_tile") if stream is not None else {}
         workers = (
             list(client.run(_peak_rss_kib).values()) if client is not None else [_peak_rss_kib()]
         )
@@ -206,6 +283,7 @@ def measure(
         tiles = result.metadata["tiles"]
         computed = result.metadata.get("computed_cells")
     return {
+        "part": "surface",
         "cell_m": result.cell_m,
         "width": width,
         "height": height,
@@ -227,12 +305,12 @@ def measure(
     }
 
 
-def _busy(tasks: list[dict]) -> dict[str, float]:  # type: ignore[type-arg]
-    """From Dask's task stream: seconds the tiles computed in all, and per worker."""
+def _busy(tasks: list[dict], name: str) -> dict[str, float]:  # type: ignore[type-arg]
+    """From Dask's task stream: seconds the tasks ``name`` computed in all, and per worker."""
     per: dict[str, float] = {}
     starts, stops = [], []
     for t in tasks:
-        if "compute_tile" not in str(t["key"]):
+        if name not in str(t["key"]):
             continue
         for s in t["startstops"]:
             if s["action"] == "compute":
@@ -254,7 +332,12 @@ def _quiet(*_: object) -> None:
 
 
 def run(
-    modes: list[str], repeats: int, cell_m: float, rss_cap_gib: float, box: str | None = None
+    modes: list[str],
+    repeats: int,
+    cell_m: float,
+    rss_cap_gib: float,
+    box: str | None = None,
+    part: str = "surface",
 ) -> Path:
     folder = risk_bench.size_dir(SIZE)
     if not (folder / "manifest.json").exists():
@@ -274,7 +357,8 @@ def run(
                 idle = wait_for_idle(risk_bench.IDLE_TARGET, risk_bench.IDLE_WAIT_S)
                 res = benchlib.run_child(
                     Path(__file__),
-                    ["measure", mode, "--cell-m", str(cell_m)] + (["--box", box] if box else []),
+                    ["measure", mode, "--cell-m", str(cell_m), "--part", part]
+                    + (["--box", box] if box else []),
                     rss_cap_gib,
                     CHILD_TIMEOUT_S,
                 )
@@ -293,6 +377,21 @@ def run(
                 if res["status"] != "ok":
                     print(f"{mode:>7} #{repeat} {res['status']}")
                     continue
+                if part == "factors":
+                    print(
+                        f"{mode:>7} #{repeat} {res['communities']:,} communities in "
+                        f"{res['partitions']} partitions: factors {res['factors_seconds']:.1f} s "
+                        f"({res['factors_sha256']}), worker peak "
+                        f"{res['worker_peak_rss_mb']:.0f} MiB, driver anon peak "
+                        f"{res['driver_peak_anon_mb']:.0f} MiB  idle {idle:.0%}"
+                        + (
+                            f"; partitions {res['tile_seconds']:.1f} s of work, workers busy "
+                            f"{res['worker_busy_min_s']:.1f}–{res['worker_busy_max_s']:.1f} s"
+                            if res.get("tile_seconds")
+                            else ""
+                        )
+                    )
+                    continue
                 print(
                     f"{mode:>7} #{repeat} {res['width']}x{res['height']} cells of "
                     f"{res['cell_m']:g} m, {res['computed_cells']:,} computed in "
@@ -310,13 +409,38 @@ def run(
     if risk_bench.code_fingerprint() != before:
         print("WARNING: the code changed during the run", file=sys.stderr)
     print(f"\nwrote {out.relative_to(ROOT)}\n")
-    summary(rows)
+    summary(rows, part)
     return out
 
 
-def summary(rows: list[dict[str, object]]) -> None:
+def summary(rows: list[dict[str, object]], part: str = "surface") -> None:
     ok = [r for r in rows if r.get("status") == "ok"]
     modes = list(dict.fromkeys(str(r["mode"]) for r in ok))
+    if part == "factors":
+        lines = [["mode", "factors s", "× dask-1", "worker peak MiB", "driver anon MiB"]]
+        med = {
+            m: {
+                k: statistics.median(float(r[k]) for r in ok if r["mode"] == m)  # type: ignore[arg-type]
+                for k in ("factors_seconds", "worker_peak_rss_mb", "driver_peak_anon_mb")
+            }
+            for m in modes
+        }
+        one = med.get("dask-1", {}).get("factors_seconds")
+        for m in modes:
+            s = med[m]["factors_seconds"]
+            lines.append(
+                [
+                    m,
+                    f"{s:.1f}",
+                    f"{one / s:.2f}" if one else "",
+                    f"{med[m]['worker_peak_rss_mb']:.0f}",
+                    f"{med[m]['driver_peak_anon_mb']:.0f}",
+                ]
+            )
+        print_table(lines, "medians")
+        digests = {str(r["factors_sha256"]) for r in ok}
+        print(f"factors SHA-256 (16 hex) over every run: {', '.join(sorted(digests))}")
+        return
     med = {
         m: {
             k: statistics.median(float(r[k]) for r in ok if r["mode"] == m)  # type: ignore[arg-type]
@@ -363,17 +487,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cell-m", type=float, default=250.0)
     p.add_argument("--rss-cap-gib", type=float, default=16.0)
     p.add_argument("--box", help=BOX_HELP)
+    p.add_argument("--part", choices=["surface", "factors"], default="surface")
     p = sub.add_parser("measure", help="one measurement in this process (used by run)")
     p.add_argument("mode")
     p.add_argument("--cell-m", type=float, default=250.0)
     p.add_argument("--box", help=BOX_HELP)
+    p.add_argument("--part", choices=["surface", "factors"], default="surface")
     args = parser.parse_args(argv)
     if args.command == "run":
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-        run(modes, args.repeats, args.cell_m, args.rss_cap_gib, args.box)
+        run(modes, args.repeats, args.cell_m, args.rss_cap_gib, args.box, args.part)
     else:
         box = tuple(float(v) for v in args.box.split(",")) if args.box else None
-        print(json.dumps(measure(args.mode, args.cell_m, box)))  # type: ignore[arg-type]
+        if args.part == "factors":
+            print(json.dumps(measure_factors(args.mode, box)))  # type: ignore[arg-type]
+        else:
+            print(json.dumps(measure(args.mode, args.cell_m, box)))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

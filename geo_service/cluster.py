@@ -1,24 +1,24 @@
 """Builds on a Dask cluster: ``riskmap build --workers N`` starts a local one (N worker
-processes of one thread), ``--scheduler tcp://HOST:PORT`` uses one already running. The risk
-surface's tiles (each with the halo its evidence reaches across) become tasks; the evidence
-they read is sent once to every worker, and the build itself — reading sources, the vector
-layers, writing files — stays in this process, so workers need the same version of this
-package and nothing of the build's folders (``docs/scale.md``). A worker lost mid-build has
-its tasks run again elsewhere (Dask's own retries); the values are the same bytes a
-single-process build writes.
+processes of one thread), ``--scheduler tcp://HOST:PORT`` uses one already running. The
+partitions of the communities (each with the evidence within reach) and the risk surface's
+tiles (each with its halo) become tasks; what all of them read is sent once to every worker.
+The build itself — reading sources, writing files — stays in this process, so workers need
+the same version of this package and nothing of the build's folders (``docs/scale.md``). A
+worker lost mid-build has its tasks run again elsewhere (Dask's own retries); the values are
+the same bytes a single-process build writes.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from geo_service.errors import RiskMapError
 from geo_service.ingest.base import ProgressFn
-from geo_service.risk.surface import Runner, TileResult, TileWork
+from geo_service.risk.runner import Runner
 
 
 def require_dask() -> None:
@@ -27,12 +27,6 @@ def require_dask() -> None:
         raise RiskMapError(
             "--workers and --scheduler need Dask: pip install 'diamond-risk-map[cluster]'"
         )
-
-
-def _cells(task: tuple[slice, slice, Any]) -> int:
-    """Cells a tile computes (with its halo): its task's priority."""
-    rows, cols, _ = task
-    return (rows.stop - rows.start) * (cols.stop - cols.start)
 
 
 @contextmanager
@@ -45,6 +39,7 @@ def dask_runner(
     """A runner of the surface's tiles on a cluster (started here for ``workers``, reached at
     ``scheduler`` otherwise), closed when the build is done."""
     require_dask()
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -64,28 +59,40 @@ def dask_runner(
         raise RiskMapError(f"cannot reach the Dask scheduler {scheduler or ''}: {exc}") from exc
     link = getattr(client, "dashboard_link", None)
     where = scheduler or f"a local cluster of {workers} workers"
-    log(f"computing the surface on {where}" + (f" (dashboard: {link})" if link else ""))
+    log(f"computing the risk model on {where}" + (f" (dashboard: {link})" if link else ""))
 
     def run(
-        fn: Callable[[TileWork, Any], TileResult], work: TileWork, tasks: list[Any]
-    ) -> Iterator[tuple[int, TileResult]]:
-        if not tasks:
+        fn: Callable[[Any, Any], Any],
+        shared: Any,
+        tasks: Sequence[Any],
+        label: str,
+        size: Callable[[Any], int] | None = None,
+    ) -> Iterator[tuple[int, Any]]:
+        if not len(tasks):
             return
-        done = task("surface tiles", len(tasks))
-        shared = client.scatter(work, broadcast=True)
-        # Arrived on every worker: the collector need not walk it while the tiles run.
+        done = task(label, len(tasks))
+        work = client.scatter(shared, broadcast=True)
+        # Arrived on every worker: the collector need not walk it while the tasks run.
         client.run(gc.freeze)
-        # The largest tiles first, so that no worker is left with one big tile at the end.
-        futures = {
-            client.submit(fn, shared, t, pure=False, priority=_cells(t)): i
-            for i, t in enumerate(tasks)
-        }
+        futures = {}
         try:
+            # A task's data rides with it (below), so the graph is large by design.
+            with dask.config.set({"distributed.admin.large-graph-warning-threshold": "4GiB"}):
+                for i in range(len(tasks)):
+                    # Each task's own data (a partition and the evidence within its reach)
+                    # goes with it, made when it is sent: the scheduler can give it to another
+                    # worker if one is lost. The largest first, so that no worker is left with
+                    # one big task at the end.
+                    t = tasks[i]
+                    priority = size(t) if size is not None else 0
+                    futures[client.submit(fn, work, t, pure=False, priority=priority)] = i
+                    del t
             for n, (future, result) in enumerate(as_completed(futures, with_results=True), 1):
                 yield futures.pop(future), result
                 future.release()
                 done(n, len(tasks))
         finally:
+            futures.clear()
             client.run(gc.unfreeze)
 
     try:

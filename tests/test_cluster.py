@@ -1,6 +1,7 @@
 """Builds on Dask (``riskmap build --workers N`` / ``--scheduler``): the bundled catalog built
 on a local cluster of two worker processes writes the same bytes as in one process, and still
-does when a worker is killed in the middle of the surface's tiles."""
+does when a worker is killed in the middle of a partition of the communities or of the
+surface's tiles."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def reference(tmp_path_factory) -> dict[str, bytes]:  # type: ignore[no-untyped-
     path = _build(tmp_path_factory.mktemp("single"))
     meta = json.loads((path / "catalog.json").read_text())
     assert meta["risk"]["surface"]["tiles"]["computed"] >= 20  # many tasks to share out
+    assert meta["risk"]["community_partitions"]["partitions"] >= 4
     return _contents(path)
 
 
@@ -77,17 +79,19 @@ def test_two_local_workers_write_the_same_bytes(reference, tmp_path) -> None:
     _same(reference, _build(tmp_path, workers=2))
 
 
-def _tiles_run_again(dask_scheduler) -> int:  # type: ignore[no-untyped-def]
-    """Tiles a worker was running that went back to be scheduled again."""
+def _run_again(dask_scheduler, task: str) -> int:  # type: ignore[no-untyped-def]
+    """Tasks of ``task`` a worker was running that went back to be scheduled again."""
     return sum(
         1
         for entry in dask_scheduler.transition_log
-        if "compute_tile" in str(entry[0]) and entry[1] == "processing" and entry[2] != "memory"
+        if task in str(entry[0]) and entry[1] == "processing" and entry[2] != "memory"
     )
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_build_changes_nothing(reference, tmp_path) -> None:
+@pytest.mark.parametrize("task", ["evaluate_partition", "compute_tile"])
+def test_a_worker_killed_mid_build_changes_nothing(reference, tmp_path, task) -> None:
+    """Killed while it runs a partition of the communities, or a tile of the surface."""
     import dask
     from dask.distributed import Client, LocalCluster
 
@@ -114,27 +118,27 @@ def test_a_worker_killed_mid_build_changes_nothing(reference, tmp_path) -> None:
 
         builder = threading.Thread(target=run, daemon=True)
         builder.start()
-        # Once a worker is running a tile, kill its process (its nanny starts another).
+        # Once a worker is running such a task, kill its process (its nanny starts another).
         victim = None
         deadline = time.monotonic() + 600
         while victim is None and builder.is_alive() and time.monotonic() < deadline:
             busy = {
                 worker: keys
                 for worker, keys in client.processing().items()
-                if any("compute_tile" in str(k) for k in keys)
+                if any(task in str(k) for k in keys)
             }
             if busy:
                 victim = next(iter(busy))
             else:
                 time.sleep(0.02)
-        assert victim is not None, "no tile was ever running"
+        assert victim is not None, f"no {task} was ever running"
         pid = client.run(os.getpid, workers=[victim])[victim]
         os.kill(pid, signal.SIGKILL)
         builder.join(timeout=600)
         assert not builder.is_alive() and not failed, failed
         alive = client.run(os.getpid)
         assert pid not in alive.values()
-        # The killed worker's running tiles went back to be run again elsewhere.
-        again = client.run_on_scheduler(_tiles_run_again)
+        # The killed worker's running tasks went back to be run again elsewhere.
+        again = client.run_on_scheduler(_run_again, task=task)
         assert again > 0, again
     _same(reference, done[0])

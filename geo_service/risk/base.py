@@ -8,6 +8,7 @@ the factor has no evidence coverage ("no data" is not zero). Factors are registe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -115,18 +116,103 @@ class FactorResult:
     #: Per community, how precisely its strongest evidence is known: "precise",
     #: "approximate", "estimated" or "stand_in" (``confidence.py``); None without evidence.
     precision: np.ndarray | None = None
+    #: Per feature of the evidence, what a partition of the communities adds to it (e.g. people
+    #: in a dam's run-out); ``merge`` adds the partitions' up, in partition order.
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+#: A box in longitude and latitude (min x, min y, max x, max y).
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class Prepared:
+    """A factor's work done once for all communities: ``shared`` (what every partition reads,
+    sent once to each worker) and ``select``, the evidence within the factor's reach of a box
+    (all of it for None), made in the build's process and sent with the partition."""
+
+    shared: Any
+    select: Callable[[Box | None], Any]
 
 
 class RiskFactor(Protocol):
-    """A factor: ``name`` (its ``risk.toml`` section), ``Params``, ``evidence_kind`` and ``compute``."""
+    """A factor: ``name`` (its ``risk.toml`` section), ``Params``, ``evidence_kind``, and its
+    value in three steps, so that the communities can be taken a partition at a time:
+    ``prepare`` (once), ``evaluate`` (per partition: its communities in ``inputs``, the
+    evidence ``select`` gave for them) and ``finish`` (once, on the partitions ``merge``d).
+    ``compute`` is the three on all communities at once."""
 
     name: ClassVar[str]
     evidence_kind: ClassVar[Kind]
     Params: ClassVar[type[FactorParams]]
 
-    def compute(self, inputs: RiskInputs, params: FactorParams) -> FactorResult:
-        """Evaluate the factor for every community."""
+    def prepare(self, inputs: RiskInputs, params: FactorParams) -> Prepared:
+        """What every partition shares, and how the evidence near one is chosen."""
         ...
+
+    def evaluate(
+        self, shared: Any, selected: Any, inputs: RiskInputs, params: FactorParams
+    ) -> FactorResult:
+        """The factor for the communities of one partition."""
+        ...
+
+    def finish(
+        self, shared: Any, merged: FactorResult, inputs: RiskInputs, params: FactorParams
+    ) -> FactorResult:
+        """The merged partitions made whole: metadata, and layers from the sums."""
+        ...
+
+    def compute(self, inputs: RiskInputs, params: FactorParams) -> FactorResult:
+        """Evaluate the factor for every community (``compute_all``)."""
+        ...
+
+
+def compute_all(factor: RiskFactor, inputs: RiskInputs, params: FactorParams) -> FactorResult:
+    """A factor on every community at once: all of its evidence, one partition."""
+    prepared = factor.prepare(inputs, params)
+    part = factor.evaluate(prepared.shared, prepared.select(None), inputs, params)
+    n = len(inputs.communities)
+    return factor.finish(prepared.shared, merge([part], [np.arange(n)], n), inputs, params)
+
+
+def merge(parts: Sequence[FactorResult], rows: Sequence[np.ndarray], n: int) -> FactorResult:
+    """One factor's partitions (``parts[i]`` for communities ``rows[i]``) as one result for
+    all ``n``: per-community values in community order, ``sums`` added up in partition order,
+    each partition's metadata kept in ``metadata["partitions"]`` for ``finish``."""
+    where = np.concatenate(list(rows)) if rows else np.empty(0, dtype=np.int64)
+    if len(where) != n or (n and not np.array_equal(np.sort(where), np.arange(n))):
+        raise ValueError("partitions must hold every community exactly once")
+    order = np.argsort(where, kind="stable")
+
+    def placed(values: Sequence[np.ndarray]) -> np.ndarray:
+        return np.concatenate(list(values))[order]
+
+    first = parts[0]
+    sums: dict[str, np.ndarray] = {}
+    for part in parts:
+        for key, values in part.sums.items():
+            sums[key] = sums[key] + values if key in sums else values.copy()
+    precision = None
+    if any(p.precision is not None for p in parts):
+        precision = placed(
+            [
+                p.precision if p.precision is not None else np.full(len(r), None, dtype=object)
+                for p, r in zip(parts, rows, strict=True)
+            ]
+        )
+    evidence = pa.concat_arrays([p.evidence for p in parts]) if len(parts) > 1 else first.evidence
+    if not np.array_equal(order, np.arange(n)):
+        evidence = evidence.take(pa.array(order))
+    return FactorResult(
+        name=first.name,
+        raw=placed([p.raw for p in parts]),
+        normalised=placed([p.normalised for p in parts]),
+        evidence=evidence,
+        columns={k: placed([p.columns[k] for p in parts]) for k in first.columns},
+        precision=precision,
+        metadata={"partitions": [p.metadata for p in parts]},
+        sums=sums,
+    )
 
 
 def top_ids(

@@ -15,12 +15,23 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import shapely
 from pydantic import Field
 
-from geo_service.risk.base import FactorParams, FactorResult, RiskInputs, no_evidence
+from geo_service.risk.base import (
+    Box,
+    FactorParams,
+    FactorResult,
+    Prepared,
+    RiskInputs,
+    compute_all,
+    no_evidence,
+)
+from geo_service.risk.boxes import near, only, subset
 from geo_service.risk.metric import neighbourhood
 from geo_service.schemas import Kind
 
@@ -50,6 +61,9 @@ class ConcessionPressureParams(FactorParams):
         "(medium) by itself.",
     )
 
+
+#: The columns of the concessions the factor reads.
+READS = ("concession_id", "footprint", "footprint_radius_m", "location_precision")
 
 #: Concession location precisions → the confidence word of evidence so located.
 STAND_IN = ("admin1", "region", "country", "international")
@@ -86,6 +100,44 @@ class ConcessionPressure:
 
     def compute(self, inputs: RiskInputs, params: FactorParams) -> FactorResult:
         """Nearest-boundary distance, decay weight and ring counts for every community."""
+        return compute_all(self, inputs, params)
+
+    def prepare(self, inputs: RiskInputs, params: FactorParams) -> Prepared:
+        """Nothing shared; the concessions whose outline or footprint comes near a box."""
+        assert isinstance(params, ConcessionPressureParams)
+        if inputs.concessions is None or not len(inputs.concessions):
+            return Prepared(None, lambda box: None)
+        concessions = only(inputs.concessions, READS)
+        bounds = shapely.bounds(concessions.geometry.to_numpy())
+        grown = np.nan_to_num(concessions["footprint_radius_m"].to_numpy(dtype="float64"))
+        reach = params.max_km * 1000.0 + float(grown.max(initial=0.0))
+
+        def select(box: Box | None) -> gpd.GeoDataFrame | None:
+            return concessions if box is None else subset(concessions, near(bounds, box, reach))
+
+        return Prepared(None, select)
+
+    def finish(
+        self, shared: None, merged: FactorResult, inputs: RiskInputs, params: FactorParams
+    ) -> FactorResult:
+        """The partitions as they are, with the formula and its reference."""
+        merged.metadata = {
+            "formula": "raw = exp(-d/λ), d = metres to the nearest concession boundary (0 "
+            "inside; edge of the footprint circle for site points), nothing beyond max_km; "
+            "normalised = max(raw to the nearest located concession, min(raw to the nearest "
+            "province or country stand-in, stand_in_cap))",
+            "reference": "Kotsadam & Tolonen 2016, World Development 83:325-339",
+        }
+        return merged
+
+    def evaluate(
+        self,
+        shared: None,
+        selected: gpd.GeoDataFrame | None,
+        inputs: RiskInputs,
+        params: FactorParams,
+    ) -> FactorResult:
+        """The communities of ``inputs`` against the concessions near them."""
         assert isinstance(params, ConcessionPressureParams)
         communities = inputs.communities
         n = len(communities)
@@ -96,7 +148,7 @@ class ConcessionPressure:
         nearest_km = np.full(n, np.nan)
         nearest_is_site = np.zeros(n, dtype=bool)
         rings = {f"within_{r:g}km": np.where(covered, 0, -1) for r in params.rings_km}
-        concessions = inputs.concessions
+        concessions = selected
         evidence = no_evidence(n)
         if concessions is not None and len(concessions):
             # Every community: one beyond the declared coverage with a concession in reach has
@@ -106,27 +158,27 @@ class ConcessionPressure:
             # Rings beyond max_km count what lies within max_km, as nothing further counts.
             ring_m = np.minimum(np.asarray(params.rings_km, dtype="float64") * 1000.0, reach)
             radii = np.unique(np.r_[ring_m, reach])
-            near = neighbourhood(
+            hood = neighbourhood(
                 communities.geometry.to_numpy()[rows],
                 concessions.geometry,
                 radii,
                 params.evidence_max,
                 grow=np.nan_to_num(concessions["footprint_radius_m"].to_numpy(dtype="float64")),
             )
-            found = near.nearest >= 0
-            s, best = rows[found], near.metres[found]
+            found = hood.nearest >= 0
+            s, best = rows[found], hood.metres[found]
             nearest_km[s] = best / 1000.0
             raw[s] = np.exp(-best / (params.decay_km * 1000.0))
-            nearest_is_site[s] = concessions["footprint"].to_numpy()[near.nearest[found]] == "site"
-            has = covered | (near.nearest >= 0)
+            nearest_is_site[s] = concessions["footprint"].to_numpy()[hood.nearest[found]] == "site"
+            has = covered | (hood.nearest >= 0)
             for r, m in zip(params.rings_km, ring_m, strict=True):
-                counts = near.counts[:, np.searchsorted(radii, m)]
+                counts = hood.counts[:, np.searchsorted(radii, m)]
                 rings[f"within_{r:g}km"] = np.where(has, counts, -1)
             evidence = _ranked_ids(
-                rows[near.ranked_source], concessions["concession_id"], near.ranked_target, n
+                rows[hood.ranked_source], concessions["concession_id"], hood.ranked_target, n
             )
             normalised[s], precision[s] = self._capped(
-                communities.geometry.to_numpy()[s], concessions, near, found, params
+                communities.geometry.to_numpy()[s], concessions, hood, found, params
             )
         columns: dict[str, np.ndarray] = {
             "nearest_km": nearest_km,
@@ -139,13 +191,6 @@ class ConcessionPressure:
             normalised=normalised,
             evidence=evidence,
             columns=columns,
-            metadata={
-                "formula": "raw = exp(-d/λ), d = metres to the nearest concession boundary (0 "
-                "inside; edge of the footprint circle for site points), nothing beyond max_km; "
-                "normalised = max(raw to the nearest located concession, min(raw to the nearest "
-                "province or country stand-in, stand_in_cap))",
-                "reference": "Kotsadam & Tolonen 2016, World Development 83:325-339",
-            },
             precision=precision,
         )
 

@@ -29,7 +29,12 @@ from geo_service.risk.incident_intensity import (
 )
 from geo_service.risk.metric import disc_distance, nearest
 from geo_service.risk.params import CLASS_NAMES, NO_DATA, RiskParams
-from geo_service.risk.tailings_exposure import TailingsExposureParams, dam_table, pathways
+from geo_service.risk.tailings_exposure import (
+    TailingsExposureParams,
+    dam_rivers,
+    dam_table,
+    pathways,
+)
 from geo_service.schemas import Kind
 
 #: A unit is counted on a grid when this share of its area lies inside the grid.
@@ -88,7 +93,7 @@ def weights(points: np.ndarray, inputs: RiskInputs, params: RiskParams) -> dict[
     runout = np.zeros(n)
     downstream = np.zeros(n)
     if table is not None and len(table):
-        paths, _ = pathways(points, table, inputs.rivers, tp, {})
+        paths = pathways(points, table, dam_rivers(table, inputs.rivers, tp), tp)
         p = np.clip(paths.probability, 0.0, 1.0 - 1e-12)
         # Reached by at least one dam: 1 − Π(1 − pᵢ), the dams failing independently.
         runout = 1.0 - np.exp(np.bincount(paths.community, np.log1p(-p), minlength=n))

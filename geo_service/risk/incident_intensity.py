@@ -30,13 +30,17 @@ from pydantic import Field, field_validator
 from scipy.spatial import cKDTree
 
 from geo_service.risk.base import (
+    Box,
     FactorParams,
     FactorResult,
+    Prepared,
     RiskInputs,
+    compute_all,
     no_evidence,
     precision_of,
     top_ids,
 )
+from geo_service.risk.boxes import near, only, subset
 from geo_service.risk.kernel_grid import gaussian_sums
 from geo_service.risk.metric import EARTH_RADIUS_M, pairs_within, zone_slices
 from geo_service.schemas import LOCATION_PRECISIONS, Kind, is_failure
@@ -126,7 +130,9 @@ class IncidentIntensityParams(FactorParams):
         20_000_000,
         ge=0,
         description="Pairs in reach above which 'auto' takes the grid: pairs grow with the "
-        "square of the density, and 20 million take about 15 s on one core.",
+        "square of the density, and 20 million take about 15 s on one core. A partition of "
+        "the communities (``partition.py``) takes its share, the limit times its part of the "
+        "communities, so the exact sums of all partitions never hold more pairs than this.",
     )
     grid_cells_per_bandwidth: int = Field(
         6, ge=2, le=16, description="Grid cells per bandwidth for the 'grid' method."
@@ -171,6 +177,13 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
         return frame[name]
     return pd.Series(pd.NA, index=frame.index, dtype="object")
+
+
+def _incidents(inputs: RiskInputs) -> gpd.GeoDataFrame:
+    """The incidents of ``inputs`` (an empty layer when there are none)."""
+    if inputs.incidents is None:
+        return gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    return inputs.incidents
 
 
 def _days(incidents: pd.DataFrame) -> np.ndarray:
@@ -540,6 +553,19 @@ def _grid_evidence(
     return top_ids(source, ids[inc.ravel()[have.ravel()]], strength, n, k=k)
 
 
+#: The columns of the incidents the factor reads.
+READS = ("incident_id", "date", "type", "fatalities", "location_precision")
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every partition reads: the reference date (from every incident), and its share
+    of ``exact_pair_limit`` per community."""
+
+    reference_date: dt.date | None
+    pairs_per_community: float
+
+
 class IncidentIntensity:
     """Severity-weighted, distance- and age-decayed sum of incidents around each community."""
 
@@ -552,31 +578,50 @@ class IncidentIntensity:
 
     def compute(self, inputs: RiskInputs, params: FactorParams) -> FactorResult:
         """Raw intensity, normalised value, evidence and context columns for every community."""
+        return compute_all(self, inputs, params)
+
+    def prepare(self, inputs: RiskInputs, params: FactorParams) -> Prepared:
+        """The reference date (shared: from every incident), and the incidents near a box."""
         if not isinstance(params, IncidentIntensityParams):
             raise TypeError(
                 f"{self.name} needs IncidentIntensity.Params, got {type(params).__name__}"
             )
+        incidents = only(_incidents(inputs), READS)
+        ref = resolve_reference_date(incidents, params)
+        bounds = shapely.bounds(incidents.geometry.to_numpy())
+        reach = params.cutoff_bandwidths * max(params.bandwidth_km.values(), default=0.0) * 1e3
+
+        def select(box: Box | None) -> gpd.GeoDataFrame:
+            return incidents if box is None else subset(incidents, near(bounds, box, reach))
+
+        # A partition's share of exact_pair_limit, per community: the exact sums of all
+        # partitions together never list more pairs than the limit.
+        share = params.exact_pair_limit / max(len(inputs.communities), 1)
+        return Prepared(_Shared(ref, share), select)
+
+    def evaluate(
+        self,
+        shared: _Shared,
+        selected: gpd.GeoDataFrame,
+        inputs: RiskInputs,
+        params: FactorParams,
+    ) -> FactorResult:
+        """The communities of ``inputs`` against the incidents within reach of them."""
+        assert isinstance(params, IncidentIntensityParams)
+        ref, incidents = shared.reference_date, selected
         communities = inputs.communities
         n = len(communities)
         covered = inputs.covered(Kind.incidents)
-        incidents = inputs.incidents
-        if incidents is None:
-            incidents = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
-        ref = resolve_reference_date(incidents, params)
 
         raw = np.where(covered, 0.0, np.nan)
         count = np.where(covered, 0.0, np.nan)
         fatalities_in_reach = np.where(covered, 0.0, np.nan)
         latest = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
         evidence = no_evidence(n)
-        excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
-        used = 0
         method, pairs = None, 0
 
-        if ref is not None and len(incidents):
-            excluded = {k: int(m.sum()) for k, m in exclusions(incidents, params, ref).items()}
+        if ref is not None and len(incidents) and n:
             w = incident_weights(incidents, params, ref)
-            used = int(w.keep.sum())
             # Every community: one beyond the declared coverage that incidents reach has
             # evidence all the same (only "nothing found" needs coverage to mean 0).
             rows = np.arange(n)
@@ -586,7 +631,7 @@ class IncidentIntensity:
             pairs = int(count[rows].sum())
             method = params.method
             if method == "auto":
-                method = "exact" if pairs <= params.exact_pair_limit else "grid"
+                method = "exact" if pairs <= shared.pairs_per_community * n else "grid"
             if method == "exact":
                 sums = _sums(points, incidents, w, params, self.top_k)
                 raw[rows], fatalities_in_reach[rows] = sums.raw, sums.deaths
@@ -625,8 +670,30 @@ class IncidentIntensity:
                 "fatalities_in_reach": fatalities_in_reach,
                 "latest_incident": latest,
             },
-            metadata=self._metadata(params, ref, excluded, used, len(incidents), method, pairs),
+            metadata={"method": method, "pairs": pairs},
         )
+
+    def finish(
+        self,
+        shared: _Shared,
+        merged: FactorResult,
+        inputs: RiskInputs,
+        params: FactorParams,
+    ) -> FactorResult:
+        """The metadata of all partitions: counts of every incident, pairs added up."""
+        assert isinstance(params, IncidentIntensityParams)
+        ref, incidents = shared.reference_date, _incidents(inputs)
+        excluded = dict.fromkeys(EXCLUSION_REASONS, 0)
+        used = 0
+        if ref is not None and len(incidents):
+            excluded = {k: int(m.sum()) for k, m in exclusions(incidents, params, ref).items()}
+            used = len(incidents) - sum(excluded.values())  # the reasons are disjoint
+        parts = merged.metadata["partitions"]
+        methods = sorted({p["method"] for p in parts if p["method"] is not None})
+        method = methods[0] if len(methods) == 1 else (" and ".join(methods) or None)
+        pairs = sum(p["pairs"] for p in parts)
+        merged.metadata = self._metadata(params, ref, excluded, used, len(incidents), method, pairs)
+        return merged
 
     @staticmethod
     def _metadata(
@@ -650,7 +717,7 @@ class IncidentIntensity:
             "pairs_in_reach": pairs,
             "method": method,
             "grid_cells_per_bandwidth": params.grid_cells_per_bandwidth
-            if method == "grid"
+            if method is not None and "grid" in method
             else None,
             "formula": FORMULA,
             "params": params.model_dump(mode="json"),

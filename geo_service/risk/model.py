@@ -20,7 +20,7 @@ from geo_service.catalog import SourceCatalog
 from geo_service.ingest.population import PopulationGrid
 from geo_service.publication import Policy, Publication
 from geo_service.risk import FACTORS
-from geo_service.risk.base import CoverageArea, FactorResult, RiskInputs
+from geo_service.risk.base import CoverageArea, RiskInputs
 from geo_service.risk.collector import frozen
 from geo_service.risk.combine import combine
 from geo_service.risk.concession_risk import concession_risk, footprint_growth
@@ -28,7 +28,9 @@ from geo_service.risk.coverage import coverage_layer
 from geo_service.risk.exposure import people_exposed
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
-from geo_service.risk.surface import Runner, Surface, compute_surface
+from geo_service.risk.partition import compute_factors
+from geo_service.risk.runner import Runner
+from geo_service.risk.surface import Surface, compute_surface
 from geo_service.schemas import Kind
 
 #: Titles of the layers the risk model adds to a build.
@@ -158,9 +160,8 @@ def _run(
         return RiskOutput({}, {"skipped": "no communities layer: nothing to score"})
     inputs, notes = risk_inputs(layers, catalog)
     coverage = inputs.coverage
-    results: list[FactorResult] = [
-        factor.compute(inputs, params.factors[name]) for name, factor in FACTORS.items()
-    ]
+    # Per partition of the communities, with the evidence within reach (``partition.py``).
+    results, partitioned = compute_factors(list(FACTORS.values()), inputs, params, runner)
     community_risk = combine(inputs.communities, results, params)
     derived: dict[str, gpd.GeoDataFrame] = {"community_risk": community_risk}
     for r in results:
@@ -212,6 +213,7 @@ def _run(
         "parameters": params.record(),
         "parameter_hash": params.digest(),
         "factors": {r.name: r.metadata for r in results},
+        "community_partitions": partitioned,
         "coverage": {k.value: v.record() for k, v in coverage.items()},
         "classes": community_risk["risk_class"].value_counts().to_dict(),
         "confidence": community_risk["confidence"].value_counts().to_dict(),

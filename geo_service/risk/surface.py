@@ -78,7 +78,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -115,11 +115,13 @@ from geo_service.risk.incident_intensity import (
 from geo_service.risk.metric import EARTH_RADIUS_M, buffer_metres
 from geo_service.risk.params import RiskParams, SurfaceParams
 from geo_service.risk.rivers import RiverNetwork
+from geo_service.risk.runner import Runner, run_here
 from geo_service.risk.surface_regions import BLOCK_CELLS, Region, group_regions, occupied_blocks
 from geo_service.risk.tailings_exposure import (
     DamTable,
     TailingsExposure,
     TailingsExposureParams,
+    dam_rivers,
     dam_table,
 )
 
@@ -987,12 +989,10 @@ class _Dams:
         lon, lat = shapely.get_x(geoms), shapely.get_y(geoms)
         x, y = to_mercator(lon, lat)
         meta: dict[str, Any] = {"dams": len(table), "dams_failed": int(table.failed.sum())}
-        network, reaches, lines = None, None, none
-        if rivers is not None and len(rivers):
-            network = RiverNetwork.from_frame(rivers)
-            edge, pos, snap_m = network.snap(geoms, params.river_snap_km * 1000.0)
-            reaches = network.reaches(edge, pos, table.river_reach_m, np.nan_to_num(snap_m))
-            meta["dams_on_river"] = int((edge >= 0).sum())
+        river = dam_rivers(table, rivers, params)
+        network, reaches, lines = river.network, river.reaches, none
+        if network is not None and reaches is not None:
+            meta["dams_on_river"] = river.meta["dams_on_river"]
             if len(reaches):
                 lines = _reach_lines(network, reaches)
         zones = _corridors(lines, params.river_corridor_km * 1000.0)
@@ -1310,20 +1310,10 @@ class TileResult:
     meta: dict[str, dict[str, Any]]
 
 
-#: Computes ``fn(work, task)`` for every task, yielding each task's index and result as it
-#: finishes (in any order): the caller places a result and lets it go, so no more than the
-#: tiles in flight are ever held at once.
-Runner = Callable[
-    [Callable[[TileWork, Any], TileResult], TileWork, list[Any]], Iterator[tuple[int, TileResult]]
-]
-
-
-def run_here(
-    fn: Callable[[TileWork, Any], TileResult], work: TileWork, tasks: list[Any]
-) -> Iterator[tuple[int, TileResult]]:
-    """The tiles one after another, in this process."""
-    for i, task in enumerate(tasks):
-        yield i, fn(work, task)
+def _cells(task: tuple[slice, slice, Any]) -> int:
+    """Cells a tile computes (with its halo): its weight when tasks are ordered."""
+    rows, cols, _ = task
+    return (rows.stop - rows.start) * (cols.stop - cols.start)
 
 
 def compute_tile(work: TileWork, task: tuple[slice, slice, tuple[slice, slice]]) -> TileResult:
@@ -1497,7 +1487,7 @@ def _compute_surface(
     # the metadata is merged in plan order whatever the order the tiles finished in.
     metas: list[dict[str, dict[str, Any]]] = [{} for _ in todo]
     tasks = [(rows, cols, core) for _, rows, cols, core in todo]
-    for n, tile in runner(compute_tile, work, tasks):
+    for n, tile in runner(compute_tile, work, tasks, "surface tiles", _cells):
         i, rows, cols, core = todo[n]
         r, c = _core_cells(plan[i], rows, cols, core)
         scores[i][r, c] = tile.score

@@ -35,9 +35,17 @@ import pandas as pd
 import shapely
 from pydantic import Field, field_validator
 
-from geo_service.risk.base import FactorParams, FactorResult, RiskInputs, no_evidence, top_ids
+from geo_service.risk.base import (
+    FactorParams,
+    FactorResult,
+    Prepared,
+    RiskInputs,
+    compute_all,
+    no_evidence,
+    top_ids,
+)
 from geo_service.risk.metric import nearest, pairs_within
-from geo_service.risk.rivers import RiverNetwork
+from geo_service.risk.rivers import Reaches, RiverNetwork
 from geo_service.risk.runout import (
     LAWS,
     PROVENANCE,
@@ -464,45 +472,62 @@ class _Pathways:
     probability: np.ndarray
 
 
+@dataclass
+class DamRivers:
+    """The river below every dam, found once: the network, the reaches below the dams that
+    snap to it, and per dam the river's name, the snap and the length of the path (km)."""
+
+    network: RiverNetwork | None
+    reaches: Reaches | None
+    facts: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def dam_rivers(
+    table: DamTable, rivers: gpd.GeoDataFrame | None, params: TailingsExposureParams
+) -> DamRivers:
+    """Each dam snapped to the river network (within ``river_snap_km``), and its reach below."""
+    m = len(table)
+    facts = {
+        "river_name": np.full(m, None, dtype=object),
+        "river_snap_km": np.full(m, np.nan),
+        "river_path_km": np.full(m, np.nan),
+    }
+    if rivers is None or not len(rivers):
+        return DamRivers(None, None, facts, {"river_network": None, "dams_on_river": 0})
+    network = RiverNetwork.from_frame(rivers)
+    d_geom = table.dams.geometry.to_numpy()
+    edge, pos, snap_m = network.snap(d_geom, params.river_snap_km * 1000.0)
+    reaches = network.reaches(edge, pos, table.river_reach_m, np.nan_to_num(snap_m))
+    on = edge >= 0
+    facts["river_name"][on] = network.edge_name[edge[on]]
+    facts["river_snap_km"][on] = snap_m[on] / 1000.0
+    facts["river_path_km"][on] = (
+        np.bincount(reaches.source, reaches.hi_m - reaches.lo_m, minlength=m)[on] / 1000.0
+    )
+    meta = {"river_network": network.summary, "dams_on_river": int(on.sum())}
+    return DamRivers(network, reaches, facts, meta)
+
+
 def pathways(
     points: np.ndarray,
     table: DamTable,
-    rivers: gpd.GeoDataFrame | None,
+    rivers: DamRivers,
     params: TailingsExposureParams,
-    metadata: dict[str, Any],
-) -> tuple[_Pathways, dict[str, np.ndarray]]:
-    """Both pathways for ``points``; per-dam river facts for the layer."""
+) -> _Pathways:
+    """Both pathways for ``points``: the run-out around each dam, the river below it."""
     m = len(table)
     d_geom = table.dams.geometry.to_numpy()
     rs, rt, rm = _runout_pairs(points, d_geom, table.search_m)
     w_run = table.exposure(rm, rt)
     p_run = table.runout.exceedance(rm / 1000.0, rt)
     inside_run = rm <= table.reached_m[rt]
-    river = {
-        "river_name": np.full(m, None, dtype=object),
-        "river_snap_km": np.full(m, np.nan),
-        "river_path_km": np.full(m, np.nan),
-    }
     vs = vt = np.empty(0, dtype=np.int64)
     w_riv = np.empty(0)
-    if rivers is not None and len(rivers):
-        network = RiverNetwork.from_frame(rivers)
-        edge, pos, snap_m = network.snap(d_geom, params.river_snap_km * 1000.0)
-        reaches = network.reaches(edge, pos, table.river_reach_m, np.nan_to_num(snap_m))
-        on = edge >= 0
-        river["river_name"][on] = network.edge_name[edge[on]]
-        river["river_snap_km"][on] = snap_m[on] / 1000.0
-        river["river_path_km"][on] = (
-            np.bincount(reaches.source, reaches.hi_m - reaches.lo_m, minlength=m)[on] / 1000.0
-        )
-        rp = network.along(reaches, points, params.river_corridor_km * 1000.0)
+    if rivers.network is not None and rivers.reaches is not None:
+        rp = rivers.network.along(rivers.reaches, points, params.river_corridor_km * 1000.0)
         vs, vt = rp.point, rp.source
         w_riv = table.river(rp.along_m, vt)
-        metadata["river_network"] = network.summary
-        metadata["dams_on_river"] = int(on.sum())
-    else:
-        metadata["river_network"] = None
-        metadata["dams_on_river"] = 0
     # Per (community, dam): the stronger pathway; inside if either says so.
     src, tgt = np.r_[rs, vs], np.r_[rt, vt]
     w = np.r_[w_run, w_riv]
@@ -520,10 +545,9 @@ def pathways(
         pair_p = np.maximum.reduceat(prob[order], starts)
     else:
         pair_w, pair_in, pair_riv, pair_p = w, ins, riv, prob
-    out = _Pathways(
+    return _Pathways(
         key[starts] // max(m, 1), key[starts] % max(m, 1), pair_w, pair_in, pair_riv, pair_p
     )
-    return out, river
 
 
 class TailingsExposure:
@@ -535,23 +559,26 @@ class TailingsExposure:
 
     def compute(self, inputs: RiskInputs, params: FactorParams) -> FactorResult:
         """Run-out and river exposure per community, and the ``tailings_consequence`` layer."""
+        return compute_all(self, inputs, params)
+
+    def prepare(self, inputs: RiskInputs, params: FactorParams) -> Prepared:
+        """The register with its failures marked, and the rivers below the dams: shared by
+        every partition (dams are thousands, their reaches a few rivers)."""
+        assert isinstance(params, TailingsExposureParams)
+        table = dam_table(inputs.tailings_dams, inputs.incidents, params)
+        rivers = dam_rivers(table, inputs.rivers, params) if table is not None else None
+        return Prepared(_Shared(table, rivers), lambda box: None)
+
+    def evaluate(
+        self, shared: _Shared, selected: None, inputs: RiskInputs, params: FactorParams
+    ) -> FactorResult:
+        """The communities of ``inputs``; per dam, what they add to its consequence."""
         assert isinstance(params, TailingsExposureParams)
         communities = inputs.communities
         n = len(communities)
         covered = inputs.covered(self.evidence_kind)
-        table = dam_table(inputs.tailings_dams, inputs.incidents, params)
-        metadata: dict[str, Any] = {
-            "laws": {k: LAWS[k].record() for k in params.runout_spread_log10},
-            "units": UNITS,
-            "provenance": PROVENANCE,
-            "runout_spread_log10": dict(params.runout_spread_log10),
-            "formula": "raw = Σ_dams max(w·P(run-out ≥ d), w·(1 − s/R)), w = status weight · "
-            "construction-method weight, P from the mixture of the two laws' log-normal "
-            "run-outs (d ≤ overland_max_km), s = metres along the river below the dam "
-            "(≤ R = max(median run-out, river_reach_km)); normalised = 1 − exp(−raw/saturation), "
-            "1 where a recorded failure reached",
-        }
-        if table is None:
+        table = shared.table
+        if table is None or shared.rivers is None:
             nan_or_zero = np.where(covered, 0.0, np.nan)
             return FactorResult(
                 name=self.name,
@@ -565,12 +592,9 @@ class TailingsExposure:
                     "failures_in_reach": nan_or_zero.copy(),
                     "nearest_dam_km": np.full(n, np.nan),
                 },
-                layers={"tailings_consequence": _empty_layer()},
-                metadata={**metadata, "dams": 0},
             )
-        m = len(table)
         c_geom = communities.geometry.to_numpy()
-        paths, river = pathways(c_geom, table, inputs.rivers, params, metadata)
+        paths = pathways(c_geom, table, shared.rivers, params)
         pc, pd_, pw = paths.community, paths.dam, paths.strength
         hit = table.failed[pd_] & (paths.inside | paths.on_river)
 
@@ -607,10 +631,49 @@ class TailingsExposure:
             "failures_in_reach": np.where(has, np.bincount(pc[hit], minlength=n), np.nan),
             "nearest_dam_km": np.where(has, near_m / 1000.0, np.nan),
         }
+        return FactorResult(
+            name=self.name,
+            raw=raw,
+            normalised=normalised,
+            evidence=evidence,
+            columns=columns,
+            precision=precision,
+            sums=_consequence_sums(len(table), paths, communities),
+        )
+
+    def finish(
+        self, shared: _Shared, merged: FactorResult, inputs: RiskInputs, params: FactorParams
+    ) -> FactorResult:
+        """The ``tailings_consequence`` layer from every partition's sums, and the metadata."""
+        assert isinstance(params, TailingsExposureParams)
+        metadata: dict[str, Any] = {
+            "laws": {k: LAWS[k].record() for k in params.runout_spread_log10},
+            "units": UNITS,
+            "provenance": PROVENANCE,
+            "runout_spread_log10": dict(params.runout_spread_log10),
+            "formula": "raw = Σ_dams max(w·P(run-out ≥ d), w·(1 − s/R)), w = status weight · "
+            "construction-method weight, P from the mixture of the two laws' log-normal "
+            "run-outs (d ≤ overland_max_km), s = metres along the river below the dam "
+            "(≤ R = max(median run-out, river_reach_km)); normalised = 1 − exp(−raw/saturation), "
+            "1 where a recorded failure reached",
+        }
+        table, rivers = shared.table, shared.rivers
+        merged.metadata = metadata
+        if table is None or rivers is None:
+            merged.layers = {"tailings_consequence": _empty_layer()}
+            metadata["dams"] = 0
+            return merged
+        m = len(table)
         places = inputs.coverage_for(Kind.communities).contains(
             table.dams["country"].to_numpy(dtype=object), table.dams.geometry.to_numpy()
         )
-        layer = _consequence_layer(table, paths, communities, river, places, params)
+        sums = merged.sums or _consequence_sums(m, None, inputs.communities)
+        layer = _consequence_layer(table, sums, rivers.facts, places, params)
+        merged.layers = {"tailings_consequence": layer}
+        raw, columns = merged.raw, merged.columns
+        has = ~np.isnan(raw)
+        covered = inputs.covered(self.evidence_kind)
+        metadata.update(rivers.meta)
         metadata.update(
             {
                 "dams": m,
@@ -621,7 +684,7 @@ class TailingsExposure:
                 "communities_exposed": int((np.nan_to_num(raw) > 0).sum()),
                 "communities_in_a_runout": int((columns["dams_in_runout"] > 0).sum()),
                 "communities_downstream": int((columns["dams_downstream"] > 0).sum()),
-                "communities_reached_by_a_failure": int(reached.sum()),
+                "communities_reached_by_a_failure": int((columns["failures_in_reach"] > 0).sum()),
                 "communities_outside_coverage_with_evidence": int((has & ~covered).sum()),
                 "indicative_classes": {
                     str(k): int(v)
@@ -629,16 +692,15 @@ class TailingsExposure:
                 },
             }
         )
-        return FactorResult(
-            name=self.name,
-            raw=raw,
-            normalised=normalised,
-            evidence=evidence,
-            columns=columns,
-            layers={"tailings_consequence": layer},
-            metadata=metadata,
-            precision=precision,
-        )
+        return merged
+
+
+@dataclass
+class _Shared:
+    """What every partition of the communities reads: the dams and the rivers below them."""
+
+    table: DamTable | None
+    rivers: DamRivers | None
 
 
 def _strongest_word(
@@ -652,20 +714,16 @@ def _strongest_word(
     return out
 
 
-def _consequence_layer(
-    table: DamTable,
-    paths: _Pathways,
-    communities: gpd.GeoDataFrame,
-    river: dict[str, np.ndarray],
-    places: np.ndarray,
-    params: TailingsExposureParams,
-) -> gpd.GeoDataFrame:
-    """Per dam: run-out band, who is inside it, people a failure would reach, a class.
-
-    Where no community source covers a dam (``places`` False), who is inside is unknown:
-    null, never 0.
-    """
-    dams, m = table.dams, len(table)
+def _consequence_sums(
+    m: int, paths: _Pathways | None, communities: gpd.GeoDataFrame
+) -> dict[str, np.ndarray]:
+    """Per dam (``m``), what these communities add to its consequence: people expected to be
+    reached, people within its p10 and p90 run-out, places of unknown size, and counts."""
+    if paths is None:
+        empty = np.empty(0, dtype=np.int64)
+        paths = _Pathways(
+            empty, empty, np.empty(0), empty.astype(bool), empty.astype(bool), np.empty(0)
+        )
     run = (~paths.on_river) | (paths.probability > 0)
     pc, pd_, p = paths.community[run], paths.dam[run], paths.probability[run]
     pop = pd.to_numeric(_column(communities, "population"), errors="coerce")
@@ -675,12 +733,34 @@ def _consequence_layer(
     # are decided on the quantiles themselves (P ≥ 0.9 within p10, P ≥ 0.1 within p90).
     in_p90 = paths.inside[run]
     in_p10 = p >= 0.9 - 1e-12
-    expected = np.bincount(pd_[known], p[known] * pop[known], minlength=m)
-    low = np.bincount(pd_[known & in_p10], pop[known & in_p10], minlength=m)
-    high = np.bincount(pd_[known & in_p90], pop[known & in_p90], minlength=m)
-    unknown_pop = np.bincount(pd_[~known & in_p90], minlength=m)
-    # A populated place of unknown size holds at least one person.
-    at_risk = expected + np.bincount(pd_[~known], p[~known], minlength=m)
+    return {
+        "expected": np.bincount(pd_[known], p[known] * pop[known], minlength=m),
+        "low": np.bincount(pd_[known & in_p10], pop[known & in_p10], minlength=m),
+        "high": np.bincount(pd_[known & in_p90], pop[known & in_p90], minlength=m),
+        "unknown_pop": np.bincount(pd_[~known & in_p90], minlength=m),
+        # A populated place of unknown size holds at least one person.
+        "unknown_expected": np.bincount(pd_[~known], p[~known], minlength=m),
+        "in_runout": np.bincount(pd_[in_p90], minlength=m),
+        "downstream": np.bincount(paths.dam[paths.on_river], minlength=m),
+    }
+
+
+def _consequence_layer(
+    table: DamTable,
+    sums: dict[str, np.ndarray],
+    river: dict[str, np.ndarray],
+    places: np.ndarray,
+    params: TailingsExposureParams,
+) -> gpd.GeoDataFrame:
+    """Per dam: run-out band, who is inside it, people a failure would reach, a class.
+
+    Where no community source covers a dam (``places`` False), who is inside is unknown:
+    null, never 0.
+    """
+    dams = table.dams
+    expected, low, high = sums["expected"], sums["low"], sums["high"]
+    unknown_pop = sums["unknown_pop"]
+    at_risk = expected + sums["unknown_expected"]
     height = _known(_column(dams, "height_m"))
     volume = _known(_column(dams, "volume_m3"))
     eh, ev, *_ = params.unknown_attributes.fill(np.log10(height), np.log10(volume))
@@ -714,15 +794,13 @@ def _consequence_layer(
             "runout_p90_km": _km(table.p90_km),
             "runout_reach_km": _km(table.reached_m / 1000.0),
             "runout_models": _model_text(table, params),
-            "communities_in_runout": _known_where(places, np.bincount(pd_[in_p90], minlength=m)),
+            "communities_in_runout": _known_where(places, sums["in_runout"]),
             "people_in_runout": np.where(places, round_significant(expected), np.nan),
             "people_in_runout_p10": np.where(places, round_significant(low), np.nan),
             "people_in_runout_p90": np.where(places, round_significant(high), np.nan),
             "people_note": PEOPLE_NOTE,
             "communities_unknown_population": _known_where(places, unknown_pop),
-            "communities_downstream": _known_where(
-                places, np.bincount(paths.dam[paths.on_river], minlength=m)
-            ),
+            "communities_downstream": _known_where(places, sums["downstream"]),
             **river,
             "indicative_consequence_class": np.where(places, gistm_class(at_risk), None),
             "indicative_class_note": CLASS_NOTE,

@@ -24,6 +24,7 @@ from geo_service.risk.combine import aggregate
 from geo_service.risk.incident_intensity import IncidentIntensityParams
 from geo_service.risk.model import read_countries, risk_inputs
 from geo_service.risk.params import RiskParams, load_risk_params
+from geo_service.risk.runner import run_here
 from geo_service.risk.surface import (
     Surface,
     SurfaceParams,
@@ -594,8 +595,8 @@ def test_tiles_placed_in_any_order_on_disk_give_the_same_surface(
     monkeypatch.setattr(surface_module, "TILE_CELLS", 300 * 300)
     here = compute_surface(inputs, params, SurfaceParams(cell_m=250.0), countries)
 
-    def backwards(fn, work, tasks):  # type: ignore[no-untyped-def]
-        results = list(surface_module.run_here(fn, work, tasks))
+    def backwards(fn, work, tasks, label, size=None):  # type: ignore[no-untyped-def]
+        results = list(run_here(fn, work, tasks, label, size))
         assert len(results) > 2
         yield from reversed(results)
 

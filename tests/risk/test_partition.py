@@ -1,0 +1,135 @@
+"""The factors a partition of the communities at a time: every community once, the evidence
+within reach of each partition never missed, and the same values as all communities at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyproj import Geod
+
+from geo_service.build import EVIDENCE_KINDS
+from geo_service.risk import FACTORS
+from geo_service.risk import partition as partition_module
+from geo_service.risk.boxes import near
+from geo_service.risk.model import risk_inputs
+from geo_service.risk.params import load_risk_params
+from geo_service.risk.partition import compute_factors, partitions
+from geo_service.risk.runner import run_here
+from geo_service.store.files import load_kind
+
+GEOD = Geod(ellps="WGS84")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-179.9, 179.9), st.floats(-80, 80)), min_size=1, max_size=60),
+    st.sampled_from([0.5, 1.0, 4.0]),
+)
+def test_every_community_in_one_partition_inside_its_cell(points, size) -> None:
+    geoms = shapely.points(np.array(points))
+    parts = partitions(geoms, size)
+    rows = np.concatenate([p.rows for p in parts])
+    assert sorted(rows.tolist()) == list(range(len(points)))
+    for p in parts:
+        x, y = shapely.get_x(geoms[p.rows]), shapely.get_y(geoms[p.rows])
+        assert np.all(np.diff(p.rows) > 0)
+        assert len(set(np.floor(x / size))) == 1 and len(set(np.floor(y / size))) == 1
+        assert p.box == (x.min(), y.min(), x.max(), y.max())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(-170, 170),
+    st.floats(-70, 70),
+    st.floats(0.0, 4.0),
+    st.floats(0.0, 4.0),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 360.0),
+    st.floats(1.0, 400_000.0),
+)
+def test_a_feature_within_reach_of_a_box_is_never_missed(x, y, w, h, fx, fy, azimuth, metres):
+    """From any point of the box, whatever lies within ``metres`` (on the ellipsoid) is kept."""
+    box = (x, y, x + w, min(y + h, 80.0))
+    px, py = box[0] + fx * (box[2] - box[0]), box[1] + fy * (box[3] - box[1])
+    qx, qy, _ = GEOD.fwd(px, py, azimuth, metres)
+    assert near(np.array([[qx, qy, qx, qy]]), box, metres)[0]
+
+
+@pytest.fixture(scope="module")
+def bundled(built, build_dir: Path, catalog):
+    layers = {k: load_kind(build_dir, k.value) for k in EVIDENCE_KINDS}
+    inputs, _ = risk_inputs(layers, catalog)
+    return inputs, load_risk_params(None)
+
+
+def _same(a, b) -> None:
+    """Two results of one factor: the same values (to rounding), evidence and metadata."""
+    assert a.name == b.name
+    np.testing.assert_allclose(a.raw, b.raw, rtol=1e-12, atol=1e-15, equal_nan=True)
+    np.testing.assert_allclose(a.normalised, b.normalised, rtol=1e-12, atol=1e-15, equal_nan=True)
+    assert a.columns.keys() == b.columns.keys()
+    for key in a.columns:
+        x, y = a.columns[key], b.columns[key]
+        if x.dtype.kind == "f":
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=key)
+        else:
+            assert pd.Series(x).equals(pd.Series(y)), key
+    assert a.evidence.to_pylist() == b.evidence.to_pylist()
+    assert (a.precision is None) == (b.precision is None)
+    if a.precision is not None:
+        assert list(a.precision) == list(b.precision)
+    assert a.metadata == b.metadata
+    assert a.layers.keys() == b.layers.keys()
+    for name in a.layers:
+        pd.testing.assert_frame_equal(a.layers[name], b.layers[name], rtol=1e-12)
+
+
+def test_partitions_give_what_all_communities_at_once_give(bundled, monkeypatch) -> None:
+    """On the bundled build, cut into cells of half a degree (dozens of partitions, each
+    with the evidence near it only), every factor's values, evidence, metadata and layers are
+    those of all communities against all evidence."""
+    inputs, params = bundled
+    monkeypatch.setattr(partition_module, "PARTITION_DEG", 0.5)
+    parts = partitions(inputs.communities.geometry.to_numpy(), 0.5)
+    assert len(parts) > 20
+    together = [f.compute(inputs, params.factors[name]) for name, f in FACTORS.items()]
+    apart, meta = compute_factors(list(FACTORS.values()), inputs, params)
+    assert meta["partitions"] == len(parts)
+    for a, b in zip(together, apart, strict=True):
+        _same(a, b)
+    consequence = apart[[r.name for r in apart].index("tailings_exposure")].layers
+    assert consequence["tailings_consequence"]["people_in_runout"].fillna(0).sum() > 0
+
+
+def test_a_partition_reads_only_the_evidence_near_it(bundled, monkeypatch) -> None:
+    """Each task carries its communities and the incidents and concessions near them, not the
+    rest; tasks finishing in any order give the same bytes."""
+    inputs, params = bundled
+    monkeypatch.setattr(partition_module, "PARTITION_DEG", 0.5)
+    seen = []
+
+    def backwards(fn, shared, tasks, label, size=None):  # type: ignore[no-untyped-def]
+        assert label == "community partitions"
+        for i in range(len(tasks)):
+            t = tasks[i]
+            seen.append((len(t.communities), [len(s) if s is not None else 0 for s in t.selected]))
+        yield from reversed(list(run_here(fn, shared, tasks, label, size)))
+
+    here, _ = compute_factors(list(FACTORS.values()), inputs, params)
+    other, _ = compute_factors(list(FACTORS.values()), inputs, params, backwards)
+    assert sum(c for c, _ in seen) == len(inputs.communities)
+    names = list(FACTORS)
+    incidents = [s[names.index("incident_intensity")] for _, s in seen]
+    assert max(incidents) < len(inputs.incidents)
+    for a, b in zip(here, other, strict=True):
+        assert np.array_equal(a.raw, b.raw, equal_nan=True)
+        assert np.array_equal(a.normalised, b.normalised, equal_nan=True)
+        assert a.evidence.equals(b.evidence)
+        assert a.metadata == b.metadata

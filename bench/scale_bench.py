@@ -20,7 +20,7 @@ How:
   0.1 s from ``/proc/self/status``: ``ru_maxrss`` also counts the pages of the memory-mapped
   regions, which the kernel can drop at will). The COG's SHA-256 shows the bytes are the same.
 * ``--part factors`` times the three per-community factors instead
-  (``partition.compute_factors``: the communities a partition at a time, each partition a task
+  (``partition.compute_partitioned``: the communities a partition at a time, each partition a task
   on the cluster), with a SHA-256 of every value, evidence list and the consequence layer.
 * ``--box`` keeps only the features inside a lon/lat box: the same density on a smaller
   area, to measure the cost of a cell at a finer size (``--cell-m 100``) in little time.
@@ -141,9 +141,11 @@ def _inside(layers: dict, box: tuple[float, float, float, float]) -> dict:  # ty
     return out
 
 
-def _digest(results: list) -> str:  # type: ignore[type-arg]
-    """SHA-256 of every factor's values, columns, evidence and layers (16 hex)."""
+def _digest(results: list, sums: dict) -> str:  # type: ignore[type-arg]
+    """SHA-256 of every factor's values, columns, evidence and layers, and the sums (16 hex)."""
     h = hashlib.sha256()
+    for name in sorted(sums):
+        h.update(sums[name].tobytes())
     for r in results:
         for values in (r.raw, r.normalised, *(r.columns[k] for k in sorted(r.columns))):
             h.update(values.tobytes())
@@ -169,11 +171,12 @@ def _load(box: tuple[float, float, float, float] | None):  # type: ignore[no-unt
 def measure_factors(
     mode: str, box: tuple[float, float, float, float] | None = None
 ) -> dict[str, object]:
-    """``partition.compute_factors`` as ``run_risk`` calls it, here or on dask-N."""
+    """``partition.compute_partitioned`` as ``run_risk`` calls it, here or on dask-N."""
     from contextlib import ExitStack
 
     from geo_service.risk import FACTORS
-    from geo_service.risk.partition import compute_factors
+    from geo_service.risk.concession_risk import CommunitiesAround
+    from geo_service.risk.partition import compute_partitioned
 
     layers, catalog, params, inputs, load_seconds = _load(box)
     with ExitStack() as stack, AnonPeak() as anon:
@@ -187,7 +190,14 @@ def measure_factors(
 
                 stream = streaming.enter_context(get_task_stream(client))
             t0 = time.perf_counter()
-            results, meta = compute_factors(list(FACTORS.values()), inputs, params, runner)
+            done = compute_partitioned(
+                list(FACTORS.values()),
+                inputs,
+                params,
+                runner,
+                sums=[(CommunitiesAround(), params.concession_risk)],
+            )
+            results, meta = done.results, done.metadata
             seconds = time.perf_counter() - t0
         busy = _busy(stream.data, "evaluate_partition") if stream is not None else {}
         workers = (
@@ -199,7 +209,7 @@ def measure_factors(
         "load_seconds": load_seconds,
         "cluster_seconds": cluster_seconds,
         "factors_seconds": seconds,
-        "factors_sha256": _digest(results),
+        "factors_sha256": _digest(results, done.sums),
         "partitions": meta["partitions"],
         "largest_partition": meta["largest"],
         "worker_peak_rss_mb": max(workers) / 1024,

@@ -87,9 +87,15 @@ def dask_runner(
                     priority = size(t) if size is not None else 0
                     futures[client.submit(fn, work, t, pure=False, priority=priority)] = i
                     del t
-            for n, (future, result) in enumerate(as_completed(futures, with_results=True), 1):
-                yield futures.pop(future), result
+            # Each result gathered on its own as its task finishes: ``with_results=True``
+            # gathers them concurrently, and once waited forever for the last result of a
+            # continent-scale run (as in dask/distributed#7331).
+            for n, future in enumerate(as_completed(futures), 1):
+                result = future.result()
+                i = futures.pop(future)
                 future.release()
+                yield i, result
+                del result
                 done(n, len(tasks))
         finally:
             futures.clear()

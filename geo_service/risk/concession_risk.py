@@ -13,7 +13,8 @@ the named boxes of ``growth_areas``; the build records it in ``catalog.json``.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -21,7 +22,8 @@ import pandas as pd
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from geo_service.risk.base import CoverageArea
+from geo_service.risk.base import Box, CoverageArea, Prepared, RiskInputs
+from geo_service.risk.boxes import near
 from geo_service.risk.metric import buffer_metres, sums_within
 from geo_service.schemas import Kind
 
@@ -61,8 +63,13 @@ def concession_risk(
     reference_date: pd.Timestamp | None,
     params: ConcessionRiskParams,
     coverage: dict[Kind, CoverageArea] | None = None,
+    around: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
-    """One row per concession with its footprint geometry and the counts around it."""
+    """One row per concession with its footprint geometry and the counts around it.
+
+    ``around`` is ``communities_around`` for every concession, if the partitions of the
+    communities have added it up already (``CommunitiesAround``).
+    """
     columns = [
         "concession_id",
         "name",
@@ -81,7 +88,7 @@ def concession_risk(
     # A footprint mapped period by period keeps its period and the area the publisher gives.
     columns += [c for c in ("period_year", "area_ha") if c in concessions]
     out = concessions[columns].copy()
-    footprint = buffer_metres(concessions.geometry, concessions["footprint_radius_m"].fillna(0.0))
+    footprint = footprints(concessions)
     reach = params.within_km * 1000.0
     centres = shapely.point_on_surface(concessions.geometry.to_numpy())
     country = concessions["country"].to_numpy(dtype=object)
@@ -113,11 +120,8 @@ def concession_risk(
             out[f"incidents_inside_{years}y"] = _where(covers[Kind.incidents], zero)
         out["reference_date"] = None
 
-    population = communities["population"].to_numpy(dtype="float64", na_value=np.nan)
-    unknown = np.isnan(population)
-    weights = np.column_stack([np.ones(len(population)), np.nan_to_num(population), unknown])
-    # Populations are whole numbers, so their sums are exact in any order.
-    around = sums_within(communities.geometry, footprint, reach, weights)[:, 0].astype("int64")
+    if around is None:
+        around = communities_around(communities, footprint, reach)
     places = covers[Kind.communities]
     out["communities_within"] = _where(places, around[:, 0])
     out["population_within"] = _where(places, around[:, 1])
@@ -129,6 +133,66 @@ def concession_risk(
         inside = np.zeros(len(out), dtype="int64")
     out["dams_inside"] = _where(covers[Kind.tailings_dams], inside)
     return gpd.GeoDataFrame(out, geometry=footprint, crs="EPSG:4326")
+
+
+def footprints(concessions: gpd.GeoDataFrame) -> np.ndarray:
+    """Each concession's footprint: its outline, or its site grown to its radius."""
+    radius = concessions["footprint_radius_m"].fillna(0.0)
+    return np.asarray(buffer_metres(concessions.geometry, radius), dtype=object)
+
+
+def communities_around(
+    communities: gpd.GeoDataFrame, footprint: np.ndarray, reach_m: float
+) -> np.ndarray:
+    """Per footprint (rows), the communities within ``reach_m``, their known population and
+    how many have none given (columns; whole numbers, so the sums are exact in any order)."""
+    population = communities["population"].to_numpy(dtype="float64", na_value=np.nan)
+    unknown = np.isnan(population)
+    weights = np.column_stack([np.ones(len(population)), np.nan_to_num(population), unknown])
+    return sums_within(communities.geometry, footprint, reach_m, weights)[:, 0].astype("int64")
+
+
+@dataclass(frozen=True)
+class _Around:
+    features: int
+    reach_m: float
+
+
+class CommunitiesAround:
+    """``communities_around`` every concession, a partition of the communities at a time:
+    each partition counts its own communities around the footprints within reach of it."""
+
+    name: ClassVar[str] = "concession_risk"
+
+    def prepare(self, inputs: RiskInputs, params: ConcessionRiskParams) -> Prepared:
+        """The footprints (shared: their number and the reach), those near a box (selected)."""
+        reach = params.within_km * 1000.0
+        concessions = inputs.concessions
+        if concessions is None or not len(concessions):
+            nothing = (np.empty(0, dtype=np.int64), np.empty(0, dtype=object))
+            return Prepared(_Around(0, reach), lambda box: nothing)
+        footprint = footprints(concessions)
+        bounds = shapely.bounds(footprint)
+
+        def select(box: Box | None) -> tuple[np.ndarray, np.ndarray]:
+            rows = (
+                np.arange(len(footprint))
+                if box is None
+                else np.flatnonzero(near(bounds, box, reach))
+            )
+            return rows, footprint[rows]
+
+        return Prepared(_Around(len(footprint), reach), select)
+
+    def evaluate(
+        self, shared: _Around, selected: tuple[np.ndarray, np.ndarray], inputs: RiskInputs
+    ) -> np.ndarray:
+        """What this partition's communities add around each footprint (every footprint)."""
+        rows, footprint = selected
+        out = np.zeros((shared.features, 3), dtype=np.int64)
+        if len(rows) and len(inputs.communities):
+            out[rows] = communities_around(inputs.communities, footprint, shared.reach_m)
+        return out
 
 
 def _where(covered: np.ndarray, counts: np.ndarray) -> pd.api.extensions.ExtensionArray:

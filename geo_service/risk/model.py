@@ -23,12 +23,16 @@ from geo_service.risk import FACTORS
 from geo_service.risk.base import CoverageArea, RiskInputs
 from geo_service.risk.collector import frozen
 from geo_service.risk.combine import combine
-from geo_service.risk.concession_risk import concession_risk, footprint_growth
+from geo_service.risk.concession_risk import (
+    CommunitiesAround,
+    concession_risk,
+    footprint_growth,
+)
 from geo_service.risk.coverage import coverage_layer
 from geo_service.risk.exposure import people_exposed
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
-from geo_service.risk.partition import compute_factors
+from geo_service.risk.partition import compute_partitioned
 from geo_service.risk.runner import Runner
 from geo_service.risk.surface import Surface, compute_surface
 from geo_service.schemas import Kind
@@ -161,7 +165,14 @@ def _run(
     inputs, notes = risk_inputs(layers, catalog)
     coverage = inputs.coverage
     # Per partition of the communities, with the evidence within reach (``partition.py``).
-    results, partitioned = compute_factors(list(FACTORS.values()), inputs, params, runner)
+    partitioned = compute_partitioned(
+        list(FACTORS.values()),
+        inputs,
+        params,
+        runner,
+        sums=[(CommunitiesAround(), params.concession_risk)],
+    )
+    results = partitioned.results
     community_risk = combine(inputs.communities, results, params)
     derived: dict[str, gpd.GeoDataFrame] = {"community_risk": community_risk}
     for r in results:
@@ -178,6 +189,7 @@ def _run(
         pd.Timestamp(reference) if reference else None,
         params.concession_risk,
         coverage,
+        around=partitioned.sums[CommunitiesAround.name],
     )
     # What the public may see: the public rows, and the restricted ones as their cells.
     publication = publication or Publication({}, Policy())
@@ -213,7 +225,7 @@ def _run(
         "parameters": params.record(),
         "parameter_hash": params.digest(),
         "factors": {r.name: r.metadata for r in results},
-        "community_partitions": partitioned,
+        "community_partitions": partitioned.metadata,
         "coverage": {k.value: v.record() for k, v in coverage.items()},
         "classes": community_risk["risk_class"].value_counts().to_dict(),
         "confidence": community_risk["confidence"].value_counts().to_dict(),

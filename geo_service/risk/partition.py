@@ -1,7 +1,8 @@
 """The communities in spatial partitions, for the factors that score them one by one.
 
-A partition is the communities in one cell of ``PARTITION_DEG`` degrees, so it depends on a
-community's position alone, never on the number of workers. Each is evaluated with the
+A partition is the communities in one cell of ``PARTITION_DEG`` degrees, cut in four while it
+holds more than ``PARTITION_MOST``: it depends on the communities' positions alone, never on
+the number of workers. Each is evaluated with the
 evidence within every factor's reach of its box (``Prepared.select``), in this process or as a
 task of a cluster (``runner.py``); ``base.merge`` puts the rows back in order and adds up what
 the partitions found per feature, in partition order: the same bytes whatever ran them.
@@ -9,8 +10,9 @@ the partitions found per feature, in partition order: the same bytes whatever ra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -22,7 +24,6 @@ from geo_service.risk.base import (
     Prepared,
     RiskFactor,
     RiskInputs,
-    compute_all,
     merge,
 )
 from geo_service.risk.boxes import only
@@ -32,6 +33,10 @@ from geo_service.risk.runner import Runner, run_here
 #: Side of a partition's cell (degrees): at the equator about 440 km, several times the
 #: farthest reach of any factor (a district's incidents, 75 km), so the halo stays small.
 PARTITION_DEG = 4.0
+#: Communities above which a cell is cut in four (a task's memory grows with its pairs), and
+#: the smallest cell so cut (about 55 km, below which the halo would be most of the work).
+PARTITION_MOST = 100_000
+MIN_PARTITION_DEG = 0.5
 
 
 #: The columns of the communities the factors read (and their geometry).
@@ -46,71 +51,130 @@ class Partition:
     box: Box | None
 
 
-def partitions(points: np.ndarray, size_deg: float = PARTITION_DEG) -> list[Partition]:
-    """The communities (EPSG:4326 points) by cell, cells in order of (column, row); rows
-    without a position make one partition first, with no box (no evidence reaches them)."""
+def partitions(
+    points: np.ndarray, size_deg: float = PARTITION_DEG, most: int = PARTITION_MOST
+) -> list[Partition]:
+    """The communities (EPSG:4326 points) by cell, cells in order of (column, row); a cell
+    holding more than ``most`` is cut in four (south-west, north-west, south-east, north-east),
+    and so on, down to ``MIN_PARTITION_DEG``. Rows without a position make one partition
+    first, with no box (no evidence reaches them)."""
     x, y = shapely.get_x(points), shapely.get_y(points)
     ok = np.isfinite(x) & np.isfinite(y)
-    col = np.floor(np.where(ok, x, 0.0) / size_deg).astype(np.int64)
-    row = np.floor(np.where(ok, y, 0.0) / size_deg).astype(np.int64)
-    key = np.where(ok, (col + 100_000) * 200_000 + (row + 100_000), -1)
+    out = []
+    if not ok.all():
+        out.append(Partition(np.flatnonzero(~ok), None))
+    rows = np.flatnonzero(ok)
+    for cell in _cells(x[rows], y[rows], size_deg):
+        out.extend(_split(rows[cell], x, y, size_deg, most))
+    return out
+
+
+def _cells(x: np.ndarray, y: np.ndarray, size: float) -> list[np.ndarray]:
+    """Indices of the points in each cell of ``size`` degrees, cells by (column, row)."""
+    if not len(x):
+        return []
+    col = np.floor(x / size).astype(np.int64)
+    row = np.floor(y / size).astype(np.int64)
+    key = (col - col.min()) * (int(row.max() - row.min()) + 1) + (row - row.min())
     order = np.argsort(key, kind="stable")
     k = key[order]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else np.empty(0, np.int64)
-    out = []
-    for rows in np.split(order, starts[1:]):
-        if not len(rows):
-            continue
-        rows = np.sort(rows)
-        box = None
-        if ok[rows[0]]:
-            box = (
-                float(x[rows].min()),
-                float(y[rows].min()),
-                float(x[rows].max()),
-                float(y[rows].max()),
-            )
-        out.append(Partition(rows, box))
-    return out
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    return [np.sort(part) for part in np.split(order, starts[1:])]
+
+
+def _split(
+    rows: np.ndarray, x: np.ndarray, y: np.ndarray, size: float, most: int
+) -> list[Partition]:
+    """The communities ``rows`` of one cell of ``size``, cut in four while more than ``most``."""
+    if len(rows) > most and size / 2 >= MIN_PARTITION_DEG:
+        out = []
+        for quarter in _cells(x[rows], y[rows], size / 2):
+            out.extend(_split(rows[quarter], x, y, size / 2, most))
+        return out
+    box = (float(x[rows].min()), float(y[rows].min()), float(x[rows].max()), float(y[rows].max()))
+    return [Partition(rows, box)]
+
+
+class CommunitySums(Protocol):
+    """Per feature of a layer, what the communities of a partition add to it (an array, one
+    row per feature, added up over the partitions): ``prepare`` once, ``evaluate`` per
+    partition."""
+
+    name: ClassVar[str]
+
+    def prepare(self, inputs: RiskInputs, params: Any) -> Prepared:
+        """What every partition shares, and how the features near one are chosen."""
+        ...
+
+    def evaluate(self, shared: Any, selected: Any, inputs: RiskInputs) -> np.ndarray:
+        """This partition's part of every feature's sums."""
+        ...
 
 
 @dataclass
 class VectorWork:
-    """What every partition reads: the factors, their parameters and shared parts, coverage."""
+    """What every partition reads: the factors and sums, their parameters and shared parts,
+    the coverage."""
 
     factors: list[RiskFactor]
     params: list[Any]
     shared: list[Any]
+    sums: list[CommunitySums]
+    sums_params: list[Any]
+    sums_shared: list[Any]
     coverage: dict[Any, Any]
 
 
 @dataclass
 class PartitionTask:
-    """One partition: its communities and, per factor, the evidence within reach of them."""
+    """One partition: its communities and, per factor and sums, the evidence near them."""
 
     communities: gpd.GeoDataFrame
     selected: list[Any]
+    sums_selected: list[Any]
 
 
-def evaluate_partition(work: VectorWork, task: PartitionTask) -> list[FactorResult]:
-    """Every factor on one partition's communities."""
+@dataclass
+class Partitioned:
+    """Every factor for every community, each sums' total, what the metadata records."""
+
+    results: list[FactorResult]
+    sums: dict[str, np.ndarray]
+    metadata: dict[str, Any]
+
+
+def evaluate_partition(
+    work: VectorWork, task: PartitionTask
+) -> tuple[list[FactorResult], list[np.ndarray]]:
+    """Every factor and sums on one partition's communities."""
     inputs = RiskInputs(communities=task.communities, coverage=work.coverage)
-    return [
+    results = [
         factor.evaluate(shared, selected, inputs, params)
         for factor, params, shared, selected in zip(
             work.factors, work.params, work.shared, task.selected, strict=True
         )
     ]
+    sums = [
+        step.evaluate(shared, selected, inputs)
+        for step, shared, selected in zip(
+            work.sums, work.sums_shared, task.sums_selected, strict=True
+        )
+    ]
+    return results, sums
 
 
 class _Tasks:
     """The partitions' tasks, each made when asked for (a runner sends it and lets it go)."""
 
     def __init__(
-        self, communities: gpd.GeoDataFrame, parts: list[Partition], prepared: list[Prepared]
+        self,
+        communities: gpd.GeoDataFrame,
+        parts: list[Partition],
+        prepared: list[Prepared],
+        sums: list[Prepared],
     ) -> None:
         self.communities = only(communities, COMMUNITY_READS)
-        self.parts, self.prepared = parts, prepared
+        self.parts, self.prepared, self.sums = parts, prepared, sums
 
     def __len__(self) -> int:
         return len(self.parts)
@@ -120,6 +184,7 @@ class _Tasks:
         return PartitionTask(
             self.communities.iloc[part.rows].reset_index(drop=True),
             [p.select(part.box) for p in self.prepared],
+            [p.select(part.box) for p in self.sums],
         )
 
 
@@ -127,33 +192,61 @@ def _size(task: PartitionTask) -> int:
     return len(task.communities)
 
 
-def compute_factors(
+def compute_partitioned(
     factors: list[RiskFactor],
     inputs: RiskInputs,
     params: RiskParams,
     runner: Runner | None = None,
-) -> tuple[list[FactorResult], dict[str, Any]]:
-    """Every factor for every community, a partition at a time (``runner``: in this process by
-    default); the same values, to the bit, whatever runs the partitions. Also what the build
-    metadata records of the partitions."""
+    sums: Sequence[tuple[CommunitySums, Any]] = (),
+) -> Partitioned:
+    """Every factor for every community, and each ``sums`` (a step and its parameters) over
+    all communities, a partition at a time (``runner``: in this process by default); the same
+    values, to the bit, whatever runs the partitions."""
     chosen = [params.factors[f.name] for f in factors]
-    if not len(inputs.communities):
-        results = [compute_all(f, inputs, p) for f, p in zip(factors, chosen, strict=True)]
-        return results, {"cell_deg": PARTITION_DEG, "partitions": 0}
     prepared = [f.prepare(inputs, p) for f, p in zip(factors, chosen, strict=True)]
+    steps = [step for step, _ in sums]
+    sums_prepared = [step.prepare(inputs, p) for step, p in sums]
     parts = partitions(inputs.communities.geometry.to_numpy(), PARTITION_DEG)
-    work = VectorWork(factors, chosen, [p.shared for p in prepared], inputs.coverage)
-    tasks = _Tasks(inputs.communities, parts, prepared)
-    results: list[list[FactorResult] | None] = [None] * len(parts)
+    n = len(inputs.communities)
+    if not parts:  # no communities: every factor and sums on nothing, at once
+        everything = Partition(np.arange(0), None)
+        parts_all = [everything]
+        tasks: Sequence[PartitionTask] = [
+            PartitionTask(
+                inputs.communities,
+                [p.select(None) for p in prepared],
+                [p.select(None) for p in sums_prepared],
+            )
+        ]
+    else:
+        parts_all = parts
+        tasks = _Tasks(inputs.communities, parts, prepared, sums_prepared)
+    work = VectorWork(
+        factors,
+        chosen,
+        [p.shared for p in prepared],
+        steps,
+        [p for _, p in sums],
+        [p.shared for p in sums_prepared],
+        inputs.coverage,
+    )
+    done: list[tuple[list[FactorResult], list[np.ndarray]] | None] = [None] * len(parts_all)
     for i, result in (runner or run_here)(
         evaluate_partition, work, tasks, "community partitions", _size
     ):
-        results[i] = result
-    n = len(inputs.communities)
-    rows = [p.rows for p in parts]
-    out = []
+        done[i] = result
+    finished = [r for r in done if r is not None]
+    rows = [p.rows for p in parts_all]
+    results = []
     for j, (factor, p, pre) in enumerate(zip(factors, chosen, prepared, strict=True)):
-        merged = merge([r[j] for r in results if r is not None], rows, n)
-        out.append(factor.finish(pre.shared, merged, inputs, p))
+        merged = merge([r[0][j] for r in finished], rows, n)
+        results.append(factor.finish(pre.shared, merged, inputs, p))
+    totals = {}
+    for k, step in enumerate(steps):
+        total = finished[0][1][k].copy()
+        for r in finished[1:]:
+            total += r[1][k]  # in partition order
+        totals[step.name] = total
     sizes = [len(r) for r in rows]
-    return out, {"cell_deg": PARTITION_DEG, "partitions": len(parts), "largest": max(sizes)}
+    meta = {"cell_deg": PARTITION_DEG, "partitions": len(parts), "largest": max(sizes)}
+    return Partitioned(results, totals, meta)

@@ -17,30 +17,40 @@ from geo_service.build import EVIDENCE_KINDS
 from geo_service.risk import FACTORS
 from geo_service.risk import partition as partition_module
 from geo_service.risk.boxes import near
+from geo_service.risk.concession_risk import CommunitiesAround, concession_risk
 from geo_service.risk.model import risk_inputs
 from geo_service.risk.params import load_risk_params
-from geo_service.risk.partition import compute_factors, partitions
+from geo_service.risk.partition import compute_partitioned, partitions
 from geo_service.risk.runner import run_here
 from geo_service.store.files import load_kind
 
 GEOD = Geod(ellps="WGS84")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
-    st.lists(st.tuples(st.floats(-179.9, 179.9), st.floats(-80, 80)), min_size=1, max_size=60),
-    st.sampled_from([0.5, 1.0, 4.0]),
+    st.lists(st.tuples(st.floats(-179.9, 179.9), st.floats(-80, 80)), min_size=1, max_size=80),
+    st.sampled_from([1.0, 2.0, 4.0]),
+    st.integers(1, 30),
 )
-def test_every_community_in_one_partition_inside_its_cell(points, size) -> None:
+def test_every_community_in_one_partition_inside_its_cell(points, size, most) -> None:
+    """Every community once; a partition is one cell of the grid or of a quarter of it, and
+    holds more than ``most`` only where the cell may not be cut again."""
     geoms = shapely.points(np.array(points))
-    parts = partitions(geoms, size)
+    parts = partitions(geoms, size, most)
     rows = np.concatenate([p.rows for p in parts])
     assert sorted(rows.tolist()) == list(range(len(points)))
     for p in parts:
         x, y = shapely.get_x(geoms[p.rows]), shapely.get_y(geoms[p.rows])
         assert np.all(np.diff(p.rows) > 0)
-        assert len(set(np.floor(x / size))) == 1 and len(set(np.floor(y / size))) == 1
         assert p.box == (x.min(), y.min(), x.max(), y.max())
+        assert len(set(np.floor(x / size))) == 1 and len(set(np.floor(y / size))) == 1
+        if len(p.rows) > most:  # only a cell that may not be cut again holds more
+            smallest = min(
+                size / 2**k for k in range(8) if size / 2**k >= partition_module.MIN_PARTITION_DEG
+            )
+            assert len(set(np.floor(x / smallest))) == 1
+            assert len(set(np.floor(y / smallest))) == 1
 
 
 @settings(max_examples=300, deadline=None)
@@ -100,12 +110,25 @@ def test_partitions_give_what_all_communities_at_once_give(bundled, monkeypatch)
     parts = partitions(inputs.communities.geometry.to_numpy(), 0.5)
     assert len(parts) > 20
     together = [f.compute(inputs, params.factors[name]) for name, f in FACTORS.items()]
-    apart, meta = compute_factors(list(FACTORS.values()), inputs, params)
-    assert meta["partitions"] == len(parts)
+    done = compute_partitioned(
+        list(FACTORS.values()),
+        inputs,
+        params,
+        sums=[(CommunitiesAround(), params.concession_risk)],
+    )
+    apart = done.results
+    assert done.metadata["partitions"] == len(parts)
     for a, b in zip(together, apart, strict=True):
         _same(a, b)
     consequence = apart[[r.name for r in apart].index("tailings_exposure")].layers
     assert consequence["tailings_consequence"]["people_in_runout"].fillna(0).sum() > 0
+    # The communities around each concession, added up over the partitions: the same layer.
+    args = (inputs.concessions, inputs.incidents, inputs.communities, inputs.tailings_dams)
+    rest = (None, params.concession_risk, inputs.coverage)
+    whole = concession_risk(*args, *rest)
+    summed = concession_risk(*args, *rest, around=done.sums[CommunitiesAround.name])
+    pd.testing.assert_frame_equal(whole, summed, check_exact=True)
+    assert whole["communities_within"].sum() > 0
 
 
 def test_a_partition_reads_only_the_evidence_near_it(bundled, monkeypatch) -> None:
@@ -122,8 +145,8 @@ def test_a_partition_reads_only_the_evidence_near_it(bundled, monkeypatch) -> No
             seen.append((len(t.communities), [len(s) if s is not None else 0 for s in t.selected]))
         yield from reversed(list(run_here(fn, shared, tasks, label, size)))
 
-    here, _ = compute_factors(list(FACTORS.values()), inputs, params)
-    other, _ = compute_factors(list(FACTORS.values()), inputs, params, backwards)
+    here = compute_partitioned(list(FACTORS.values()), inputs, params).results
+    other = compute_partitioned(list(FACTORS.values()), inputs, params, backwards).results
     assert sum(c for c, _ in seen) == len(inputs.communities)
     names = list(FACTORS)
     incidents = [s[names.index("incident_intensity")] for _, s in seen]

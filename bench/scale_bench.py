@@ -225,21 +225,13 @@ def _runner(stack, mode: str):  # type: ignore[no-untyped-def]
         return None, None
     if not mode.startswith("dask-"):
         raise SystemExit(f"unknown mode {mode!r}: here or dask-N")
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    from geo_service.cluster import dask_runner
+    from geo_service.cluster import dask_runner, local_cluster
 
     n = int(mode.split("-", 1)[1])
-    cluster = stack.enter_context(
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-            memory_limit=0,  # measured, not enforced
-        )
-    )
+    # As ``riskmap build --workers N`` starts them; memory measured, not enforced.
+    cluster = stack.enter_context(local_cluster(n, dashboard=False, memory_limit=0))
     client = stack.enter_context(Client(cluster))
     client.wait_for_workers(n)
     runner = stack.enter_context(

@@ -29,6 +29,29 @@ def require_dask() -> None:
         )
 
 
+def local_cluster(workers: int, dashboard: bool = True, **options: Any) -> Any:
+    """A ``LocalCluster`` of ``workers`` processes of one thread on 127.0.0.1.
+
+    Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (memory back to the system
+    at once); glibc then maps every large temporary afresh, and the factors of a partition
+    took 1.5 times as long (``bench/README.md``). These workers keep Dask's other settings.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    environ = {k: v for k, v in environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0" if dashboard else None,
+            host="127.0.0.1",
+            **options,
+        )
+
+
 @contextmanager
 def dask_runner(
     workers: int | None,
@@ -40,20 +63,14 @@ def dask_runner(
     ``scheduler`` otherwise), closed when the build is done."""
     require_dask()
     import dask
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     cluster = None
     try:
         if scheduler:
             client = Client(scheduler, timeout="30s")
         else:
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                host="127.0.0.1",
-            )
+            cluster = local_cluster(workers or 1)
             client = Client(cluster)
     except (OSError, TimeoutError) as exc:
         raise RiskMapError(f"cannot reach the Dask scheduler {scheduler or ''}: {exc}") from exc

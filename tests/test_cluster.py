@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from geo_service.build import SURFACE_SCRATCH, build
+from geo_service.cluster import local_cluster
 from geo_service.risk import surface
 from geo_service.settings import BuildSettings
 from tests.conftest import CATALOG, QUICK_SURFACE_M
@@ -93,18 +94,12 @@ def _run_again(dask_scheduler, task: str) -> int:  # type: ignore[no-untyped-def
 def test_a_worker_killed_mid_build_changes_nothing(reference, tmp_path, task) -> None:
     """Killed while it runs a partition of the communities, or a tile of the surface."""
     import dask
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     with (
         # The scheduler's log of transitions keeps every one of the build's tasks.
         dask.config.set({"distributed.admin.low-level-log-length": 1_000_000}),
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-        ) as cluster,
+        local_cluster(2, dashboard=False) as cluster,
         Client(cluster) as client,
     ):
         done: list[Path] = []

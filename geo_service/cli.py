@@ -104,13 +104,14 @@ def build_cmd(
     workers: Annotated[
         int,
         typer.Option(
-            help="Compute the risk surface on a local Dask cluster of this many worker "
-            "processes (needs the 'cluster' extra) [default: 0, in this process]."
+            help="Compute the risk model (the communities' partitions, the surface's tiles) on "
+            "a local Dask cluster of this many worker processes (needs the 'cluster' extra) "
+            "[default: 0, in this process]."
         ),
     ] = 0,
     scheduler: Annotated[
         str | None,
-        typer.Option(help="Compute the risk surface on a running Dask scheduler, tcp://HOST:PORT."),
+        typer.Option(help="Compute the risk model on a running Dask scheduler, tcp://HOST:PORT."),
     ] = None,
 ) -> None:
     """Read, validate and write every source of the catalog as a new build, then make it current.

@@ -63,12 +63,13 @@ class BuildSettings(BaseSettings):
     workers: int = Field(
         0,
         ge=0,
-        description="Compute the risk surface on a local Dask cluster of this many worker "
-        "processes (0: in this process, no Dask needed). Same bytes either way.",
+        description="Compute the risk model (the communities' partitions, the surface's tiles) "
+        "on a local Dask cluster of this many worker processes (0: in this process, no Dask "
+        "needed). Same bytes either way.",
     )
     scheduler: str | None = Field(
         None,
-        description="A running Dask scheduler (tcp://HOST:PORT) to compute the risk surface on "
+        description="A running Dask scheduler (tcp://HOST:PORT) to compute the risk model on "
         "instead (docs/scale.md).",
     )
 

@@ -236,6 +236,8 @@ def compute_partitioned(
     ):
         done[i] = result
     finished = [r for r in done if r is not None]
+    if len(finished) != len(done):
+        raise RuntimeError(f"{len(done) - len(finished)} partitions gave no result")
     rows = [p.rows for p in parts_all]
     results = []
     for j, (factor, p, pre) in enumerate(zip(factors, chosen, prepared, strict=True)):
@@ -248,5 +250,10 @@ def compute_partitioned(
             total += r[1][k]  # in partition order
         totals[step.name] = total
     sizes = [len(r) for r in rows]
-    meta = {"cell_deg": PARTITION_DEG, "partitions": len(parts), "largest": max(sizes)}
+    meta = {
+        "cell_deg": PARTITION_DEG,
+        "most": PARTITION_MOST,
+        "partitions": len(parts),
+        "largest": max(sizes),
+    }
     return Partitioned(results, totals, meta)

@@ -20,7 +20,7 @@ How:
   0.1 s from ``/proc/self/status``: ``ru_maxrss`` also counts the pages of the memory-mapped
   regions, which the kernel can drop at will). The COG's SHA-256 shows the bytes are the same.
 * ``--part factors`` times the three per-community factors instead
-  (``partition.compute_partitioned``: the communities a partition at a time, each partition a task
+  (``model.partitioned_model``: the communities a partition at a time, each partition a task
   on the cluster), with a SHA-256 of every value, evidence list and the consequence layer.
 * ``--box`` keeps only the features inside a lon/lat box: the same density on a smaller
   area, to measure the cost of a cell at a finer size (``--cell-m 100``) in little time.
@@ -171,12 +171,10 @@ def _load(box: tuple[float, float, float, float] | None):  # type: ignore[no-unt
 def measure_factors(
     mode: str, box: tuple[float, float, float, float] | None = None
 ) -> dict[str, object]:
-    """``partition.compute_partitioned`` as ``run_risk`` calls it, here or on dask-N."""
+    """``model.partitioned_model`` as ``run_risk`` calls it, here or on dask-N."""
     from contextlib import ExitStack
 
-    from geo_service.risk import FACTORS
-    from geo_service.risk.concession_risk import CommunitiesAround
-    from geo_service.risk.partition import compute_partitioned
+    from geo_service.risk.model import partitioned_model
 
     layers, catalog, params, inputs, load_seconds = _load(box)
     with ExitStack() as stack, AnonPeak() as anon:
@@ -190,13 +188,7 @@ def measure_factors(
 
                 stream = streaming.enter_context(get_task_stream(client))
             t0 = time.perf_counter()
-            done = compute_partitioned(
-                list(FACTORS.values()),
-                inputs,
-                params,
-                runner,
-                sums=[(CommunitiesAround(), params.concession_risk)],
-            )
+            done = partitioned_model(inputs, params, runner)
             results, meta = done.results, done.metadata
             seconds = time.perf_counter() - t0
         busy = _busy(stream.data, "evaluate_partition") if stream is not None else {}

@@ -32,7 +32,7 @@ from geo_service.risk.coverage import coverage_layer
 from geo_service.risk.exposure import people_exposed
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
-from geo_service.risk.partition import compute_partitioned
+from geo_service.risk.partition import Partitioned, compute_partitioned
 from geo_service.risk.runner import Runner
 from geo_service.risk.surface import Surface, compute_surface
 from geo_service.schemas import Kind
@@ -131,6 +131,20 @@ def risk_inputs(
     return inputs, notes
 
 
+def partitioned_model(
+    inputs: RiskInputs, params: RiskParams, runner: Runner | None = None
+) -> Partitioned:
+    """Every factor, and the communities around each concession, a partition of the
+    communities at a time, each with the evidence within reach (``partition.py``)."""
+    return compute_partitioned(
+        list(FACTORS.values()),
+        inputs,
+        params,
+        runner,
+        sums=[(CommunitiesAround(), params.concession_risk)],
+    )
+
+
 def run_risk(
     layers: dict[Kind, gpd.GeoDataFrame],
     catalog: SourceCatalog,
@@ -164,14 +178,7 @@ def _run(
         return RiskOutput({}, {"skipped": "no communities layer: nothing to score"})
     inputs, notes = risk_inputs(layers, catalog)
     coverage = inputs.coverage
-    # Per partition of the communities, with the evidence within reach (``partition.py``).
-    partitioned = compute_partitioned(
-        list(FACTORS.values()),
-        inputs,
-        params,
-        runner,
-        sums=[(CommunitiesAround(), params.concession_risk)],
-    )
+    partitioned = partitioned_model(inputs, params, runner)
     results = partitioned.results
     community_risk = combine(inputs.communities, results, params)
     derived: dict[str, gpd.GeoDataFrame] = {"community_risk": community_risk}

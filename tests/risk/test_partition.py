@@ -18,7 +18,7 @@ from geo_service.risk import FACTORS
 from geo_service.risk import partition as partition_module
 from geo_service.risk.boxes import near
 from geo_service.risk.concession_risk import CommunitiesAround, concession_risk
-from geo_service.risk.model import risk_inputs
+from geo_service.risk.model import partitioned_model, risk_inputs
 from geo_service.risk.params import load_risk_params
 from geo_service.risk.partition import compute_partitioned, partitions
 from geo_service.risk.runner import run_here
@@ -110,12 +110,7 @@ def test_partitions_give_what_all_communities_at_once_give(bundled, monkeypatch)
     parts = partitions(inputs.communities.geometry.to_numpy(), 0.5)
     assert len(parts) > 20
     together = [f.compute(inputs, params.factors[name]) for name, f in FACTORS.items()]
-    done = compute_partitioned(
-        list(FACTORS.values()),
-        inputs,
-        params,
-        sums=[(CommunitiesAround(), params.concession_risk)],
-    )
+    done = partitioned_model(inputs, params)
     apart = done.results
     assert done.metadata["partitions"] == len(parts)
     for a, b in zip(together, apart, strict=True):

@@ -90,6 +90,7 @@ COLUMNS = [
     "part",
     "factors_seconds",
     "factors_sha256",
+    "values_sha256",
     "partitions",
     "largest_partition",
 ]
@@ -155,6 +156,15 @@ def _digest(results: list, sums: dict) -> str:  # type: ignore[type-arg]
     return h.hexdigest()[:16]
 
 
+def _values_digest(values: dict) -> str:  # type: ignore[type-arg]
+    """SHA-256 of every per-community value the partitions' steps gave (16 hex)."""
+    h = hashlib.sha256()
+    for name in sorted(values):
+        for key in sorted(values[name]):
+            h.update(values[name][key].tobytes())
+    return h.hexdigest()[:16]
+
+
 def _load(box: tuple[float, float, float, float] | None):  # type: ignore[no-untyped-def]
     """The continent-scale layers (inside ``box`` if given), catalog, parameters, the model's
     inputs, and the seconds it took."""
@@ -202,6 +212,7 @@ def measure_factors(
         "cluster_seconds": cluster_seconds,
         "factors_seconds": seconds,
         "factors_sha256": _digest(results, done.sums),
+        "values_sha256": _values_digest(done.values),
         "partitions": meta["partitions"],
         "largest_partition": meta["largest"],
         "worker_peak_rss_mb": max(workers) / 1024,
@@ -434,6 +445,8 @@ def summary(rows: list[dict[str, object]], part: str = "surface") -> None:
         print_table(lines, "medians")
         digests = {str(r["factors_sha256"]) for r in ok}
         print(f"factors SHA-256 (16 hex) over every run: {', '.join(sorted(digests))}")
+        values = {str(r.get("values_sha256", "")) for r in ok}
+        print(f"per-community values SHA-256 over every run: {', '.join(sorted(values))}")
         return
     med = {
         m: {

@@ -163,6 +163,7 @@ class CommunitiesAround:
     each partition counts its own communities around the footprints within reach of it."""
 
     name: ClassVar[str] = "concession_risk"
+    per: ClassVar[str] = "feature"
 
     def prepare(self, inputs: RiskInputs, params: ConcessionRiskParams) -> Prepared:
         """The footprints (shared: their number and the reach), those near a box (selected)."""

@@ -10,8 +10,9 @@ population stands in, and the rows say which was used. Derivations: docs/methodo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 import numpy as np
@@ -20,7 +21,8 @@ import shapely
 
 from geo_service.ingest.population import PopulationGrid
 from geo_service.ingest.units import equal_area
-from geo_service.risk.base import RiskInputs
+from geo_service.risk.base import Box, Prepared, RiskInputs
+from geo_service.risk.boxes import near, subset
 from geo_service.risk.concession_pressure import ConcessionPressureParams, concession_precision
 from geo_service.risk.incident_intensity import (
     IncidentIntensityParams,
@@ -30,6 +32,8 @@ from geo_service.risk.incident_intensity import (
 from geo_service.risk.metric import disc_distance, nearest
 from geo_service.risk.params import CLASS_NAMES, NO_DATA, RiskParams
 from geo_service.risk.tailings_exposure import (
+    DamRivers,
+    DamTable,
     TailingsExposureParams,
     dam_rivers,
     dam_table,
@@ -72,28 +76,109 @@ def factors(params: RiskParams) -> list[Factor]:
 
 def weights(points: np.ndarray, inputs: RiskInputs, params: RiskParams) -> dict[str, np.ndarray]:
     """Per place (Points) and factor, the share of its people exposed (0–1; a chance for the
-    run-out)."""
-    ep = params.exposure
+    run-out), against all of the evidence."""
+    prepared = ExposureWeights().prepare(inputs, params)
+    return _weights(points, prepared.shared, prepared.select(None))
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """What every partition's weights read: the parameters, the dams and their rivers."""
+
+    params: RiskParams
+    table: DamTable | None
+    rivers: DamRivers | None
+
+
+@dataclass(frozen=True)
+class _Near:
+    """The evidence near a partition: mine sites of the ring precisions (with their footprint
+    radius), and the incidents that count (with their reach, metres)."""
+
+    sites: gpd.GeoDataFrame | None
+    incidents: gpd.GeoDataFrame | None
+
+
+class ExposureWeights:
+    """Per community, the share of its people each exposure factor reaches (``weights``), a
+    partition of the communities at a time: the sites and incidents within reach of it, the
+    dams and their rivers shared."""
+
+    name: ClassVar[str] = "exposure_weights"
+    per: ClassVar[str] = "community"
+
+    def prepare(self, inputs: RiskInputs, params: RiskParams) -> Prepared:
+        """The dams and rivers (shared); the sites and incidents near a box (selected)."""
+        cp = params.factors["concession_pressure"]
+        assert isinstance(cp, ConcessionPressureParams)
+        tp = params.factors["tailings_exposure"]
+        assert isinstance(tp, TailingsExposureParams)
+        ip = params.factors["incident_intensity"]
+        assert isinstance(ip, IncidentIntensityParams)
+        table = dam_table(inputs.tailings_dams, inputs.incidents, tp)
+        rivers = dam_rivers(table, inputs.rivers, tp) if table is not None and len(table) else None
+
+        sites = None
+        conc = inputs.concessions
+        if conc is not None and len(conc):
+            keep = np.isin(concession_precision(conc), params.exposure.ring_precisions)
+            if keep.any():
+                sites = conc.loc[keep, ["footprint_radius_m", conc.geometry.name]]
+                sites = sites.reset_index(drop=True)
+        incidents = None
+        found = inputs.incidents
+        reference = resolve_reference_date(found, ip) if found is not None else None
+        if found is not None and len(found) and reference is not None:
+            w = incident_weights(found, ip, reference)
+            radius = ip.cutoff_bandwidths * w.bandwidth_m
+            incidents = gpd.GeoDataFrame(
+                {"reach_m": radius[w.keep]}, geometry=found.geometry.to_numpy()[w.keep]
+            )
+        near_sites = _nearby(sites, max(cp.rings_km) * 1000.0, "footprint_radius_m")
+        near_incidents = _nearby(incidents, 0.0, "reach_m")
+
+        def select(box: Box | None) -> _Near:
+            return _Near(near_sites(box), near_incidents(box))
+
+        return Prepared(_Reach(params, table, rivers), select)
+
+    def evaluate(
+        self, shared: _Reach, selected: _Near, inputs: RiskInputs
+    ) -> dict[str, np.ndarray]:
+        """The weights of this partition's communities."""
+        return _weights(inputs.communities.geometry.to_numpy(), shared, selected)
+
+
+def _nearby(
+    frame: gpd.GeoDataFrame | None, metres: float, grown_by: str
+) -> Callable[[Box | None], gpd.GeoDataFrame | None]:
+    """The rows of ``frame`` within ``metres`` plus the largest ``grown_by`` of a box."""
+    if frame is None:
+        return lambda box: None
+    bounds = shapely.bounds(frame.geometry.to_numpy())
+    reach = metres + float(np.nan_to_num(frame[grown_by].to_numpy(dtype="float64")).max())
+    return lambda box: frame if box is None else subset(frame, near(bounds, box, reach))
+
+
+def _weights(points: np.ndarray, reach: _Reach, evidence: _Near) -> dict[str, np.ndarray]:
+    """Per place and factor, the share of its people exposed, against ``evidence``."""
+    params = reach.params
     n = len(points)
     out: dict[str, np.ndarray] = {}
     cp = params.factors["concession_pressure"]
     assert isinstance(cp, ConcessionPressureParams)
-    conc = inputs.concessions
     distance = np.full(n, np.inf)
-    if conc is not None and len(conc):
-        keep = np.isin(concession_precision(conc), ep.ring_precisions)
-        if keep.any():
-            distance = _footprint_distance(points, conc.loc[keep], max(cp.rings_km) * 1000.0)
+    if evidence.sites is not None and len(evidence.sites):
+        distance = _footprint_distance(points, evidence.sites, max(cp.rings_km) * 1000.0)
     for r in cp.rings_km:
         out[f"people_mine_{r:g}km"] = (distance <= r * 1000.0).astype(np.float64)
 
     tp = params.factors["tailings_exposure"]
     assert isinstance(tp, TailingsExposureParams)
-    table = dam_table(inputs.tailings_dams, inputs.incidents, tp)
     runout = np.zeros(n)
     downstream = np.zeros(n)
-    if table is not None and len(table):
-        paths = pathways(points, table, dam_rivers(table, inputs.rivers, tp), tp)
+    if reach.table is not None and reach.rivers is not None:
+        paths = pathways(points, reach.table, reach.rivers, tp)
         p = np.clip(paths.probability, 0.0, 1.0 - 1e-12)
         # Reached by at least one dam: 1 − Π(1 − pᵢ), the dams failing independently.
         runout = 1.0 - np.exp(np.bincount(paths.community, np.log1p(-p), minlength=n))
@@ -101,18 +186,13 @@ def weights(points: np.ndarray, inputs: RiskInputs, params: RiskParams) -> dict[
     out["people_runout"] = runout
     out["people_downstream"] = downstream
 
-    ip = params.factors["incident_intensity"]
-    assert isinstance(ip, IncidentIntensityParams)
-    reach = np.zeros(n)
-    incidents = inputs.incidents
-    reference = resolve_reference_date(incidents, ip) if incidents is not None else None
-    if incidents is not None and len(incidents) and reference is not None:
-        w = incident_weights(incidents, ip, reference)
-        geoms = incidents.geometry.to_numpy()
-        radius = ip.cutoff_bandwidths * w.bandwidth_m
-        d = disc_distance(points, geoms[w.keep], radius[w.keep], 0.0)
-        reach = (np.nan_to_num(d, nan=np.inf) <= 0.0).astype(np.float64)
-    out["people_incident_reach"] = reach
+    reach_of = np.zeros(n)
+    incidents = evidence.incidents
+    if incidents is not None and len(incidents):
+        radius = incidents["reach_m"].to_numpy(dtype="float64")
+        d = disc_distance(points, incidents.geometry.to_numpy(), radius, 0.0)
+        reach_of = (np.nan_to_num(d, nan=np.inf) <= 0.0).astype(np.float64)
+    out["people_incident_reach"] = reach_of
     return out
 
 
@@ -193,18 +273,24 @@ def people_exposed(
     grids: list[PopulationGrid],
     params: RiskParams,
     public_incidents: gpd.GeoDataFrame | None = None,
+    point_w: dict[str, np.ndarray] | None = None,
 ) -> Exposure:
-    """People per factor for every community, and the ``risk_units`` layer when units exist."""
+    """People per factor for every community, and the ``risk_units`` layer when units exist.
+
+    ``point_w`` is the communities' ``weights``, if the partitions of the communities have
+    computed them already (``ExposureWeights``)."""
     cols = factors(params)
     cells = Cells.of(grids)
     communities = inputs.communities
-    c_lon = shapely.get_x(communities.geometry.to_numpy())
-    c_lat = shapely.get_y(communities.geometry.to_numpy())
-    places = shapely.points(np.r_[cells.lon, c_lon], np.r_[cells.lat, c_lat])
-    w = weights(places, inputs, params)
     k = len(cells.lon)
+    places = shapely.points(cells.lon, cells.lat)
+    if point_w is None:
+        places = np.r_[places, communities.geometry.to_numpy()]
+    none = {f.column: np.zeros(0) for f in cols}
+    w = weights(places, inputs, params) if len(places) else none
     cell_w = {f.column: w[f.column][:k] for f in cols}
-    point_w = {f.column: w[f.column][k:] for f in cols}
+    if point_w is None:
+        point_w = {f.column: w[f.column][k:] for f in cols}
 
     # Each populated cell counts for its nearest community within the catchment.
     n = len(communities)

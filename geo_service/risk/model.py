@@ -29,7 +29,7 @@ from geo_service.risk.concession_risk import (
     footprint_growth,
 )
 from geo_service.risk.coverage import coverage_layer
-from geo_service.risk.exposure import people_exposed
+from geo_service.risk.exposure import ExposureWeights, people_exposed
 from geo_service.risk.generalise import risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
 from geo_service.risk.partition import Partitioned, compute_partitioned
@@ -134,14 +134,15 @@ def risk_inputs(
 def partitioned_model(
     inputs: RiskInputs, params: RiskParams, runner: Runner | None = None
 ) -> Partitioned:
-    """Every factor, and the communities around each concession, a partition of the
-    communities at a time, each with the evidence within reach (``partition.py``)."""
+    """Every factor, the communities around each concession and the share of each
+    community's people every exposure factor reaches, a partition of the communities at a
+    time, each with the evidence within reach (``partition.py``)."""
     return compute_partitioned(
         list(FACTORS.values()),
         inputs,
         params,
         runner,
-        sums=[(CommunitiesAround(), params.concession_risk)],
+        steps=[(CommunitiesAround(), params.concession_risk), (ExposureWeights(), params)],
     )
 
 
@@ -210,7 +211,13 @@ def _run(
         public_communities, community_cells, public_incidents, incident_cells, params.hex
     )
     exposure = people_exposed(
-        inputs, community_risk, layers.get(Kind.units), grids or [], params, public_incidents
+        inputs,
+        community_risk,
+        layers.get(Kind.units),
+        grids or [],
+        params,
+        public_incidents,
+        partitioned.values[ExposureWeights.name],
     )
     for name, values in exposure.community_columns.items():
         community_risk[name] = values

@@ -95,58 +95,64 @@ def _split(
     return [Partition(rows, box)]
 
 
-class CommunitySums(Protocol):
-    """Per feature of a layer, what the communities of a partition add to it (an array, one
-    row per feature, added up over the partitions): ``prepare`` once, ``evaluate`` per
-    partition."""
+class PartitionStep(Protocol):
+    """Something besides the factors that a partition of the communities works out: per
+    feature of a layer, what its communities add to it (``per = "feature"``: an array, one
+    row per feature, added up over the partitions), or per community (``per = "community"``:
+    named arrays, one value per community, put back in community order). ``prepare`` once,
+    ``evaluate`` per partition."""
 
     name: ClassVar[str]
+    per: ClassVar[str]
 
     def prepare(self, inputs: RiskInputs, params: Any) -> Prepared:
         """What every partition shares, and how the features near one are chosen."""
         ...
 
-    def evaluate(self, shared: Any, selected: Any, inputs: RiskInputs) -> np.ndarray:
-        """This partition's part of every feature's sums."""
+    def evaluate(
+        self, shared: Any, selected: Any, inputs: RiskInputs
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """This partition's part of every feature's sums, or its communities' values."""
         ...
 
 
 @dataclass
 class VectorWork:
-    """What every partition reads: the factors and sums, their parameters and shared parts,
+    """What every partition reads: the factors and steps, their parameters and shared parts,
     the coverage."""
 
     factors: list[RiskFactor]
     params: list[Any]
     shared: list[Any]
-    sums: list[CommunitySums]
-    sums_params: list[Any]
-    sums_shared: list[Any]
+    steps: list[PartitionStep]
+    steps_shared: list[Any]
     coverage: dict[Any, Any]
 
 
 @dataclass
 class PartitionTask:
-    """One partition: its communities and, per factor and sums, the evidence near them."""
+    """One partition: its communities and, per factor and step, the evidence near them."""
 
     communities: gpd.GeoDataFrame
     selected: list[Any]
-    sums_selected: list[Any]
+    steps_selected: list[Any]
 
 
 @dataclass
 class Partitioned:
-    """Every factor for every community, each sums' total, what the metadata records."""
+    """Every factor for every community; each feature step's totals and each community
+    step's values, by the step's name; what the metadata records."""
 
     results: list[FactorResult]
     sums: dict[str, np.ndarray]
+    values: dict[str, dict[str, np.ndarray]]
     metadata: dict[str, Any]
 
 
 def evaluate_partition(
     work: VectorWork, task: PartitionTask
-) -> tuple[list[FactorResult], list[np.ndarray]]:
-    """Every factor and sums on one partition's communities."""
+) -> tuple[list[FactorResult], list[Any]]:
+    """Every factor and step on one partition's communities."""
     inputs = RiskInputs(communities=task.communities, coverage=work.coverage)
     results = [
         factor.evaluate(shared, selected, inputs, params)
@@ -154,13 +160,13 @@ def evaluate_partition(
             work.factors, work.params, work.shared, task.selected, strict=True
         )
     ]
-    sums = [
+    steps = [
         step.evaluate(shared, selected, inputs)
         for step, shared, selected in zip(
-            work.sums, work.sums_shared, task.sums_selected, strict=True
+            work.steps, work.steps_shared, task.steps_selected, strict=True
         )
     ]
-    return results, sums
+    return results, steps
 
 
 class _Tasks:
@@ -171,10 +177,10 @@ class _Tasks:
         communities: gpd.GeoDataFrame,
         parts: list[Partition],
         prepared: list[Prepared],
-        sums: list[Prepared],
+        steps: list[Prepared],
     ) -> None:
         self.communities = only(communities, COMMUNITY_READS)
-        self.parts, self.prepared, self.sums = parts, prepared, sums
+        self.parts, self.prepared, self.steps = parts, prepared, steps
 
     def __len__(self) -> int:
         return len(self.parts)
@@ -184,7 +190,7 @@ class _Tasks:
         return PartitionTask(
             self.communities.iloc[part.rows].reset_index(drop=True),
             [p.select(part.box) for p in self.prepared],
-            [p.select(part.box) for p in self.sums],
+            [p.select(part.box) for p in self.steps],
         )
 
 
@@ -197,40 +203,38 @@ def compute_partitioned(
     inputs: RiskInputs,
     params: RiskParams,
     runner: Runner | None = None,
-    sums: Sequence[tuple[CommunitySums, Any]] = (),
+    steps: Sequence[tuple[PartitionStep, Any]] = (),
 ) -> Partitioned:
-    """Every factor for every community, and each ``sums`` (a step and its parameters) over
-    all communities, a partition at a time (``runner``: in this process by default); the same
-    values, to the bit, whatever runs the partitions."""
+    """Every factor for every community, and each of ``steps`` (a step and its parameters)
+    over all communities, a partition at a time (``runner``: in this process by default); the
+    same values, to the bit, whatever runs the partitions."""
     chosen = [params.factors[f.name] for f in factors]
     prepared = [f.prepare(inputs, p) for f, p in zip(factors, chosen, strict=True)]
-    steps = [step for step, _ in sums]
-    sums_prepared = [step.prepare(inputs, p) for step, p in sums]
+    kinds = [step for step, _ in steps]
+    steps_prepared = [step.prepare(inputs, p) for step, p in steps]
     parts = partitions(inputs.communities.geometry.to_numpy(), PARTITION_DEG)
     n = len(inputs.communities)
-    if not parts:  # no communities: every factor and sums on nothing, at once
-        everything = Partition(np.arange(0), None)
-        parts_all = [everything]
+    if not parts:  # no communities: every factor and step on nothing, at once
+        parts_all = [Partition(np.arange(0), None)]
         tasks: Sequence[PartitionTask] = [
             PartitionTask(
                 inputs.communities,
                 [p.select(None) for p in prepared],
-                [p.select(None) for p in sums_prepared],
+                [p.select(None) for p in steps_prepared],
             )
         ]
     else:
         parts_all = parts
-        tasks = _Tasks(inputs.communities, parts, prepared, sums_prepared)
+        tasks = _Tasks(inputs.communities, parts, prepared, steps_prepared)
     work = VectorWork(
         factors,
         chosen,
         [p.shared for p in prepared],
-        steps,
-        [p for _, p in sums],
-        [p.shared for p in sums_prepared],
+        kinds,
+        [p.shared for p in steps_prepared],
         inputs.coverage,
     )
-    done: list[tuple[list[FactorResult], list[np.ndarray]] | None] = [None] * len(parts_all)
+    done: list[tuple[list[FactorResult], list[Any]] | None] = [None] * len(parts_all)
     for i, result in (runner or run_here)(
         evaluate_partition, work, tasks, "community partitions", _size
     ):
@@ -243,8 +247,16 @@ def compute_partitioned(
     for j, (factor, p, pre) in enumerate(zip(factors, chosen, prepared, strict=True)):
         merged = merge([r[0][j] for r in finished], rows, n)
         results.append(factor.finish(pre.shared, merged, inputs, p))
-    totals = {}
-    for k, step in enumerate(steps):
+    totals: dict[str, np.ndarray] = {}
+    values: dict[str, dict[str, np.ndarray]] = {}
+    order = np.argsort(np.concatenate(rows), kind="stable")
+    for k, step in enumerate(kinds):
+        if step.per == "community":
+            first = finished[0][1][k]
+            values[step.name] = {
+                key: np.concatenate([r[1][k][key] for r in finished])[order] for key in first
+            }
+            continue
         total = finished[0][1][k].copy()
         for r in finished[1:]:
             total += r[1][k]  # in partition order
@@ -256,4 +268,4 @@ def compute_partitioned(
         "partitions": len(parts),
         "largest": max(sizes),
     }
-    return Partitioned(results, totals, meta)
+    return Partitioned(results, totals, values, meta)

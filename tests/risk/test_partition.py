@@ -18,6 +18,7 @@ from geo_service.risk import FACTORS
 from geo_service.risk import partition as partition_module
 from geo_service.risk.boxes import near
 from geo_service.risk.concession_risk import CommunitiesAround, concession_risk
+from geo_service.risk.exposure import ExposureWeights, weights
 from geo_service.risk.model import partitioned_model, risk_inputs
 from geo_service.risk.params import load_risk_params
 from geo_service.risk.partition import compute_partitioned, partitions
@@ -124,6 +125,13 @@ def test_partitions_give_what_all_communities_at_once_give(bundled, monkeypatch)
     summed = concession_risk(*args, *rest, around=done.sums[CommunitiesAround.name])
     pd.testing.assert_frame_equal(whole, summed, check_exact=True)
     assert whole["communities_within"].sum() > 0
+    # The share of each community's people every exposure factor reaches: the same values.
+    everywhere = weights(inputs.communities.geometry.to_numpy(), inputs, params)
+    found = done.values[ExposureWeights.name]
+    assert found.keys() == everywhere.keys()
+    for column, values in everywhere.items():
+        assert np.array_equal(found[column], values), column
+        assert values.any(), column
 
 
 def test_a_partition_reads_only_the_evidence_near_it(bundled, monkeypatch) -> None:

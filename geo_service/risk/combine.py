@@ -103,6 +103,19 @@ def round_parts(parts: np.ndarray, total: np.ndarray, decimals: int = DECIMALS) 
     return np.where(np.isnan(parts), np.nan, floor / unit)
 
 
+def published_score(normalised: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The published score (0–100, ``DECIMALS``; NaN where no factor has data)."""
+    return np.round(100.0 * aggregate(normalised, weights), DECIMALS) + 0.0  # no −0.0
+
+
+def scores(results: list[FactorResult], params: RiskParams, n: int) -> np.ndarray:
+    """The published score of each of ``n`` communities, from the factors' ``results``."""
+    if not results:
+        return np.full(n, np.nan)
+    normalised = [np.asarray(r.normalised, dtype="float64") for r in results]
+    return published_score(normalised, [params.factors[r.name].weight for r in results])
+
+
 def combine(
     communities: gpd.GeoDataFrame, results: list[FactorResult], params: RiskParams
 ) -> gpd.GeoDataFrame:
@@ -112,8 +125,7 @@ def combine(
     weights = [params.factors[r.name].weight for r in results]
     if results:
         normalised = [np.asarray(r.normalised, dtype="float64") for r in results]
-        exact = aggregate(normalised, weights)
-        score = np.round(100.0 * exact, DECIMALS) + 0.0  # no −0.0
+        score = published_score(normalised, weights)
         parts = round_parts(100.0 * shapley_parts(normalised, weights), score)
         available = np.column_stack([~np.isnan(v) for v in normalised])
     else:

@@ -22,7 +22,7 @@ import pandas as pd
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from geo_service.risk.base import Box, CoverageArea, Prepared, RiskInputs
+from geo_service.risk.base import Box, CoverageArea, FactorResult, Prepared, RiskInputs
 from geo_service.risk.boxes import near
 from geo_service.risk.metric import buffer_metres, sums_within
 from geo_service.schemas import Kind
@@ -186,7 +186,11 @@ class CommunitiesAround:
         return Prepared(_Around(len(footprint), reach), select)
 
     def evaluate(
-        self, shared: _Around, selected: tuple[np.ndarray, np.ndarray], inputs: RiskInputs
+        self,
+        shared: _Around,
+        selected: tuple[np.ndarray, np.ndarray],
+        inputs: RiskInputs,
+        results: list[FactorResult],
     ) -> np.ndarray:
         """What this partition's communities add around each footprint (every footprint)."""
         rows, footprint = selected

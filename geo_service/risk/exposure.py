@@ -21,7 +21,7 @@ import shapely
 
 from geo_service.ingest.population import PopulationGrid
 from geo_service.ingest.units import equal_area
-from geo_service.risk.base import Box, Prepared, RiskInputs
+from geo_service.risk.base import Box, FactorResult, Prepared, RiskInputs
 from geo_service.risk.boxes import near, subset
 from geo_service.risk.concession_pressure import ConcessionPressureParams, concession_precision
 from geo_service.risk.incident_intensity import (
@@ -143,7 +143,7 @@ class ExposureWeights:
         return Prepared(_Reach(params, table, rivers), select)
 
     def evaluate(
-        self, shared: _Reach, selected: _Near, inputs: RiskInputs
+        self, shared: _Reach, selected: _Near, inputs: RiskInputs, results: list[FactorResult]
     ) -> dict[str, np.ndarray]:
         """The weights of this partition's communities."""
         return _weights(inputs.communities.geometry.to_numpy(), shared, selected)

@@ -18,21 +18,40 @@ resolution: the counts of communities and incidents, and the mean and highest co
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import geopandas as gpd
 import h3
 import numpy as np
 import pandas as pd
 
-from geo_service.publication import cell_polygons, cells_of
-from geo_service.risk.params import HexParams
+from geo_service.publication import cell_polygons, cells_of, is_restricted
+from geo_service.risk.base import FactorResult, Prepared, RiskInputs
+from geo_service.risk.combine import scores
+from geo_service.risk.params import HexParams, RiskParams
+
+#: Scores are added up in hundredths, as whole numbers: the same sums in any order (a
+#: published score has one decimal; a cell of restricted rows, two).
+HUNDREDTHS = 100
+
+#: The columns of the totals per cell, and how two tables of them add up.
+TOTALS = {
+    "communities": "sum",
+    "scored": "sum",
+    "score_sum": "sum",
+    "max_score": "max",
+    "incidents": "sum",
+}
+
+Totals = dict[int, pd.DataFrame]
 
 
-def _point_cells(points: gpd.GeoDataFrame, resolutions: list[int]) -> dict[int, np.ndarray]:
+def _point_cells(geoms: np.ndarray, resolutions: list[int]) -> dict[int, np.ndarray]:
     """Cell ids of every point at every resolution: indexed once, coarser ones by parent."""
-    if not len(points):
+    if not len(geoms):
         return {r: np.array([], dtype=object) for r in resolutions}
     finest = max(resolutions)
-    fine = cells_of(points.geometry, finest)
+    fine = cells_of(gpd.GeoSeries(geoms), finest)
     out = {finest: fine}
     unique, inverse = np.unique(fine.astype(str), return_inverse=True)
     for r in resolutions:
@@ -57,63 +76,74 @@ def _cell_parents(cells: pd.DataFrame, r: int) -> tuple[np.ndarray, np.ndarray]:
     return counts, parents
 
 
-def _totals(
-    communities: gpd.GeoDataFrame,
-    community_cells: pd.DataFrame,
-    incidents: gpd.GeoDataFrame,
-    incident_cells: pd.DataFrame,
-    resolutions: list[int],
-) -> dict[int, pd.DataFrame]:
-    """Per resolution and cell: communities, scored, score sum, highest score, incidents."""
-    at_c = _point_cells(communities, resolutions)
-    at_i = _point_cells(incidents, resolutions)
-    scores = communities["score"].to_numpy(dtype="float64")
+def _table(h3_ids: np.ndarray, **columns: Any) -> pd.DataFrame:
+    """Rows of totals (a column not given: 0; ``max_score``: NaN), one per ``h3_ids``."""
+    n = len(h3_ids)
+    out = pd.DataFrame({"h3": np.asarray(h3_ids, dtype=object)})
+    for name in TOTALS:
+        default = np.full(n, np.nan) if name == "max_score" else np.zeros(n, dtype=np.int64)
+        value = columns.get(name, default)
+        out[name] = np.broadcast_to(value, (n,)) if np.ndim(value) == 0 else value
+    return out
+
+
+def add_up(parts: list[Totals]) -> Totals:
+    """Totals of several sets of rows, per resolution and cell (sums and highest)."""
+    out = {}
+    for r in parts[0]:
+        table = pd.concat([p[r] for p in parts])
+        out[r] = table.groupby(level="h3", sort=True).agg(TOTALS)
+    return out
+
+
+def point_totals(geoms: np.ndarray, scores: np.ndarray | None, resolutions: list[int]) -> Totals:
+    """Per resolution and cell: the points (EPSG:4326) as communities (``scores`` given: one
+    score each, NaN for none) or as incidents (None)."""
+    at = _point_cells(geoms, resolutions)
     out = {}
     for r in resolutions:
-        parts = [
-            pd.DataFrame(
-                {
-                    "h3": at_c[r],
-                    "communities": 1,
-                    "scored": ~np.isnan(scores),
-                    "score_sum": np.nan_to_num(scores),
-                    "max_score": scores,
-                    "incidents": 0,
-                }
-            ),
-            pd.DataFrame({"h3": at_i[r], "incidents": 1}),
-        ]
+        if scores is None:
+            table = _table(at[r], incidents=1)
+        else:
+            s = np.asarray(scores, dtype="float64")
+            table = _table(
+                at[r],
+                communities=1,
+                scored=(~np.isnan(s)).astype(np.int64),
+                score_sum=np.round(np.nan_to_num(s) * HUNDREDTHS).astype(np.int64),
+                max_score=s,
+            )
+        out[r] = table.groupby("h3", sort=True).agg(TOTALS)
+    return out
+
+
+def cell_totals(
+    community_cells: pd.DataFrame, incident_cells: pd.DataFrame, resolutions: list[int]
+) -> Totals:
+    """Per resolution and cell: the cells of restricted rows (``Publication.areas``), each
+    at its own resolution and coarser ones; a cell of communities counts as ``count`` rows of
+    its published mean score."""
+    out = {}
+    for r in resolutions:
+        parts = [_table(np.array([], dtype=object))]
         ok, parent = _cell_parents(community_cells, r)
         if ok.any():
             n = community_cells["count"].to_numpy(dtype="int64")[ok]
             mean = community_cells["mean_score"].to_numpy(dtype="float64")[ok]
             parts.append(
-                pd.DataFrame(
-                    {
-                        "h3": parent[ok],
-                        "communities": n,
-                        "scored": np.where(np.isnan(mean), 0, n),
-                        "score_sum": np.nan_to_num(mean) * n,
-                        "max_score": community_cells["max_score"].to_numpy(dtype="float64")[ok],
-                    }
+                _table(
+                    parent[ok],
+                    communities=n,
+                    scored=np.where(np.isnan(mean), 0, n),
+                    score_sum=np.round(np.nan_to_num(mean) * HUNDREDTHS).astype(np.int64) * n,
+                    max_score=community_cells["max_score"].to_numpy(dtype="float64")[ok],
                 )
             )
         ok, parent = _cell_parents(incident_cells, r)
         if ok.any():
             n = incident_cells["count"].to_numpy(dtype="int64")[ok]
-            parts.append(pd.DataFrame({"h3": parent[ok], "incidents": n}))
-        table = pd.concat(parts, ignore_index=True)
-        for column in ("communities", "scored", "incidents"):
-            table[column] = table[column].fillna(0).astype("int64")
-        table["score_sum"] = table["score_sum"].astype("float64").fillna(0.0)
-        table["max_score"] = table["max_score"].astype("float64")
-        out[r] = table.groupby("h3").agg(
-            communities=("communities", "sum"),
-            scored=("scored", "sum"),
-            score_sum=("score_sum", "sum"),
-            max_score=("max_score", "max"),
-            incidents=("incidents", "sum"),
-        )
+            parts.append(_table(parent[ok], incidents=n))
+        out[r] = pd.concat(parts, ignore_index=True).groupby("h3", sort=True).agg(TOTALS)
     return out
 
 
@@ -178,15 +208,34 @@ def risk_hex(
     incidents: gpd.GeoDataFrame | None,
     incident_areas: gpd.GeoDataFrame | None,
     params: HexParams,
+    community_totals: Totals | None = None,
 ) -> gpd.GeoDataFrame:
     """Counts and scores per H3 cell of the public views (``community_risk``,
     ``incidents``) and of the cells of their restricted rows (``*_areas``), small counts
+    suppressed. ``community_totals`` is ``point_totals`` of the public communities, if the
+    partitions of the communities have added them up already (``HexTotals``)."""
+    resolutions = sorted(params.resolutions)
+    if community_totals is None:
+        communities = _points(community_risk)
+        community_totals = point_totals(
+            communities.geometry.to_numpy(), communities["score"].to_numpy(), resolutions
+        )
+    points = _points(incidents)
+    totals = add_up(
+        [
+            community_totals,
+            point_totals(points.geometry.to_numpy(), None, resolutions),
+            cell_totals(_cells(community_areas), _cells(incident_areas), resolutions),
+        ]
+    )
+    return hex_layer(totals, params)
+
+
+def hex_layer(totals: Totals, params: HexParams) -> gpd.GeoDataFrame:
+    """The ``risk_hex`` layer from the totals per resolution and cell, small counts
     suppressed."""
     k = params.min_count
     resolutions = sorted(params.resolutions)
-    communities, community_cells = _points(community_risk), _cells(community_areas)
-    points, incident_cells = _points(incidents), _cells(incident_areas)
-    totals = _totals(communities, community_cells, points, incident_cells, resolutions)
     parents = {
         fine: parents_of(totals[fine].index, coarse)
         for coarse, fine in zip(resolutions, resolutions[1:], strict=False)
@@ -201,7 +250,7 @@ def risk_hex(
         few_scored = ~(show["scored"][r] & show["communities"][r])
         cells["communities"] = cells["communities"].where(show["communities"][r])
         cells["incidents"] = cells["incidents"].where(show["incidents"][r])
-        cells["mean_score"] = (cells["score_sum"] / cells["scored"]).where(~few_scored)
+        cells["mean_score"] = _mean(cells["score_sum"], cells["scored"]).where(~few_scored)
         cells["max_score"] = cells["max_score"].where(~few_scored)
         cells = cells[cells["communities"].notna() | cells["incidents"].notna()]
         cells = cells.reset_index(names="h3")
@@ -214,3 +263,48 @@ def risk_hex(
     table["max_score"] = table["max_score"].astype("float64").round(2)
     columns = ["h3", "resolution", "communities", "incidents", "mean_score", "max_score"]
     return gpd.GeoDataFrame(table[columns], geometry=cell_polygons(table["h3"]), crs="EPSG:4326")
+
+
+def _mean(total: pd.Series, n: pd.Series) -> pd.Series:
+    """``total`` hundredths over ``n``, to the nearest hundredth (halves up), as a score; NaN
+    where ``n`` is 0. Whole numbers throughout: the same wherever the sums were made."""
+    t, k = total.to_numpy(dtype=np.int64), n.to_numpy(dtype=np.int64)
+    nearest = (2 * t + k) // np.maximum(2 * k, 1)
+    return pd.Series(np.where(k > 0, nearest / HUNDREDTHS, np.nan), index=total.index)
+
+
+class HexTotals:
+    """``point_totals`` of the public communities, a partition at a time, from the scores of
+    its factors; the cells of restricted rows are counted once, in the build (``cell_totals``:
+    a cell's mean score is of all its rows)."""
+
+    name: ClassVar[str] = "risk_hex"
+    per: ClassVar[str] = "table"
+
+    def __init__(self, hidden: bool = False) -> None:
+        #: Whether rows marked restricted are hidden from the public (a ``Publication``
+        #: that holds the communities' restricted rows).
+        self.hidden = hidden
+
+    def prepare(self, inputs: RiskInputs, params: RiskParams) -> Prepared:
+        """The parameters, shared; nothing selected."""
+        return Prepared((params, self.hidden), lambda box: None)
+
+    def evaluate(
+        self,
+        shared: tuple[RiskParams, bool],
+        selected: None,
+        inputs: RiskInputs,
+        results: list[FactorResult],
+    ) -> Totals:
+        """The totals of this partition's public communities."""
+        params, hidden = shared
+        communities = inputs.communities
+        score = scores(results, params, len(communities))
+        public = ~is_restricted(communities) if hidden else np.ones(len(communities), bool)
+        geoms = communities.geometry.to_numpy()[public]
+        return point_totals(geoms, score[public], sorted(params.hex.resolutions))
+
+    def add_up(self, parts: list[Totals]) -> Totals:
+        """The partitions' totals, added up."""
+        return add_up(parts)

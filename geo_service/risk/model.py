@@ -30,7 +30,7 @@ from geo_service.risk.concession_risk import (
 )
 from geo_service.risk.coverage import coverage_layer
 from geo_service.risk.exposure import ExposureWeights, people_exposed
-from geo_service.risk.generalise import risk_hex
+from geo_service.risk.generalise import HexTotals, risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
 from geo_service.risk.partition import Partitioned, compute_partitioned
 from geo_service.risk.runner import Runner
@@ -132,17 +132,26 @@ def risk_inputs(
 
 
 def partitioned_model(
-    inputs: RiskInputs, params: RiskParams, runner: Runner | None = None
+    inputs: RiskInputs,
+    params: RiskParams,
+    runner: Runner | None = None,
+    publication: Publication | None = None,
 ) -> Partitioned:
-    """Every factor, the communities around each concession and the share of each
-    community's people every exposure factor reaches, a partition of the communities at a
-    time, each with the evidence within reach (``partition.py``)."""
+    """Every factor, the communities around each concession, the share of each community's
+    people every exposure factor reaches and the public communities' ``risk_hex`` totals, a
+    partition of the communities at a time, each with the evidence within reach
+    (``partition.py``)."""
+    hidden = publication is not None and Kind.communities in publication.restricted
     return compute_partitioned(
         list(FACTORS.values()),
         inputs,
         params,
         runner,
-        steps=[(CommunitiesAround(), params.concession_risk), (ExposureWeights(), params)],
+        steps=[
+            (CommunitiesAround(), params.concession_risk),
+            (ExposureWeights(), params),
+            (HexTotals(hidden), params),
+        ],
     )
 
 
@@ -179,7 +188,8 @@ def _run(
         return RiskOutput({}, {"skipped": "no communities layer: nothing to score"})
     inputs, notes = risk_inputs(layers, catalog)
     coverage = inputs.coverage
-    partitioned = partitioned_model(inputs, params, runner)
+    publication = publication or Publication({}, Policy())
+    partitioned = partitioned_model(inputs, params, runner, publication)
     results = partitioned.results
     community_risk = combine(inputs.communities, results, params)
     derived: dict[str, gpd.GeoDataFrame] = {"community_risk": community_risk}
@@ -200,7 +210,6 @@ def _run(
         around=partitioned.sums[CommunitiesAround.name],
     )
     # What the public may see: the public rows, and the restricted ones as their cells.
-    publication = publication or Publication({}, Policy())
     public_communities = publication.seen_by_public("community_risk", community_risk)
     community_cells = publication.areas("community_risk", community_risk)
     public_incidents, incident_cells = None, None
@@ -208,7 +217,12 @@ def _run(
         public_incidents = publication.seen_by_public("incidents", inputs.incidents)
         incident_cells = publication.areas("incidents", inputs.incidents)
     derived["risk_hex"] = risk_hex(
-        public_communities, community_cells, public_incidents, incident_cells, params.hex
+        public_communities,
+        community_cells,
+        public_incidents,
+        incident_cells,
+        params.hex,
+        partitioned.tables[HexTotals.name],
     )
     exposure = people_exposed(
         inputs,

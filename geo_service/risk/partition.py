@@ -39,8 +39,8 @@ PARTITION_MOST = 100_000
 MIN_PARTITION_DEG = 0.5
 
 
-#: The columns of the communities the factors read (and their geometry).
-COMMUNITY_READS = ("country", "population")
+#: The columns of the communities the factors and steps read (and their geometry).
+COMMUNITY_READS = ("country", "population", "sensitivity")
 
 
 @dataclass(frozen=True)
@@ -96,11 +96,13 @@ def _split(
 
 
 class PartitionStep(Protocol):
-    """Something besides the factors that a partition of the communities works out: per
-    feature of a layer, what its communities add to it (``per = "feature"``: an array, one
-    row per feature, added up over the partitions), or per community (``per = "community"``:
-    named arrays, one value per community, put back in community order). ``prepare`` once,
-    ``evaluate`` per partition."""
+    """Something besides the factors that a partition of the communities works out, from its
+    communities, the evidence near them and the factors' results for them: per feature of a
+    layer, what its communities add to it (``per = "feature"``: an array, one row per
+    feature, added up over the partitions); per community (``per = "community"``: named
+    arrays, one value per community, put back in community order); or a table the step
+    itself adds up (``per = "table"``: ``add_up``, given the partitions' in partition order).
+    ``prepare`` once, ``evaluate`` per partition."""
 
     name: ClassVar[str]
     per: ClassVar[str]
@@ -110,9 +112,10 @@ class PartitionStep(Protocol):
         ...
 
     def evaluate(
-        self, shared: Any, selected: Any, inputs: RiskInputs
-    ) -> np.ndarray | dict[str, np.ndarray]:
-        """This partition's part of every feature's sums, or its communities' values."""
+        self, shared: Any, selected: Any, inputs: RiskInputs, results: list[FactorResult]
+    ) -> Any:
+        """This partition's part of every feature's sums, its communities' values, or its
+        table."""
         ...
 
 
@@ -140,12 +143,13 @@ class PartitionTask:
 
 @dataclass
 class Partitioned:
-    """Every factor for every community; each feature step's totals and each community
-    step's values, by the step's name; what the metadata records."""
+    """Every factor for every community; each feature step's totals, each community step's
+    values and each table step's table, by the step's name; what the metadata records."""
 
     results: list[FactorResult]
     sums: dict[str, np.ndarray]
     values: dict[str, dict[str, np.ndarray]]
+    tables: dict[str, Any]
     metadata: dict[str, Any]
 
 
@@ -161,7 +165,7 @@ def evaluate_partition(
         )
     ]
     steps = [
-        step.evaluate(shared, selected, inputs)
+        step.evaluate(shared, selected, inputs, results)
         for step, shared, selected in zip(
             work.steps, work.steps_shared, task.steps_selected, strict=True
         )
@@ -250,12 +254,16 @@ def compute_partitioned(
     totals: dict[str, np.ndarray] = {}
     values: dict[str, dict[str, np.ndarray]] = {}
     order = np.argsort(np.concatenate(rows), kind="stable")
+    tables: dict[str, Any] = {}
     for k, step in enumerate(kinds):
         if step.per == "community":
             first = finished[0][1][k]
             values[step.name] = {
                 key: np.concatenate([r[1][k][key] for r in finished])[order] for key in first
             }
+            continue
+        if step.per == "table":
+            tables[step.name] = step.add_up([r[1][k] for r in finished])
             continue
         total = finished[0][1][k].copy()
         for r in finished[1:]:
@@ -268,4 +276,4 @@ def compute_partitioned(
         "partitions": len(parts),
         "largest": max(sizes),
     }
-    return Partitioned(results, totals, values, meta)
+    return Partitioned(results, totals, values, tables, meta)

@@ -17,8 +17,10 @@ from geo_service.build import EVIDENCE_KINDS
 from geo_service.risk import FACTORS
 from geo_service.risk import partition as partition_module
 from geo_service.risk.boxes import near
+from geo_service.risk.combine import scores
 from geo_service.risk.concession_risk import CommunitiesAround, concession_risk
 from geo_service.risk.exposure import ExposureWeights, weights
+from geo_service.risk.generalise import HexTotals, point_totals
 from geo_service.risk.model import partitioned_model, risk_inputs
 from geo_service.risk.params import load_risk_params
 from geo_service.risk.partition import compute_partitioned, partitions
@@ -132,6 +134,15 @@ def test_partitions_give_what_all_communities_at_once_give(bundled, monkeypatch)
     for column, values in everywhere.items():
         assert np.array_equal(found[column], values), column
         assert values.any(), column
+    # The public communities' risk_hex totals, added up over the partitions: exactly those of
+    # all communities at once (whole numbers and highest values: the same in any order).
+    score = scores(together, params, len(inputs.communities))
+    resolutions = sorted(params.hex.resolutions)
+    whole_totals = point_totals(inputs.communities.geometry.to_numpy(), score, resolutions)
+    assert done.tables[HexTotals.name].keys() == whole_totals.keys()
+    for r, table in whole_totals.items():
+        pd.testing.assert_frame_equal(done.tables[HexTotals.name][r], table, check_exact=True)
+        assert table["communities"].sum() == len(inputs.communities)
 
 
 def test_a_partition_reads_only_the_evidence_near_it(bundled, monkeypatch) -> None:

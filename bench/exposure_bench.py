@@ -83,16 +83,18 @@ RSS_CAP_GIB = 12.0
 TARGET_S = 30.0
 TARGET_BYTES = 4e9
 WHICH = ("ceiling", "ours")
-#: The functions of ``geo_service.risk.exposure`` timed as stages (looked up at call time).
+#: The functions of ``geo_service.risk.exposure`` and the modules it calls
+#: (``exposure_weights``, ``exposure_cells``) timed as stages, where they are looked up.
 WRAPPED = (
     "weights",
+    "weights_near",
     "nearest",
     "_footprint_distance",
     "dam_table",
     "pathways",
     "incident_weights",
     "_unit_layer",
-    "_cell_units",
+    "cell_units",
     "_grid_share",
     "_top_confidence",
     "_missing",
@@ -481,10 +483,19 @@ class StageTimer:
 
     def install(self) -> None:
         from geo_service.ingest.population import PopulationGrid
-        from geo_service.risk import exposure, metric, rivers, tailings_exposure
+        from geo_service.risk import (
+            exposure,
+            exposure_cells,
+            exposure_weights,
+            metric,
+            rivers,
+            tailings_exposure,
+        )
 
         for name in WRAPPED:
-            setattr(exposure, name, self.wrap(name, getattr(exposure, name)))
+            for module in (exposure, exposure_weights, exposure_cells):
+                if hasattr(module, name):
+                    setattr(module, name, self.wrap(name, getattr(module, name)))
         # What those call in turn: pair listing and projection, wherever they are looked up.
         for module in (metric, rivers, tailings_exposure):
             module.pairs_within = self.wrap("pairs_within", module.pairs_within)  # type: ignore[attr-defined]
@@ -492,7 +503,7 @@ class StageTimer:
         tailings_exposure._runout_pairs = self.wrap(  # type: ignore[attr-defined]
             "_runout_pairs", tailings_exposure._runout_pairs
         )
-        exposure.Cells.of = staticmethod(self.wrap("Cells.of", exposure.Cells.of))  # type: ignore[method-assign]
+        exposure_cells.Cells.of = staticmethod(self.wrap("Cells.of", exposure_cells.Cells.of))  # type: ignore[method-assign]
         for name in ("populated", "centres_lonlat"):
             setattr(PopulationGrid, name, self.wrap(name, getattr(PopulationGrid, name)))
 

@@ -7,7 +7,7 @@ are reported like rejected rows (cell row and column), so nothing is dropped uns
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -49,6 +49,11 @@ class PopulationGrid:
     def total(self) -> float:
         """Every person the grid holds."""
         return float(self.people.sum(dtype=np.float64))
+
+    def frame(self) -> PopulationGrid:
+        """The grid without its counts: where its cells are (CRS, transform), light enough to
+        send with a task."""
+        return replace(self, people=np.zeros((0, 0), dtype=self.people.dtype))
 
     def populated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows, columns and counts of the cells that hold people."""

@@ -1,16 +1,16 @@
 """People exposed, per factor: counted on the population grid, summed per community and unit.
 
 Every populated cell of a ``population`` source is a place where people live: its centre is
-measured against the same evidence as a community (``weights``: within each concession ring of
-a located mine site, the chance a dam's run-out reaches it, on the river below a dam, within an
-incident's reach). A cell counts for the nearest community within ``catchment_km`` and for the
-unit of each level its centre lies in. Where no grid covers a place, the community's own
+measured against the same evidence as a community (``exposure_weights.py``: within each
+concession ring of a located mine site, the chance a dam's run-out reaches it, on the river
+below a dam, within an incident's reach). A cell counts for the nearest community within
+``catchment_km`` and for the unit of each level its centre lies in (``exposure_cells.py``, a
+partition of the cells at a time). Where no grid covers a place, the community's own
 population stands in, and the rows say which was used. Derivations: docs/methodology.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,237 +23,13 @@ from geo_service.ingest.population import PopulationGrid
 from geo_service.ingest.units import equal_area
 from geo_service.risk.base import Box, FactorResult, Prepared, RiskInputs
 from geo_service.risk.boxes import near, subset
-from geo_service.risk.concession_pressure import ConcessionPressureParams, concession_precision
-from geo_service.risk.incident_intensity import (
-    IncidentIntensityParams,
-    incident_weights,
-    resolve_reference_date,
-)
-from geo_service.risk.metric import disc_distance, nearest
+from geo_service.risk.exposure_cells import Cells, CellSums, cell_sums, lonlat_bounds
+from geo_service.risk.exposure_weights import factors, weights
 from geo_service.risk.params import CLASS_NAMES, NO_DATA, RiskParams
-from geo_service.risk.tailings_exposure import (
-    DamRivers,
-    DamTable,
-    TailingsExposureParams,
-    dam_rivers,
-    dam_table,
-    pathways,
-)
-from geo_service.schemas import Kind
+from geo_service.risk.runner import Runner
 
 #: A unit is counted on a grid when this share of its area lies inside the grid.
 GRID_COVER_SHARE = 0.95
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One people-exposed column: its name, the evidence kind behind it, and its words."""
-
-    column: str
-    kind: Kind
-    text: str
-
-
-def factors(params: RiskParams) -> list[Factor]:
-    """The exposure columns, in order: rings, run-out, downstream, incident reach."""
-    cp = params.factors["concession_pressure"]
-    assert isinstance(cp, ConcessionPressureParams)
-    rings = [
-        Factor(f"people_mine_{r:g}km", Kind.concessions, f"within {r:g} km of a mine site")
-        for r in cp.rings_km
-    ]
-    return [
-        *rings,
-        Factor(
-            "people_runout",
-            Kind.tailings_dams,
-            "expected in a dam's run-out (people × chance of being reached)",
-        ),
-        Factor("people_downstream", Kind.tailings_dams, "on a river below a dam"),
-        Factor("people_incident_reach", Kind.incidents, "within an incident's reach"),
-    ]
-
-
-def weights(points: np.ndarray, inputs: RiskInputs, params: RiskParams) -> dict[str, np.ndarray]:
-    """Per place (Points) and factor, the share of its people exposed (0–1; a chance for the
-    run-out), against all of the evidence."""
-    prepared = ExposureWeights().prepare(inputs, params)
-    return _weights(points, prepared.shared, prepared.select(None))
-
-
-@dataclass(frozen=True)
-class _Reach:
-    """What every partition's weights read: the parameters, the dams and their rivers."""
-
-    params: RiskParams
-    table: DamTable | None
-    rivers: DamRivers | None
-
-
-@dataclass(frozen=True)
-class _Near:
-    """The evidence near a partition: mine sites of the ring precisions (with their footprint
-    radius), and the incidents that count (with their reach, metres)."""
-
-    sites: gpd.GeoDataFrame | None
-    incidents: gpd.GeoDataFrame | None
-
-
-class ExposureWeights:
-    """Per community, the share of its people each exposure factor reaches (``weights``), a
-    partition of the communities at a time: the sites and incidents within reach of it, the
-    dams and their rivers shared."""
-
-    name: ClassVar[str] = "exposure_weights"
-    per: ClassVar[str] = "community"
-
-    def prepare(self, inputs: RiskInputs, params: RiskParams) -> Prepared:
-        """The dams and rivers (shared); the sites and incidents near a box (selected)."""
-        cp = params.factors["concession_pressure"]
-        assert isinstance(cp, ConcessionPressureParams)
-        tp = params.factors["tailings_exposure"]
-        assert isinstance(tp, TailingsExposureParams)
-        ip = params.factors["incident_intensity"]
-        assert isinstance(ip, IncidentIntensityParams)
-        table = dam_table(inputs.tailings_dams, inputs.incidents, tp)
-        rivers = dam_rivers(table, inputs.rivers, tp) if table is not None and len(table) else None
-
-        sites = None
-        conc = inputs.concessions
-        if conc is not None and len(conc):
-            keep = np.isin(concession_precision(conc), params.exposure.ring_precisions)
-            if keep.any():
-                sites = conc.loc[keep, ["footprint_radius_m", conc.geometry.name]]
-                sites = sites.reset_index(drop=True)
-        incidents = None
-        found = inputs.incidents
-        reference = resolve_reference_date(found, ip) if found is not None else None
-        if found is not None and len(found) and reference is not None:
-            w = incident_weights(found, ip, reference)
-            radius = ip.cutoff_bandwidths * w.bandwidth_m
-            incidents = gpd.GeoDataFrame(
-                {"reach_m": radius[w.keep]}, geometry=found.geometry.to_numpy()[w.keep]
-            )
-        near_sites = _nearby(sites, max(cp.rings_km) * 1000.0, "footprint_radius_m")
-        near_incidents = _nearby(incidents, 0.0, "reach_m")
-
-        def select(box: Box | None) -> _Near:
-            return _Near(near_sites(box), near_incidents(box))
-
-        return Prepared(_Reach(params, table, rivers), select)
-
-    def evaluate(
-        self, shared: _Reach, selected: _Near, inputs: RiskInputs, results: list[FactorResult]
-    ) -> dict[str, np.ndarray]:
-        """The weights of this partition's communities."""
-        return _weights(inputs.communities.geometry.to_numpy(), shared, selected)
-
-
-def _nearby(
-    frame: gpd.GeoDataFrame | None, metres: float, grown_by: str
-) -> Callable[[Box | None], gpd.GeoDataFrame | None]:
-    """The rows of ``frame`` within ``metres`` plus the largest ``grown_by`` of a box."""
-    if frame is None:
-        return lambda box: None
-    bounds = shapely.bounds(frame.geometry.to_numpy())
-    reach = metres + float(np.nan_to_num(frame[grown_by].to_numpy(dtype="float64")).max())
-    return lambda box: frame if box is None else subset(frame, near(bounds, box, reach))
-
-
-def _weights(points: np.ndarray, reach: _Reach, evidence: _Near) -> dict[str, np.ndarray]:
-    """Per place and factor, the share of its people exposed, against ``evidence``."""
-    params = reach.params
-    n = len(points)
-    out: dict[str, np.ndarray] = {}
-    cp = params.factors["concession_pressure"]
-    assert isinstance(cp, ConcessionPressureParams)
-    distance = np.full(n, np.inf)
-    if evidence.sites is not None and len(evidence.sites):
-        distance = _footprint_distance(points, evidence.sites, max(cp.rings_km) * 1000.0)
-    for r in cp.rings_km:
-        out[f"people_mine_{r:g}km"] = (distance <= r * 1000.0).astype(np.float64)
-
-    tp = params.factors["tailings_exposure"]
-    assert isinstance(tp, TailingsExposureParams)
-    runout = np.zeros(n)
-    downstream = np.zeros(n)
-    if reach.table is not None and reach.rivers is not None:
-        paths = pathways(points, reach.table, reach.rivers, tp)
-        p = np.clip(paths.probability, 0.0, 1.0 - 1e-12)
-        # Reached by at least one dam: 1 − Π(1 − pᵢ), the dams failing independently.
-        runout = 1.0 - np.exp(np.bincount(paths.community, np.log1p(-p), minlength=n))
-        downstream = (np.bincount(paths.community[paths.on_river], minlength=n) > 0).astype(float)
-    out["people_runout"] = runout
-    out["people_downstream"] = downstream
-
-    reach_of = np.zeros(n)
-    incidents = evidence.incidents
-    if incidents is not None and len(incidents):
-        radius = incidents["reach_m"].to_numpy(dtype="float64")
-        d = disc_distance(points, incidents.geometry.to_numpy(), radius, 0.0)
-        reach_of = (np.nan_to_num(d, nan=np.inf) <= 0.0).astype(np.float64)
-    out["people_incident_reach"] = reach_of
-    return out
-
-
-def _footprint_distance(points: np.ndarray, sites: gpd.GeoDataFrame, reach_m: float) -> np.ndarray:
-    """Metres from each point to the nearest footprint edge (0 inside; inf beyond ``reach_m``).
-
-    A site point stands for a disc of its footprint radius (``metric.disc_distance``); mapped
-    polygons are measured to their edges (``metric.nearest``).
-    """
-    out = np.full(len(points), np.inf)
-    geoms = sites.geometry.to_numpy()
-    radius = sites["footprint_radius_m"].to_numpy(dtype="float64", na_value=np.nan)
-    is_site = (shapely.get_type_id(geoms) == 0) & np.isfinite(radius)
-    if is_site.any():
-        d = disc_distance(points, geoms[is_site], radius[is_site], reach_m)
-        out = np.fmin(out, np.where(np.isnan(d), np.inf, d))
-    if (~is_site).any():
-        _, d = nearest(points, geoms[~is_site], reach_m)
-        out = np.fmin(out, np.where(np.isnan(d), np.inf, d))
-    return out
-
-
-@dataclass(frozen=True)
-class Cells:
-    """The populated cells of every grid, one row each."""
-
-    grid: np.ndarray
-    row: np.ndarray
-    col: np.ndarray
-    lon: np.ndarray
-    lat: np.ndarray
-    people: np.ndarray
-
-    @classmethod
-    def of(cls, grids: list[PopulationGrid]) -> Cells:
-        """Every populated cell of the grids, in catalog order."""
-        parts = []
-        taken: list[shapely.Geometry] = []
-        for g, grid in enumerate(grids):
-            rows, cols, people = grid.populated()
-            lon, lat = grid.centres_lonlat(rows, cols)
-            # Grids should not overlap; where they do, the first in the catalog counts.
-            if taken:
-                outside = ~shapely.intersects_xy(shapely.union_all(taken), lon, lat)
-                rows, cols, people = rows[outside], cols[outside], people[outside]
-                lon, lat = lon[outside], lat[outside]
-            taken.append(shapely.box(*_lonlat_bounds(grid)))
-            parts.append((np.full(len(rows), g), rows, cols, lon, lat, people))
-        if not parts:
-            empty = np.empty(0)
-            return cls(empty.astype(int), empty.astype(int), empty.astype(int), empty, empty, empty)
-        return cls(*(np.concatenate(x) for x in zip(*parts, strict=True)))
-
-
-def _lonlat_bounds(grid: PopulationGrid) -> tuple[float, float, float, float]:
-    rows, cols = grid.shape
-    lon, lat = grid.centres_lonlat(
-        np.array([-0.5, -0.5, rows - 0.5, rows - 0.5]),
-        np.array([-0.5, cols - 0.5, -0.5, cols - 0.5]),
-    )
-    return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
 
 
 @dataclass
@@ -274,35 +50,23 @@ def people_exposed(
     params: RiskParams,
     public_incidents: gpd.GeoDataFrame | None = None,
     point_w: dict[str, np.ndarray] | None = None,
+    runner: Runner | None = None,
+    members: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Exposure:
     """People per factor for every community, and the ``risk_units`` layer when units exist.
 
-    ``point_w`` is the communities' ``weights``, if the partitions of the communities have
-    computed them already (``ExposureWeights``)."""
+    ``point_w`` is the communities' ``weights`` and ``members`` the units' public
+    communities (``members_of``), if the partitions of the communities have found them already
+    (``ExposureWeights``, ``UnitMembers``); the populated cells are counted a partition at a
+    time by ``runner`` (``exposure_cells.py``; in this process by default)."""
     cols = factors(params)
-    cells = Cells.of(grids)
     communities = inputs.communities
-    k = len(cells.lon)
-    places = shapely.points(cells.lon, cells.lat)
     if point_w is None:
-        places = np.r_[places, communities.geometry.to_numpy()]
-    none = {f.column: np.zeros(0) for f in cols}
-    w = weights(places, inputs, params) if len(places) else none
-    cell_w = {f.column: w[f.column][:k] for f in cols}
-    if point_w is None:
-        point_w = {f.column: w[f.column][k:] for f in cols}
-
+        point_w = weights(communities.geometry.to_numpy(), inputs, params)
+    units = units.reset_index(drop=True) if units is not None and len(units) else None
     # Each populated cell counts for its nearest community within the catchment.
-    n = len(communities)
-    owner = np.full(k, -1)
-    if k and n:
-        owner, _ = nearest(
-            places[:k],
-            communities.geometry.to_numpy(),
-            params.exposure.catchment_km * 1000.0,
-        )
-    mine = owner >= 0
-    grid_people = np.bincount(owner[mine], cells.people[mine], minlength=n)
+    sums = cell_sums(Cells.of(grids), grids, inputs, units, params, runner)
+    grid_people = sums.community_people
     point_people = communities["population"].to_numpy(dtype="float64", na_value=np.nan)
     use_grid = grid_people > 0
     people = np.where(use_grid, grid_people, point_people)
@@ -313,7 +77,7 @@ def people_exposed(
         "people_source": source.astype(object),
     }
     for f in cols:
-        from_grid = np.bincount(owner[mine], cells.people[mine] * cell_w[f.column][mine], n)
+        from_grid = sums.community_exposed[f.column]
         value = np.where(use_grid, from_grid, point_people * point_w[f.column])
         known = covered[f.kind] | (value > 0)
         columns[f.column] = np.where(known & np.isfinite(people), np.round(value), np.nan)
@@ -325,15 +89,14 @@ def people_exposed(
             for g in grids
         },
         "communities_counted_on_a_grid": int(use_grid.sum()),
-        "people_in_a_community_catchment": round(float(cells.people[mine].sum())),
+        "people_in_a_community_catchment": round(sums.in_catchment),
         "factors": {f.column: f.text for f in cols},
     }
     layer = None
-    if units is not None and len(units):
+    if units is not None:
         layer = _unit_layer(
             units,
-            cells,
-            cell_w,
+            sums,
             grids,
             communities,
             community_risk,
@@ -343,14 +106,81 @@ def people_exposed(
             params,
             public_incidents,
             metadata,
+            members,
         )
     return Exposure(columns, layer, metadata)
 
 
+def members_of(
+    units: gpd.GeoDataFrame, communities: gpd.GeoDataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """The public communities in each unit (any level): pairs of unit and community rows,
+    by unit then community. Only what the public may see is counted by unit: a restricted
+    community (a monitor's village) adds nothing to a unit's counts, classes or scores."""
+    geoms = units.geometry.to_numpy()
+    # The units (prepared) search a tree of the points: many points, few polygons.
+    shapely.prepare(geoms)
+    u_idx, c_idx = shapely.STRtree(communities.geometry.to_numpy()).query(
+        geoms, predicate="intersects"
+    )
+    if "sensitivity" in communities:
+        public = communities["sensitivity"].astype(object).ne("restricted").to_numpy()
+        u_idx, c_idx = u_idx[public[c_idx]], c_idx[public[c_idx]]
+    order = np.lexsort((c_idx, u_idx))
+    return u_idx[order], c_idx[order]
+
+
+class UnitMembers:
+    """``members_of`` a partition of the communities at a time, against the units that come
+    near it; the pairs of all partitions, in community rows, by unit then community."""
+
+    name: ClassVar[str] = "unit_members"
+    per: ClassVar[str] = "table"
+
+    def __init__(self, units: gpd.GeoDataFrame | None) -> None:
+        self.units = units.reset_index(drop=True) if units is not None else None
+
+    def prepare(self, inputs: RiskInputs, params: Any) -> Prepared:
+        """The units whose outline comes near a box (selected), with their rows."""
+        units = self.units
+        if units is None or not len(units):
+            return Prepared(None, lambda box: None)
+        outlines = units[[units.geometry.name]]
+        bounds = shapely.bounds(outlines.geometry.to_numpy())
+
+        def select(box: Box | None) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+            touching = near(bounds, box, 0.0) if box is not None else np.ones(len(bounds), bool)
+            return np.flatnonzero(touching), subset(outlines, touching)
+
+        return Prepared(None, select)
+
+    def evaluate(
+        self,
+        shared: None,
+        selected: tuple[np.ndarray, gpd.GeoDataFrame] | None,
+        inputs: RiskInputs,
+        results: list[FactorResult],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """This partition's pairs: units' rows, and its communities' rows within it."""
+        if selected is None or not len(selected[0]):
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        rows, outlines = selected
+        u, c = members_of(outlines, inputs.communities)
+        return rows[u], c
+
+    def add_up(
+        self, parts: list[tuple[np.ndarray, np.ndarray]], rows: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every partition's pairs, in community rows, by unit then community."""
+        u = np.concatenate([p[0] for p in parts])
+        c = np.concatenate([r[p[1]] for p, r in zip(parts, rows, strict=True)])
+        order = np.lexsort((c, u))
+        return u[order].astype(np.int64), c[order].astype(np.int64)
+
+
 def _unit_layer(
     units: gpd.GeoDataFrame,
-    cells: Cells,
-    cell_w: dict[str, np.ndarray],
+    sums: CellSums,
     grids: list[PopulationGrid],
     communities: gpd.GeoDataFrame,
     community_risk: gpd.GeoDataFrame,
@@ -360,37 +190,21 @@ def _unit_layer(
     params: RiskParams,
     public_incidents: gpd.GeoDataFrame | None,
     metadata: dict[str, Any],
+    members: tuple[np.ndarray, np.ndarray] | None,
 ) -> gpd.GeoDataFrame:
-    units = units.reset_index(drop=True)
     m = len(units)
     cols = factors(params)
     geoms = units.geometry.to_numpy()
-    label = _cell_units(units, cells, grids)  # (levels, cells): unit index or -1
     on_grid = _grid_share(geoms, grids) >= GRID_COVER_SHARE
 
     # Communities in each unit (any level), for the classes, scores and point populations.
     tree = shapely.STRtree(geoms)
-    # The units (prepared) search a tree of the points: many points, few polygons.
-    shapely.prepare(geoms)
-    u_idx, c_idx = shapely.STRtree(communities.geometry.to_numpy()).query(
-        geoms, predicate="intersects"
-    )
-    # Only what the public may see is counted by unit: a restricted community (a monitor's
-    # village) adds nothing to a unit's counts, classes or scores.
-    if "sensitivity" in community_risk:
-        public = community_risk["sensitivity"].astype(object).ne("restricted").to_numpy()
-        u_idx, c_idx = u_idx[public[c_idx]], c_idx[public[c_idx]]
+    if members is None:
+        members = members_of(units, communities)
+    u_idx, c_idx = members
 
-    population = np.zeros(m)
-    exposed = {f.column: np.zeros(m) for f in cols}
-    for lv in range(label.shape[0]):
-        lab = label[lv]
-        inside = lab >= 0
-        population += np.bincount(lab[inside], cells.people[inside], minlength=m)
-        for f in cols:
-            exposed[f.column] += np.bincount(
-                lab[inside], cells.people[inside] * cell_w[f.column][inside], minlength=m
-            )
+    population = sums.unit_people
+    exposed = dict(sums.unit_exposed)
     point_people = communities["population"].to_numpy(dtype="float64", na_value=np.nan)
     known = np.isfinite(point_people)
     pick = known[c_idx]
@@ -466,51 +280,11 @@ def _unit_layer(
     return layer
 
 
-def _cell_units(units: gpd.GeoDataFrame, cells: Cells, grids: list[PopulationGrid]) -> np.ndarray:
-    """Per level and populated cell, the unit whose polygon holds the cell's centre (-1: none),
-    tested in the grid's CRS (the cell-centre rule of rasterising, without the full-size label
-    raster): each unit tests only the populated cells in its rows and columns. A centre on a
-    border between two units of a level, or in two that overlap, goes to the first."""
-    levels = sorted(units["level"].dropna().unique())
-    level = units["level"].to_numpy()
-    out = np.full((len(levels), len(cells.people)), -1, dtype=np.int64)
-    for g, grid in enumerate(grids):
-        on = np.flatnonzero(cells.grid == g)
-        if on.size == 0:
-            continue
-        on = on[np.argsort(cells.row[on], kind="stable")]
-        rows, cols = cells.row[on], cells.col[on]
-        x, y = grid.transform @ (cols + 0.5, rows + 0.5)
-        geoms = grid.to_grid_crs(units).geometry.to_numpy()
-        inverse = ~grid.transform
-        usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms)) & np.isin(level, levels)
-        for j in np.flatnonzero(usable):
-            west, south, east, north = shapely.bounds(geoms[j])
-            c, r = inverse @ (
-                np.array([west, east, west, east]),
-                np.array([south, north, north, south]),
-            )
-            first, last = np.floor(r.min()) - 1, np.ceil(r.max()) + 1
-            lo, hi = np.searchsorted(rows, np.array([first, last]).astype(rows.dtype))
-            near = cols[lo:hi]
-            band = lo + np.flatnonzero(
-                (near >= np.floor(c.min()) - 1) & (near <= np.ceil(c.max()) + 1)
-            )
-            if not band.size:
-                continue
-            shapely.prepare(geoms[j])
-            i = levels.index(level[j])
-            hit = band[shapely.intersects_xy(geoms[j], x[band], y[band])]
-            hit = hit[out[i, on[hit]] < 0]
-            out[i, on[hit]] = j
-    return out
-
-
 def _grid_share(geoms: np.ndarray, grids: list[PopulationGrid]) -> np.ndarray:
     """Share of each unit's area inside some grid's extent."""
     if not grids:
         return np.zeros(len(geoms))
-    extent = shapely.union_all([shapely.box(*_lonlat_bounds(g)) for g in grids])
+    extent = shapely.union_all([shapely.box(*lonlat_bounds(g)) for g in grids])
     area = shapely.area(equal_area(geoms))
     inside = shapely.area(equal_area(shapely.intersection(geoms, extent)))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -539,12 +313,22 @@ def _missing(
     community_risk: gpd.GeoDataFrame, u_idx: np.ndarray, c_idx: np.ndarray, m: int
 ) -> np.ndarray:
     """Factors no community of the unit has data for ("; "-joined; empty when none)."""
-    missing = community_risk["factors_missing"].to_numpy(dtype=object)
-    seen: list[set[str] | None] = [None] * m
-    for u, c in zip(u_idx, c_idx, strict=True):
-        words = set(missing[c]) if missing[c] is not None else set()
-        seen[u] = words if seen[u] is None else seen[u] & words
-    return np.array(["; ".join(sorted(s)) if s else "" for s in seen], dtype=object)
+    names = sorted(
+        c.removesuffix("_normalised") for c in community_risk if c.endswith("_normalised")
+    )
+    if not names:
+        return np.full(m, "", dtype=object)
+    bits = 1 << np.arange(len(names), dtype=np.int64)
+    lacking = np.zeros(len(community_risk), dtype=np.int64)
+    for name, bit in zip(names, bits, strict=True):
+        lacking |= np.where(community_risk[f"{name}_normalised"].isna().to_numpy(), bit, 0)
+    acc = np.full(m, bits.sum(), dtype=np.int64)
+    np.bitwise_and.at(acc, u_idx, lacking[c_idx])
+    acc[np.bincount(u_idx, minlength=m) == 0] = 0
+    words = {
+        k: "; ".join(n for n, b in zip(names, bits, strict=True) if k & b) for k in np.unique(acc)
+    }
+    return np.array([words[k] for k in acc], dtype=object)
 
 
 def _points(layer: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:

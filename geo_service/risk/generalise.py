@@ -266,11 +266,14 @@ def hex_layer(totals: Totals, params: HexParams) -> gpd.GeoDataFrame:
 
 
 def _mean(total: pd.Series, n: pd.Series) -> pd.Series:
-    """``total`` hundredths over ``n``, to the nearest hundredth (halves up), as a score; NaN
-    where ``n`` is 0. Whole numbers throughout: the same wherever the sums were made."""
+    """``total`` hundredths over ``n``, to the nearest hundredth (halves to even, as
+    ``numpy.round``), as a score; NaN where ``n`` is 0. Whole numbers throughout: the same
+    wherever the sums were made."""
     t, k = total.to_numpy(dtype=np.int64), n.to_numpy(dtype=np.int64)
-    nearest = (2 * t + k) // np.maximum(2 * k, 1)
-    return pd.Series(np.where(k > 0, nearest / HUNDREDTHS, np.nan), index=total.index)
+    k1 = np.maximum(k, 1)
+    q, r = np.divmod(t, k1)
+    q = q + ((2 * r > k1) | ((2 * r == k1) & (q % 2 == 1)))
+    return pd.Series(np.where(k > 0, q / HUNDREDTHS, np.nan), index=total.index)
 
 
 class HexTotals:
@@ -305,6 +308,6 @@ class HexTotals:
         geoms = communities.geometry.to_numpy()[public]
         return point_totals(geoms, score[public], sorted(params.hex.resolutions))
 
-    def add_up(self, parts: list[Totals]) -> Totals:
+    def add_up(self, parts: list[Totals], rows: list[np.ndarray]) -> Totals:
         """The partitions' totals, added up."""
         return add_up(parts)

@@ -29,7 +29,8 @@ from geo_service.risk.concession_risk import (
     footprint_growth,
 )
 from geo_service.risk.coverage import coverage_layer
-from geo_service.risk.exposure import ExposureWeights, people_exposed
+from geo_service.risk.exposure import UnitMembers, people_exposed
+from geo_service.risk.exposure_weights import ExposureWeights
 from geo_service.risk.generalise import HexTotals, risk_hex
 from geo_service.risk.params import MODEL_VERSION, RiskParams
 from geo_service.risk.partition import Partitioned, compute_partitioned
@@ -136,11 +137,12 @@ def partitioned_model(
     params: RiskParams,
     runner: Runner | None = None,
     publication: Publication | None = None,
+    units: gpd.GeoDataFrame | None = None,
 ) -> Partitioned:
     """Every factor, the communities around each concession, the share of each community's
-    people every exposure factor reaches and the public communities' ``risk_hex`` totals, a
-    partition of the communities at a time, each with the evidence within reach
-    (``partition.py``)."""
+    people every exposure factor reaches, the public communities' ``risk_hex`` totals and
+    the official units they lie in, a partition of the communities at a time, each with the
+    evidence within reach (``partition.py``)."""
     hidden = publication is not None and Kind.communities in publication.restricted
     return compute_partitioned(
         list(FACTORS.values()),
@@ -151,6 +153,7 @@ def partitioned_model(
             (CommunitiesAround(), params.concession_risk),
             (ExposureWeights(), params),
             (HexTotals(hidden), params),
+            (UnitMembers(units), None),
         ],
     )
 
@@ -189,7 +192,8 @@ def _run(
     inputs, notes = risk_inputs(layers, catalog)
     coverage = inputs.coverage
     publication = publication or Publication({}, Policy())
-    partitioned = partitioned_model(inputs, params, runner, publication)
+    units = layers.get(Kind.units)
+    partitioned = partitioned_model(inputs, params, runner, publication, units)
     results = partitioned.results
     community_risk = combine(inputs.communities, results, params)
     derived: dict[str, gpd.GeoDataFrame] = {"community_risk": community_risk}
@@ -227,11 +231,13 @@ def _run(
     exposure = people_exposed(
         inputs,
         community_risk,
-        layers.get(Kind.units),
+        units,
         grids or [],
         params,
         public_incidents,
         partitioned.values[ExposureWeights.name],
+        runner,
+        partitioned.tables[UnitMembers.name],
     )
     for name, values in exposure.community_columns.items():
         community_risk[name] = values

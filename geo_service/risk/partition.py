@@ -101,7 +101,8 @@ class PartitionStep(Protocol):
     layer, what its communities add to it (``per = "feature"``: an array, one row per
     feature, added up over the partitions); per community (``per = "community"``: named
     arrays, one value per community, put back in community order); or a table the step
-    itself adds up (``per = "table"``: ``add_up``, given the partitions' in partition order).
+    itself adds up (``per = "table"``: ``add_up``, given the partitions' tables in partition
+    order and the communities' rows of each).
     ``prepare`` once, ``evaluate`` per partition."""
 
     name: ClassVar[str]
@@ -263,7 +264,7 @@ def compute_partitioned(
             }
             continue
         if step.per == "table":
-            tables[step.name] = step.add_up([r[1][k] for r in finished])
+            tables[step.name] = step.add_up([r[1][k] for r in finished], rows)
             continue
         total = finished[0][1][k].copy()
         for r in finished[1:]:

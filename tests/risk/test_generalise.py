@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import h3
+import numpy as np
 import pandas as pd
 import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from geo_service.risk.generalise import suppress
+from geo_service.risk.generalise import _mean, add_up, point_totals, suppress
 from geo_service.store.files import load_layer
 
 K = 3
@@ -73,3 +79,41 @@ def test_restricted_incidents_count_only_as_their_cells(built, build_dir) -> Non
 def test_scores_hidden_with_their_counts(built, build_dir, column) -> None:
     hexes = load_layer(build_dir, "risk_hex")
     assert hexes.loc[hexes["communities"].isna(), column].isna().all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**11), st.integers(0, 10**6))
+def test_a_cells_mean_score_is_its_hundredths_exactly_rounded(total, n) -> None:
+    """The mean of whole hundredths, rounded as ``numpy.round`` rounds (halves to even), with
+    no error of floating point: the same wherever the sums were made."""
+    got = _mean(pd.Series([total]), pd.Series([n])).iloc[0]
+    if n == 0:
+        assert np.isnan(got)
+    else:
+        assert got == round(Fraction(total, n)) / 100
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-10, 10),
+            st.floats(-10, 10),
+            st.one_of(st.just(float("nan")), st.integers(0, 1000).map(lambda t: t / 10)),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(1, 5),
+)
+def test_totals_added_up_in_any_split_are_those_of_all_rows(rows, cut) -> None:
+    """Communities split into parts (as partitions split them) add up to the totals of all
+    of them at once, exactly."""
+    xy = np.array([(x, y) for x, y, _ in rows])
+    scores = np.array([s for _, _, s in rows])
+    points = shapely.points(xy)
+    whole = point_totals(points, scores, [3, 5])
+    pieces = np.array_split(np.arange(len(rows))[::-1], cut)
+    parts = add_up([point_totals(points[p], scores[p], [3, 5]) for p in pieces])
+    for r in (3, 5):
+        pd.testing.assert_frame_equal(parts[r], whole[r], check_exact=True)

@@ -14,17 +14,22 @@ from hypothesis import strategies as st
 from pyproj import Geod
 
 from geo_service.build import EVIDENCE_KINDS
+from geo_service.ingest.population import read_population
 from geo_service.risk import FACTORS
 from geo_service.risk import partition as partition_module
 from geo_service.risk.boxes import near
 from geo_service.risk.combine import scores
 from geo_service.risk.concession_risk import CommunitiesAround, concession_risk
-from geo_service.risk.exposure import ExposureWeights, weights
+from geo_service.risk.exposure import UnitMembers, members_of
+from geo_service.risk.exposure_cells import Cells, cell_sums, cell_units
+from geo_service.risk.exposure_weights import ExposureWeights, weights
 from geo_service.risk.generalise import HexTotals, point_totals
+from geo_service.risk.metric import nearest
 from geo_service.risk.model import partitioned_model, risk_inputs
 from geo_service.risk.params import load_risk_params
 from geo_service.risk.partition import compute_partitioned, partitions
 from geo_service.risk.runner import run_here
+from geo_service.schemas import Kind
 from geo_service.store.files import load_kind
 
 GEOD = Geod(ellps="WGS84")
@@ -170,3 +175,53 @@ def test_a_partition_reads_only_the_evidence_near_it(bundled, monkeypatch) -> No
         assert np.array_equal(a.normalised, b.normalised, equal_nan=True)
         assert a.evidence.equals(b.evidence)
         assert a.metadata == b.metadata
+
+
+def test_population_cells_a_partition_at_a_time(bundled, catalog, build_dir, monkeypatch) -> None:
+    """The populated cells of the bundled WorldPop grid, cut into half-degree partitions (each
+    with the communities, units and evidence near it), give per community and per chiefdom
+    the people and people exposed of every cell measured at once; the units' public
+    communities, found a partition of the communities at a time, are those of all at once."""
+    inputs, params = bundled
+    monkeypatch.setattr(partition_module, "PARTITION_DEG", 0.5)
+    grids = [read_population(e)[0] for e in catalog.sources if e.kind == Kind.population]
+    units = load_kind(build_dir, "units").reset_index(drop=True)
+    cells = Cells.of(grids)
+    assert len(grids) == 1 and len(cells) > 100_000
+    tasks = []
+
+    def counting(fn, shared, chunks, label, size=None):  # type: ignore[no-untyped-def]
+        tasks.append(len(chunks))
+        yield from run_here(fn, shared, chunks, label, size)
+
+    sums = cell_sums(cells, grids, inputs, units, params, counting)
+    assert tasks[0] > 4
+
+    points = cells.points()
+    w = weights(points, inputs, params)
+    catchment = params.exposure.catchment_km * 1000.0
+    owner, _ = nearest(points, inputs.communities.geometry.to_numpy(), catchment)
+    mine = owner >= 0
+    n, m = len(inputs.communities), len(units)
+    label = cell_units(units, sorted(units["level"].dropna().unique()), cells, grids)
+
+    def by_unit(values: np.ndarray) -> np.ndarray:
+        return sum(np.bincount(lab[lab >= 0], values[lab >= 0], minlength=m) for lab in label)
+
+    def close(a: np.ndarray, b: np.ndarray) -> None:
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6)
+
+    close(sums.community_people, np.bincount(owner[mine], cells.people[mine], minlength=n))
+    close(sums.unit_people, by_unit(cells.people))
+    assert sums.in_catchment == pytest.approx(cells.people[mine].sum(), rel=1e-12)
+    for column, share in w.items():
+        alone = np.bincount(owner[mine], (cells.people * share)[mine], minlength=n)
+        close(sums.community_exposed[column], alone)
+        close(sums.unit_exposed[column], by_unit(cells.people * share))
+    assert sum(sums.unit_exposed[c].sum() > 0 for c in w) >= 2
+
+    done = compute_partitioned([], inputs, params, steps=[(UnitMembers(units), None)])
+    u, c = done.tables[UnitMembers.name]
+    whole_u, whole_c = members_of(units, inputs.communities)
+    assert len(u) > 1000
+    assert np.array_equal(u, whole_u) and np.array_equal(c, whole_c)

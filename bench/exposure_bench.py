@@ -222,7 +222,9 @@ def make_data(seed: int) -> None:
         return rng.choice(np.flatnonzero(in_grid), n, replace=False)
 
     # Concessions: the real Sierra Leone USGS site(s) copied, and square footprints.
-    real = gpd.read_parquet(BUILD / "mine_sites.parquet")
+    # Builds before mine sites were a layer of their own hold them among the concessions.
+    published = BUILD / "mine_sites.parquet"
+    real = gpd.read_parquet(published if published.exists() else BUILD / "concessions.parquet")
     sites = real[(real["country"] == "SLE") & (real["footprint"] == "site")]
     copies = []
     for k, (dx, dy) in enumerate(offsets):

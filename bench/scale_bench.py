@@ -21,7 +21,9 @@ How:
   regions, which the kernel can drop at will). The COG's SHA-256 shows the bytes are the same.
 * ``--part factors`` times the three per-community factors instead
   (``model.partitioned_model``: the communities a partition at a time, each partition a task
-  on the cluster), with a SHA-256 of every value, evidence list and the consequence layer.
+  on the cluster, with the steps that sum over communities), with a SHA-256 of every value,
+  evidence list and the consequence layer; then what ``run_risk`` does in the build's own
+  process once the partitions are done (the surface left out), per step.
 * ``--box`` keeps only the features inside a lon/lat box: the same density on a smaller
   area, to measure the cost of a cell at a finer size (``--cell-m 100``) in little time.
 * ``run`` measures every mode of ``--modes``, ``--repeats`` times, order rotated, waiting for
@@ -55,6 +57,8 @@ import risk_bench
 from benchlib import RESULTS, ROOT, fmt, print_table, wait_for_idle
 
 SIZE = "continent"
+#: What ``run_risk`` does in the build's process once the partitions are done, timed apart.
+REST_STEPS = ("combine", "concession_risk", "risk_hex", "people_exposed")
 CHILD_TIMEOUT_S = 5400
 COLUMNS = [
     "mode",
@@ -91,6 +95,8 @@ COLUMNS = [
     "factors_seconds",
     "factors_sha256",
     "values_sha256",
+    "rest_seconds",
+    *[f"rest_{k}_seconds" for k in REST_STEPS],
     "partitions",
     "largest_partition",
 ]
@@ -202,6 +208,7 @@ def measure_factors(
             results, meta = done.results, done.metadata
             seconds = time.perf_counter() - t0
         busy = _busy(stream.data, "evaluate_partition") if stream is not None else {}
+        rest = _rest_of_model(layers, catalog, params, done, runner)
         workers = (
             list(client.run(_peak_rss_kib).values()) if client is not None else [_peak_rss_kib()]
         )
@@ -219,7 +226,44 @@ def measure_factors(
         "driver_peak_rss_mb": _peak_rss_kib() / 1024,
         "driver_peak_anon_mb": anon.peak_kib / 1024,
         **busy,
+        **rest,
     }
+
+
+def _rest_of_model(layers, catalog, params, done, runner) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """``run_risk`` itself with the partitions already done (``done``) and the surface left
+    out (measured by ``--part surface``): seconds in all and per step of ``REST_STEPS``."""
+    from unittest import mock
+
+    from geo_service.risk import model
+
+    seconds = dict.fromkeys(REST_STEPS, 0.0)
+
+    def timed(name: str, fn):  # type: ignore[no-untyped-def]
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[name] += time.perf_counter() - t0
+
+        return call
+
+    patches = [mock.patch.object(model, s, timed(s, getattr(model, s))) for s in REST_STEPS]
+    patches += [
+        mock.patch.object(model, "partitioned_model", lambda *a, **k: done),
+        mock.patch.object(model, "compute_surface", lambda *a, **k: None),
+    ]
+    for p in patches:
+        p.start()
+    try:
+        t0 = time.perf_counter()
+        model.run_risk(layers, catalog, params, runner=runner)
+        total = time.perf_counter() - t0
+    finally:
+        for p in patches:
+            p.stop()
+    return {"rest_seconds": total, **{f"rest_{k}_seconds": v for k, v in seconds.items()}}
 
 
 def _runner(stack, mode: str):  # type: ignore[no-untyped-def]
@@ -395,6 +439,9 @@ def run(
                             if res.get("tile_seconds")
                             else ""
                         )
+                        + f"; then run_risk in this process {res['rest_seconds']:.1f} s ("
+                        + ", ".join(f"{k} {res[f'rest_{k}_seconds']:.1f}" for k in REST_STEPS)
+                        + ")"
                     )
                     continue
                 print(

@@ -20,6 +20,14 @@ from geo_service.errors import RiskMapError
 from geo_service.ingest.base import ProgressFn
 from geo_service.risk.runner import Runner
 
+#: What the tasks run: every worker imports it as it joins a build.
+MODEL_MODULE = "geo_service.risk.model"
+
+
+def import_model() -> None:
+    """Import what the tasks run (a task of its own on each worker as a build starts)."""
+    importlib.import_module(MODEL_MODULE)
+
 
 def require_dask() -> None:
     """An error (exit 2) at once, before any source is read, when Dask is not installed."""
@@ -63,7 +71,7 @@ def dask_runner(
     ``scheduler`` otherwise), closed when the build is done."""
     require_dask()
     import dask
-    from dask.distributed import Client, as_completed
+    from dask.distributed import Client, as_completed, fire_and_forget
 
     cluster = None
     try:
@@ -74,6 +82,10 @@ def dask_runner(
             client = Client(cluster)
     except (OSError, TimeoutError) as exc:
         raise RiskMapError(f"cannot reach the Dask scheduler {scheduler or ''}: {exc}") from exc
+    # Every worker imports the model now, while this process prepares the first tasks: a
+    # worker that has just started would otherwise import it on reading the first data sent.
+    for address in client.scheduler_info()["workers"]:
+        fire_and_forget(client.submit(import_model, workers=[address], pure=False))
     link = getattr(client, "dashboard_link", None)
     where = scheduler or f"a local cluster of {workers} workers"
     log(f"computing the risk model on {where}" + (f" (dashboard: {link})" if link else ""))

@@ -104,7 +104,7 @@ def build_cmd(
     workers: Annotated[
         int,
         typer.Option(
-            help="Compute the risk model (the communities' partitions, the surface's tiles) on "
+            help="Compute the risk model (the partitions of the communities and of the population cells, the surface's tiles) on "
             "a local Dask cluster of this many worker processes (needs the 'cluster' extra) "
             "[default: 0, in this process]."
         ),

@@ -63,7 +63,7 @@ class BuildSettings(BaseSettings):
     workers: int = Field(
         0,
         ge=0,
-        description="Compute the risk model (the communities' partitions, the surface's tiles) "
+        description="Compute the risk model (the partitions of the communities and of the population cells, the surface's tiles) "
         "on a local Dask cluster of this many worker processes (0: in this process, no Dask "
         "needed). Same bytes either way.",
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 import geopandas as gpd
 import numpy as np
@@ -117,6 +117,15 @@ class PartitionStep(Protocol):
     ) -> Any:
         """This partition's part of every feature's sums, its communities' values, or its
         table."""
+        ...
+
+
+class TableStep(PartitionStep, Protocol):
+    """A step whose partitions give tables (``per = "table"``): it adds them up itself."""
+
+    def add_up(self, parts: list[Any], rows: list[np.ndarray]) -> Any:
+        """The partitions' tables (in partition order; ``rows``: each one's communities) as
+        one."""
         ...
 
 
@@ -264,7 +273,8 @@ def compute_partitioned(
             }
             continue
         if step.per == "table":
-            tables[step.name] = step.add_up([r[1][k] for r in finished], rows)
+            table_step = cast(TableStep, step)
+            tables[step.name] = table_step.add_up([r[1][k] for r in finished], rows)
             continue
         total = finished[0][1][k].copy()
         for r in finished[1:]:

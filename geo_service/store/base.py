@@ -181,6 +181,11 @@ class Store(Protocol):
         """A page of the features matching ``query``."""
         ...
 
+    def answers_at_once(self, layer_id: str, access: Access) -> bool:
+        """Whether a page of this layer is computed here and now, in memory, with nothing to
+        load or wait for (routes then answer a small page on the event loop)."""
+        ...
+
     def frame(self, layer_id: str, query: ItemQuery, access: Access) -> gpd.GeoDataFrame:
         """The matching features as a table (downloads, HTML tables, pictures), in the
         layer's order, the page of ``query`` only."""

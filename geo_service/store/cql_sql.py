@@ -1,13 +1,14 @@
 """A CQL2 filter as an SQL condition on a published view (the PostGIS store's ``cql.Backend``).
 
-Properties are read from the row's ``props`` JSON and cast to their type; the date is the
-``date`` column, the geometry ``geom``. Constants are quoted by psycopg. Text compares by code
+A queryable property is read from its typed column (``typed_column``: ``q_<name>``, written by
+``publish``), or, in a view published without them, from the row's ``props`` JSON cast to its
+type; the date is the ``date`` column, the geometry ``geom``. Constants are quoted by psycopg. Text compares by code
 point (``COLLATE "C"``), as Python compares it in the embedded store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -30,18 +31,30 @@ FUNCTIONS = {
 }
 
 
+def typed_column(name: str) -> str:
+    """The column of a view that holds the queryable property ``name`` in its SQL type."""
+    return f"q_{name}"
+
+
 def _constant(value: Any) -> Any:
     return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
 
 
 class SqlBackend(Backend[sql.Composable, sql.Composable]):
-    """Builds SQL conditions over a view's columns."""
+    """Builds SQL conditions over a view's columns (``typed``: the properties that have a
+    typed column in it)."""
+
+    def __init__(self, typed: Collection[str] = ()) -> None:
+        self.typed = frozenset(typed)
 
     @override
     def property(self, name: str, kind: str) -> sql.Composable:
         if kind == "timestamp":
             return sql.SQL("date")
-        value = sql.SQL("(props->>{})::{}").format(sql.Literal(name), sql.SQL(CASTS[kind]))
+        if name in self.typed:
+            value: sql.Composable = sql.Identifier(typed_column(name))
+        else:
+            value = sql.SQL("(props->>{})::{}").format(sql.Literal(name), sql.SQL(CASTS[kind]))
         return sql.SQL('({} COLLATE "C")').format(value) if kind == "string" else value
 
     @override
@@ -87,8 +100,13 @@ class SqlBackend(Backend[sql.Composable, sql.Composable]):
         return sql.SQL("(NOT {})").format(part)
 
 
-def condition(flt: Filter, queryables: Mapping[str, str], date_field: str | None) -> sql.SQL:
+def condition(
+    flt: Filter,
+    queryables: Mapping[str, str],
+    date_field: str | None,
+    typed: Collection[str] = (),
+) -> sql.SQL:
     """The filter as one SQL condition with its constants quoted in it, ready to sit in a
     statement that has parameters (its ``%`` doubled)."""
-    text = compile_filter(flt, queryables, date_field, SqlBackend()).as_string(None)
+    text = compile_filter(flt, queryables, date_field, SqlBackend(typed)).as_string(None)
     return sql.SQL(text.replace("%", "%%"))

@@ -27,6 +27,7 @@ from geo_service.store import mvt
 from geo_service.store.base import (
     DATE_FIELDS,
     Access,
+    BBox,
     Feature,
     FeaturePage,
     ItemQuery,
@@ -193,6 +194,35 @@ class LayerTable:
             return np.ones(len(self.ids), dtype=bool)
         return ~self.restricted
 
+    @cached_property
+    def _by_west(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Rows in the order of their west edge (empty geometries last), their bounds in that
+        order (west, east, south, north), and the widest row's width in degrees."""
+        order = np.argsort(self.minx, kind="stable")
+        bounds = np.stack([b[order] for b in (self.minx, self.maxx, self.miny, self.maxy)])
+        widths = self.maxx - self.minx
+        widest = float(np.nanmax(widths)) if np.isfinite(widths).any() else 0.0
+        return order, bounds, widest
+
+    def in_box(self, box: BBox) -> np.ndarray:
+        """Whether each row's bounds meet ``box`` (west > east: across the antimeridian).
+
+        Only the rows whose west edge lies within the widest row's width of the box are
+        compared: a run of ``_by_west``, found by bisection."""
+        west, south, east, north = box
+        order, (lefts, rights, bottoms, tops), widest = self._by_west
+        inside = np.zeros(len(self.ids), dtype=bool)
+        spans = [(west, east)] if west <= east else [(west, np.inf), (-np.inf, east)]
+        for w, e in spans:
+            # Rows further west cannot reach w: their east edge is at most west + widest (the
+            # margin only adds rows, each compared exactly below).
+            lo = np.searchsorted(lefts, w - widest - 1e-9, side="left")
+            hi = np.searchsorted(lefts, e, side="right")
+            run = slice(lo, hi)
+            hits = (rights[run] >= w) & (bottoms[run] <= north) & (tops[run] >= south)
+            inside[order[run][hits]] = True
+        return inside
+
     def _matches(self, column: str, value: str) -> np.ndarray:
         kind = self.queryables[column]
         values = self.frame[column]
@@ -212,12 +242,7 @@ class LayerTable:
         """Positions of the rows the query matches for this caller, in layer order."""
         mask = self.visible(access)
         if query.bbox is not None:
-            west, south, east, north = query.bbox
-            if west <= east:
-                in_x = (self.minx <= east) & (self.maxx >= west)
-            else:  # across the antimeridian: two boxes
-                in_x = (self.maxx >= west) | (self.minx <= east)
-            mask &= in_x & (self.miny <= north) & (self.maxy >= south)
+            mask &= self.in_box(query.bbox)
         if query.interval is not None and self.dates is not None:
             # A feature without a date matches any datetime (OGC API – Features,
             # /req/core/fc-time-response C): so does every feature of an undated layer.
@@ -413,8 +438,9 @@ class LayerTable:
 
 
 #: What a table computes when first asked (vector-tile geometries, search keys, the spatial
-#: index), computed ahead for a new build where the build served before had it.
-WARMED = ("mercator", "names", "tree")
+#: indexes: the tree and the rows by west edge), computed ahead for a new build where the
+#: build served before had it.
+WARMED = ("mercator", "names", "tree", "_by_west")
 
 
 class BuildStore:
@@ -509,6 +535,10 @@ class BuildStore:
             meta = self.catalog.layers.get(layer_id)
             if meta is not None and meta.kind == "raster":
                 self.raster(layer_id)
+
+    def answers_at_once(self, layer_id: str, access: Access) -> bool:
+        """Whether the layer, as this caller sees it, is loaded."""
+        return (layer_id, access.sees_restricted) in self._tables
 
     def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
         """Every vector layer as this caller sees it (rasters are served as tiles)."""

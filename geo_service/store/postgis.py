@@ -3,7 +3,9 @@
 ``publish`` copies a build's vector layers into a schema of their own (``b_<build id>``): one
 table per view (the full layer, and ``<layer>__public`` for a layer holding restricted rows),
 each row with its position, id, properties (json, in the layer's order, as the embedded store
-writes them), geometry (GiST index), bounds, date and search keys. Items are written by
+writes them), geometry (GiST index), bounds, date and search keys, and each queryable property
+again in a column of its SQL type (``q_<name>``), which filters, sorting and property
+equality read. Items are written by
 ``ST_AsGeoJSON`` and paged by position (keyset: ``after`` the last feature of a page). It then marks the build current in one transaction (``riskmap.builds``), keeps
 the last ``keep`` builds and notifies the replicas. Two database roles hold the access rules:
 ``riskmap_public`` reads only the public views, ``riskmap_full`` every table; each request is
@@ -36,7 +38,7 @@ from geo_service.store import mvt
 from geo_service.store.base import Access, Feature, FeaturePage, ItemQuery, LayerInfo, Store
 from geo_service.store.catalog import BuildCatalog
 from geo_service.store.cql import Filter, sort_keys
-from geo_service.store.cql_sql import SqlBackend, condition
+from geo_service.store.cql_sql import SqlBackend, condition, typed_column
 from geo_service.store.files import read_build_catalog
 from geo_service.store.geojson import DECIMALS, feature_bytes, properties_json
 from geo_service.store.memory import (
@@ -54,6 +56,9 @@ PUBLIC_ROLE = "riskmap_public"
 FULL_ROLE = "riskmap_full"
 #: The channel a published build is announced on.
 CHANNEL = "riskmap_builds"
+#: The key, in a view's description in ``riskmap.builds``, of the queryable properties that
+#: have a typed column (a build published before there were typed columns has none).
+TYPED = "typed"
 #: Filters whose match counts a replica keeps per build (then it starts again).
 COUNTS_KEPT = 4096
 #: Seconds a replica trusts its last look at the current build.
@@ -115,6 +120,20 @@ def _roles(conn: psycopg.Connection) -> None:
     )
 
 
+#: The SQL type of a typed column, per queryable kind.
+SQL_TYPES = {"string": "text", "integer": "float8", "number": "float8", "boolean": "boolean"}
+
+
+def _typed_value(value: Any, kind: str) -> Any:
+    """A property's JSON value as its typed column holds it: what ``(props->>name)::type``
+    gives (a string column's other values as their JSON text)."""
+    if value is None:
+        return None
+    if SQL_TYPES[kind] == "text" and not isinstance(value, str):
+        return orjson.dumps(value).decode()
+    return value
+
+
 def _rows(table: LayerTable) -> Any:
     """Each row of a view as the tables hold it."""
     geoms = shapely.set_srid(table.frame.geometry.to_numpy(), 4326)
@@ -126,8 +145,10 @@ def _rows(table: LayerTable) -> Any:
         else np.full(len(table.ids), np.nan)
     )
     dates = table.dates
+    typed = list(table.queryables.items())
     for i in range(len(table.ids)):
         bounds = (table.minx[i], table.miny[i], table.maxx[i], table.maxy[i])
+        record = table.records[i]
         yield (
             i,
             str(table.ids[i]),
@@ -139,6 +160,7 @@ def _rows(table: LayerTable) -> Any:
             name[i],
             every[i],
             None if np.isnan(population[i]) else float(population[i]),
+            *(_typed_value(record.get(name), kind) for name, kind in typed),
         )
 
 
@@ -151,10 +173,20 @@ def _copy_view(
             "CREATE TABLE {} (ord integer PRIMARY KEY, fid text NOT NULL UNIQUE, "
             "props json, geom geometry(Geometry, 4326), minx float8, "
             "miny float8, maxx float8, maxy float8, date timestamp, restricted boolean, "
-            "name_key text, every_key text, population float8)"
-        ).format(target)
+            "name_key text, every_key text, population float8{})"
+        ).format(
+            target,
+            sql.SQL("").join(
+                sql.SQL(", {} {}").format(
+                    sql.Identifier(typed_column(name)), sql.SQL(SQL_TYPES[kind])
+                )
+                for name, kind in table.queryables.items()
+            ),
+        )
     )
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS)
+    columns = sql.SQL(", ").join(
+        sql.Identifier(c) for c in (*_COLUMNS, *(typed_column(name) for name in table.queryables))
+    )
     with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy:
         for row in _rows(table):
             copy.write_row(row)
@@ -215,6 +247,7 @@ def publish(url: str, build_dir: Path, build_id: str, keep: int = 3) -> None:
                 )
                 info = asdict(table.info)
                 info.pop("meta")
+                info[TYPED] = list(table.queryables)
                 layers.setdefault(layer_id, {})["public" if public else "full"] = info
         if typed.basemap is not None:
             conn.execute(
@@ -390,8 +423,15 @@ class PostgisStore:
         public = not access.sees_restricted and "public" in views
         info = views["public" if public else "full"]
         meta = self.catalog.layers[layer_id].as_seen(public=public)
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in info.items()}
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in info.items() if k != TYPED}
         return _table_name(layer_id, public), LayerInfo(**fields, meta=meta)
+
+    def _typed(self, layer_id: str, access: Access) -> SqlBackend:
+        """The SQL of the properties of the view this caller reads (typed columns where the
+        view has them)."""
+        views = self._layers[layer_id]
+        public = not access.sees_restricted and "public" in views
+        return SqlBackend(views["public" if public else "full"].get(TYPED, ()))
 
     def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
         """Every vector layer, as this caller sees it."""
@@ -400,6 +440,10 @@ class PostgisStore:
     def layer(self, layer_id: str, access: Access = Access.anonymous) -> LayerInfo:
         """One vector layer, as this caller sees it."""
         return self._view(layer_id, access)[1]
+
+    def answers_at_once(self, layer_id: str, access: Access) -> bool:
+        """Never: every page waits for the database."""
+        return False
 
     def warm(self, like: Store | None = None) -> None:
         """Load now what answering would load on first use: the tables ``like`` (the build
@@ -429,6 +473,7 @@ class PostgisStore:
         """The WHERE clause of a query, its parameters, and its ORDER BY."""
         parts: list[sql.Composable] = [sql.SQL("true")]
         params: list[Any] = []
+        backend = self._typed(info.id, access)
         if not access.sees_restricted:
             parts.append(sql.SQL("NOT restricted"))  # the second lock, as in memory
         if query.bbox is not None:
@@ -460,29 +505,26 @@ class PostgisStore:
             parts.append(sql.SQL("(date IS NULL OR ({}))").format(sql.SQL(" AND ").join(inside)))
         for column, value in query.filters.items():
             kind = info.queryables[column]
-            if kind == "string":
-                parts.append(sql.SQL("props->>%s = %s"))
-                params += [column, value]
-            elif kind == "boolean":
+            given: Any = value
+            if kind == "boolean":
                 if value.lower() not in ("true", "false"):
                     raise BadQueryError("expected true or false", parameter=column)
-                parts.append(sql.SQL("(props->>%s)::boolean = %s"))
-                params += [column, value.lower() == "true"]
-            else:
+                given = value.lower() == "true"
+            elif kind != "string":
                 try:
-                    number = float(value)
+                    given = float(value)
                 except ValueError as exc:
                     raise BadQueryError(
                         f"expected a {kind}, got {value!r}", parameter=column
                     ) from exc
-                parts.append(sql.SQL("(props->>%s)::float8 = %s"))
-                params += [column, number]
+                kind = "number"
+            parts.append(sql.SQL("{} = %s").format(backend.property(column, kind)))
+            params.append(given)
         if query.filter is not None:
-            parts.append(condition(query.filter, info.queryables, info.date_field))
+            parts.append(condition(query.filter, info.queryables, info.date_field, backend.typed))
         order: sql.Composable = sql.SQL("ord")
         if query.sortby:
             # Missing values last either way, then layer order, as the embedded store sorts.
-            backend = SqlBackend()
             order = sql.SQL(", ").join(
                 [
                     sql.SQL("{} {} NULLS LAST").format(

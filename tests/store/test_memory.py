@@ -7,8 +7,12 @@ import orjson
 import pandas as pd
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geo_service.errors import NotFoundError
+from geo_service.settings import ApiSettings
+from geo_service.store import open_store
 from geo_service.store.base import Access, ItemQuery
 from geo_service.store.catalog import CatalogLayer
 from geo_service.store.memory import LayerTable
@@ -74,3 +78,42 @@ def test_features_are_rfc7946_with_nulls_and_lists(table) -> None:
     assert third["properties"]["date"] is None and third["properties"]["ids"] is None
     assert fourth["geometry"] is None and fourth["properties"]["fatalities"] is None
     assert fourth["properties"]["type"] is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shapes=st.lists(
+        st.tuples(st.floats(-180, 180), st.floats(-90, 90), st.floats(0, 40), st.floats(0, 20)),
+        min_size=1,
+        max_size=60,
+    ),
+    box=st.tuples(st.floats(-180, 180), st.floats(-90, 90), st.floats(-180, 180), st.floats(0, 90)),
+)
+def test_a_box_selects_the_rows_whose_bounds_meet_it(shapes, box) -> None:
+    """The run of rows found by their west edge holds exactly the rows a comparison of every
+    row's bounds finds, across the antimeridian too, with points, boxes and empty rows."""
+    geometries = [
+        shapely.Point(x, y) if w == 0 else shapely.box(x, y, min(x + w, 180), min(y + h, 90))
+        for x, y, w, h in shapes
+    ] + [None]
+    frame = gpd.GeoDataFrame({"k": range(len(geometries))}, geometry=geometries, crs="EPSG:4326")
+    meta = CatalogLayer(id="x", title="X", kind="incidents", file="x")
+    table = LayerTable("x", meta, frame)
+    west, south, east, height = box
+    north = min(south + height, 90)
+    if west <= east:
+        in_x = (table.minx <= east) & (table.maxx >= west)
+    else:
+        in_x = (table.maxx >= west) | (table.minx <= east)
+    expected = in_x & (table.miny <= north) & (table.maxy >= south)
+    assert table.in_box((west, south, east, north)).tolist() == expected.tolist()
+
+
+def test_a_page_is_computed_at_once_only_from_a_loaded_layer(built, build_dir) -> None:
+    """Routes answer a small page on the event loop only when nothing has to be loaded."""
+    store = open_store(ApiSettings(build_dir=build_dir)).open(built.build_id)
+    assert not store.answers_at_once("incidents", Access.anonymous)
+    store.layer("incidents", Access.anonymous)
+    assert store.answers_at_once("incidents", Access.anonymous)
+    assert not store.answers_at_once("incidents", Access.analyst)  # the full view: not loaded
+    assert not store.answers_at_once("no_such_layer", Access.anonymous)

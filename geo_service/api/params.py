@@ -10,10 +10,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from geo_service.api.crs import OutputCrs, box_to_crs84, resolve
 from geo_service.errors import BadQueryError
@@ -45,22 +47,103 @@ MAX_LIMIT = 10_000
 #: No layer holds this many features: a larger offset is a mistake, answered as one.
 MAX_OFFSET = 1_000_000_000
 
-FilterParam = Annotated[
-    str | None,
-    Query(
-        description="A CQL2 filter on the queryable properties, the date and the geometry "
-        "(OGC API – Features Part 3): score > 50 AND country = 'SLE', name LIKE 'Ko%', "
-        "S_INTERSECTS(geometry, POLYGON((…))), T_INTERSECTS(date, INTERVAL('2020-01-01', "
-        "'2020-12-31')). See docs/api.md.",
-    ),
-]
-FilterLangParam = Annotated[
-    str | None,
-    Query(
-        alias="filter-lang",
-        description="The filter's language: cql2-text (default) or cql2-json.",
-    ),
-]
+FILTER_HELP = (
+    "A CQL2 filter on the queryable properties, the date and the geometry (OGC API – Features "
+    "Part 3): score > 50 AND country = 'SLE', name LIKE 'Ko%', S_INTERSECTS(geometry, "
+    "POLYGON((…))), T_INTERSECTS(date, INTERVAL('2020-01-01', '2020-12-31')). See docs/api.md."
+)
+FILTER_LANG_HELP = "The filter's language: cql2-text (default) or cql2-json."
+CRS_HELP = (
+    "The CRS of the answer's coordinates (OGC API – Features Part 2): one of the collection's "
+    "crs list; EPSG:4326 puts latitude first. Default CRS84."
+)
+LANG_HELP = (
+    "Language of the HTML page: en, fr or pt; a regional tag (fr-CA) takes its language, any "
+    "other value English. Without it, the browser's Accept-Language. JSON and downloads are "
+    "the same in every language."
+)
+FilterParam = Annotated[str | None, Query(description=FILTER_HELP)]
+FilterLangParam = Annotated[str | None, Query(alias="filter-lang", description=FILTER_LANG_HELP)]
+
+
+class ItemsParams(BaseModel):
+    """The items operation's query parameters, checked in one pass by pydantic (FastAPI would
+    check each in Python on every request) and declared in the API document from here
+    (``document``). Queryable properties (``?type=one-sided``) are read by ``items_query``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="Features per page.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Features to skip.")
+    after: str | None = Field(
+        None,
+        description="Start after the feature with this id (the next links set it: a deep "
+        "page costs what the first does; offset then only numbers the page).",
+    )
+    bbox: str | None = Field(
+        None, description="west,south,east,north in degrees (CRS84); west > east crosses 180°."
+    )
+    datetime: str | None = Field(
+        None,
+        description="An instant or an interval (start/end, ../end, start/..): the features "
+        "dated then, and those with no date (on a collection whose features carry no date, "
+        "every feature).",
+    )
+    f: str | None = Field(
+        None,
+        description="Format: json (GeoJSON, default), html, csv, gpkg, parquet, kml, xlsx "
+        "(a spreadsheet).",
+    )
+    properties: str | None = Field(
+        None, description="GeoJSON: only these properties (comma-separated), e.g. name,score."
+    )
+    q: str | None = Field(
+        None,
+        description="Search the names (and other names) of the features, whatever the case "
+        "and accents: q=tshikapa finds Tshikapa, q=sao joao São João; best first.",
+    )
+    filter: str | None = Field(None, description=FILTER_HELP)
+    filter_lang: str | None = Field(None, alias="filter-lang", description=FILTER_LANG_HELP)
+    crs: str | None = Field(None, description=CRS_HELP)
+    bbox_crs: str | None = Field(
+        None, alias="bbox-crs", description="The CRS of bbox (default CRS84)."
+    )
+    filter_crs: str | None = Field(
+        None, alias="filter-crs", description="The CRS of the filter's geometries (CRS84)."
+    )
+    sortby: str | None = Field(
+        None,
+        description="Order by these properties (the queryables, and the date), "
+        "comma-separated, '-' before one for descending: sortby=-score,name. Missing values "
+        "come last, ties in layer order; a sorted result pages by offset.",
+    )
+    lang: str | None = Field(None, description=LANG_HELP)
+
+    @classmethod
+    def of(cls, params: Mapping[str, str]) -> ItemsParams:
+        """The parameters of a request, or ``RequestValidationError`` naming each wrong one
+        (answered with 400, as FastAPI's own checks are)."""
+        try:
+            return cls.model_validate(dict(params))
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+
+    @classmethod
+    def document(cls) -> list[dict[str, Any]]:
+        """The parameters as OpenAPI declares query parameters (``openapi_extra``)."""
+        schema = cls.model_json_schema(by_alias=True)
+        return [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": {k: v for k, v in field.items() if k not in ("title", "description")},
+                "description": field["description"],
+            }
+            for name, field in schema["properties"].items()
+        ]
 
 
 def parse_bbox(text: str) -> BBox:

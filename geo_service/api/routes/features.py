@@ -27,10 +27,9 @@ from geo_service.api.crs import reproject, resolve, supported
 from geo_service.api.deps import AccessDep, BuildDep
 from geo_service.api.links import ParamsUrl, base_url, collection_links, items_links, link
 from geo_service.api.params import (
-    MAX_LIMIT,
-    MAX_OFFSET,
-    FilterLangParam,
-    FilterParam,
+    CRS_HELP,
+    LANG_HELP,
+    ItemsParams,
     items_query,
     refuse_unknown,
 )
@@ -190,22 +189,9 @@ def related(base: str, layer_id: str, build: BuildCatalog) -> dict[str, str]:
 CollectionId = Annotated[
     str, InPath(alias="collectionId", description="A collection's id (see /collections).")
 ]
-CrsParam = Annotated[
-    str | None,
-    Query(
-        description="The CRS of the answer's coordinates (OGC API – Features Part 2): one of "
-        "the collection's crs list; EPSG:4326 puts latitude first. Default CRS84."
-    ),
-]
+CrsParam = Annotated[str | None, Query(description=CRS_HELP)]
 FormatParam = Annotated[str | None, Query(description="Format: json (default) or html.")]
-LangParam = Annotated[
-    str | None,
-    Query(
-        description="Language of the HTML page: en, fr or pt; a regional tag (fr-CA) takes its "
-        "language, any other value English. Without it, the browser's Accept-Language. JSON "
-        "and downloads are the same in every language."
-    ),
-]
+LangParam = Annotated[str | None, Query(description=LANG_HELP)]
 #: The largest GeoJSON page of items answered on the event loop when the store has the layer
 #: in memory (larger pages, other formats and other stores are answered in a worker thread).
 AT_ONCE_LIMIT = 1000
@@ -514,69 +500,16 @@ def schema(
     return conditional(request, build.build_id, access, body, media, SHORT)
 
 
-@router.get("/collections/{collectionId}/items", summary="Features of a collection")
+@router.get(
+    "/collections/{collectionId}/items",
+    summary="Features of a collection",
+    openapi_extra={"parameters": ItemsParams.document()},
+)
 async def items(
     collection_id: CollectionId,
     request: Request,
     build: BuildDep,
     access: AccessDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Features per page.")] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Features to skip.")] = 0,
-    after: Annotated[
-        str | None,
-        Query(
-            description="Start after the feature with this id (the next links set it: a deep "
-            "page costs what the first does; offset then only numbers the page)."
-        ),
-    ] = None,
-    bbox: Annotated[
-        str | None,
-        Query(description="west,south,east,north in degrees (CRS84); west > east crosses 180°."),
-    ] = None,
-    datetime: Annotated[
-        str | None,
-        Query(
-            description="An instant or an interval (start/end, ../end, start/..): the "
-            "features dated then, and those with no date (on a collection whose features "
-            "carry no date, every feature)."
-        ),
-    ] = None,
-    f: Annotated[
-        str | None,
-        Query(
-            description="Format: json (GeoJSON, default), html, csv, gpkg, parquet, kml, xlsx (a spreadsheet)."
-        ),
-    ] = None,
-    properties: Annotated[
-        str | None,
-        Query(description="GeoJSON: only these properties (comma-separated), e.g. name,score."),
-    ] = None,
-    q: Annotated[
-        str | None,
-        Query(
-            description="Search the names (and other names) of the features, whatever the "
-            "case and accents: q=tshikapa finds Tshikapa, q=sao joao São João; best first."
-        ),
-    ] = None,
-    filter: FilterParam = None,
-    filter_lang: FilterLangParam = None,
-    crs: CrsParam = None,
-    bbox_crs: Annotated[
-        str | None, Query(alias="bbox-crs", description="The CRS of bbox (default CRS84).")
-    ] = None,
-    filter_crs: Annotated[
-        str | None,
-        Query(alias="filter-crs", description="The CRS of the filter's geometries (CRS84)."),
-    ] = None,
-    sortby: Annotated[
-        str | None,
-        Query(
-            description="Order by these properties (the queryables, and the date), "
-            "comma-separated, '-' before one for descending: sortby=-score,name. Missing "
-            "values come last, ties in layer order; a sorted result pages by offset."
-        ),
-    ] = None,
-    lang: LangParam = None,
 ) -> Response:
     """A page of features, filtered by ``bbox``, ``datetime``, queryable properties
     (``?type=one-sided&country=CAF``), a CQL2 ``filter`` and names (``q``); ``next``/``prev``
@@ -585,6 +518,8 @@ async def items(
     Downloads (csv, gpkg, parquet, kml, xlsx) hold every matching feature unless ``limit`` is
     given.
     """
+    given = ItemsParams.of(request.query_params)
+    limit, offset, f, lang = given.limit, given.offset, given.f, given.lang
     answer = partial(_items, collection_id, request, build, access, limit, offset, f, lang)
     at_once = (
         negotiate(f, request.headers.get("accept")).key == "json"

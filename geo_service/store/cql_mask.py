@@ -1,6 +1,7 @@
 """A CQL2 filter as a mask over a layer in memory (the embedded store's ``cql.Backend``).
 
-Values are pandas columns of nullable types, whose logic is Kleene's, as SQL's is: a
+Values are pandas columns of nullable types (a number compared with a number is a nullable
+boolean array, which combines with them), whose logic is Kleene's, as SQL's is: a
 comparison with a missing value is unknown, ``NOT unknown`` is unknown, and only true rows
 match. Spatial functions look up candidates in the layer's STR-tree, then test them exactly.
 """
@@ -21,6 +22,8 @@ from typing_extensions import override
 from geo_service.store.cql import Backend
 
 Value = pd.Series | Any
+#: True, false or unknown per row.
+Mask = pd.Series | pd.arrays.BooleanArray
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq,
     "<>": operator.ne,
@@ -57,7 +60,7 @@ def like_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-class MaskBackend(Backend[Any, pd.Series]):
+class MaskBackend(Backend[Any, Mask]):
     """Builds boolean columns (true, false or unknown) over one layer's rows."""
 
     def __init__(
@@ -103,11 +106,11 @@ class MaskBackend(Backend[Any, pd.Series]):
         return value.str.lower() if isinstance(value, pd.Series) else str(value).lower()
 
     @override
-    def compare(self, op: str, a: Value, b: Value) -> pd.Series:
+    def compare(self, op: str, a: Value, b: Value) -> Mask:
         fast = self._compare_numbers(op, a, b)
         return fast if fast is not None else self._known(OPERATORS[op](a, b), a, b)
 
-    def _compare_numbers(self, op: str, a: Value, b: Value) -> pd.Series | None:
+    def _compare_numbers(self, op: str, a: Value, b: Value) -> pd.arrays.BooleanArray | None:
         """A number property against a number, in numpy: unknown where it is missing (the
         same answer as the nullable columns give, without their cost); None otherwise."""
 
@@ -124,7 +127,9 @@ class MaskBackend(Backend[Any, pd.Series]):
             result = OPERATORS[op](
                 values if left is None else left, values if right is None else right
             )
-        return pd.Series(pd.arrays.BooleanArray(np.asarray(result, dtype=bool), missing.copy()))
+        # An array, not a Series: the Kleene operators take either, and a Series would cost
+        # more to make than the comparison.
+        return pd.arrays.BooleanArray(np.asarray(result, dtype=bool), missing.copy())
 
     @override
     def like(self, a: Value, pattern: str) -> pd.Series:
@@ -158,13 +163,13 @@ class MaskBackend(Backend[Any, pd.Series]):
         return out
 
     @override
-    def all_of(self, parts: list[pd.Series]) -> pd.Series:
+    def all_of(self, parts: list[Mask]) -> Mask:
         return functools.reduce(operator.and_, parts)
 
     @override
-    def any_of(self, parts: list[pd.Series]) -> pd.Series:
+    def any_of(self, parts: list[Mask]) -> Mask:
         return functools.reduce(operator.or_, parts)
 
     @override
-    def negate(self, part: pd.Series) -> pd.Series:
+    def negate(self, part: Mask) -> Mask:
         return ~part

@@ -239,7 +239,15 @@ class LayerTable:
         return (values.astype("float64") == number).fillna(False).to_numpy(dtype=bool)
 
     def select(self, query: ItemQuery, access: Access) -> np.ndarray:
-        """Positions of the rows the query matches for this caller, in layer order."""
+        """Positions of the rows the query matches for this caller: in layer order, best
+        first with ``q``, in ``sortby`` order with it."""
+        mask = self.matching(query, access)
+        rows = np.flatnonzero(mask) if query.q is None else self._search(mask, query.q)
+        return self._sorted(rows, query.sortby) if query.sortby else rows
+
+    def matching(self, query: ItemQuery, access: Access) -> np.ndarray:
+        """Whether each row matches the query's box, dates, properties and filter, and this
+        caller may see it (``q`` and ``sortby`` aside)."""
         mask = self.visible(access)
         if query.bbox is not None:
             mask &= self.in_box(query.bbox)
@@ -259,8 +267,7 @@ class LayerTable:
             backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree, self.numbers)
             found = compile_filter(query.filter, self.queryables, self.date_field, backend)
             mask &= found.to_numpy(dtype=bool, na_value=False)
-        rows = np.flatnonzero(mask) if query.q is None else self._search(mask, query.q)
-        return self._sorted(rows, query.sortby) if query.sortby else rows
+        return mask
 
     def _sorted(self, rows: np.ndarray, sortby: tuple[tuple[str, bool], ...]) -> np.ndarray:
         """``rows`` ordered by each property in turn (missing values last either way), then
@@ -347,8 +354,14 @@ class LayerTable:
 
     def page(self, query: ItemQuery, access: Access, build_id: str) -> FeaturePage:
         """One page of the matching features."""
-        rows = self.select(query, access)
-        chosen = self._paged(rows, query, access)
+        if query.q is None and not query.sortby:
+            mask = self.matching(query, access)
+            matched = int(np.count_nonzero(mask))
+            chosen = self._first(mask, matched, query, access)
+        else:
+            rows = self.select(query, access)
+            matched = len(rows)
+            chosen = self._paged(rows, query, access)
         if query.properties is None:
             features = self.features(chosen)
             records = [self.records[i] for i in chosen]
@@ -358,7 +371,7 @@ class LayerTable:
         return FeaturePage(
             layer=self.id,
             build_id=build_id,
-            number_matched=len(rows),
+            number_matched=matched,
             ids=[str(self.ids[i]) for i in chosen],
             features=features,
             records=records,
@@ -370,15 +383,41 @@ class LayerTable:
         if query.after is None:
             start = query.offset
         else:
-            i = self.position.get(query.after)
-            if i is None or not self.visible(access)[i]:
-                raise BadQueryError(
-                    f"collection '{self.id}' has no feature '{query.after}' to page after",
-                    parameter="after",
-                )
+            i = self._position_after(query.after, access)
             start = int(np.searchsorted(rows, i, side="right"))
         end = None if query.limit is None else start + query.limit
         return rows[start:end]
+
+    def _first(
+        self, mask: np.ndarray, matched: int, query: ItemQuery, access: Access
+    ) -> np.ndarray:
+        """The page of the rows ``mask`` marks, in layer order (what ``_paged`` gives of
+        all of them), reading only as far into the mask as the page needs."""
+        if query.after is None:
+            base, skip = 0, query.offset
+        else:
+            base, skip = self._position_after(query.after, access) + 1, 0
+        if query.limit is None:
+            return np.flatnonzero(mask[base:])[skip:] + base
+        wanted = skip + query.limit
+        # A stretch that should hold the page if matches are spread as over the whole layer;
+        # twice as long again until it does, or the layer ends.
+        size = max(4096, 2 * wanted * len(mask) // max(matched, 1))
+        while True:
+            found = np.flatnonzero(mask[base : base + size])
+            if len(found) >= wanted or base + size >= len(mask):
+                return found[skip:wanted] + base
+            size *= 2
+
+    def _position_after(self, feature_id: str, access: Access) -> int:
+        """The row of ``after``'s feature, or a 400 when this caller has no such feature."""
+        i = self.position.get(feature_id)
+        if i is None or not self.visible(access)[i]:
+            raise BadQueryError(
+                f"collection '{self.id}' has no feature '{feature_id}' to page after",
+                parameter="after",
+            )
+        return i
 
     def table(self, query: ItemQuery, access: Access) -> gpd.GeoDataFrame:
         """The page of matching rows as a table (only the properties asked for, if any)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
 import orjson
 import pandas as pd
 import pytest
@@ -117,3 +118,42 @@ def test_a_page_is_computed_at_once_only_from_a_loaded_layer(built, build_dir) -
     assert store.answers_at_once("incidents", Access.anonymous)
     assert not store.answers_at_once("incidents", Access.analyst)  # the full view: not loaded
     assert not store.answers_at_once("no_such_layer", Access.anonymous)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 12_000),
+    ordered=st.booleans(),
+    box=st.tuples(st.floats(0, 10), st.floats(0, 10), st.floats(0, 10), st.floats(0, 10)),
+    limit=st.one_of(st.none(), st.integers(1, 300)),
+    offset=st.integers(0, 400),
+    after=st.one_of(st.none(), st.integers(0, 12_000)),
+)
+def test_a_page_is_the_slice_of_every_match(seed, size, ordered, box, limit, offset, after):
+    """A page read from the first stretch of the matches is the slice ``offset`` (or after
+    the feature ``after``) of the list of every match, with the same count: with matches
+    spread through the layer, or gathered at its end (rows in order of longitude)."""
+    xy = np.random.default_rng(seed).uniform(0, 10, (size, 2))
+    if ordered:
+        xy = xy[np.argsort(xy[:, 0])]
+    frame = gpd.GeoDataFrame(
+        {"fid": [f"f{i}" for i in range(size)]},
+        geometry=shapely.points(xy),
+        crs="EPSG:4326",
+    )
+    meta = CatalogLayer(id="x", title="X", kind="incidents", file="x", id_field="fid")
+    table = LayerTable("x", meta, frame)
+    west, east = sorted(box[::2])
+    south, north = sorted(box[1::2])
+    fid = None if after is None or after >= size else f"f{after}"
+    query = ItemQuery(bbox=(west, south, east, north), limit=limit, offset=offset, after=fid)
+    every = table.select(query, Access.anonymous)
+    if fid is None:
+        expected = every[offset : None if limit is None else offset + limit]
+    else:
+        start = int(np.searchsorted(every, int(fid[1:]), side="right"))
+        expected = every[start : None if limit is None else start + limit]
+    page = table.page(query, Access.anonymous, "b")
+    assert page.number_matched == len(every)
+    assert page.ids == [f"f{i}" for i in expected]

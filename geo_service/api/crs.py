@@ -84,6 +84,10 @@ def _utm_zones(boxes: Iterable[Sequence[float]]) -> list[int]:
     return sorted(codes)
 
 
+#: The storage CRS, what answers are in unless asked otherwise.
+STORED = OutputCrs(CRS84, "OGC:CRS84")
+
+
 @cache
 def supported(maps_file: Path) -> dict[str, OutputCrs]:
     """Every CRS served, by its URI: CRS84 first (the storage CRS)."""
@@ -91,7 +95,7 @@ def supported(maps_file: Path) -> dict[str, OutputCrs]:
     # The overview spans a continent; the UTM zones are those of the focus maps.
     focus = [m.bounds for m in maps.values() if m.bounds is not None and m.id != "overview"]
     codes = [4326, 3857, *_utm_zones(focus)]
-    out = {CRS84: OutputCrs(CRS84, "OGC:CRS84")}
+    out = {CRS84: STORED}
     out.update({f"{EPSG}{c}": OutputCrs(f"{EPSG}{c}", f"EPSG:{c}") for c in codes})
     return out
 
@@ -99,9 +103,9 @@ def supported(maps_file: Path) -> dict[str, OutputCrs]:
 def resolve(text: str | None, maps_file: Path, parameter: str) -> OutputCrs:
     """A ``crs``-like parameter (a URI, with or without <>, or ``EPSG:n``, ``OGC:CRS84``), or
     a 400 listing the CRSs served."""
-    known = supported(Path(maps_file))
     if text is None:
-        return known[CRS84]
+        return STORED
+    known = supported(Path(maps_file))
     wanted = text.strip().strip("<>").strip().replace("https://", "http://")
     short = wanted.upper()
     if short in ("OGC:CRS84", "CRS84"):

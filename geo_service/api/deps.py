@@ -10,23 +10,30 @@ from geo_service.api.builds import Build
 from geo_service.store.base import Access
 
 
-async def current_build(request: Request) -> Build:
-    """Dependency: the build this request is answered from (also named in X-Build-Id).
-
-    ``async`` without awaiting: a ``readlink`` takes microseconds, and a plain ``def`` would
-    cost a trip through the thread pool on every request.
-    """
+def build_of(request: Request) -> Build:
+    """The build this request is answered from (also named in X-Build-Id)."""
     build = request.app.state.builds.current()
     request.state.build_id = build.build_id
     return build
 
 
-async def caller_access(request: Request) -> Access:
-    """Dependency: the caller's access level, from ``Authorization: Bearer <token>``.
+def access_of(request: Request) -> Access:
+    """The caller's access level, from ``Authorization: Bearer <token>``.
 
     Anonymous without credentials; 401 for credentials that are not a configured token.
     """
     return request.app.state.tokens.access(request.headers.get("authorization"))
+
+
+async def current_build(request: Request) -> Build:
+    """Dependency: ``build_of``. ``async`` without awaiting: a ``readlink`` takes
+    microseconds, and a plain ``def`` would cost a trip through the thread pool."""
+    return build_of(request)
+
+
+async def caller_access(request: Request) -> Access:
+    """Dependency: ``access_of``."""
+    return access_of(request)
 
 
 BuildDep = Annotated[Build, Depends(current_build)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Generic, Protocol, TypeVar
 
 import cql2
@@ -67,9 +68,10 @@ def language(lang: str | None) -> str:
     return lang
 
 
+@lru_cache(maxsize=256)
 def parse(text: str, lang: str | None = None) -> Filter:
     """A ``filter`` parameter in ``filter-lang`` (cql2-text by default), or a 400 saying
-    what is wrong and where."""
+    what is wrong and where (the last filters parsed are kept: clients repeat them)."""
     lang = language(lang)
     try:
         expr = cql2.parse_json(text) if lang == "cql2-json" else cql2.parse_text(text)

@@ -55,6 +55,8 @@ def search_key(value: object) -> str:
 TILE_CACHE_BYTES = 64 * 2**20
 #: Latitude at which EPSG:3857 ends.
 MAX_LATITUDE = 85.05112877980659
+#: CQL2 filters whose rows are kept per layer (each a byte a row), the oldest dropped first.
+FILTERS_KEPT = 16
 #: Column that marks a row restricted.
 SENSITIVITY = "sensitivity"
 
@@ -117,6 +119,8 @@ class LayerTable:
         self.tiles = TileCache(TILE_CACHE_BYTES)
         self._columns: dict[tuple[str, str], pd.Series] = {}
         self._numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._filters: dict[str, np.ndarray] = {}
+        self._filters_lock = threading.Lock()
 
     @cached_property
     def info(self) -> LayerInfo:
@@ -195,14 +199,17 @@ class LayerTable:
         return ~self.restricted
 
     @cached_property
-    def _by_west(self) -> tuple[np.ndarray, np.ndarray, float]:
+    def _by_west(self) -> tuple[np.ndarray, np.ndarray, float, bool]:
         """Rows in the order of their west edge (empty geometries last), their bounds in that
-        order (west, east, south, north), and the widest row's width in degrees."""
+        order (west, east, south, north), the widest row's width in degrees, and whether every
+        row is a point (its bounds one corner)."""
         order = np.argsort(self.minx, kind="stable")
         bounds = np.stack([b[order] for b in (self.minx, self.maxx, self.miny, self.maxy)])
         widths = self.maxx - self.minx
         widest = float(np.nanmax(widths)) if np.isfinite(widths).any() else 0.0
-        return order, bounds, widest
+        heights = self.maxy - self.miny
+        flat = widest == 0 and not np.nanmax(heights, initial=0) > 0
+        return order, bounds, widest, bool(flat)
 
     def in_box(self, box: BBox) -> np.ndarray:
         """Whether each row's bounds meet ``box`` (west > east: across the antimeridian).
@@ -210,17 +217,23 @@ class LayerTable:
         Only the rows whose west edge lies within the widest row's width of the box are
         compared: a run of ``_by_west``, found by bisection."""
         west, south, east, north = box
-        order, (lefts, rights, bottoms, tops), widest = self._by_west
+        order, (lefts, rights, bottoms, tops), widest, flat = self._by_west
         inside = np.zeros(len(self.ids), dtype=bool)
         spans = [(west, east)] if west <= east else [(west, np.inf), (-np.inf, east)]
         for w, e in spans:
-            # Rows further west cannot reach w: their east edge is at most west + widest (the
-            # margin only adds rows, each compared exactly below).
-            lo = np.searchsorted(lefts, w - widest - 1e-9, side="left")
             hi = np.searchsorted(lefts, e, side="right")
-            run = slice(lo, hi)
-            hits = (rights[run] >= w) & (bottoms[run] <= north) & (tops[run] >= south)
-            inside[order[run][hits]] = True
+            if flat:
+                # Points: the run is exactly the rows in the span; only latitude is left.
+                lo = np.searchsorted(lefts, w, side="left")
+                ys = bottoms[lo:hi]
+                hits = (ys >= south) & (ys <= north)
+            else:
+                # Rows further west cannot reach w: their east edge is at most west + widest
+                # (the margin only adds rows, each compared exactly below).
+                lo = np.searchsorted(lefts, w - widest - 1e-9, side="left")
+                run = slice(lo, hi)
+                hits = (rights[run] >= w) & (bottoms[run] <= north) & (tops[run] >= south)
+            inside[order[lo + np.flatnonzero(hits)]] = True
         return inside
 
     def _matches(self, column: str, value: str) -> np.ndarray:
@@ -264,10 +277,23 @@ class LayerTable:
         for column, value in query.filters.items():
             mask &= self._matches(column, value)
         if query.filter is not None:
-            backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree, self.numbers)
-            found = compile_filter(query.filter, self.queryables, self.date_field, backend)
-            mask &= found.to_numpy(dtype=bool, na_value=False)
+            mask &= self._filtered(query.filter)
         return mask
+
+    def _filtered(self, flt: Filter) -> np.ndarray:
+        """Whether each row matches a CQL2 filter (a map panning, or an analyst paging, asks
+        for one filter with many boxes: the last ``FILTERS_KEPT`` are kept, read-only)."""
+        found = self._filters.get(flt.key)
+        if found is None:
+            backend = MaskBackend(len(self.ids), self.column, self._shapes, self.tree, self.numbers)
+            kleene = compile_filter(flt, self.queryables, self.date_field, backend)
+            found = kleene.to_numpy(dtype=bool, na_value=False)
+            found.flags.writeable = False
+            with self._filters_lock:
+                while len(self._filters) >= FILTERS_KEPT:
+                    del self._filters[next(iter(self._filters))]
+                self._filters[flt.key] = found
+        return found
 
     def _sorted(self, rows: np.ndarray, sortby: tuple[tuple[str, bool], ...]) -> np.ndarray:
         """``rows`` ordered by each property in turn (missing values last either way), then
@@ -362,17 +388,18 @@ class LayerTable:
             rows = self.select(query, access)
             matched = len(rows)
             chosen = self._paged(rows, query, access)
+        rows = chosen.tolist()  # Python ints index lists faster than numpy's
         if query.properties is None:
-            features = self.features(chosen)
-            records = [self.records[i] for i in chosen]
+            features = self.features(rows)
+            records = [self.records[i] for i in rows]
         else:
             features = self._subset(chosen, query.properties)
-            records = [{n: self.records[i][n] for n in query.properties} for i in chosen]
+            records = [{n: self.records[i][n] for n in query.properties} for i in rows]
         return FeaturePage(
             layer=self.id,
             build_id=build_id,
             number_matched=matched,
-            ids=[str(self.ids[i]) for i in chosen],
+            ids=[str(fid) for fid in self.ids[chosen].tolist()],
             features=features,
             records=records,
         )

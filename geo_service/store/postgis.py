@@ -413,15 +413,20 @@ class PostgisStore:
 
     # -- descriptions ---------------------------------------------------------------------
 
-    def _view(self, layer_id: str, access: Access) -> tuple[str, LayerInfo]:
-        """The table this caller reads and its description, or ``NotFoundError``."""
+    def _seen(self, layer_id: str, access: Access) -> tuple[bool, dict[str, Any]]:
+        """Whether this caller reads the layer's public view, and that view's record, or
+        ``NotFoundError``."""
         views = self._layers.get(layer_id)
         if views is None:
             raise NotFoundError(
                 f"no collection '{layer_id}'; collections are {', '.join(self._layers)}"
             )
         public = not access.sees_restricted and "public" in views
-        info = views["public" if public else "full"]
+        return public, views["public" if public else "full"]
+
+    def _view(self, layer_id: str, access: Access) -> tuple[str, LayerInfo]:
+        """The table this caller reads and its description, or ``NotFoundError``."""
+        public, info = self._seen(layer_id, access)
         meta = self.catalog.layers[layer_id].as_seen(public=public)
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in info.items() if k != TYPED}
         return _table_name(layer_id, public), LayerInfo(**fields, meta=meta)
@@ -429,9 +434,7 @@ class PostgisStore:
     def _typed(self, layer_id: str, access: Access) -> SqlBackend:
         """The SQL of the properties of the view this caller reads (typed columns where the
         view has them)."""
-        views = self._layers[layer_id]
-        public = not access.sees_restricted and "public" in views
-        return SqlBackend(views["public" if public else "full"].get(TYPED, ()))
+        return SqlBackend(self._seen(layer_id, access)[1].get(TYPED, ()))
 
     def layers(self, access: Access = Access.anonymous) -> dict[str, LayerInfo]:
         """Every vector layer, as this caller sees it."""

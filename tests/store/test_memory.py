@@ -110,6 +110,42 @@ def test_a_box_selects_the_rows_whose_bounds_meet_it(shapes, box) -> None:
     assert table.in_box((west, south, east, north)).tolist() == expected.tolist()
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 5_000),
+    grid=st.sampled_from([1, 3, 50, 0]),
+    boxes_too=st.booleans(),
+    box=st.tuples(
+        st.integers(-2, 12), st.integers(-2, 12), st.integers(-2, 12), st.integers(0, 14)
+    ),
+)
+def test_a_box_meets_rows_on_its_edges_and_shared_coordinates(seed, size, grid, boxes_too, box):
+    """With many rows sharing coordinates (snapped to a grid of ``grid`` steps a unit; 0:
+    not snapped) and boxes whose edges fall on them, the run of a layer of points or of boxes
+    gives what comparing every row's bounds gives: rows on a box's edge meet it."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 10, (size, 2))
+    if grid:
+        xy = np.round(xy * grid) / grid
+    if boxes_too:
+        wh = np.round(rng.uniform(0, 2, (size, 2)) * max(grid, 1)) / max(grid, 1)
+        geometries = shapely.box(xy[:, 0], xy[:, 1], xy[:, 0] + wh[:, 0], xy[:, 1] + wh[:, 1])
+    else:
+        geometries = shapely.points(xy)
+    geometries = [*geometries, None]  # and a row without a geometry, which meets no box
+    frame = gpd.GeoDataFrame({"k": range(size + 1)}, geometry=geometries, crs="EPSG:4326")
+    table = LayerTable("x", CatalogLayer(id="x", title="X", kind="incidents", file="x"), frame)
+    west, south, east, height = (float(v) for v in box)
+    north = south + height
+    if west <= east:
+        in_x = (table.minx <= east) & (table.maxx >= west)
+    else:
+        in_x = (table.maxx >= west) | (table.minx <= east)
+    expected = in_x & (table.miny <= north) & (table.maxy >= south)
+    assert table.in_box((west, south, east, north)).tolist() == expected.tolist()
+
+
 def test_a_page_is_computed_at_once_only_from_a_loaded_layer(built, build_dir) -> None:
     """Routes answer a small page on the event loop only when nothing has to be loaded."""
     store = open_store(ApiSettings(build_dir=build_dir)).open(built.build_id)

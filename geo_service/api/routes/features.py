@@ -24,7 +24,7 @@ from geo_service.api import schemas
 from geo_service.api.builds import Build
 from geo_service.api.caching import ITEMS, SHORT, conditional
 from geo_service.api.crs import reproject, resolve, supported
-from geo_service.api.deps import AccessDep, BuildDep
+from geo_service.api.deps import AccessDep, BuildDep, access_of, build_of
 from geo_service.api.links import ParamsUrl, base_url, collection_links, items_links, link
 from geo_service.api.params import (
     CRS_HELP,
@@ -37,7 +37,7 @@ from geo_service.api.routes.rasters import every_raster_link
 from geo_service.errors import BadQueryError
 from geo_service.maps.i18n import choose_language, translator
 from geo_service.maps.layers import LayerDefinition, definitions
-from geo_service.render.features import FORMATS, negotiate
+from geo_service.render.features import FORMATS, Format, negotiate
 from geo_service.render.record import Formatter, cell, day, number
 from geo_service.render.templates import render
 from geo_service.store.base import Access, FeaturePage, ItemQuery, LayerInfo
@@ -505,12 +505,7 @@ def schema(
     summary="Features of a collection",
     openapi_extra={"parameters": ItemsParams.document()},
 )
-async def items(
-    collection_id: CollectionId,
-    request: Request,
-    build: BuildDep,
-    access: AccessDep,
-) -> Response:
+async def items(collection_id: CollectionId, request: Request) -> Response:
     """A page of features, filtered by ``bbox``, ``datetime``, queryable properties
     (``?type=one-sided&country=CAF``), a CQL2 ``filter`` and names (``q``); ``next``/``prev``
     links page through the rest.
@@ -518,11 +513,15 @@ async def items(
     Downloads (csv, gpkg, parquet, kml, xlsx) hold every matching feature unless ``limit`` is
     given.
     """
+    # The build and the caller as the other routes' dependencies find them, without
+    # FastAPI's resolution of two dependencies: a tenth of a small page's time.
+    build, access = build_of(request), access_of(request)
     given = ItemsParams.of(request.query_params)
-    limit, offset, f, lang = given.limit, given.offset, given.f, given.lang
-    answer = partial(_items, collection_id, request, build, access, limit, offset, f, lang)
+    limit, offset, lang = given.limit, given.offset, given.lang
+    fmt = negotiate(given.f, request.headers.get("accept"))
+    answer = partial(_items, collection_id, request, build, access, limit, offset, fmt, lang)
     at_once = (
-        negotiate(f, request.headers.get("accept")).key == "json"
+        fmt.key == "json"
         and limit <= AT_ONCE_LIMIT
         and "q" not in request.query_params
         and build.store.answers_at_once(collection_id, access)
@@ -539,12 +538,11 @@ def _items(
     access: Access,
     limit: int,
     offset: int,
-    f: str | None,
+    fmt: Format,
     lang: str | None,
 ) -> Response:
     """The answer of ``items`` (every parameter but these is read from the query string)."""
     info = build.store.layer(collection_id, access)
-    fmt = negotiate(f, request.headers.get("accept"))
     maps_file = Path(request.app.state.settings.maps_file)
     query = items_query(request.query_params, info.queryables, limit, offset, maps_file)
     out = resolve(request.query_params.get("crs"), maps_file, "crs")

@@ -16,7 +16,8 @@ from geo_service.settings import ApiSettings
 from geo_service.store import open_store
 from geo_service.store.base import Access, ItemQuery
 from geo_service.store.catalog import CatalogLayer
-from geo_service.store.memory import LayerTable
+from geo_service.store.cql import parse
+from geo_service.store.memory import FILTERS_KEPT, LayerTable
 
 
 @pytest.fixture
@@ -144,6 +145,52 @@ def test_a_box_meets_rows_on_its_edges_and_shared_coordinates(seed, size, grid, 
         in_x = (table.maxx >= west) | (table.minx <= east)
     expected = in_x & (table.miny <= north) & (table.maxy >= south)
     assert table.in_box((west, south, east, north)).tolist() == expected.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    asked=st.lists(
+        st.tuples(
+            st.integers(0, 30),
+            st.tuples(st.floats(0, 10), st.floats(0, 10), st.floats(0, 10), st.floats(0, 10)),
+            st.sampled_from([Access.anonymous, Access.admin]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_a_kept_filter_answers_as_a_fresh_one(seed, asked) -> None:
+    """Filters asked again (with other boxes and callers, after others have pushed them out
+    of the ``FILTERS_KEPT`` kept) match the rows a fresh comparison finds; what is kept stays
+    read-only and within bounds, and an answer changed by its caller changes nothing kept."""
+    rng = np.random.default_rng(seed)
+    size = 2_000
+    score = rng.uniform(0, 30, size)
+    score[rng.random(size) < 0.05] = np.nan
+    frame = gpd.GeoDataFrame(
+        {
+            "score": score,
+            "sensitivity": np.where(rng.random(size) < 0.2, "restricted", "public"),
+        },
+        geometry=shapely.points(rng.uniform(0, 10, (size, 2))),
+        crs="EPSG:4326",
+    )
+    table = LayerTable("x", CatalogLayer(id="x", title="X", kind="incidents", file="x"), frame)
+    for threshold, box, access in asked:
+        west, east = sorted(box[::2])
+        south, north = sorted(box[1::2])
+        query = ItemQuery(bbox=(west, south, east, north), filter=parse(f"score > {threshold}"))
+        found = table.matching(query, access)
+        fresh = (table.minx >= west) & (table.minx <= east)
+        fresh &= (table.miny >= south) & (table.miny <= north)
+        fresh &= np.nan_to_num(score, nan=-1.0) > threshold
+        if access is Access.anonymous:
+            fresh &= ~table.restricted
+        assert found.tolist() == fresh.tolist()
+        found[:] = True  # the caller's own array
+        assert len(table._filters) <= FILTERS_KEPT
+        assert not any(kept.flags.writeable for kept in table._filters.values())
 
 
 def test_a_page_is_computed_at_once_only_from_a_loaded_layer(built, build_dir) -> None:

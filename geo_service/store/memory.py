@@ -388,13 +388,13 @@ class LayerTable:
             rows = self.select(query, access)
             matched = len(rows)
             chosen = self._paged(rows, query, access)
-        rows = chosen.tolist()  # Python ints index lists faster than numpy's
+        positions = chosen.tolist()  # Python ints index lists faster than numpy's
         if query.properties is None:
-            features = self.features(rows)
-            records = [self.records[i] for i in rows]
+            features = self.features(positions)
+            records = [self.records[i] for i in positions]
         else:
             features = self._subset(chosen, query.properties)
-            records = [{n: self.records[i][n] for n in query.properties} for i in rows]
+            records = [{n: self.records[i][n] for n in query.properties} for i in positions]
         return FeaturePage(
             layer=self.id,
             build_id=build_id,

@@ -192,6 +192,9 @@ def test_a_kept_filter_answers_as_a_fresh_one(seed, asked) -> None:
         found[:] = True  # the caller's own array
         assert len(table._filters) <= FILTERS_KEPT
         assert not any(kept.flags.writeable for kept in table._filters.values())
+    for threshold in range(31, 33 + FILTERS_KEPT):  # more new filters than are kept
+        table.matching(ItemQuery(filter=parse(f"score > {threshold}")), Access.admin)
+    assert len(table._filters) == FILTERS_KEPT
 
 
 def test_a_page_is_computed_at_once_only_from_a_loaded_layer(built, build_dir) -> None:

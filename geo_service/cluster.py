@@ -4,8 +4,10 @@ partitions of the communities (each with the evidence within reach) and the risk
 tiles (each with its halo) become tasks; what all of them read is sent once to every worker.
 The build itself — reading sources, writing files — stays in this process, so workers need
 the same version of this package and nothing of the build's folders (``docs/scale.md``). A
-worker lost mid-build has its tasks run again elsewhere (Dask's own retries); the values are
-the same bytes a single-process build writes.
+worker lost mid-build has its tasks run again elsewhere (Dask's own retries); if it held the
+last copy of what every task reads (Dask keeps one copy once no task waits on a worker), that
+is sent again with the tasks it cancelled. The values are the same bytes a single-process
+build writes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from geo_service.risk.runner import Runner
 
 #: What the tasks run: every worker imports it as it joins a build.
 MODEL_MODULE = "geo_service.risk.model"
+
+#: How many times the data every task reads is sent again after a lost worker took the last
+#: copy of it with it (the tasks it cancelled are sent again with it).
+RESENDS = 3
 
 
 def import_model() -> None:
@@ -100,14 +106,51 @@ def dask_runner(
         if not len(tasks):
             return
         done = task(label, len(tasks))
-        work = client.scatter(shared, broadcast=True)
+        left = list(range(len(tasks)))
+        finished = 0
+        for sending in range(1 + RESENDS):
+            if sending:
+                log(
+                    f"{label}: a worker was lost with the data every task reads; "
+                    f"sending it again for the {len(left)} tasks left"
+                )
+            cancelled = []
+            for i, result in _run_once(fn, shared, tasks, left, size, cancelled):
+                finished += 1
+                yield i, result
+                del result
+                done(finished, len(tasks))
+            if not cancelled:
+                return
+            left = cancelled
+        raise RiskMapError(
+            f"{label}: the data every task reads was lost {1 + RESENDS} times (workers "
+            f"lost mid-build); {len(left)} of {len(tasks)} tasks not computed"
+        )
+
+    def _run_once(
+        fn: Callable[[Any, Any], Any],
+        shared: Any,
+        tasks: Sequence[Any],
+        indices: list[int],
+        size: Callable[[Any], int] | None,
+        cancelled: list[int],
+    ) -> Iterator[tuple[int, Any]]:
+        """The tasks at ``indices``, each index and result as it finishes; the indices of
+        tasks cancelled because the shared data was lost go to ``cancelled``."""
+        try:
+            # Waits for a worker up to the client's timeout (one lost may be restarting).
+            # In a list of one, so that a shared list or dict is sent whole.
+            [work] = client.scatter([shared], broadcast=True, hash=False)
+        except TimeoutError as exc:
+            raise RiskMapError(f"no Dask worker to send the build's data to: {exc}") from exc
         # Arrived on every worker: the collector need not walk it while the tasks run.
         client.run(gc.freeze)
         futures = {}
         try:
             # A task's data rides with it (below), so the graph is large by design.
             with dask.config.set({"distributed.admin.large-graph-warning-threshold": "4GiB"}):
-                for i in range(len(tasks)):
+                for i in indices:
                     # Each task's own data (a partition and the evidence within its reach)
                     # goes with it, made when it is sent: the scheduler can give it to another
                     # worker if one is lost. The largest first, so that no worker is left with
@@ -119,15 +162,18 @@ def dask_runner(
             # Each result gathered on its own as its task finishes: ``with_results=True``
             # gathers them concurrently, and once waited forever for the last result of a
             # continent-scale run (as in dask/distributed#7331).
-            for n, future in enumerate(as_completed(futures), 1):
-                result = future.result()
+            for future in as_completed(futures):
                 i = futures.pop(future)
+                if future.cancelled():
+                    cancelled.append(i)
+                    continue
+                result = future.result()
                 future.release()
                 yield i, result
                 del result
-                done(n, len(tasks))
         finally:
             futures.clear()
+            del work
             client.run(gc.unfreeze)
 
     try:

@@ -137,3 +137,35 @@ def test_a_worker_killed_mid_build_changes_nothing(reference, tmp_path, task) ->
         again = client.run_on_scheduler(_run_again, task=task)
         assert again > 0, again
     _same(reference, done[0])
+
+
+def _slowly_doubled(shared: list[int], i: int) -> int:
+    time.sleep(0.02)
+    return shared[i] * 2
+
+
+def test_data_lost_with_its_only_worker_is_sent_again() -> None:
+    """One worker holds the only copy of what every task reads; it is killed after the first
+    result, its nanny starts another, and every task still answers, once."""
+    from dask.distributed import Client
+
+    from geo_service.cluster import dask_runner
+
+    messages: list[str] = []
+    results: dict[int, int] = {}
+    with (
+        local_cluster(1, dashboard=False) as cluster,
+        Client(cluster) as client,
+        dask_runner(
+            None, cluster.scheduler_address, lambda *_: lambda *_: None, messages.append
+        ) as run,
+    ):
+        shared = list(range(100))
+        for i, result in run(_slowly_doubled, shared, range(100), "doubles"):
+            if not results:
+                pid = next(iter(client.run(os.getpid).values()))
+                os.kill(pid, signal.SIGKILL)
+            assert i not in results
+            results[i] = result
+    assert results == {i: 2 * i for i in range(100)}
+    assert any("sending it again" in m for m in messages), messages

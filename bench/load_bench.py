@@ -347,7 +347,7 @@ def record_mix(build_dir: Path, tilejson: bool) -> None:
     from playwright.sync_api import sync_playwright
 
     from geo_service.maps.definitions import load_maps
-    from tests.maps.conftest import ARGS, CHROMIUM
+    from tests.chromium import ARGS, CHROMIUM
     from tests.maps.test_pages import BASEMAP_HOST, settle, wait
 
     maps = load_maps(ROOT / "layers" / "maps.toml")

@@ -45,17 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 from geo_service.maps.definitions import load_maps  # noqa: E402
 from tests.api.live import live_server  # noqa: E402
+from tests.chromium import ARGS, CHROMIUM  # noqa: E402
 from tests.maps.resample import resampled_build  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BASEMAP_HOST = "tile.openstreetmap.org"
 #: Every shown layer drawn, and (on maps with the surface) its tiles of the view loaded.
 READY = (
@@ -210,7 +202,7 @@ def main() -> None:
     maps = load_maps(args.maps_file)
     build_dir = args.build_dir.resolve()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         with live_server(build_dir) as url:
             pages = bench_pages(browser, url, list(maps), args.repeats)
             pngs, cached = bench_png(url, maps, args.repeats)

@@ -6,8 +6,8 @@ The build itself — reading sources, writing files — stays in this process, s
 the same version of this package and nothing of the build's folders (``docs/scale.md``). A
 worker lost mid-build has its tasks run again elsewhere (Dask's own retries); if it held the
 last copy of what every task reads (Dask keeps one copy once no task waits on a worker), that
-is sent again with the tasks it cancelled. The values are the same bytes a single-process
-build writes.
+is sent again with the tasks it cancelled (done ones whose results went with it too). The
+values are the same bytes a single-process build writes.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def dask_runner(
     require_dask()
     import dask
     from dask.distributed import Client, as_completed, fire_and_forget
+    from distributed.client import FutureCancelledError
 
     cluster = None
     try:
@@ -162,12 +163,18 @@ def dask_runner(
             # Each result gathered on its own as its task finishes: ``with_results=True``
             # gathers them concurrently, and once waited forever for the last result of a
             # continent-scale run (as in dask/distributed#7331).
-            for future in as_completed(futures):
+            # On this client's loop: ``as_completed`` otherwise waits on the current
+            # client's, and a caller's own client (a notebook's) made the waits of this one
+            # fail ("bound to a different event loop") once a lost result was gathered again.
+            for future in as_completed(futures, loop=client.loop):
                 i = futures.pop(future)
-                if future.cancelled():
+                try:
+                    result = future.result()
+                except FutureCancelledError:
+                    # Cancelled before it ran, or after it finished: its result was lost
+                    # with its worker before it was gathered.
                     cancelled.append(i)
                     continue
-                result = future.result()
                 future.release()
                 yield i, result
                 del result

@@ -134,14 +134,21 @@ def test_a_worker_killed_mid_build_changes_nothing(reference, tmp_path, task) ->
     _same(reference, done[0])
 
 
+#: Tasks of the resend test: short, so that many results are done and not yet gathered
+#: when their worker dies (the results lost with it are computed again).
+TASKS = 400
+
+
 def _slowly_doubled(shared: list[int], i: int) -> int:
-    time.sleep(0.02)
+    time.sleep(0.002)
     return shared[i] * 2
 
 
 def test_data_lost_with_its_only_worker_is_sent_again() -> None:
     """One worker holds the only copy of what every task reads; it is killed after the first
-    result, its nanny starts another, and every task still answers, once."""
+    result, when others are done but not yet gathered; its nanny starts another, and every
+    task still answers, once. The test's own client is the current one, as in a notebook that
+    made one: the build waits on its own."""
     from dask.distributed import Client
 
     from geo_service.cluster import dask_runner
@@ -155,12 +162,12 @@ def test_data_lost_with_its_only_worker_is_sent_again() -> None:
             None, cluster.scheduler_address, lambda *_: lambda *_: None, messages.append
         ) as run,
     ):
-        shared = list(range(100))
-        for i, result in run(_slowly_doubled, shared, range(100), "doubles"):
+        shared = list(range(TASKS))
+        for i, result in run(_slowly_doubled, shared, range(TASKS), "doubles"):
             if not results:
                 pid = next(iter(client.run(os.getpid).values()))
                 os.kill(pid, signal.SIGKILL)
             assert i not in results
             results[i] = result
-    assert results == {i: 2 * i for i in range(100)}
+    assert results == {i: 2 * i for i in range(TASKS)}
     assert any("sending it again" in m for m in messages), messages

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +18,9 @@ from geo_service.render.record import NONE, Formatter, Shown, number
 from geo_service.render.templates import language_links, render
 from geo_service.settings import ApiSettings
 from tests.api.live import live_server
-from tests.conftest import ROOT, in_ci
+from tests.chromium import chromium
+from tests.conftest import ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ITABIRITO = "/collections/community_risk/items/geonames_brazil:3460954"
@@ -46,19 +45,8 @@ def client(built, build_dir) -> TestClient:
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        if in_ci():
-            pytest.fail("Chromium is missing: 'make test' installs the Debian chromium package")
-        pytest.skip("Chromium is not installed ('make test' installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,9 +15,7 @@ from geo_service.api.security import INLINE
 from geo_service.settings import ApiSettings
 from geo_service.store.base import Access
 from tests.api.live import live_server
-from tests.conftest import in_ci
-
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.chromium import chromium
 
 
 @pytest.fixture(scope="module")
@@ -131,32 +128,19 @@ def test_every_digest_is_compared_in_constant_time(monkeypatch) -> None:
 
 
 def test_pages_run_under_their_policy_in_chromium(built, build_dir) -> None:
-    if not CHROMIUM.exists():
-        if in_ci():
-            pytest.fail("Chromium is missing: 'make test' installs the Debian chromium package")
-        pytest.skip("Chromium is not installed ('make test' installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with live_server(build_dir) as url, sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            for path in ("/docs", "/maps/central-african-republic", "/embed/overview"):
-                page = browser.new_page()
-                violations: list[str] = []
-                page.on(
-                    "console",
-                    lambda m, v=violations: (
-                        v.append(m.text) if "Content Security Policy" in m.text else None
-                    ),
-                )
-                page.goto(url + path)
-                page.wait_for_load_state("networkidle")
-                assert not violations, (path, violations[:3])
-                if path == "/docs":
-                    assert page.locator(".opblock").count() >= 10  # Swagger UI ran
-                page.close()
-        finally:
-            browser.close()
+    with live_server(build_dir) as url, chromium() as browser:
+        for path in ("/docs", "/maps/central-african-republic", "/embed/overview"):
+            page = browser.new_page()
+            violations: list[str] = []
+            page.on(
+                "console",
+                lambda m, v=violations: (
+                    v.append(m.text) if "Content Security Policy" in m.text else None
+                ),
+            )
+            page.goto(url + path)
+            page.wait_for_load_state("networkidle")
+            assert not violations, (path, violations[:3])
+            if path == "/docs":
+                assert page.locator(".opblock").count() >= 10  # Swagger UI ran
+            page.close()

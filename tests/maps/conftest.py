@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,17 +10,7 @@ from fastapi.testclient import TestClient
 from geo_service.api.app import create_app
 from geo_service.settings import ApiSettings
 from tests.api.live import live_server
-from tests.conftest import in_ci
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.chromium import chromium
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +28,6 @@ def url(built, build_dir) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    """Headless Debian Chromium (never a downloaded one)."""
-    if not CHROMIUM.exists():
-        if in_ci():
-            pytest.fail("Chromium is missing: 'make test' installs the Debian chromium package")
-        pytest.skip("Chromium is not installed ('make test' installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    """Headless Debian Chromium, offline (``tests.chromium``)."""
+    with chromium() as b:
         yield b
-        b.close()

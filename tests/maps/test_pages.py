@@ -2,9 +2,10 @@
 
 Every map of ``layers/maps.toml`` is opened at 1280 and 360 px wide and must draw each of its
 layers from the service with no console error and no failed request but the outside
-basemap's (there is no internet here: the offline basemap shows). Popups are opened with the
-mouse and must show the score, each factor's part and the evidence behind it, by name, date,
-source and link; the keyboard must reach every control; panels must not cover each other.
+basemap's (the browser resolves no host but this one, ``tests/chromium.py``: the offline
+basemap shows). Popups are opened with the mouse and must show the score, each factor's part
+and the evidence behind it, by name, date, source and link; the keyboard must reach every
+control; panels must not cover each other.
 Screenshots land in ``test-artifacts/screenshots``.
 
 The pages carry a strict Content-Security-Policy (no ``eval``), so the tests wait by polling

@@ -31,6 +31,7 @@ from xml.etree import ElementTree
 import pytest
 import shapely
 from fastapi.testclient import TestClient
+from PIL import Image
 from shapely.geometry import Point
 
 from geo_service.api.app import create_app
@@ -47,6 +48,9 @@ RISK_TILES = (
     "Array.from(document.querySelectorAll('img.leaflet-tile'))"
     ".filter(i => i.src.includes('/tiles/risk_surface/') && i.complete && i.naturalWidth > 0)"
     ".length"
+)
+OUTSIDE_CREDIT_GONE = (
+    "!document.querySelector('.leaflet-control-attribution').innerText.includes('OpenStreetMap')"
 )
 DRAWN = "window.RiskMap && window.riskMap ? RiskMap.drawn(window.riskMap) : {}"
 
@@ -1668,6 +1672,9 @@ def test_credits_follow_what_is_drawn_as_the_view_moves(url, browser) -> None:
         return credit(page)
 
     watched = open_map(browser, f"{url}/maps/sierra-leone-kono")
+    # The outside basemap's credit goes once its tiles have failed, which may be just after
+    # the data is drawn (test_outside_credit_follows_its_tiles_when_the_scripts_come_late).
+    wait(watched.page, OUTSIDE_CREDIT_GONE)
     first = credit(watched.page)
     assert "GeoNames" in first and "OCHA" in first and "OpenStreetMap" not in first, first
     # The Amazon's scars (covered by an outline, not a list of countries) only in Brazil.
@@ -1692,6 +1699,37 @@ def test_credits_follow_what_is_drawn_as_the_view_moves(url, browser) -> None:
     assert "Amazon Mining Watch" in credit(watched.page)
     watched.clean()
     watched.page.context.close()
+
+
+@pytest.mark.parametrize("arrive", [False, True], ids=["tiles-fail", "tiles-arrive"])
+def test_outside_credit_follows_its_tiles_when_the_scripts_come_late(url, browser, arrive) -> None:
+    """The outside basemap is credited while its tiles arrive and not once they all failed,
+    even when they settled before the page's scripts arrived (as on a slow link)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tile = io.BytesIO()
+    Image.new("RGB", (256, 256), (230, 225, 215)).save(tile, format="PNG")
+    if arrive:
+        context.route(
+            f"https://{BASEMAP_HOST}/**",
+            lambda route: route.fulfill(status=200, content_type="image/png", body=tile.getvalue()),
+        )
+
+    def late(route: Any) -> None:  # the module that credits, after the tiles have settled
+        time.sleep(2.0)
+        route.continue_()
+
+    context.route("**/js/controls.js*", late)
+    watched = Watched(context.new_page())
+    watched.page.goto(f"{url}/maps/sierra-leone-kono")
+    wait(watched.page, "document.body && document.body.dataset.drawn === '1'")
+    said = "document.querySelector('.leaflet-control-attribution').innerText"
+    if arrive:
+        assert "OpenStreetMap contributors" in watched.page.evaluate(said)
+    else:
+        wait(watched.page, OUTSIDE_CREDIT_GONE)
+    assert "Natural Earth" in watched.page.evaluate(said)
+    watched.clean()
+    context.close()
 
 
 def open_unit(page: Any, unit: dict[str, Any]) -> str:

@@ -44,10 +44,13 @@ export function setupControls(ctx) {
     if (e.key === "Enter" && e.target === attributionEl) { attributionEl.classList.toggle("open"); }
   });
 
-  // The outside basemap is credited only while its tiles arrive (offline: none do).
+  // The outside basemap is credited only while its tiles arrive (offline: none do). Its
+  // first tiles may have arrived, or failed, before this module ran: those are counted here.
   let outsideCredited = true;
-  let outsideTiles = 0;
   const outsideCredit = layers.basemap.getAttribution();
+  const container = layers.basemap.getContainer();
+  let outsideTiles = container ? Array.from(container.querySelectorAll("img"))
+    .filter((img) => img.complete && img.naturalWidth > 0).length : 0;
   layers.basemap.on("tileload", () => {
     outsideTiles += 1;
     if (!outsideCredited && map.hasLayer(layers.basemap)) {
@@ -55,12 +58,14 @@ export function setupControls(ctx) {
       outsideCredited = true;
     }
   });
-  layers.basemap.on("load", () => {
+  function outsideSettled() {
     if (!outsideTiles && outsideCredited && map.hasLayer(layers.basemap)) {
       attribution.removeAttribution(outsideCredit);
       outsideCredited = false;
     }
-  });
+  }
+  layers.basemap.on("load", outsideSettled);
+  if (map.hasLayer(layers.basemap) && !layers.basemap.isLoading()) { outsideSettled(); }
   layers.basemap.on("remove", () => { outsideCredited = true; outsideTiles = 0; });
   if (cfg.offline) {  // an offline bundle's basemap is drawn from its own data, below
     attribution.removeAttribution(outsideCredit);

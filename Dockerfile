@@ -28,11 +28,12 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 # README.md is the package's long description; the wildcard keeps a checkout without it buildable.
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml constraints.txt README.md* ./
 COPY geo_service/ geo_service/
 COPY scripts/ scripts/
-# A regular (non-editable) install: the runtime image does not need the source tree.
-RUN pip install --no-cache-dir .
+# A regular (non-editable) install, at the tested versions: the runtime image does not need
+# the source tree.
+RUN pip install --no-cache-dir -c constraints.txt .
 
 # Build the bundled sources now, so a container serves data from its first second and a
 # broken source fails the image build instead of the deployment.

@@ -1706,9 +1706,9 @@ def test_outside_credit_follows_its_tiles_when_the_scripts_come_late(url, browse
     """The outside basemap is credited while its tiles arrive and not once they all failed,
     even when they settled before the page's scripts arrived (as on a slow link)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
-    tile = io.BytesIO()
-    Image.new("RGB", (256, 256), (230, 225, 215)).save(tile, format="PNG")
     if arrive:
+        tile = io.BytesIO()
+        Image.new("RGB", (256, 256), (230, 225, 215)).save(tile, format="PNG")
         context.route(
             f"https://{BASEMAP_HOST}/**",
             lambda route: route.fulfill(status=200, content_type="image/png", body=tile.getvalue()),

@@ -1655,6 +1655,72 @@ def test_on_a_phone_popups_are_clear_of_controls_and_dots_are_reachable(
         page.context.close()
 
 
+# The dot of a layer farthest from every other symbol in view (kept as window.tapped), and
+# where it is on the page.
+LONE_DOT = """(layer) => { const m = window.riskMap; const size = m.getSize();
+  const all = []; m.eachLayer(l => { if (l.options && l.options.riskLayer && l.getLatLng) {
+    const p = m.latLngToContainerPoint(l.getLatLng());
+    if (p.x > 20 && p.y > 20 && p.x < size.x - 20 && p.y < size.y - 20) all.push([l, p]); } });
+  let best = null; let room = -1;
+  const r = m.getContainer().getBoundingClientRect();
+  const top = (p) => document.elementFromPoint(p.x + r.left, p.y + r.top);
+  all.forEach(([l, p]) => { if (l.options.riskLayer !== layer || !l._radius) return;
+    if (!top(p) || top(p).tagName !== "CANVAS") return;  // under a symbol or a panel
+    const near = Math.min(...all.filter(o => o[0] !== l).map(o => o[1].distanceTo(p)));
+    if (near > room) { best = [l, p]; room = near; } });
+  if (!best) return null;
+  window.tapped = best[0];
+  return [best[1].x + r.left, best[1].y + r.top, room]; }"""
+
+
+# Every marker's symbol (sites, dams, groups of incidents): how many, and those whose centre is
+# not where their feature is.
+MISPLACED_ICONS = """() => { const m = window.riskMap; const r = m.getContainer().getBoundingClientRect();
+  const out = {icons: 0, misplaced: []};
+  m.eachLayer(l => { if (!l._icon || !l.options.riskLayer) return;
+    const p = m.latLngToContainerPoint(l.getLatLng()); const b = l._icon.getBoundingClientRect();
+    const dx = (b.left + b.right) / 2 - r.left - p.x; const dy = (b.top + b.bottom) / 2 - r.top - p.y;
+    out.icons += 1;
+    if (Math.hypot(dx, dy) > 1) out.misplaced.push([l._icon.className, Math.round(dx), Math.round(dy)]); });
+  return out; }"""
+
+
+@pytest.mark.parametrize(
+    "late",
+    [("community_risk",), ("incidents", "mine_sites")],
+    ids=["communities-last", "communities-first"],
+)
+def test_every_symbol_is_where_its_feature_is_and_takes_its_click(url, browser, late) -> None:
+    """Every marker's symbol is centred on its feature (a group of incidents once lay in the
+    flow of the page, hundreds of pixels off). Communities and incidents are dots of one canvas:
+    whichever layer's data comes last, a click on a community's dot opens its popup and a click
+    on an incident's opens its own. (On two canvases, the one made last lay over the other and
+    took every click meant for it.)"""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+
+    def slow(route: Any) -> None:
+        time.sleep(1.5)
+        route.continue_()
+
+    context.route(lambda u: "/items?" in u and any(f"/{x}/items" in u for x in late), slow)
+    watched = Watched(context.new_page())
+    page = watched.page
+    page.goto(f"{url}/maps/central-african-republic?lang=en")
+    wait(page, "document.body && document.body.dataset.drawn === '1'")
+    assert page.evaluate("document.querySelectorAll('.leaflet-overlay-pane canvas').length") == 1
+    off = page.evaluate(MISPLACED_ICONS)
+    assert off["icons"] >= 20 and not off["misplaced"], off
+    for layer in ("community_risk", "incidents"):
+        x, y, room = page.evaluate(LONE_DOT, layer)
+        assert room > 16, (layer, room)  # no other symbol answers a click on its centre
+        page.mouse.click(x, y)
+        wait(page, "window.tapped.isPopupOpen()", timeout=10)
+        page.evaluate("() => { window.riskMap.closePopup(); }")
+        wait(page, "!document.querySelector('.leaflet-popup')")  # it fades out first
+    watched.clean()
+    context.close()
+
+
 @pytest.mark.slow
 def test_credits_follow_what_is_drawn_as_the_view_moves(url, browser) -> None:
     """The data credit names the publishers of what is drawn in view: OpenStreetMap only once

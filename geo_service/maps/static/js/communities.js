@@ -21,8 +21,6 @@ export function Communities(ctx, group) {
   const points = L.featureGroup().addTo(group);
   map.createPane("halos").style.zIndex = 399;
   const haloRenderer = L.canvas({pane: "halos"});
-  // Dots are drawn 12 px wide but answer a tap 24 px wide.
-  const touch = L.canvas({tolerance: Math.max(0, (24 - cs.size) / 2)});
   const hexes = L.geoJSON(null, {
     // Cells holding only incidents (or too few communities: suppressed) say nothing of
     // communities: left out.
@@ -88,7 +86,7 @@ export function Communities(ctx, group) {
           color: hollow ? styles.colour(cs, cls) : cs.outline,
           dashArray: cls === "no data" ? "2 2" : null,
           fillColor: hollow ? "#fff" : styles.colour(cs, cls), fillOpacity: 1,
-          renderer: touch, riskLayer: "community_risk"
+          riskLayer: "community_risk"
         }).addTo(points);
         marker.feature = f;
         lazyPopup(ctx, marker, p.name, (el, refresh) => community(f.id, p.name, el, refresh));

@@ -26,6 +26,8 @@ import {Styles} from "./style.js";
 import {Words} from "./text.js";
 
 const SMALL = "(max-width: 600px), (max-height: 480px)";
+/** The width, in CSS pixels, of the tap every dot answers (a fingertip). */
+const TAP = 24;
 
 /*
  * The features of a layer drawn by key: a new view adds what is new and removes what left
@@ -93,6 +95,13 @@ export function start(map, cfg, layers, Api = Net) {
   };
   ctx.evidenceItem = (e) => evidenceItem(ctx, e);
   window.riskMap = map;
+  // One canvas draws every shape of the overlay (dots, hexagons, footprints): a second one
+  // would lie over the first and take every tap meant for it, and which one lay over would
+  // depend on whose data came first. Its tolerance makes the smallest dot answer a 24 px tap.
+  const dots = cfg.layers.map((id) => ctx.styles.of(id))
+    .filter((s) => s && (s.draw === "communities" || s.draw === "incidents"))
+    .map((s) => s.size);
+  map.options.renderer = L.canvas({tolerance: Math.max(0, (TAP - Math.min(TAP, ...dots)) / 2)});
 
   const {credit, syncLegend} = setupControls(ctx);
   ctx.credit = credit;

@@ -53,6 +53,32 @@ OUTSIDE_CREDIT_GONE = (
     "!document.querySelector('.leaflet-control-attribution').innerText.includes('OpenStreetMap')"
 )
 DRAWN = "window.RiskMap && window.riskMap ? RiskMap.drawn(window.riskMap) : {}"
+# The dot of a layer farthest from every other symbol in view (kept as window.tapped), and
+# where it is on the page.
+LONE_DOT = """(layer) => { const m = window.riskMap; const size = m.getSize();
+  const all = []; m.eachLayer(l => { if (l.options && l.options.riskLayer && l.getLatLng) {
+    const p = m.latLngToContainerPoint(l.getLatLng());
+    if (p.x > 20 && p.y > 20 && p.x < size.x - 20 && p.y < size.y - 20) all.push([l, p]); } });
+  let best = null; let room = -1;
+  const r = m.getContainer().getBoundingClientRect();
+  const top = (p) => document.elementFromPoint(p.x + r.left, p.y + r.top);
+  all.forEach(([l, p]) => { if (l.options.riskLayer !== layer || !l._radius) return;
+    if (!top(p) || top(p).tagName !== "CANVAS") return;  // under a symbol or a panel
+    const near = Math.min(...all.filter(o => o[0] !== l).map(o => o[1].distanceTo(p)));
+    if (near > room) { best = [l, p]; room = near; } });
+  if (!best) return null;
+  window.tapped = best[0];
+  return [best[1].x + r.left, best[1].y + r.top, room]; }"""
+# Every marker's symbol (sites, dams, groups of incidents): how many, and those whose centre is
+# not where their feature is.
+MISPLACED_ICONS = """() => { const m = window.riskMap; const r = m.getContainer().getBoundingClientRect();
+  const out = {icons: 0, misplaced: []};
+  m.eachLayer(l => { if (!l._icon || !l.options.riskLayer) return;
+    const p = m.latLngToContainerPoint(l.getLatLng()); const b = l._icon.getBoundingClientRect();
+    const dx = (b.left + b.right) / 2 - r.left - p.x; const dy = (b.top + b.bottom) / 2 - r.top - p.y;
+    out.icons += 1;
+    if (Math.hypot(dx, dy) > 1) out.misplaced.push([l._icon.className, Math.round(dx), Math.round(dy)]); });
+  return out; }"""
 
 
 # ---- fixtures and helpers ------------------------------------------------------------------
@@ -632,6 +658,8 @@ def test_every_map_draws_each_layer_without_errors(url, browser) -> None:
                     assert (page.locator(f"#{layer}-status").text_content() or "").strip()
                 else:
                     assert drawn.get(layer, 0) > 0, (map_id, width, layer, drawn)
+            off = page.evaluate(MISPLACED_ICONS)
+            assert not off["misplaced"], (map_id, width, off)
             settle(page)
             shot(page, f"{map_id}-{width}-{lang}")
             watched.clean()
@@ -1653,36 +1681,6 @@ def test_on_a_phone_popups_are_clear_of_controls_and_dots_are_reachable(
         assert sizes and min(sizes) >= 23.5, sizes  # 24 px, to a rounding
         watched.clean()
         page.context.close()
-
-
-# The dot of a layer farthest from every other symbol in view (kept as window.tapped), and
-# where it is on the page.
-LONE_DOT = """(layer) => { const m = window.riskMap; const size = m.getSize();
-  const all = []; m.eachLayer(l => { if (l.options && l.options.riskLayer && l.getLatLng) {
-    const p = m.latLngToContainerPoint(l.getLatLng());
-    if (p.x > 20 && p.y > 20 && p.x < size.x - 20 && p.y < size.y - 20) all.push([l, p]); } });
-  let best = null; let room = -1;
-  const r = m.getContainer().getBoundingClientRect();
-  const top = (p) => document.elementFromPoint(p.x + r.left, p.y + r.top);
-  all.forEach(([l, p]) => { if (l.options.riskLayer !== layer || !l._radius) return;
-    if (!top(p) || top(p).tagName !== "CANVAS") return;  // under a symbol or a panel
-    const near = Math.min(...all.filter(o => o[0] !== l).map(o => o[1].distanceTo(p)));
-    if (near > room) { best = [l, p]; room = near; } });
-  if (!best) return null;
-  window.tapped = best[0];
-  return [best[1].x + r.left, best[1].y + r.top, room]; }"""
-
-
-# Every marker's symbol (sites, dams, groups of incidents): how many, and those whose centre is
-# not where their feature is.
-MISPLACED_ICONS = """() => { const m = window.riskMap; const r = m.getContainer().getBoundingClientRect();
-  const out = {icons: 0, misplaced: []};
-  m.eachLayer(l => { if (!l._icon || !l.options.riskLayer) return;
-    const p = m.latLngToContainerPoint(l.getLatLng()); const b = l._icon.getBoundingClientRect();
-    const dx = (b.left + b.right) / 2 - r.left - p.x; const dy = (b.top + b.bottom) / 2 - r.top - p.y;
-    out.icons += 1;
-    if (Math.hypot(dx, dy) > 1) out.misplaced.push([l._icon.className, Math.round(dx), Math.round(dy)]); });
-  return out; }"""
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,10 @@ import {Net} from "./net.js";
 import {addSearch} from "./search.js";
 import {Sharing} from "./share.js";
 import {addTable} from "./table.js";
-import {Styles} from "./style.js";
+import {Styles, TAP} from "./style.js";
 import {Words} from "./text.js";
 
 const SMALL = "(max-width: 600px), (max-height: 480px)";
-/** The width, in CSS pixels, of the tap every dot answers (a fingertip). */
-const TAP = 24;
 
 /*
  * The features of a layer drawn by key: a new view adds what is new and removes what left

@@ -5,6 +5,9 @@
 
 import {h, symbol} from "./dom.js";
 
+/** The width, in CSS pixels, of the tap every symbol answers (a fingertip). */
+export const TAP = 24;
+
 export class Styles {
   constructor(cfg) {
     this.all = cfg.styles;
@@ -47,9 +50,9 @@ export class Styles {
     return names[Math.min(k, names.length - 1)];
   }
 
-  /** A marker's icon: the symbol at its size in a box at least 24 px wide (a fingertip). */
+  /** A marker's icon: the symbol at its size in a box at least TAP wide. */
   icon(style, className, fill) {
-    const box = Math.max(style.size, 24);
+    const box = Math.max(style.size, TAP);
     return L.divIcon({className: className + " touch-icon", iconSize: [box, box],
       html: symbol(style.path, fill, style.size, "")});
   }

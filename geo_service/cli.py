@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from geo_service.build import Reporter, build
 from geo_service.catalog import Mapping, SourceEntry, load_catalog
@@ -26,6 +25,7 @@ from geo_service.ingest.validate import SourceResult, validate_source
 from geo_service.schemas import Kind
 from geo_service.settings import ApiSettings, BuildSettings
 from geo_service.store.files import current_build_id, read_build_catalog
+from geo_service.terminal import show_table
 
 app = typer.Typer(
     name="riskmap",
@@ -271,34 +271,46 @@ def layers_cmd(
         f"build [bold]{catalog['build_id']}[/], made {catalog['created']} by version "
         f"{catalog['code_version']}"
     )
-    table = Table(title="Layers")
-    for col in ("layer", "features", "geometry", "bounds (W, S, E, N)", "time", "sources"):
-        table.add_column(col, no_wrap=col in ("layer", "features"))
+    layer_rows = []
     for layer in catalog["layers"].values():
         bounds = ", ".join(f"{v:.2f}" for v in layer["bounds"]) if layer["bounds"] else "—"
         time = " … ".join(layer["time_extent"]) if layer["time_extent"] else "—"
-        table.add_row(
-            layer["id"],
-            str(layer["count"]),
-            ", ".join(layer["geometry_types"]),
-            bounds,
-            time,
-            ", ".join(layer["sources"]),
+        layer_rows.append(
+            (
+                layer["id"],
+                layer["count"],
+                ", ".join(layer["geometry_types"]),
+                bounds,
+                time,
+                ", ".join(layer["sources"]),
+            )
         )
-    out.print(table)
-    src = Table(title="Sources and licences")
-    for col in ("source", "publisher", "licence", "coverage", "kept", "rejected"):
-        src.add_column(col, no_wrap=col in ("source", "kept", "rejected"))
-    for key, s in catalog["sources"].items():
-        src.add_row(
-            key,
-            s["publisher"],
-            s["licence"],
-            ", ".join(s["coverage"]["countries"]) or "—",
-            str(s["counts"]["kept"]),
-            str(s["counts"]["rejected"]),
-        )
-    out.print(src)
+    show_table(
+        out,
+        "Layers",
+        ("layer", "features", "geometry", "bounds (W, S, E, N)", "time", "sources"),
+        layer_rows,
+        wrap=("sources",),
+        right=("features",),
+    )
+    show_table(
+        out,
+        "Sources and licences",
+        ("source", "publisher", "licence", "coverage", "kept", "rejected"),
+        [
+            (
+                key,
+                s["publisher"],
+                s["licence"],
+                ", ".join(s["coverage"]["countries"]) or "—",
+                s["counts"]["kept"],
+                s["counts"]["rejected"],
+            )
+            for key, s in catalog["sources"].items()
+        ],
+        wrap=("publisher", "licence", "coverage"),
+        right=("kept", "rejected"),
+    )
     out.print(
         f"problems: {catalog['rejects']['rows']} (see {catalog['rejects']['file']} in the build folder)"
     )
@@ -346,32 +358,36 @@ def backtest_cmd(
     if as_markdown:
         print(markdown(result))
     else:
-        grid = Table(title=f"Run-out backtest: {result.n} tailings failures (leave-one-out)")
-        for col in (
-            "failure",
-            "date",
-            "H m",
-            "VT Mm³",
-            "observed km",
-            "Rico km",
-            "CLL km",
-            "80 % band km",
-            "inside",
-        ):
-            grid.add_column(col, justify="left" if col in ("failure", "date") else "right")
-        for r in result.cases.itertuples():
-            grid.add_row(
-                r.failure_id,
-                r.date,
-                f"{r.height_m:g}",
-                f"{r.stored_volume_m3 / 1e6:.3g}",
-                f"{r.runout_km:g}",
-                f"{r.rico2008_p50_km:.3g}",
-                f"{r.concha_larrauri_lall2018_p50_km:.3g}",
-                f"{r.p10_km:.2g} – {r.p90_km:.3g}",
-                "yes" if r.inside else "[bold]no[/]",
-            )
-        out.print(grid)
+        show_table(
+            out,
+            f"Run-out backtest: {result.n} tailings failures (leave-one-out)",
+            (
+                "failure",
+                "date",
+                "H m",
+                "VT Mm³",
+                "observed km",
+                "Rico km",
+                "CLL km",
+                "80 % band km",
+                "inside",
+            ),
+            [
+                (
+                    r.failure_id,
+                    r.date,
+                    f"{r.height_m:g}",
+                    f"{r.stored_volume_m3 / 1e6:.3g}",
+                    f"{r.runout_km:g}",
+                    f"{r.rico2008_p50_km:.3g}",
+                    f"{r.concha_larrauri_lall2018_p50_km:.3g}",
+                    f"{r.p10_km:.2g} – {r.p90_km:.3g}",
+                    "yes" if r.inside else "NO",
+                )
+                for r in result.cases.itertuples()
+            ],
+            right=("H m", "VT Mm³", "observed km", "Rico km", "CLL km", "80 % band km", "inside"),
+        )
         for law in fitted:
             out.print(
                 f"{law}: log10 spread {result.spread[law]:.3f} (risk.toml: {used.get(law)}), "
@@ -545,10 +561,13 @@ def token_list(
         tokens = read_tokens(path) if path.exists() else []
     except TokenError as exc:
         raise _fail(exc, 2) from exc
-    table = Table("role", "label", "digest (first 12)")
-    for t in tokens:
-        table.add_row(t.role.value, t.label, t.digest.hex()[:12])
-    out.print(table)
+    show_table(
+        out,
+        None,
+        ("role", "label", "digest (first 12)"),
+        [(t.role.value, t.label, t.digest.hex()[:12]) for t in tokens],
+        wrap=("label",),
+    )
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tomllib
 
 from typer.testing import CliRunner
 
+from geo_service import cli
 from geo_service.cli import app
 from tests.conftest import CATALOG
 from tests.helpers import (
@@ -84,7 +86,7 @@ def test_validate_missing_file_and_missing_crs_exit_2(tmp_path) -> None:
     assert r.exit_code == 2 and "has no CRS and none is declared" in r.output
 
 
-def test_build_layers_and_strict(tmp_path) -> None:
+def test_build_layers_and_strict(tmp_path, monkeypatch) -> None:
     builds = tmp_path / "build"
     r = runner.invoke(
         app, ["build", "--catalog", str(CATALOG), "--build-dir", str(builds), "--strict"]
@@ -97,10 +99,18 @@ def test_build_layers_and_strict(tmp_path) -> None:
         assert bar in r.output  # the progress bars
     built = json.loads((builds / "current" / "catalog.json").read_text())
     assert built["layers"]["risk_surface"]["cell_m"] == 2000.0
-    r = runner.invoke(app, ["layers", "--build-dir", str(builds)])
-    assert r.exit_code == 0
-    for word in ("incidents", "1850", "CC BY 4.0", "tailings_dams", "604"):
-        assert word in r.output
+    # A terminal's usual 80 columns gets a block a layer, a wide one a table; both give every
+    # value whole (the tables once cut bounds, sources and licences short at 80 columns).
+    wholes = ("1850", "CC BY 4.0", "usgs_africa_diamond_facilities", "1991-08-08 … 2022-12-30")
+    for width, table in ((80, False), (250, True)):
+        monkeypatch.setattr(cli.out, "width", width)
+        r = runner.invoke(app, ["layers", "--build-dir", str(builds)])
+        assert r.exit_code == 0
+        for word in ("incidents", "tailings_dams", "604", *wholes):
+            assert word in r.output, (width, word)
+        assert not re.search(r"\w…", r.output), width  # no value cut short
+        assert ("┃ layer " in r.output) is table
+        assert max(map(len, r.output.splitlines())) <= width
     r = runner.invoke(app, ["layers", "--build-dir", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "no current build" in r.output
 

@@ -53,14 +53,15 @@ run: install
 	$(BIN)/riskmap serve --host $(HOST) --port $(PORT)
 
 # Test processes: a test file at a time each, with its own session build and database cluster
-# (each takes up to 6 GB of memory at its peak).
+# (each takes up to 6 GB of memory at its peak); the longest files first (tests/conftest.py).
 TEST_WORKERS ?= 2
 
 ## test: install with the test extras, lint (Python and the pages' scripts), run the whole suite
 test: install-test
 	$(BIN)/ruff check geo_service scripts tests bench
 	npx --no-install eslint geo_service/maps/static
-	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile \
+		--no-loadscope-reorder
 
 build: install
 	$(BIN)/riskmap build

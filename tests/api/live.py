@@ -14,6 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+#: Seconds a server may take to answer from a new build: it polls for one once a second and
+#: loads it in a low-priority thread, so on a busy shared machine it takes longer than the
+#: second or so it takes otherwise; the bound only ends a test that would wait forever (how
+#: soon a build is served is timed by ``bench/load_bench.py swap``).
+SWITCH_S = 90.0
+
 
 def free_port() -> int:
     """A port nothing listens on now."""

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +12,7 @@ from fastapi.testclient import TestClient
 from geo_service.api.app import create_app
 from geo_service.build import build
 from geo_service.settings import ApiSettings, BuildSettings
+from tests.api.live import SWITCH_S, live_server
 from tests.conftest import QUICK_SURFACE_M
 
 
@@ -113,50 +109,24 @@ def test_no_build_answers_503_with_a_hint(tmp_path) -> None:
     assert "run 'riskmap build'" in r.json()["description"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_live_server_picks_up_a_new_build_without_restart(
     tmp_path, built, build_dir, small_catalog
 ) -> None:
     builds = tmp_path / "build"
     shutil.copytree(build_dir, builds, symlinks=True)
-    port = _free_port()
-    riskmap = Path(sys.executable).with_name("riskmap")
-    env = {**os.environ, "RISKMAP_BUILD_DIR": str(builds)}
-    proc = subprocess.Popen(
-        [str(riskmap), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(100):  # at most ~20 s
-            try:
-                r = httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("server did not answer within 20 s")
+    with live_server(builds) as url:
+        r = httpx.get(f"{url}/health", timeout=5)
         assert r.status_code == 200 and r.json()["build_id"] == built.build_id
         time.sleep(1.1)
         new = build(
             BuildSettings(build_dir=builds, surface_cell_m=QUICK_SURFACE_M),
             catalog_path=small_catalog,
         )
-        # Served once it has loaded (the old build answers meanwhile): polled, at most 30 s.
-        deadline = time.monotonic() + 30
+        # Served once it has loaded; the old build answers meanwhile.
+        deadline = time.monotonic() + SWITCH_S
         r = httpx.get(f"{url}/collections", timeout=5)
         while r.headers["x-build-id"] == built.build_id:
-            assert time.monotonic() < deadline, "the new build was not served within 30 s"
+            assert time.monotonic() < deadline, f"the new build was not served in {SWITCH_S} s"
             time.sleep(0.1)
             r = httpx.get(f"{url}/collections", timeout=5)
         assert r.headers["x-build-id"] == new.build_id != built.build_id
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

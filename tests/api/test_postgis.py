@@ -28,7 +28,7 @@ from geo_service.settings import ApiSettings, BuildSettings
 from geo_service.store import cql, open_store
 from geo_service.store.base import Access, ItemQuery
 from geo_service.store.postgis import SQL_TYPES, TYPED, PostgisStore, publish
-from tests.api.live import live_server
+from tests.api.live import SWITCH_S, live_server
 from tests.conftest import QUICK_SURFACE_M
 from tests.postgis import database
 
@@ -36,10 +36,6 @@ TMS = morecantile.tms.get("WebMercatorQuad")
 BRIA = TMS.tile(21.99, 6.54, 7)
 KOIDU = TMS.tile(-10.97, 8.64, 10)
 HOST = {"host": "maps.example"}
-#: Seconds a replica may take to answer from a newly published build: it polls once a second
-#: and loads the build in a low-priority thread, so on a busy shared machine it takes longer
-#: than the second or so it takes otherwise; the bound only ends a test that would wait forever.
-SWITCH_S = 90.0
 #: What a client asks for: documents, pages of items, filters, a feature, tiles, maps.
 URLS = [
     "/collections",
